@@ -1,0 +1,21 @@
+//! Rampart's configuration file: the typed spec, the units it speaks in, and the checks
+//! that turn a YAML file into a value the compiler can trust.
+//!
+//! Loading is `parse` (YAML → [`Spec`], unknown keys rejected, YAML path on every error)
+//! followed by [`validate`] (every semantic mistake at once, each with its YAML path).
+//! Anything that needs the file system or other crates' types (certificates, the router's
+//! precedence rules) is checked by the compiler, which reports in the same
+//! [`ConfigError`] shape.
+#![forbid(unsafe_code)]
+
+mod error;
+mod load;
+mod spec;
+mod units;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load_file, parse};
+pub use spec::*;
+pub use units::{ByteSize, Duration};
+pub use validate::validate;

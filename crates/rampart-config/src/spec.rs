@@ -1,0 +1,529 @@
+//! The config file's shape, key by key. Every optional key has a default that is safe at an
+//! internet edge; `docs/config.md` documents each one. The engine never reads these types
+//! on the request path: they are compiled into a runtime plan once per load.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::units::{ByteSize, Duration};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Format version of the file; only `1` exists.
+    pub version: u32,
+    /// Worker threads, each with its own runtime, accept socket and upstream pools.
+    /// Default: one per available core.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Where the gateway accepts client traffic.
+    pub listeners: Vec<ListenerSpec>,
+    /// Connection and request limits applied on every listener.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Request-Id` headers are believed.
+    /// Everyone else's are dropped.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// The per-request access log.
+    #[serde(default)]
+    pub access_log: AccessLogSpec,
+    /// Named pools of upstream targets.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSpec>,
+    /// Routes, matched by specificity (not by order); see docs/config.md.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One bound address that accepts client connections.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Address and port, e.g. `0.0.0.0:8443` or `[::]:8080`.
+    pub bind: SocketAddr,
+    /// TLS termination; absent means plain HTTP/1.1.
+    #[serde(default)]
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS termination settings for one listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// Certificate chains with their keys. SNI picks among them by the names in each
+    /// certificate (or `server_names`); the first is the default for unknown or absent SNI.
+    pub certificates: Vec<CertificateSpec>,
+    /// Oldest TLS version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Offer HTTP/2 through ALPN (default true). HTTP/1.1 is always offered.
+    #[serde(default = "yes")]
+    pub http2: bool,
+    /// Client certificate verification (mTLS).
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthSpec>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSpec {
+    /// PEM file with the leaf certificate first, then intermediates.
+    pub cert_file: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// SNI names this certificate serves (exact or `*.example.com`). Default: the DNS
+    /// names in the certificate's subjectAltName.
+    #[serde(default)]
+    pub server_names: Option<Vec<String>>,
+}
+
+/// Client certificate verification on a TLS listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthSpec {
+    /// PEM bundle of the CAs that may issue client certificates.
+    pub ca_file: PathBuf,
+    /// `true` (default): the handshake fails without a valid client certificate.
+    /// `false`: a certificate is verified when offered, and its absence is allowed.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+/// A TLS protocol version. Written `"1.2"` or `"1.3"` (quoted or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TlsVersion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"1.2\" or \"1.3\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TlsVersion, E> {
+                match v {
+                    "1.2" => Ok(TlsVersion::Tls12),
+                    "1.3" => Ok(TlsVersion::Tls13),
+                    _ => Err(E::custom(format!(
+                        "unsupported TLS version {v:?}: use \"1.2\" or \"1.3\""
+                    ))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+                if v == 1.2 {
+                    Ok(TlsVersion::Tls12)
+                } else if v == 1.3 {
+                    Ok(TlsVersion::Tls13)
+                } else {
+                    Err(E::custom(format!(
+                        "unsupported TLS version {v}: use \"1.2\" or \"1.3\""
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Limits applied to every connection and request. Defaults follow DESIGN.md §6.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSpec {
+    /// Largest request header block (request line + headers). Over it: 431.
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in one request. Over it: 431.
+    pub max_headers: usize,
+    /// Longest request target (path + query). Over it: 414.
+    pub max_uri_bytes: ByteSize,
+    /// Largest request body, unless a route says otherwise. Over it: 413.
+    pub max_body_bytes: ByteSize,
+    /// The whole header block must arrive within this time of its first byte. Else: 408.
+    pub header_timeout: Duration,
+    /// The whole request body must arrive within this time (a total deadline, not a
+    /// per-read one, so a body trickled a byte at a time is cut). Else: 408.
+    pub body_timeout: Duration,
+    /// A keep-alive connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// Most client connections open at once, per process. Further ones are closed at accept.
+    pub max_connections: usize,
+    /// Most client connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2: most concurrent streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2: most streams a client may reset before the connection is closed
+    /// (Rapid Reset, CVE-2023-44487).
+    pub h2_max_pending_resets: usize,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: ByteSize::kib(16),
+            max_headers: 100,
+            max_uri_bytes: ByteSize::kib(8),
+            max_body_bytes: ByteSize::mib(1),
+            header_timeout: Duration::secs(10),
+            body_timeout: Duration::secs(30),
+            idle_timeout: Duration::secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            h2_max_concurrent_streams: 100,
+            h2_max_pending_resets: 20,
+        }
+    }
+}
+
+/// The access log: one JSON line per request.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogSpec {
+    /// Write access log lines (default true).
+    pub enabled: bool,
+    /// `stdout` (default) or a file path, opened for append.
+    pub output: String,
+}
+
+impl Default for AccessLogSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            output: "stdout".into(),
+        }
+    }
+}
+
+/// A named pool of upstream targets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// Servers that receive the traffic.
+    pub targets: Vec<TargetSpec>,
+    /// How a target is picked for each request.
+    #[serde(default)]
+    pub balance: Balance,
+    /// The key for `consistent_hash`: `client_ip` or `{ header: NAME }`.
+    #[serde(default)]
+    pub hash_on: Option<HashOn>,
+    /// Protocol spoken to the targets: `http1` (default) or `http2`.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS settings for `https://` targets.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsSpec>,
+    #[serde(default)]
+    pub timeouts: UpstreamTimeouts,
+    /// Active health checks; absent means none.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+    #[serde(default)]
+    pub passive_health: PassiveHealthSpec,
+    #[serde(default)]
+    pub retries: RetrySpec,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerSpec,
+    #[serde(default)]
+    pub pool: PoolSpec,
+}
+
+/// One upstream server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `http://host:port` or `https://host:port`; no path, query or credentials.
+    pub url: String,
+    /// Relative share of traffic (1–1000, default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+/// Load-balancing algorithm.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Power of two random choices, fewer in-flight requests (per weight) wins.
+    LeastRequests,
+    /// Consistent hashing of `hash_on`, so one key keeps reaching the same target.
+    ConsistentHash,
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HashOn {
+    /// The client IP (trusted-proxy aware).
+    ClientIp,
+    /// The value of a request header (requests without it hash the client IP).
+    Header(String),
+}
+
+/// Protocol spoken to upstream targets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) over plain TCP.
+    Http2,
+}
+
+/// TLS towards `https://` targets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSpec {
+    /// PEM bundle of CAs trusted for the targets. Default: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name to send in SNI and verify the certificate against. Default: the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Client certificate for upstream mTLS.
+    #[serde(default)]
+    pub client_cert: Option<ClientCertSpec>,
+}
+
+/// A client certificate presented to upstreams.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertSpec {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Upstream timeouts. Each firing gives the client a problem+json error (502/504).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeouts {
+    /// TCP (and TLS) connection establishment.
+    pub connect: Duration,
+    /// From the request being sent to the response headers arriving.
+    pub response_header: Duration,
+    /// The whole exchange, retries included, from the request's arrival to the last byte
+    /// of the response. Before the response headers: 504; after: the response is cut.
+    pub request: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::secs(2),
+            response_header: Duration::secs(30),
+            request: Duration::secs(60),
+        }
+    }
+}
+
+/// Active health checking: a GET to `path` on every target every `interval`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// Path requested; a 2xx or 3xx answer is healthy.
+    pub path: String,
+    #[serde(default = "five_seconds")]
+    pub interval: Duration,
+    #[serde(default = "two_seconds")]
+    pub timeout: Duration,
+    /// Consecutive successes that bring an unhealthy target back.
+    #[serde(default = "two")]
+    pub healthy_threshold: u32,
+    /// Consecutive failures that take a healthy target out.
+    #[serde(default = "three")]
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive health (outlier ejection): a target that fails this many requests in a row
+/// (connect errors, timeouts, 502/503/504) gets no traffic for `eject_for`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveHealthSpec {
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    pub eject_for: Duration,
+}
+
+impl Default for PassiveHealthSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: 5,
+            eject_for: Duration::secs(10),
+        }
+    }
+}
+
+/// Retries of idempotent requests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySpec {
+    /// Extra attempts after the first (0 disables retries).
+    pub max: u32,
+    /// Upstream statuses that are retried (only for requests without a body).
+    pub on_status: Vec<u16>,
+    /// Retries may add at most this percentage of requests (a retry storm can't
+    /// multiply load on a struggling upstream).
+    pub budget_percent: u32,
+    /// Retries always allowed per second, whatever the budget says.
+    pub min_per_second: u32,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        Self {
+            max: 1,
+            on_status: vec![502, 503, 504],
+            budget_percent: 20,
+            min_per_second: 10,
+        }
+    }
+}
+
+/// Per-target circuit breaker: most requests in flight to one target, per process.
+/// Requests over it are answered 503 at once instead of queueing.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSpec {
+    pub max_requests: u32,
+}
+
+impl Default for CircuitBreakerSpec {
+    fn default() -> Self {
+        Self { max_requests: 1024 }
+    }
+}
+
+/// Upstream connection pool (each worker thread keeps its own).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSpec {
+    /// Idle keep-alive connections kept per target per worker.
+    pub max_idle_per_target: usize,
+    /// An idle pooled connection is closed after this long.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        Self {
+            max_idle_per_target: 64,
+            idle_timeout: Duration::secs(30),
+        }
+    }
+}
+
+/// One route: which requests it takes and where they go.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: MatchSpec,
+    /// Name of the upstream in `upstreams`.
+    pub upstream: String,
+    /// Path rewrite applied after matching.
+    #[serde(default)]
+    pub rewrite: Option<RewriteSpec>,
+    /// Body limit for this route, overriding `limits.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
+    /// Send the client's `Host` upstream (default false: the target's host is sent, and
+    /// the client's goes in `X-Forwarded-Host`).
+    #[serde(default)]
+    pub preserve_host: bool,
+}
+
+/// Conditions a request must meet to take a route. Exactly one of `path` / `path_prefix`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Host names (exact, or `*.example.com` for any subdomain). Empty = any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Exact path or pattern: `/v1/orders/{id}`, `/files/{*rest}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Path prefix on a segment boundary: `/api` matches `/api` and `/api/x`, not `/apix`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Methods (uppercase). Empty = any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Header conditions; all must hold.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatchSpec>,
+}
+
+/// A header condition: present, or present with an exact value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchSpec {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Path rewrite applied to the normalised path after matching.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RewriteSpec {
+    /// Remove this leading prefix (`/api` turns `/api/x` into `/x`).
+    StripPrefix(String),
+    /// Replace a leading prefix (`{from: /v1, to: /internal/v1}`).
+    ReplacePrefix { from: String, to: String },
+}
+
+/// An IP network in CIDR notation; a bare address means a single host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Cidr(net.trunc()));
+        }
+        s.parse::<IpAddr>()
+            .map(|ip| Cidr(ipnet::IpNet::from(ip)))
+            .map_err(|_| {
+                de::Error::custom(format!(
+                    "invalid CIDR {s:?}: write e.g. 10.0.0.0/8 or 192.0.2.7"
+                ))
+            })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn three() -> u32 {
+    3
+}
+fn five_seconds() -> Duration {
+    Duration::secs(5)
+}
+fn two_seconds() -> Duration {
+    Duration::secs(2)
+}
