@@ -1,1 +1,19 @@
+//! Rampart's data plane: listeners, TLS, strict HTTP/1 framing, routing, upstream pools
+//! and the request handler that ties them together.
 #![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod body;
+pub mod conn_limit;
+pub mod h1_guard;
+pub mod headers;
+pub mod path;
+pub mod plan;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+
+pub use plan::Plan;
+pub use server::Gateway;

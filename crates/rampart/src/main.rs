@@ -1,1 +1,131 @@
-fn main() {}
+//! The `rampart` command line.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rampart: a secure API gateway.
+#[derive(Parser)]
+#[command(name = "rampart", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic with a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file without serving: exit 0 when good, 1 with every problem listed.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start the gateway in front of a built-in echo API and print example requests.
+    Demo {
+        /// Plain HTTP port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// HTTPS port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match rampart::compile_file(&config) {
+            Ok(plan) => {
+                println!(
+                    "{}: OK ({} listeners, {} routes, {} upstreams)",
+                    config.display(),
+                    plan.listeners.len(),
+                    plan.routes.len(),
+                    plan.upstreams.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: {} problem(s)", config.display(), errors.0.len());
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            init_logging();
+            let plan = match rampart::compile_file(&config) {
+                Ok(p) => p,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    return ExitCode::FAILURE;
+                }
+            };
+            let gateway = match rampart::Gateway::start(plan) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for l in &gateway.plan().listeners {
+                if let Some(addr) = gateway.addr(&l.name) {
+                    tracing::info!(listener = %l.name, %addr, tls = l.tls.is_some(), "listening");
+                }
+            }
+            wait_for_signal();
+            tracing::info!("shutting down");
+            gateway.shutdown();
+            ExitCode::SUCCESS
+        }
+        Command::Demo {
+            http_port,
+            https_port,
+        } => {
+            init_logging();
+            match rampart::demo::run(http_port, https_port, wait_for_signal) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    });
+}

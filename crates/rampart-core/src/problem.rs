@@ -1,0 +1,115 @@
+//! Every answer the gateway gives on its own behalf is one of these problems, rendered as
+//! RFC 9457 `application/problem+json`. The `code` is stable and machine-readable: it is
+//! the reason code in the access log and in metrics, so "why was this request blocked?"
+//! has one answer everywhere. Bodies never carry internals (addresses, upstream errors).
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// A gateway-generated error: status, a short human title and a stable reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub code: &'static str,
+}
+
+macro_rules! problems {
+    ($($name:ident => $status:ident, $title:literal, $code:literal;)*) => {
+        impl Problem {
+            $(pub const $name: Problem = Problem { status: StatusCode::$status, title: $title, code: $code };)*
+            /// Every problem the gateway can answer with (for docs and tests).
+            pub const ALL: &'static [Problem] = &[$(Problem::$name),*];
+        }
+    };
+}
+
+problems! {
+    ROUTE_NOT_FOUND => NOT_FOUND, "No route matches this request", "route.not_found";
+    BAD_PATH => BAD_REQUEST, "The request path cannot be normalised safely", "request.bad_path";
+    BAD_REQUEST_TARGET => BAD_REQUEST, "The request target is not valid", "request.bad_target";
+    MISSING_HOST => BAD_REQUEST, "The request has no valid Host", "http.bad_host";
+    DUPLICATE_HOST => BAD_REQUEST, "The request has more than one Host header", "http.duplicate_host";
+    CL_TE_CONFLICT => BAD_REQUEST, "Content-Length and Transfer-Encoding must not both be sent", "http.cl_te_conflict";
+    BAD_CONTENT_LENGTH => BAD_REQUEST, "Content-Length is invalid or repeated", "http.bad_content_length";
+    BAD_TRANSFER_ENCODING => BAD_REQUEST, "Transfer-Encoding must end in chunked", "http.bad_transfer_encoding";
+    OBS_FOLD => BAD_REQUEST, "Folded header lines are not accepted", "http.obs_fold";
+    HEADER_NAME_WHITESPACE => BAD_REQUEST, "Whitespace between a header name and its colon is not accepted", "http.header_whitespace";
+    BAD_HEADER => BAD_REQUEST, "A header name or value is malformed", "http.bad_header";
+    BAD_CHUNK => BAD_REQUEST, "The chunked request body is malformed", "http.bad_chunk";
+    MALFORMED => BAD_REQUEST, "The request is not valid HTTP/1.1", "http.malformed";
+    HEADERS_TOO_LARGE => REQUEST_HEADER_FIELDS_TOO_LARGE, "The request header block is too large", "limit.header_bytes";
+    TOO_MANY_HEADERS => REQUEST_HEADER_FIELDS_TOO_LARGE, "The request has too many header fields", "limit.header_count";
+    URI_TOO_LONG => URI_TOO_LONG, "The request target is too long", "limit.uri_length";
+    BODY_TOO_LARGE => PAYLOAD_TOO_LARGE, "The request body is too large", "limit.body_bytes";
+    HEADER_TIMEOUT => REQUEST_TIMEOUT, "The request headers did not arrive in time", "timeout.header";
+    BODY_TIMEOUT => REQUEST_TIMEOUT, "The request body did not arrive in time", "timeout.body";
+    CLIENT_BODY_ERROR => BAD_REQUEST, "The request body could not be read", "request.body_error";
+    UPSTREAM_CONNECT => BAD_GATEWAY, "The upstream service could not be reached", "upstream.connect_failed";
+    UPSTREAM_PROTOCOL => BAD_GATEWAY, "The upstream service sent an invalid response", "upstream.bad_response";
+    UPSTREAM_TIMEOUT => GATEWAY_TIMEOUT, "The upstream service did not answer in time", "upstream.timeout";
+    NO_HEALTHY_UPSTREAM => SERVICE_UNAVAILABLE, "No healthy upstream target is available", "upstream.unavailable";
+    UPSTREAM_OVERLOADED => SERVICE_UNAVAILABLE, "The upstream service is at its request limit", "upstream.overloaded";
+}
+
+impl Problem {
+    /// The `application/problem+json` body for this problem. `request_id` is echoed so a
+    /// caller can quote it to the operator; it is the only request-derived value here and
+    /// is generated or validated by the gateway, never raw client text.
+    pub fn body(&self, request_id: &str) -> Bytes {
+        let mut out = String::with_capacity(160);
+        out.push_str("{\"type\":\"about:blank\",\"title\":\"");
+        out.push_str(self.title);
+        out.push_str("\",\"status\":");
+        out.push_str(self.status.as_str());
+        out.push_str(",\"code\":\"");
+        out.push_str(self.code);
+        out.push_str("\",\"request_id\":\"");
+        json_escape_into(&mut out, request_id);
+        out.push_str("\"}");
+        Bytes::from(out)
+    }
+}
+
+/// The media type of problem bodies (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Appends `s` to `out` as the inside of a JSON string.
+pub fn json_escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_is_valid_json_with_code_and_request_id() {
+        let body = Problem::ROUTE_NOT_FOUND.body("abc\"def");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["code"], "route.not_found");
+        assert_eq!(v["request_id"], "abc\"def");
+    }
+
+    #[test]
+    fn problem_codes_are_unique() {
+        let mut codes: Vec<_> = Problem::ALL.iter().map(|p| p.code).collect();
+        codes.sort();
+        let n = codes.len();
+        codes.dedup();
+        assert_eq!(n, codes.len());
+    }
+}

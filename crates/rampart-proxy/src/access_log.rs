@@ -1,0 +1,239 @@
+//! The access log: one JSON line per request, formatted by hand (no `tracing` on the hot
+//! path) and handed to a writer thread in batches. A full queue drops the line and counts
+//! it; the request path never blocks on log I/O.
+//!
+//! What is logged is chosen, not dumped: no header values, no query values, no bodies,
+//! so credentials (`Authorization`, cookies, API keys in query strings) never reach it.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use http::{HeaderValue, Method, Version};
+use rampart_core::json_escape_into;
+
+use crate::upstream::Upstream;
+
+/// Lines waiting for the writer; beyond this they are dropped and counted.
+const QUEUE: usize = 65_536;
+
+/// Where access log lines go.
+#[derive(Debug)]
+pub struct AccessLog {
+    tx: SyncSender<String>,
+    /// Lines dropped because the writer could not keep up.
+    pub dropped: AtomicU64,
+}
+
+impl AccessLog {
+    /// Starts the writer thread. `output` is `stdout` or a file path (appended to).
+    pub fn start(output: &str) -> std::io::Result<Arc<AccessLog>> {
+        let sink: Box<dyn Write + Send> = if output == "stdout" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(output)?,
+            )
+        };
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("rampart-access-log".into())
+            .spawn(move || write_loop(rx, sink))?;
+        Ok(Arc::new(AccessLog {
+            tx,
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    fn push(&self, line: String) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
+    while let Ok(line) = rx.recv() {
+        let _ = out.write_all(line.as_bytes());
+        // Drain whatever else is queued before paying for a flush (batching).
+        while let Ok(line) = rx.try_recv() {
+            let _ = out.write_all(line.as_bytes());
+        }
+        let _ = out.flush();
+    }
+}
+
+/// One request/response exchange as the access log sees it. Shared by the request body,
+/// the response body and the handler; when the last holder drops it (the response has
+/// been fully sent or abandoned), the line is written.
+#[derive(Debug)]
+pub struct Exchange {
+    log: Option<Arc<AccessLog>>,
+    started: tokio::time::Instant,
+    time: SystemTime,
+    pub request_id: HeaderValue,
+    client_ip: IpAddr,
+    method: Method,
+    version: Version,
+    host: String,
+    path: String,
+    listener: Arc<str>,
+    pub route: OnceLock<Arc<str>>,
+    pub upstream: OnceLock<Arc<Upstream>>,
+    /// Index of the target that served the response (usize::MAX: none).
+    pub target: AtomicUsize,
+    pub status: AtomicU16,
+    /// Reason code when the gateway answered itself.
+    pub code: OnceLock<&'static str>,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// The request facts an exchange starts with.
+pub struct ExchangeStart<'a> {
+    pub request_id: HeaderValue,
+    pub client_ip: IpAddr,
+    pub method: &'a Method,
+    pub version: Version,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub listener: Arc<str>,
+}
+
+impl Exchange {
+    pub fn new(log: Option<Arc<AccessLog>>, s: ExchangeStart<'_>) -> Exchange {
+        let mut path = String::with_capacity(s.path.len() + 8);
+        path.push_str(s.path);
+        if let Some(q) = s.query {
+            // Query keys are useful, values may be credentials: keep only the keys.
+            path.push('?');
+            for (i, pair) in q.split('&').enumerate() {
+                if i > 0 {
+                    path.push('&');
+                }
+                path.push_str(pair.split('=').next().unwrap_or(""));
+            }
+        }
+        Exchange {
+            log,
+            started: tokio::time::Instant::now(),
+            time: SystemTime::now(),
+            request_id: s.request_id,
+            client_ip: s.client_ip,
+            method: s.method.clone(),
+            version: s.version,
+            host: s.host.to_string(),
+            path,
+            listener: s.listener,
+            route: OnceLock::new(),
+            upstream: OnceLock::new(),
+            target: AtomicUsize::new(usize::MAX),
+            status: AtomicU16::new(0),
+            code: OnceLock::new(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+
+    fn line(&self) -> String {
+        let mut o = String::with_capacity(384);
+        o.push_str("{\"time\":\"");
+        write_rfc3339(&mut o, self.time);
+        o.push_str("\",\"request_id\":\"");
+        json_escape_into(&mut o, self.request_id.to_str().unwrap_or(""));
+        let _ = write!(o, "\",\"client_ip\":\"{}\",\"listener\":\"", self.client_ip);
+        json_escape_into(&mut o, &self.listener);
+        o.push_str("\",\"method\":\"");
+        json_escape_into(&mut o, self.method.as_str());
+        let _ = write!(o, "\",\"protocol\":\"{:?}\",\"host\":\"", self.version);
+        json_escape_into(&mut o, &self.host);
+        o.push_str("\",\"path\":\"");
+        json_escape_into(&mut o, &self.path);
+        o.push('"');
+        if let Some(r) = self.route.get() {
+            o.push_str(",\"route\":\"");
+            json_escape_into(&mut o, r);
+            o.push('"');
+        }
+        if let Some(u) = self.upstream.get() {
+            o.push_str(",\"upstream\":\"");
+            json_escape_into(&mut o, &u.name);
+            o.push('"');
+            if let Some(t) = u.targets.get(self.target.load(Ordering::Relaxed)) {
+                o.push_str(",\"target\":\"");
+                json_escape_into(&mut o, &t.url);
+                o.push('"');
+            }
+        }
+        let _ = write!(
+            o,
+            ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3}",
+            self.status.load(Ordering::Relaxed),
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+            self.started.elapsed().as_secs_f64() * 1000.0
+        );
+        if let Some(code) = self.code.get() {
+            let _ = write!(o, ",\"code\":\"{code}\"");
+        }
+        o.push_str("}\n");
+        o
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let Some(log) = &self.log {
+            log.push(self.line());
+        }
+    }
+}
+
+/// Formats a UTC timestamp as RFC 3339 with milliseconds.
+fn write_rfc3339(out: &mut String, t: SystemTime) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (H. Hinnant's algorithm), valid for all dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        let mut s = String::new();
+        write_rfc3339(
+            &mut s,
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_737_600_123),
+        );
+        assert_eq!(s, "2026-11-27T00:00:00.123Z");
+    }
+}

@@ -1,0 +1,337 @@
+//! Bodies in both directions, streamed. The request body enforces the size limit and the
+//! total body deadline as it streams; the response body counts bytes, returns the
+//! upstream connection to its pool when the exchange finished cleanly, and keeps the
+//! exchange (and so its access log line) alive until the last byte is sent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use rampart_core::Problem;
+use tokio::time::{Instant, Sleep};
+
+use crate::access_log::Exchange;
+use crate::h1_guard::ConnShared;
+
+/// Why the client's request body could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error("request body larger than the limit")]
+    TooLarge,
+    #[error("request body did not arrive before the deadline")]
+    Timeout,
+    #[error("client body error: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+impl RequestBodyError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            RequestBodyError::TooLarge => Problem::BODY_TOO_LARGE,
+            RequestBodyError::Timeout => Problem::BODY_TIMEOUT,
+            RequestBodyError::Client(_) => Problem::CLIENT_BODY_ERROR,
+        }
+    }
+}
+
+/// The client's body on its way upstream.
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    received: u64,
+    deadline: Option<Pin<Box<Sleep>>>,
+    body_timeout: std::time::Duration,
+    exchange: Arc<Exchange>,
+    /// The first error seen, so the handler can answer 413/408 rather than 502.
+    failure: Arc<std::sync::OnceLock<Problem>>,
+}
+
+impl RequestBody {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        body_timeout: std::time::Duration,
+        exchange: Arc<Exchange>,
+        failure: Arc<std::sync::OnceLock<Problem>>,
+    ) -> Self {
+        let inner = if inner.is_end_stream() {
+            None
+        } else {
+            Some(inner)
+        };
+        Self {
+            inner,
+            limit,
+            received: 0,
+            deadline: None,
+            body_timeout,
+            exchange,
+            failure,
+        }
+    }
+
+    /// A body-less request body, for replaying a request that had none.
+    pub fn empty(exchange: Arc<Exchange>, failure: Arc<std::sync::OnceLock<Problem>>) -> Self {
+        Self {
+            inner: None,
+            limit: 0,
+            received: 0,
+            deadline: None,
+            body_timeout: std::time::Duration::ZERO,
+            exchange,
+            failure,
+        }
+    }
+
+    /// True when there is no body at all (so the request can be replayed on retry).
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    fn fail(
+        &mut self,
+        e: RequestBodyError,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let _ = self.failure.set(e.problem());
+        self.inner = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        // The deadline starts with the first poll: the whole body must arrive within
+        // `body_timeout`, however it is trickled.
+        let timeout = this.body_timeout;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    this.exchange
+                        .bytes_in
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if this.received > this.limit {
+                        return this.fail(RequestBodyError::TooLarge);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => this.fail(RequestBodyError::Client(e)),
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return this.fail(RequestBodyError::Timeout);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// Decrements a connection's in-flight count when the response is done.
+pub struct InFlight(Arc<ConnShared>);
+
+impl InFlight {
+    pub fn new(shared: Arc<ConnShared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Decrements a target's in-flight count (circuit breaker, least-requests) when the
+/// upstream exchange is done.
+pub struct TargetLoad {
+    upstream: Arc<crate::upstream::Upstream>,
+    index: usize,
+}
+
+impl TargetLoad {
+    pub fn new(upstream: Arc<crate::upstream::Upstream>, index: usize) -> Self {
+        upstream.targets[index]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        Self { upstream, index }
+    }
+}
+
+impl Drop for TargetLoad {
+    fn drop(&mut self) {
+        self.upstream.targets[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An HTTP/1.1 upstream connection to return to its pool once the response body ends.
+pub struct PoolReturn {
+    pub sender: http1::SendRequest<RequestBody>,
+    pub pool_key: Arc<str>,
+    pub max_idle: usize,
+}
+
+/// What the gateway sends back to the client.
+pub struct ResponseBody {
+    kind: Kind,
+    exchange: Option<Arc<Exchange>>,
+    _in_flight: Option<InFlight>,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Upstream {
+        inner: Incoming,
+        pool: Option<PoolReturn>,
+        deadline: Pin<Box<Sleep>>,
+        _load: TargetLoad,
+    },
+}
+
+impl ResponseBody {
+    pub fn full(
+        bytes: Bytes,
+        exchange: Option<Arc<Exchange>>,
+        in_flight: Option<InFlight>,
+    ) -> Self {
+        if let Some(x) = &exchange {
+            x.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        Self {
+            kind: Kind::Full(Some(bytes)),
+            exchange,
+            _in_flight: in_flight,
+        }
+    }
+
+    pub fn upstream(
+        inner: Incoming,
+        pool: Option<PoolReturn>,
+        deadline: Instant,
+        load: TargetLoad,
+        exchange: Arc<Exchange>,
+        in_flight: Option<InFlight>,
+    ) -> Self {
+        let mut body = Self {
+            kind: Kind::Upstream {
+                inner,
+                pool,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                _load: load,
+            },
+            exchange: Some(exchange),
+            _in_flight: in_flight,
+        };
+        body.return_if_done();
+        body
+    }
+
+    fn return_if_done(&mut self) {
+        if let Kind::Upstream { inner, pool, .. } = &mut self.kind {
+            if inner.is_end_stream() {
+                if let Some(p) = pool.take() {
+                    crate::upstream::pool::checkin(&p.pool_key, p.sender, p.max_idle);
+                }
+            }
+        }
+    }
+}
+
+/// Errors that abort a response mid-body (the client sees the connection end).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match &mut this.kind {
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Upstream {
+                inner, deadline, ..
+            } => {
+                let res = Pin::new(inner).poll_frame(cx);
+                match &res {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(d), Some(x)) = (frame.data_ref(), &this.exchange) {
+                            x.bytes_out.fetch_add(d.len() as u64, Ordering::Relaxed);
+                        }
+                        this.return_if_done();
+                    }
+                    Poll::Ready(None) => this.return_if_done(),
+                    Poll::Ready(Some(Err(_))) => {}
+                    Poll::Pending => {
+                        if deadline.as_mut().poll(cx).is_ready() {
+                            // The whole-request timeout fired mid-body: abort, so the
+                            // client sees an incomplete response (never a silently
+                            // truncated one), and drop the upstream connection.
+                            this.kind = Kind::Full(None);
+                            if let Some(x) = &this.exchange {
+                                let _ = x.code.set("upstream.timeout");
+                            }
+                            return Poll::Ready(Some(Err(
+                                "upstream response exceeded the request timeout".into(),
+                            )));
+                        }
+                    }
+                }
+                res.map(|o| o.map(|r| r.map_err(BoxError::from)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}

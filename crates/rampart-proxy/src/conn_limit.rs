@@ -1,0 +1,113 @@
+//! Connection caps at accept time, before TLS: a process-wide maximum and a per-IP
+//! maximum, so one source cannot exhaust file descriptors or handshake CPU. Shared by all
+//! workers; the per-IP table is sharded so accepts on different cores rarely meet.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const SHARDS: usize = 64;
+
+/// Counts open client connections.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    total: AtomicUsize,
+    pub max_total: AtomicUsize,
+    pub max_per_ip: AtomicUsize,
+    per_ip: Vec<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One admitted connection; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct ConnPermit {
+    limiter: Arc<ConnLimiter>,
+    ip: IpAddr,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Total,
+    PerIp,
+}
+
+impl ConnLimiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total: AtomicUsize::new(0),
+            max_total: AtomicUsize::new(max_total),
+            max_per_ip: AtomicUsize::new(max_per_ip),
+            per_ip: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        })
+    }
+
+    fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
+        let h = match ip {
+            IpAddr::V4(v4) => u32::from(*v4) as usize,
+            IpAddr::V6(v6) => (u128::from(*v6) ^ (u128::from(*v6) >> 64)) as usize,
+        };
+        &self.per_ip[h.wrapping_mul(0x9E37_79B9) % SHARDS]
+    }
+
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total.load(Ordering::Relaxed) {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Total);
+        }
+        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        let mut map = self.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            drop(map);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::PerIp);
+        }
+        *n += 1;
+        Ok(ConnPermit {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut map = self
+            .limiter
+            .shard(&self.ip)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        drop(map);
+        self.limiter.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_per_ip_and_total_and_releases_on_drop() {
+        let l = ConnLimiter::new(3, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let p1 = l.try_acquire(a).unwrap();
+        let _p2 = l.try_acquire(a).unwrap();
+        assert_eq!(l.try_acquire(a).unwrap_err(), Refused::PerIp);
+        let _p3 = l.try_acquire(b).unwrap();
+        assert_eq!(l.try_acquire(b).unwrap_err(), Refused::Total);
+        drop(p1);
+        assert!(l.try_acquire(a).is_ok());
+    }
+}

@@ -1,0 +1,663 @@
+//! Strict HTTP/1.1 framing at the socket, before hyper sees a byte.
+//!
+//! hyper's parser is lenient in places where a gateway must not be: it repairs a request
+//! with both `Content-Length` and `Transfer-Encoding`, accepts repeated identical
+//! `Content-Length`, and accepts bare LF line endings. Any leniency that the upstream does
+//! not share is a request-smuggling hole, so [`H1Guard`] holds each request head until it
+//! is complete, checks it against RFC 9112 with no repairs, and only then releases it.
+//! It also follows body framing (length or chunked) so it always knows where the next
+//! head starts, and enforces the header deadline and the keep-alive idle timeout.
+//!
+//! A rejected head is replaced by a synthetic request to a per-connection secret path, so
+//! the rejection travels through the normal service: it gets a request id, a
+//! problem+json body, `Connection: close` and an access log line with its reason code.
+//! Nothing after a rejected head is ever read.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rampart_core::Problem;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Limits the guard enforces on request heads.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// State shared between the guard (socket side) and the service (request side) of one
+/// HTTP/1 connection.
+#[derive(Debug)]
+pub struct ConnShared {
+    /// Requests on this connection whose responses have not finished. The idle timer
+    /// only runs at zero, so a long response is never mistaken for an idle connection.
+    pub in_flight: AtomicUsize,
+    /// Set once, when the guard rejects a head.
+    pub rejection: OnceLock<Problem>,
+    /// Path of the synthetic request that carries a rejection to the service. Random per
+    /// connection, so a client cannot forge one.
+    pub reject_path: String,
+}
+
+impl ConnShared {
+    pub fn new() -> Arc<Self> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5a17_ed00);
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            rejection: OnceLock::new(),
+            reject_path: format!("/.rampart-rejected-{:016x}", h.finish()),
+        })
+    }
+
+    /// The rejection, when `path` is this connection's synthetic request.
+    pub fn rejection_for(&self, path: &str) -> Option<Problem> {
+        self.rejection
+            .get()
+            .copied()
+            .filter(|_| path == self.reject_path)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for (or assembling) the next request head.
+    Head,
+    /// Inside a body of known length: this many bytes remain.
+    Length(u64),
+    /// Inside a chunked body.
+    Chunked(Chunk),
+    /// After an upgrade/CONNECT head: bytes pass unchecked (hyper hands them over).
+    Passthrough,
+    /// After a rejection or timeout: nothing more is read.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size { value: u64, digits: u8 },
+    Ext { value: u64 },
+    SizeLf { value: u64 },
+    Data(u64),
+    DataCr,
+    DataLf,
+    TrailerLineStart { bytes: usize },
+    TrailerLine { bytes: usize },
+    TrailerLineLf { bytes: usize },
+    TrailerEndLf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    None,
+    Idle,
+    Header,
+}
+
+/// An I/O wrapper that enforces strict HTTP/1.1 framing; see the module docs.
+pub struct H1Guard<IO> {
+    io: IO,
+    limits: HeadLimits,
+    shared: Arc<ConnShared>,
+    state: State,
+    /// Bytes read from the socket and not yet handed to hyper.
+    buf: Vec<u8>,
+    /// `buf[..ready]` has been checked and may be handed to hyper.
+    ready: usize,
+    /// `buf[..scanned]` has been processed by the state machine.
+    scanned: usize,
+    eof: bool,
+    timer_kind: Timer,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<IO> H1Guard<IO> {
+    pub fn new(io: IO, limits: HeadLimits, shared: Arc<ConnShared>) -> Self {
+        Self {
+            io,
+            limits,
+            shared,
+            state: State::Head,
+            buf: Vec::new(),
+            ready: 0,
+            scanned: 0,
+            eof: false,
+            timer_kind: Timer::None,
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+        }
+    }
+
+    fn reject(&mut self, problem: Problem) {
+        let _ = self.shared.rejection.set(problem);
+        let synthetic = format!(
+            "GET {} HTTP/1.1\r\nhost: rejected.invalid\r\n\r\n",
+            self.shared.reject_path
+        );
+        self.buf.clear();
+        self.buf.extend_from_slice(synthetic.as_bytes());
+        self.ready = self.buf.len();
+        self.scanned = self.buf.len();
+        self.state = State::Closed;
+    }
+
+    /// Runs the framing state machine over unscanned bytes. Returns an error only for a
+    /// malformed chunked body (mid-request, where no clean answer is possible).
+    fn scan(&mut self) -> io::Result<()> {
+        while self.scanned < self.buf.len() {
+            match self.state {
+                State::Head => {
+                    // RFC 9112 §2.2: empty lines before a request line are ignored.
+                    if self.scanned == 0 {
+                        let skip = self
+                            .buf
+                            .iter()
+                            .take_while(|&&b| b == b'\r' || b == b'\n')
+                            .count();
+                        if skip > 0 {
+                            self.buf.drain(..skip);
+                            continue;
+                        }
+                    }
+                    match find_head_end(&self.buf) {
+                        Some(end) => match check_head(&self.buf[..end], &self.limits) {
+                            Ok(next) => {
+                                self.ready = end;
+                                self.scanned = end;
+                                self.state = next;
+                                self.timer_kind = Timer::None;
+                            }
+                            Err(p) => {
+                                self.reject(p);
+                                return Ok(());
+                            }
+                        },
+                        None => {
+                            if self.buf.len() > self.limits.max_head_bytes {
+                                let p = if first_line_longer_than(
+                                    &self.buf,
+                                    self.limits.max_uri_bytes + 32,
+                                ) {
+                                    Problem::URI_TOO_LONG
+                                } else {
+                                    Problem::HEADERS_TOO_LARGE
+                                };
+                                self.reject(p);
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+                State::Length(n) => {
+                    let take = (self.buf.len() - self.scanned)
+                        .min(usize::try_from(n).unwrap_or(usize::MAX));
+                    self.scanned += take;
+                    self.ready = self.scanned;
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::Head
+                    } else {
+                        State::Length(left)
+                    };
+                }
+                State::Chunked(c) => {
+                    let (next, used) =
+                        scan_chunked(c, &self.buf[self.scanned..], self.limits.max_head_bytes)?;
+                    self.scanned += used;
+                    self.ready = self.scanned;
+                    self.state = next.map_or(State::Head, State::Chunked);
+                }
+                State::Passthrough | State::Closed => {
+                    self.scanned = self.buf.len();
+                    self.ready = self.scanned;
+                }
+            }
+            if self.state == State::Head && self.ready > 0 {
+                // A full request has been released; anything after it is the next head and
+                // is scanned once hyper has taken what is ready.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn arm_timer(&mut self) {
+        let want = match self.state {
+            State::Head if !self.buf.is_empty() => Timer::Header,
+            State::Head if self.shared.in_flight.load(Ordering::Acquire) == 0 => Timer::Idle,
+            _ => Timer::None,
+        };
+        if want != self.timer_kind {
+            self.timer_kind = want;
+            let d = match want {
+                Timer::Header => self.limits.header_timeout,
+                _ => self.limits.idle_timeout,
+            };
+            self.timer.as_mut().reset(Instant::now() + d);
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(out.remaining());
+                out.put_slice(&this.buf[..n]);
+                this.buf.drain(..n);
+                this.ready -= n;
+                this.scanned -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Closed || (this.eof && this.buf.len() == this.scanned) {
+                return Poll::Ready(Ok(()));
+            }
+            if this.scanned < this.buf.len() {
+                let before = (this.ready, this.scanned, this.state);
+                this.scan()?;
+                if (this.ready, this.scanned, this.state) != before {
+                    continue;
+                }
+            }
+            if this.eof {
+                // A partial head at EOF: hand nothing more; hyper sees an incomplete
+                // message and closes.
+                return Poll::Ready(Ok(()));
+            }
+            this.arm_timer();
+            if this.timer_kind != Timer::None && this.timer.as_mut().poll(cx).is_ready() {
+                match this.timer_kind {
+                    Timer::Header => {
+                        this.reject(Problem::HEADER_TIMEOUT);
+                        continue;
+                    }
+                    _ => {
+                        tracing::debug!("closing idle keep-alive connection");
+                        this.state = State::Closed;
+                        this.buf.clear();
+                        this.ready = 0;
+                        this.scanned = 0;
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+            let start = this.buf.len();
+            this.buf.resize(start + 8192, 0);
+            let mut rb = ReadBuf::new(&mut this.buf[start..]);
+            let res = Pin::new(&mut this.io).poll_read(cx, &mut rb);
+            let got = rb.filled().len();
+            this.buf.truncate(start + got);
+            match res {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    if got == 0 {
+                        this.eof = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+fn first_line_longer_than(buf: &[u8], n: usize) -> bool {
+    buf.iter()
+        .position(|&b| b == b'\n')
+        .map_or(buf.len() > n, |p| p > n)
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Checks one complete request head (ending in CRLF CRLF) and returns the framing state
+/// for what follows it.
+fn check_head(head: &[u8], limits: &HeadLimits) -> Result<State, Problem> {
+    if head.len() > limits.max_head_bytes {
+        return Err(Problem::HEADERS_TOO_LARGE);
+    }
+    // RFC 9112 §2.2: a bare CR or a bare LF is not a line ending here; both are rejected.
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(Problem::MALFORMED),
+            b'\r' if head.get(i + 1) != Some(&b'\n') => return Err(Problem::BAD_HEADER),
+            _ => {}
+        }
+    }
+    let body = &head[..head.len() - 4];
+    let mut lines = body
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let request_line = lines.next().ok_or(Problem::MALFORMED)?;
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Problem::MALFORMED);
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(Problem::MALFORMED);
+    }
+    if target.is_empty() || target.iter().any(|&b| b <= 0x20 || b == 0x7f) {
+        return Err(Problem::BAD_REQUEST_TARGET);
+    }
+    if target.len() > limits.max_uri_bytes {
+        return Err(Problem::URI_TOO_LONG);
+    }
+    let http10 = match version {
+        b"HTTP/1.1" => false,
+        b"HTTP/1.0" => true,
+        _ => return Err(Problem::MALFORMED),
+    };
+
+    let mut count = 0usize;
+    let mut content_length: Option<u64> = None;
+    let mut cl_seen = 0;
+    let mut te_codings: Vec<Vec<u8>> = Vec::new();
+    let mut hosts = 0;
+    let mut host_empty = false;
+    let mut upgrade = false;
+    let mut connection_upgrade = false;
+    for line in lines {
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            return Err(Problem::OBS_FOLD); // RFC 9112 §5.2
+        }
+        count += 1;
+        if count > limits.max_headers {
+            return Err(Problem::TOO_MANY_HEADERS);
+        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(Problem::BAD_HEADER)?;
+        let name = &line[..colon];
+        if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
+            return Err(Problem::HEADER_NAME_WHITESPACE); // RFC 9112 §5.1
+        }
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(Problem::BAD_HEADER);
+        }
+        let value = trim_ows(&line[colon + 1..]);
+        // RFC 9110 §5.5: NUL, CR, LF and other controls (except HTAB) are invalid.
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(Problem::BAD_HEADER);
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            cl_seen += 1;
+            if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+                return Err(Problem::BAD_CONTENT_LENGTH);
+            }
+            content_length = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok());
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for coding in value.split(|&b| b == b',') {
+                let c = trim_ows(coding);
+                if !c.is_empty() {
+                    te_codings.push(c.to_ascii_lowercase());
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            host_empty = value.is_empty();
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection_upgrade |= value
+                .split(|&b| b == b',')
+                .any(|t| trim_ows(t).eq_ignore_ascii_case(b"upgrade"));
+        }
+    }
+    if cl_seen > 1 {
+        return Err(Problem::BAD_CONTENT_LENGTH);
+    }
+    if hosts > 1 {
+        return Err(Problem::DUPLICATE_HOST);
+    }
+    if (hosts == 0 && !http10) || host_empty {
+        return Err(Problem::MISSING_HOST);
+    }
+    // RFC 9112 §6.1: Transfer-Encoding with Content-Length is an attack signature; we
+    // reject instead of letting one win, so no upstream can read the body differently.
+    if !te_codings.is_empty() {
+        if cl_seen > 0 {
+            return Err(Problem::CL_TE_CONFLICT);
+        }
+        let chunked_last = te_codings.last().is_some_and(|c| c == b"chunked");
+        let chunked_count = te_codings
+            .iter()
+            .filter(|c| c.as_slice() == b"chunked")
+            .count();
+        let known = te_codings.iter().all(|c| {
+            matches!(
+                c.as_slice(),
+                b"chunked" | b"gzip" | b"x-gzip" | b"deflate" | b"compress"
+            )
+        });
+        if http10 || !chunked_last || chunked_count != 1 || !known {
+            return Err(Problem::BAD_TRANSFER_ENCODING);
+        }
+        return Ok(State::Chunked(Chunk::Size {
+            value: 0,
+            digits: 0,
+        }));
+    }
+    if method == b"CONNECT" || (upgrade && connection_upgrade) {
+        return Ok(if content_length.unwrap_or(0) > 0 {
+            State::Closed
+        } else {
+            State::Passthrough
+        });
+    }
+    Ok(match content_length {
+        Some(n) if n > 0 => State::Length(n),
+        _ => State::Head,
+    })
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Advances the chunked-body state machine over `data` (RFC 9112 §7.1). Returns the next
+/// state (`None` when the body, trailers included, is complete) and how many bytes were
+/// consumed. Strict: no bare LF, no whitespace around the size, at most 16 hex digits.
+fn scan_chunked(
+    mut c: Chunk,
+    data: &[u8],
+    max_trailer: usize,
+) -> io::Result<(Option<Chunk>, usize)> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body");
+    let mut i = 0;
+    while i < data.len() {
+        if let Chunk::Data(n) = c {
+            let take = (data.len() - i).min(usize::try_from(n).unwrap_or(usize::MAX));
+            i += take;
+            let left = n - take as u64;
+            c = if left == 0 {
+                Chunk::DataCr
+            } else {
+                Chunk::Data(left)
+            };
+            continue;
+        }
+        let b = data[i];
+        i += 1;
+        c = match c {
+            Chunk::Data(_) => unreachable!("handled above"),
+            Chunk::Size { value, digits } => match (b as char).to_digit(16) {
+                Some(d) if digits < 16 => Chunk::Size {
+                    value: value << 4 | u64::from(d),
+                    digits: digits + 1,
+                },
+                Some(_) => return Err(bad()),
+                None if digits == 0 => return Err(bad()),
+                None if b == b';' => Chunk::Ext { value },
+                None if b == b'\r' => Chunk::SizeLf { value },
+                None => return Err(bad()),
+            },
+            Chunk::Ext { value } => match b {
+                b'\r' => Chunk::SizeLf { value },
+                b if b < 0x20 && b != b'\t' => return Err(bad()),
+                _ => Chunk::Ext { value },
+            },
+            Chunk::SizeLf { value } => match (b, value) {
+                (b'\n', 0) => Chunk::TrailerLineStart { bytes: 0 },
+                (b'\n', n) => Chunk::Data(n),
+                _ => return Err(bad()),
+            },
+            Chunk::DataCr if b == b'\r' => Chunk::DataLf,
+            Chunk::DataLf if b == b'\n' => Chunk::Size {
+                value: 0,
+                digits: 0,
+            },
+            Chunk::DataCr | Chunk::DataLf => return Err(bad()),
+            Chunk::TrailerLineStart { bytes } => match b {
+                b'\r' => Chunk::TrailerEndLf,
+                b'\n' | b' ' | b'\t' => return Err(bad()),
+                _ => Chunk::TrailerLine { bytes: bytes + 1 },
+            },
+            Chunk::TrailerLine { bytes } => match b {
+                _ if bytes > max_trailer => return Err(bad()),
+                b'\r' => Chunk::TrailerLineLf { bytes },
+                b if b < 0x20 && b != b'\t' => return Err(bad()),
+                _ => Chunk::TrailerLine { bytes: bytes + 1 },
+            },
+            Chunk::TrailerLineLf { bytes } if b == b'\n' => Chunk::TrailerLineStart { bytes },
+            Chunk::TrailerLineLf { .. } => return Err(bad()),
+            Chunk::TrailerEndLf if b == b'\n' => return Ok((None, i)),
+            Chunk::TrailerEndLf => return Err(bad()),
+        };
+    }
+    Ok((Some(c), i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_head_bytes: 16384,
+        max_headers: 100,
+        max_uri_bytes: 8192,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
+
+    fn check(head: &str) -> Result<State, Problem> {
+        check_head(head.as_bytes(), &LIMITS)
+    }
+
+    #[test]
+    fn accepts_plain_get_and_length_body() {
+        assert_eq!(check("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(State::Head));
+        assert_eq!(
+            check("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+            Ok(State::Length(5))
+        );
+        assert!(matches!(
+            check("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Ok(State::Chunked(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_smuggling_shapes() {
+        let cases = [
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Problem::CL_TE_CONFLICT),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Problem::BAD_CONTENT_LENGTH),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", Problem::BAD_CONTENT_LENGTH),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Problem::BAD_TRANSFER_ENCODING),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", Problem::BAD_TRANSFER_ENCODING),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Problem::OBS_FOLD),
+            ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Problem::HEADER_NAME_WHITESPACE),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", Problem::BAD_HEADER),
+            ("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", Problem::MALFORMED),
+            ("GET / HTTP/1.1\r\n\r\n", Problem::MISSING_HOST),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Problem::DUPLICATE_HOST),
+            ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", Problem::MALFORMED),
+        ];
+        for (head, want) in cases {
+            assert_eq!(check(head), Err(want), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn follows_chunked_framing_including_trailers() {
+        let body = b"5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET";
+        let (next, used) = scan_chunked(
+            Chunk::Size {
+                value: 0,
+                digits: 0,
+            },
+            body,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(next, None);
+        assert_eq!(&body[used..], b"GET");
+        for bad in [&b"5\nhello\r\n"[..], b"5 \r\n", b"x\r\n", b"5\r\nhelloXX"] {
+            assert!(
+                scan_chunked(
+                    Chunk::Size {
+                        value: 0,
+                        digits: 0
+                    },
+                    bad,
+                    1024
+                )
+                .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Header rules for the request going upstream and the response going back:
+//! hop-by-hop removal (RFC 9110 §7.6.1), forwarding headers with trusted-proxy awareness,
+//! and stripping of headers that reveal the upstream's software.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one hop and never travel further (RFC 9110 §7.6.1), plus the
+/// non-standard ones clients and proxies still send.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+
+/// Removes hop-by-hop headers and every header named in `Connection`. When `keep_upgrade`
+/// is set (a WebSocket handshake being forwarded), `Connection: upgrade` and `Upgrade`
+/// survive so the upstream sees the handshake.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        if let Ok(s) = value.to_str() {
+            for token in s.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("upgrade") && keep_upgrade {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
+            }
+        }
+    }
+    for name in named {
+        // Never let Connection remove the headers the gateway itself relies on upstream.
+        if name != header::HOST && name != X_REQUEST_ID {
+            headers.remove(&name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Removes what upstream responses say about their software (`Server`, `X-Powered-By`).
+pub fn strip_upstream_identity(headers: &mut HeaderMap) {
+    headers.remove(header::SERVER);
+    headers.remove(&X_POWERED_BY);
+}
+
+/// The client's address as the gateway will use it everywhere (logs, limits, hashing).
+///
+/// From an untrusted peer it is the peer address. From a trusted proxy it is the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy: addresses
+/// further left were written by parties we cannot vouch for.
+pub fn client_ip(
+    peer: IpAddr,
+    peer_trusted: bool,
+    headers: &HeaderMap,
+    is_trusted: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    if !peer_trusted {
+        return peer;
+    }
+    let mut candidate = peer;
+    let values: Vec<&HeaderValue> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+    for value in values.iter().rev() {
+        let Ok(s) = value.to_str() else {
+            return candidate;
+        };
+        for part in s.rsplit(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    candidate = ip;
+                    if !is_trusted(ip) {
+                        return ip;
+                    }
+                }
+                // A malformed entry ends the chain: nothing to its left can be trusted.
+                Err(_) => return candidate,
+            }
+        }
+    }
+    candidate
+}
+
+/// Facts needed to write forwarding headers.
+pub struct Forwarding<'a> {
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+    pub proto: &'static str,
+    pub host: Option<&'a HeaderValue>,
+    pub port: u16,
+}
+
+/// Writes `X-Forwarded-For/-Proto/-Host/-Port` and `Forwarded` (RFC 7239). From a trusted
+/// proxy, the existing chains are extended; from anyone else they are replaced, so a
+/// client cannot plant an address or scheme.
+pub fn set_forwarding(headers: &mut HeaderMap, f: &Forwarding<'_>) {
+    let peer = f.peer.to_string();
+    if f.peer_trusted {
+        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+            _ => peer.clone(),
+        };
+        set(headers, &X_FORWARDED_FOR, &xff);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
+        }
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            if let Some(h) = f.host {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+        }
+        if !headers.contains_key(&X_FORWARDED_PORT) {
+            headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
+        }
+    } else {
+        headers.remove(&X_REAL_IP);
+        headers.remove(header::FORWARDED);
+        set(headers, &X_FORWARDED_FOR, &peer);
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
+        match f.host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
+    }
+    let node = match f.peer {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    let mut element = format!("for={node};proto={}", f.proto);
+    if let Some(h) = f.host.and_then(|h| h.to_str().ok()) {
+        if h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        {
+            element.push_str(";host=\"");
+            element.push_str(h);
+            element.push('"');
+        }
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) if f.peer_trusted && !prev.trim().is_empty() => format!("{prev}, {element}"),
+        _ => element,
+    };
+    set(headers, &header::FORWARDED, &forwarded);
+}
+
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name.clone(), v);
+    }
+}
+
+/// True for a request id a trusted proxy may hand us: 1–128 visible ASCII characters
+/// without quotes or backslashes (it is echoed into JSON logs and bodies).
+pub fn is_acceptable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|&c| (0x21..0x7f).contains(&c) && c != b'"' && c != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_headers_named_in_connection() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(
+            !h.contains_key("x-secret")
+                && !h.contains_key("keep-alive")
+                && !h.contains_key("connection")
+        );
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn client_ip_walks_xff_from_the_right_skipping_trusted() {
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let mut h = HeaderMap::new();
+        h.insert(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.9"),
+        );
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(peer, true, &h, trusted),
+            "2.2.2.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, false, &h, trusted), peer);
+    }
+}

@@ -1,0 +1,328 @@
+//! The runtime plan: everything the data plane needs, compiled from a [`Spec`] once per
+//! load. Requests only ever read a plan; a reload builds a new one and swaps it in.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use rampart_config::{ConfigError, ConfigErrors, RewriteSpec, Spec};
+
+use crate::h1_guard::HeadLimits;
+use crate::router::{PathSpec, RouteMatcher, Router};
+use crate::upstream::{Balancer, RetryBudget, RetryPolicy, Target, Timeouts, Upstream};
+
+/// A compiled listener.
+#[derive(Debug)]
+pub struct ListenerPlan {
+    pub name: Arc<str>,
+    pub bind: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct RoutePlan {
+    pub name: Arc<str>,
+    pub upstream: Arc<Upstream>,
+    pub rewrite: Option<RewriteSpec>,
+    pub max_body_bytes: u64,
+    pub preserve_host: bool,
+}
+
+impl RoutePlan {
+    /// Applies the route's rewrite to a normalised, matched path.
+    pub fn rewrite<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        let (from, to) = match &self.rewrite {
+            None => return Cow::Borrowed(path),
+            Some(RewriteSpec::StripPrefix(p)) => (p.trim_end_matches('/'), "/"),
+            Some(RewriteSpec::ReplacePrefix { from, to }) => {
+                (from.trim_end_matches('/'), to.as_str())
+            }
+        };
+        match path.strip_prefix(from) {
+            // Only on a segment boundary: `/api` strips from `/api/x`, not from `/apix`.
+            Some(rest) if rest.is_empty() || rest.starts_with('/') || from.is_empty() => {
+                let rest = rest.trim_start_matches('/');
+                let mut out = String::with_capacity(to.len() + rest.len() + 1);
+                out.push_str(to);
+                if !rest.is_empty() {
+                    if !out.ends_with('/') {
+                        out.push('/');
+                    }
+                    out.push_str(rest);
+                } else if path.ends_with('/') && !out.ends_with('/') {
+                    out.push('/');
+                }
+                Cow::Owned(out)
+            }
+            _ => Cow::Borrowed(path),
+        }
+    }
+}
+
+/// Connection and request limits in runtime form.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub head: HeadLimits,
+    pub max_body_bytes: u64,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub h2_max_pending_resets: usize,
+}
+
+/// Everything the data plane reads, compiled.
+#[derive(Debug)]
+pub struct Plan {
+    pub workers: usize,
+    pub listeners: Vec<ListenerPlan>,
+    pub limits: Limits,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    pub router: Router,
+    pub routes: Vec<RoutePlan>,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub access_log: rampart_config::AccessLogSpec,
+}
+
+impl Plan {
+    /// True when `ip` is a trusted proxy whose forwarding headers we believe.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Compiles a validated spec. `base` is the directory relative file paths are read
+    /// from (the config file's directory). Reports every error found.
+    pub fn compile(spec: &Spec, base: &Path) -> Result<Plan, ConfigErrors> {
+        let mut errors: Vec<ConfigError> = Vec::new();
+
+        let mut listeners = Vec::new();
+        for (i, l) in spec.listeners.iter().enumerate() {
+            let tls = match &l.tls {
+                Some(t) => match crate::tls::server_config(t, base, &format!("listeners[{i}]")) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        errors.extend(e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            listeners.push(ListenerPlan {
+                name: l.name.as_str().into(),
+                bind: l.bind,
+                tls,
+            });
+        }
+
+        let mut upstreams = Vec::new();
+        let mut upstream_index = std::collections::HashMap::new();
+        for (name, u) in &spec.upstreams {
+            let yaml = format!("upstreams.{name}");
+            let any_https = u.targets.iter().any(|t| t.url.starts_with("https://"));
+            let tls = if any_https {
+                match crate::tls::client_config(u.tls.as_ref(), u.protocol, base, &yaml) {
+                    Ok(c) => Some((c, u.tls.as_ref().and_then(|t| t.server_name.clone()))),
+                    Err(e) => {
+                        errors.extend(e);
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let tls_key = format!("{:?}", u.tls);
+            let targets: Vec<Target> = u
+                .targets
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let target = Target::new(&t.url, t.weight, u.protocol, &tls_key);
+                    if target.is_none() {
+                        errors.push(ConfigError::new(
+                            format!("{yaml}.targets[{i}].url"),
+                            "is not a valid target URL",
+                        ));
+                    }
+                    target
+                })
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let upstream = Upstream {
+                name: name.as_str().into(),
+                balancer: Balancer::new(u.balance, &targets),
+                targets,
+                hash_on: u.hash_on.clone(),
+                protocol: u.protocol,
+                tls,
+                timeouts: Timeouts {
+                    connect: u.timeouts.connect.get(),
+                    response_header: u.timeouts.response_header.get(),
+                    request: u.timeouts.request.get(),
+                },
+                health_check: u.health_check.clone(),
+                passive: u.passive_health.clone(),
+                retries: RetryPolicy {
+                    max: u.retries.max,
+                    on_status: u.retries.on_status.clone(),
+                    budget: RetryBudget::new(u.retries.budget_percent, u.retries.min_per_second),
+                },
+                max_requests: u.circuit_breaker.max_requests,
+                max_idle_per_target: u.pool.max_idle_per_target,
+                idle_timeout: u.pool.idle_timeout.get(),
+            };
+            upstream_index.insert(name.clone(), upstreams.len());
+            upstreams.push(Arc::new(upstream));
+        }
+
+        let mut matchers = Vec::new();
+        let mut routes = Vec::new();
+        for (i, r) in spec.routes.iter().enumerate() {
+            let m = &r.matcher;
+            let path = match (&m.path, &m.path_prefix) {
+                (Some(p), _) => PathSpec::Pattern(p.clone()),
+                (None, Some(p)) => PathSpec::Prefix(p.clone()),
+                (None, None) => continue,
+            };
+            let mut headers = Vec::new();
+            for (k, h) in m.headers.iter().enumerate() {
+                let name = HeaderName::from_bytes(h.name.as_bytes());
+                let value = h.value.as_deref().map(HeaderValue::from_str).transpose();
+                match (name, value) {
+                    (Ok(n), Ok(v)) => headers.push((n, v)),
+                    _ => errors.push(ConfigError::new(
+                        format!("routes[{i}].match.headers[{k}]"),
+                        "invalid header name or value",
+                    )),
+                }
+            }
+            let methods = m
+                .methods
+                .iter()
+                .filter_map(|s| s.parse::<Method>().ok())
+                .collect();
+            matchers.push(RouteMatcher {
+                hosts: m.hosts.clone(),
+                path,
+                methods,
+                headers,
+            });
+            let Some(&ui) = upstream_index.get(&r.upstream) else {
+                continue;
+            };
+            routes.push(RoutePlan {
+                name: r.name.as_str().into(),
+                upstream: upstreams[ui].clone(),
+                rewrite: r.rewrite.clone(),
+                max_body_bytes: r.max_body_bytes.unwrap_or(spec.limits.max_body_bytes).0,
+                preserve_host: r.preserve_host,
+            });
+        }
+        let router = match Router::build(&matchers, |i| format!("routes[{i}]")) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.extend(e);
+                Router::default()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+
+        let l = &spec.limits;
+        Ok(Plan {
+            workers: spec
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            listeners,
+            limits: Limits {
+                head: HeadLimits {
+                    max_head_bytes: l.max_header_bytes.as_usize(),
+                    max_headers: l.max_headers,
+                    max_uri_bytes: l.max_uri_bytes.as_usize(),
+                    header_timeout: l.header_timeout.get(),
+                    idle_timeout: l.idle_timeout.get(),
+                },
+                max_body_bytes: l.max_body_bytes.0,
+                body_timeout: l.body_timeout.get(),
+                max_connections: l.max_connections,
+                max_connections_per_ip: l.max_connections_per_ip,
+                h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+                h2_max_pending_resets: l.h2_max_pending_resets,
+            },
+            trusted_proxies: spec.trusted_proxies.iter().map(|c| c.0).collect(),
+            router,
+            routes,
+            upstreams,
+            access_log: spec.access_log.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(rewrite: Option<RewriteSpec>) -> RoutePlan {
+        let t = Target::new(
+            "http://127.0.0.1:1",
+            1,
+            rampart_config::UpstreamProtocol::Http1,
+            "",
+        )
+        .unwrap();
+        let targets = vec![t];
+        RoutePlan {
+            name: "r".into(),
+            upstream: Arc::new(Upstream {
+                name: "u".into(),
+                balancer: Balancer::new(rampart_config::Balance::RoundRobin, &targets),
+                targets,
+                hash_on: None,
+                protocol: rampart_config::UpstreamProtocol::Http1,
+                tls: None,
+                timeouts: Timeouts {
+                    connect: Duration::from_secs(1),
+                    response_header: Duration::from_secs(1),
+                    request: Duration::from_secs(1),
+                },
+                health_check: None,
+                passive: Default::default(),
+                retries: RetryPolicy {
+                    max: 0,
+                    on_status: vec![],
+                    budget: RetryBudget::new(0, 0),
+                },
+                max_requests: 1,
+                max_idle_per_target: 1,
+                idle_timeout: Duration::from_secs(1),
+            }),
+            rewrite,
+            max_body_bytes: 0,
+            preserve_host: false,
+        }
+    }
+
+    #[test]
+    fn strip_and_replace_prefix_on_segment_boundary() {
+        let strip = route(Some(RewriteSpec::StripPrefix("/api".into())));
+        assert_eq!(strip.rewrite("/api/users/1"), "/users/1");
+        assert_eq!(strip.rewrite("/api"), "/");
+        assert_eq!(strip.rewrite("/apix"), "/apix");
+        let replace = route(Some(RewriteSpec::ReplacePrefix {
+            from: "/v1".into(),
+            to: "/internal/v1".into(),
+        }));
+        assert_eq!(replace.rewrite("/v1/orders"), "/internal/v1/orders");
+        assert_eq!(replace.rewrite("/v1/"), "/internal/v1/");
+    }
+}

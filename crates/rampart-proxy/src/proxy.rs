@@ -1,0 +1,627 @@
+//! The request handler: one call per request, the journey of DESIGN.md §1 for the
+//! features that exist so far (limits → route → upstream → response), with every
+//! gateway-made answer rendered as problem+json in exactly one place ([`problem`]).
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rampart_core::{Problem, TlsPeer, PROBLEM_JSON};
+use tokio::time::Instant;
+
+use crate::access_log::{AccessLog, Exchange, ExchangeStart};
+use crate::body::{InFlight, PoolReturn, RequestBody, ResponseBody, TargetLoad};
+use crate::h1_guard::ConnShared;
+use crate::headers::{self, Forwarding, X_REQUEST_ID};
+use crate::plan::{Plan, RoutePlan};
+use crate::upstream::pool::{self, Sender};
+use crate::upstream::{SelectError, Upstream};
+use rampart_config::UpstreamProtocol;
+
+/// State shared by every connection of a gateway.
+pub struct Shared {
+    pub plan: ArcSwap<Plan>,
+    pub access_log: Option<Arc<AccessLog>>,
+}
+
+/// Facts about one client connection.
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub peer: SocketAddr,
+    pub local_port: u16,
+    pub listener: Arc<str>,
+    pub tls: bool,
+    /// The verified client certificate (mTLS), for identity work.
+    pub tls_peer: Option<Arc<TlsPeer>>,
+    /// HTTP/1 connections only: the strict-framing guard's shared state.
+    pub h1: Option<Arc<ConnShared>>,
+}
+
+/// Everything known about a request once its exchange exists.
+struct Ctx {
+    exchange: Arc<Exchange>,
+    in_flight: Option<InFlight>,
+    close: bool,
+}
+
+impl Ctx {
+    /// Renders a gateway-generated error. The only place problems become responses.
+    fn problem(mut self, p: Problem) -> Response<ResponseBody> {
+        let _ = self.exchange.code.set(p.code);
+        self.exchange
+            .status
+            .store(p.status.as_u16(), Ordering::Relaxed);
+        let body = p.body(self.exchange.request_id.to_str().unwrap_or(""));
+        let mut resp = Response::new(ResponseBody::full(
+            body,
+            Some(self.exchange.clone()),
+            self.in_flight.take(),
+        ));
+        *resp.status_mut() = p.status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(X_REQUEST_ID.clone(), self.exchange.request_id.clone());
+        // A malformed or unfinished request leaves the connection in an unknown state:
+        // close it rather than read what follows.
+        if self.close
+            || p.status == StatusCode::BAD_REQUEST
+            || p.status == StatusCode::REQUEST_TIMEOUT
+            || p.status == StatusCode::PAYLOAD_TOO_LARGE
+        {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Uuid::now_v7();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// The request host, lower-case and without port: `:authority` (HTTP/2, absolute-form)
+/// or `Host`.
+fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    let host = match raw.rfind(':') {
+        Some(i) if !raw.ends_with(']') && raw[i + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            &raw[..i]
+        }
+        _ => raw,
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+fn is_idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req.headers().get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// Handles one request. Never fails: every error becomes a response.
+pub async fn handle(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let plan = conn.shared.plan.load_full();
+    let peer_ip = conn.peer.ip();
+    let peer_trusted = plan.is_trusted(peer_ip);
+    let request_id = match req.headers().get(&X_REQUEST_ID) {
+        Some(v) if peer_trusted && headers::is_acceptable_request_id(v) => v.clone(),
+        _ => new_request_id(),
+    };
+    let client_ip = headers::client_ip(peer_ip, peer_trusted, req.headers(), |ip| {
+        plan.is_trusted(ip)
+    });
+    let host = request_host(&req).into_owned();
+    let rejection = conn
+        .h1
+        .as_ref()
+        .and_then(|h1| h1.rejection_for(req.uri().path()));
+    let exchange = Arc::new(Exchange::new(
+        conn.shared.access_log.clone(),
+        ExchangeStart {
+            request_id,
+            client_ip,
+            method: req.method(),
+            version: req.version(),
+            host: if rejection.is_some() { "" } else { &host },
+            path: if rejection.is_some() {
+                ""
+            } else {
+                req.uri().path()
+            },
+            query: if rejection.is_some() {
+                None
+            } else {
+                req.uri().query()
+            },
+            listener: conn.listener.clone(),
+        },
+    ));
+    let ctx = Ctx {
+        exchange,
+        in_flight: conn.h1.clone().map(InFlight::new),
+        close: rejection.is_some(),
+    };
+    if let Some(p) = rejection {
+        tracing::debug!(code = p.code, peer = %conn.peer, "rejected malformed request");
+        return Ok(ctx.problem(p));
+    }
+    Ok(route_and_forward(&conn, &plan, req, ctx, host, client_ip, peer_trusted).await)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn route_and_forward(
+    conn: &ConnCtx,
+    plan: &Plan,
+    mut req: Request<Incoming>,
+    ctx: Ctx,
+    host: String,
+    client_ip: IpAddr,
+    peer_trusted: bool,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let upgrade = is_upgrade(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // Limits that HTTP/2 requests meet here (HTTP/1 heads were checked by the guard).
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > plan.limits.head.max_uri_bytes
+    {
+        return ctx.problem(Problem::URI_TOO_LONG);
+    }
+    if req.headers().len() > plan.limits.head.max_headers {
+        return ctx.problem(Problem::TOO_MANY_HEADERS);
+    }
+    if host.is_empty() {
+        return ctx.problem(Problem::MISSING_HOST);
+    }
+    let path = match crate::path::normalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(reason = ?e, "unsafe request path");
+            return ctx.problem(Problem::BAD_PATH);
+        }
+    };
+    let Some(route_id) = plan.router.find(&host, &path, req.method(), req.headers()) else {
+        return ctx.problem(Problem::ROUTE_NOT_FOUND);
+    };
+    let route = &plan.routes[route_id];
+    let _ = ctx.exchange.route.set(route.name.clone());
+    let _ = ctx.exchange.upstream.set(route.upstream.clone());
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        match len.to_str().ok().and_then(|s| s.parse::<u64>().ok()) {
+            Some(n) if n > route.max_body_bytes => return ctx.problem(Problem::BODY_TOO_LARGE),
+            Some(_) => {}
+            None => return ctx.problem(Problem::BAD_CONTENT_LENGTH),
+        }
+    }
+
+    let upstream = route.upstream.clone();
+    upstream.retries.budget.deposit();
+
+    // Upstream URI: the normalised (and rewritten) path plus the original query.
+    let new_path = route.rewrite(&path);
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path.into_owned(),
+    };
+    let hash_key = hash_key(&upstream, &req, client_ip);
+    let (mut parts, incoming) = req.into_parts();
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::set_forwarding(
+        &mut parts.headers,
+        &Forwarding {
+            peer: peer_ip_of(conn),
+            peer_trusted,
+            proto: if conn.tls { "https" } else { "http" },
+            host: original_host.as_ref(),
+            port: conn.local_port,
+        },
+    );
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
+    parts.version = Version::HTTP_11;
+
+    let failure = Arc::new(OnceLock::new());
+    let body = RequestBody::new(
+        incoming,
+        route.max_body_bytes,
+        plan.limits.body_timeout,
+        ctx.exchange.clone(),
+        failure.clone(),
+    );
+    let replayable = body.is_empty() && is_idempotent(&parts.method) && !upgrade;
+    let deadline = started + upstream.timeouts.request;
+    forward(ForwardJob {
+        ctx,
+        route,
+        upstream,
+        parts,
+        body,
+        path_and_query,
+        original_host,
+        replayable,
+        hash_key,
+        deadline,
+        failure,
+        client_upgrade,
+    })
+    .await
+}
+
+fn peer_ip_of(conn: &ConnCtx) -> IpAddr {
+    conn.peer.ip()
+}
+
+fn hash_key(upstream: &Upstream, req: &Request<Incoming>, client_ip: IpAddr) -> u64 {
+    use crate::upstream::hash_bytes as balance_hash;
+    if !upstream.balancer.needs_hash() {
+        return 0;
+    }
+    if let Some(rampart_config::HashOn::Header(name)) = &upstream.hash_on {
+        if let Some(v) = req.headers().get(name.as_str()) {
+            return balance_hash(v.as_bytes());
+        }
+    }
+    match client_ip {
+        IpAddr::V4(ip) => balance_hash(&ip.octets()),
+        IpAddr::V6(ip) => balance_hash(&ip.octets()),
+    }
+}
+
+struct ForwardJob<'a> {
+    ctx: Ctx,
+    route: &'a RoutePlan,
+    upstream: Arc<Upstream>,
+    parts: http::request::Parts,
+    body: RequestBody,
+    path_and_query: String,
+    original_host: Option<HeaderValue>,
+    replayable: bool,
+    hash_key: u64,
+    deadline: Instant,
+    failure: Arc<OnceLock<Problem>>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Outcome of one attempt that did not produce a usable response.
+enum AttemptError {
+    /// Nothing reached the upstream; the request comes back intact and may go elsewhere.
+    NotSent(Problem, Box<Request<RequestBody>>),
+    /// The request was (at least partly) sent; only a body-less request can be replayed.
+    Sent(Problem),
+}
+
+async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
+    let ForwardJob {
+        mut ctx,
+        route,
+        upstream,
+        parts,
+        body,
+        path_and_query,
+        original_host,
+        replayable,
+        hash_key,
+        deadline,
+        failure,
+        client_upgrade,
+    } = job;
+    let method = parts.method;
+    let mut headers = parts.headers;
+    let mut body = body;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries_left = upstream.retries.max;
+    let upgrade = client_upgrade.is_some();
+    loop {
+        let index = match upstream.select(hash_key, &tried) {
+            Ok(i) => i,
+            Err(SelectError::Overloaded) => return ctx.problem(Problem::UPSTREAM_OVERLOADED),
+            Err(SelectError::NoneAvailable) => return ctx.problem(Problem::NO_HEALTHY_UPSTREAM),
+        };
+        let target = &upstream.targets[index];
+        let load = TargetLoad::new(upstream.clone(), index);
+        ctx.exchange.target.store(index, Ordering::Relaxed);
+
+        let uri = match upstream.protocol {
+            UpstreamProtocol::Http2 => {
+                let scheme = if target.https { "https" } else { "http" };
+                Uri::try_from(format!(
+                    "{scheme}://{}{path_and_query}",
+                    target.authority.to_str().unwrap_or("")
+                ))
+            }
+            UpstreamProtocol::Http1 => Uri::try_from(path_and_query.as_str()),
+        };
+        let Ok(uri) = uri else {
+            return ctx.problem(Problem::BAD_REQUEST_TARGET);
+        };
+        // A status retry needs the head again after it was sent: keep a copy only then.
+        let keep_copy = replayable && retries_left > 0 && !upstream.retries.on_status.is_empty();
+        let mut request = Request::new(body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = if keep_copy {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        match upstream.protocol {
+            UpstreamProtocol::Http1 => {
+                let host = match (&original_host, route.preserve_host) {
+                    (Some(h), true) => h.clone(),
+                    _ => target.authority.clone(),
+                };
+                request.headers_mut().insert(header::HOST, host);
+            }
+            // HTTP/2 carries the authority in the URI; a Host header would be redundant.
+            UpstreamProtocol::Http2 => {
+                request.headers_mut().remove(header::HOST);
+            }
+        }
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let outcome =
+            match tokio::time::timeout(remaining, send(&upstream, index, request, upgrade)).await {
+                Err(_) => Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
+                Ok(r) => r,
+            };
+        match outcome {
+            Ok((resp, pool_return)) => {
+                let status = resp.status().as_u16();
+                if matches!(status, 502..=504) {
+                    target.record_failure(&upstream.passive);
+                } else {
+                    target.record_success();
+                }
+                if keep_copy
+                    && upstream.retries.on_status.contains(&status)
+                    && upstream.retries.budget.try_withdraw()
+                {
+                    retries_left -= 1;
+                    tried.push(index);
+                    body = RequestBody::empty(ctx.exchange.clone(), failure.clone());
+                    continue;
+                }
+                if upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    // The guard stopped checking framing after the upgrade head; a refused
+                    // upgrade must not leave the connection open for unchecked requests.
+                    ctx.close = true;
+                }
+                return respond(
+                    ctx,
+                    resp,
+                    pool_return,
+                    deadline,
+                    load,
+                    client_upgrade,
+                    &upstream,
+                );
+            }
+            Err(AttemptError::NotSent(problem, request)) => {
+                target.record_failure(&upstream.passive);
+                tried.push(index);
+                let (p, b) = request.into_parts();
+                headers = p.headers;
+                body = b;
+                if retries_left > 0 && upstream.retries.budget.try_withdraw() {
+                    retries_left -= 1;
+                    continue;
+                }
+                return ctx.problem(problem);
+            }
+            Err(AttemptError::Sent(problem)) => {
+                if let Some(p) = failure.get() {
+                    // The client's body was the problem (too large, too slow, broken).
+                    ctx.close = true;
+                    return ctx.problem(*p);
+                }
+                target.record_failure(&upstream.passive);
+                if keep_copy
+                    && problem != Problem::UPSTREAM_TIMEOUT
+                    && upstream.retries.budget.try_withdraw()
+                {
+                    retries_left -= 1;
+                    tried.push(index);
+                    body = RequestBody::empty(ctx.exchange.clone(), failure.clone());
+                    continue;
+                }
+                return ctx.problem(problem);
+            }
+        }
+    }
+}
+
+/// Sends one request to target `index`: a pooled connection first, and once more on a
+/// fresh connection if the pooled one turned out to be closed before anything was sent.
+async fn send(
+    upstream: &Upstream,
+    index: usize,
+    mut request: Request<RequestBody>,
+    upgrade: bool,
+) -> Result<(Response<Incoming>, Option<PoolReturn>), AttemptError> {
+    let target = &upstream.targets[index];
+    let mut fresh = upgrade;
+    loop {
+        let (sender, reused) = match pool::checkout(upstream, target, fresh).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(target_url = %target.url, error = %e, "upstream connect failed");
+                let p = match e {
+                    pool::ConnectError::Timeout => Problem::UPSTREAM_TIMEOUT,
+                    _ => Problem::UPSTREAM_CONNECT,
+                };
+                return Err(AttemptError::NotSent(p, Box::new(request)));
+            }
+        };
+        let result = match sender {
+            Sender::H1(mut s) => {
+                if s.ready().await.is_err() {
+                    if reused {
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(AttemptError::NotSent(
+                        Problem::UPSTREAM_CONNECT,
+                        Box::new(request),
+                    ));
+                }
+                let r = tokio::time::timeout(
+                    upstream.timeouts.response_header,
+                    s.try_send_request(request),
+                )
+                .await;
+                match r {
+                    Err(_) => return Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
+                    Ok(Ok(resp)) => {
+                        let pool = (!upgrade).then(|| PoolReturn {
+                            sender: s,
+                            pool_key: target.pool_key.clone(),
+                            max_idle: upstream.max_idle_per_target,
+                        });
+                        Ok((resp, pool))
+                    }
+                    Ok(Err(mut e)) => match e.take_message() {
+                        Some(req) if reused => {
+                            request = req;
+                            fresh = true;
+                            continue;
+                        }
+                        Some(req) => Err(AttemptError::NotSent(
+                            Problem::UPSTREAM_CONNECT,
+                            Box::new(req),
+                        )),
+                        None => {
+                            tracing::debug!(target_url = %target.url, error = %e.error(), "upstream exchange failed");
+                            Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL))
+                        }
+                    },
+                }
+            }
+            Sender::H2(mut s) => {
+                let r = tokio::time::timeout(
+                    upstream.timeouts.response_header,
+                    s.try_send_request(request),
+                )
+                .await;
+                match r {
+                    Err(_) => return Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
+                    Ok(Ok(resp)) => Ok((resp, None)),
+                    Ok(Err(mut e)) => match e.take_message() {
+                        Some(req) if reused => {
+                            request = req;
+                            fresh = true;
+                            continue;
+                        }
+                        Some(req) => Err(AttemptError::NotSent(
+                            Problem::UPSTREAM_CONNECT,
+                            Box::new(req),
+                        )),
+                        None => Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL)),
+                    },
+                }
+            }
+        };
+        return result;
+    }
+}
+
+fn respond(
+    mut ctx: Ctx,
+    mut resp: Response<Incoming>,
+    pool_return: Option<PoolReturn>,
+    deadline: Instant,
+    load: TargetLoad,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upstream: &Upstream,
+) -> Response<ResponseBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if let Some(client_side) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            let name = upstream.name.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, upstream_side) {
+                    Ok((c, u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                            tracing::debug!(upstream = %name, error = %e, "upgraded connection ended");
+                        }
+                    }
+                    Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
+                }
+            });
+        }
+    }
+    let (mut parts, incoming) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, switching);
+    headers::strip_upstream_identity(&mut parts.headers);
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
+    if ctx.in_flight.is_some() && !switching && ctx.close {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    ctx.exchange
+        .status
+        .store(parts.status.as_u16(), Ordering::Relaxed);
+    let exchange = ctx.exchange.clone();
+    let body = ResponseBody::upstream(
+        incoming,
+        pool_return,
+        deadline,
+        load,
+        exchange,
+        ctx.in_flight.take(),
+    );
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,352 @@
+//! The running gateway: listeners bound once, one worker thread per core, each with its
+//! own current-thread runtime, its own `SO_REUSEPORT` accept socket per listener and its
+//! own upstream pools (DESIGN.md §8), plus one background thread for health checks.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::access_log::AccessLog;
+use crate::conn_limit::{ConnLimiter, ConnPermit};
+use crate::h1_guard::{ConnShared, H1Guard};
+use crate::plan::Plan;
+use crate::proxy::{self, ConnCtx, Shared};
+use crate::upstream::{health, Stream};
+
+/// A running gateway. Dropping it (or calling [`Gateway::shutdown`]) stops it.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    addrs: Vec<(Arc<str>, SocketAddr)>,
+    stop: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    limiter: Arc<ConnLimiter>,
+}
+
+fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+impl Gateway {
+    /// Binds every listener and starts serving `plan`.
+    pub fn start(plan: Plan) -> io::Result<Gateway> {
+        let access_log = if plan.access_log.enabled {
+            Some(AccessLog::start(&plan.access_log.output)?)
+        } else {
+            None
+        };
+        let workers = plan.workers.max(1);
+        // Bind the first socket of each listener to learn its port (port 0 in tests), then
+        // one more per extra worker on the same address.
+        let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
+        for l in &plan.listeners {
+            let first = bind_reuseport(l.bind).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot bind listener {:?} to {}: {e}", l.name, l.bind),
+                )
+            })?;
+            let addr = first.local_addr()?;
+            addrs.push((l.name.clone(), addr));
+            per_worker[0].push(first);
+            for sockets in per_worker.iter_mut().skip(1) {
+                sockets.push(bind_reuseport(addr)?);
+            }
+        }
+        let limiter = ConnLimiter::new(
+            plan.limits.max_connections,
+            plan.limits.max_connections_per_ip,
+        );
+        let shared = Arc::new(Shared {
+            plan: ArcSwap::from_pointee(plan),
+            access_log,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+
+        let mut threads = Vec::new();
+        // Background runtime: health checks (and, later, reload and Redis work).
+        {
+            let shared = shared.clone();
+            let mut stop_rx = stop_rx.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rampart-bg".into())
+                    .spawn(move || {
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        for u in &shared.plan.load().upstreams {
+                            health::spawn_checks(rt.handle(), u);
+                        }
+                        let _ = ready_tx.send(Ok(()));
+                        rt.block_on(async move {
+                            let _ = stop_rx.wait_for(|s| *s).await;
+                        });
+                    })?,
+            );
+            ready_rx
+                .recv()
+                .map_err(|_| io::Error::other("background thread died"))??;
+        }
+        for (i, sockets) in per_worker.into_iter().enumerate() {
+            let shared = shared.clone();
+            let stop_rx = stop_rx.clone();
+            let limiter = limiter.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rampart-worker-{i}"))
+                    .spawn(move || {
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot start worker runtime");
+                                return;
+                            }
+                        };
+                        rt.block_on(worker(shared, sockets, limiter, stop_rx));
+                    })?,
+            );
+        }
+        Ok(Gateway {
+            shared,
+            addrs,
+            stop,
+            threads,
+            limiter,
+        })
+    }
+
+    /// The bound address of a listener (with the real port when the config said 0).
+    pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| &**n == listener)
+            .map(|(_, a)| *a)
+    }
+
+    /// The plan currently serving requests.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.shared.plan.load_full()
+    }
+
+    /// Client connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.limiter.open()
+    }
+
+    /// Stops accepting, closes connections and waits for the worker threads.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+async fn worker(
+    shared: Arc<Shared>,
+    sockets: Vec<std::net::TcpListener>,
+    limiter: Arc<ConnLimiter>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut accepts = Vec::new();
+    for (index, std_listener) in sockets.into_iter().enumerate() {
+        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register listener");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let limiter = limiter.clone();
+        accepts.push(tokio::spawn(accept_loop(shared, index, listener, limiter)));
+    }
+    let _ = stop.wait_for(|s| *s).await;
+    for a in accepts {
+        a.abort();
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    index: usize,
+    listener: tokio::net::TcpListener,
+    limiter: Arc<ConnLimiter>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let permit = match limiter.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!(peer = %peer, reason = ?why, "connection refused by connection limits");
+                drop(tcp);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(shared.clone(), index, tcp, peer, permit));
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    index: usize,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: ConnPermit,
+) {
+    let plan = shared.plan.load_full();
+    let Some(listener) = plan.listeners.get(index) else {
+        return;
+    };
+    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let limits = plan.limits;
+    let name = listener.name.clone();
+    match listener.tls.clone() {
+        None => {
+            let ctx = ConnCtx {
+                shared: shared.clone(),
+                peer,
+                local_port,
+                listener: name,
+                tls: false,
+                tls_peer: None,
+                h1: None,
+            };
+            serve_h1(
+                ctx,
+                Stream::<tokio_rustls::server::TlsStream<TcpStream>>::Plain(tcp),
+                &plan,
+            )
+            .await;
+        }
+        Some(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let tls = match tokio::time::timeout(limits.head.header_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (_, session) = tls.get_ref();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let tls_peer = crate::tls::peer_identity(session).map(Arc::new);
+            let ctx = ConnCtx {
+                shared: shared.clone(),
+                peer,
+                local_port,
+                listener: name,
+                tls: true,
+                tls_peer,
+                h1: None,
+            };
+            let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
+            if h2 {
+                serve_h2(ctx, io, &plan).await;
+            } else {
+                serve_h1(ctx, io, &plan).await;
+            }
+        }
+    }
+}
+
+async fn serve_h1<T>(mut ctx: ConnCtx, io: Stream<T>, plan: &Plan)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = plan.limits;
+    let conn_shared = ConnShared::new();
+    ctx.h1 = Some(conn_shared.clone());
+    let guard = H1Guard::new(io, limits.head, conn_shared);
+    let ctx = Arc::new(ctx);
+    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .writev(false)
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_headers(limits.head.max_headers.max(1))
+        .max_buf_size((limits.head.max_head_bytes + 8192).max(8192));
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(guard), svc)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
+    }
+}
+
+async fn serve_h2<T>(ctx: ConnCtx, io: Stream<T>, plan: &Plan)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = plan.limits;
+    let ctx = Arc::new(ctx);
+    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.head.max_head_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+        .max_local_error_reset_streams(limits.h2_max_pending_resets)
+        .keep_alive_interval(limits.head.idle_timeout / 2)
+        .keep_alive_timeout(limits.head.header_timeout);
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
