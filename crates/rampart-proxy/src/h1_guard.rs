@@ -80,7 +80,11 @@ enum State {
     Chunked(Chunk),
     /// After an upgrade/CONNECT head: bytes pass unchecked (hyper hands them over).
     Passthrough,
-    /// After a rejection or timeout: nothing more is read.
+    /// After a rejection: the synthetic request has been handed over and nothing more is
+    /// read. Reads stay pending (not EOF: hyper drops an in-flight request on EOF), and
+    /// the `Connection: close` on the rejection's response ends the connection.
+    Rejected,
+    /// After the idle timeout: reads return EOF.
     Closed,
 }
 
@@ -148,7 +152,7 @@ impl<IO> H1Guard<IO> {
         self.buf.extend_from_slice(synthetic.as_bytes());
         self.ready = self.buf.len();
         self.scanned = self.buf.len();
-        self.state = State::Closed;
+        self.state = State::Rejected;
     }
 
     /// Runs the framing state machine over unscanned bytes. Returns an error only for a
@@ -217,7 +221,7 @@ impl<IO> H1Guard<IO> {
                     self.ready = self.scanned;
                     self.state = next.map_or(State::Head, State::Chunked);
                 }
-                State::Passthrough | State::Closed => {
+                State::Passthrough | State::Closed | State::Rejected => {
                     self.scanned = self.buf.len();
                     self.ready = self.scanned;
                 }
@@ -263,6 +267,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 this.ready -= n;
                 this.scanned -= n;
                 return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Rejected {
+                return Poll::Pending;
             }
             if this.state == State::Closed || (this.eof && this.buf.len() == this.scanned) {
                 return Poll::Ready(Ok(()));
@@ -486,11 +493,8 @@ fn check_head(head: &[u8], limits: &HeadLimits) -> Result<State, Problem> {
         }));
     }
     if method == b"CONNECT" || (upgrade && connection_upgrade) {
-        return Ok(if content_length.unwrap_or(0) > 0 {
-            State::Closed
-        } else {
-            State::Passthrough
-        });
+        // hyper takes over the connection after the upgrade; what follows is not HTTP/1.
+        return Ok(State::Passthrough);
     }
     Ok(match content_length {
         Some(n) if n > 0 => State::Length(n),
