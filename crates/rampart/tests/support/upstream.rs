@@ -21,6 +21,7 @@ pub struct Seen {
     pub uri: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub version: http::Version,
 }
 
 /// What the upstream answers.
@@ -78,6 +79,7 @@ pub struct TestUpstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     hits: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -111,6 +113,8 @@ impl TestUpstream {
         let addr = std_listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let conns2 = conns.clone();
         let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (seen2, hits2) = (seen.clone(), hits.clone());
         std::thread::spawn(move || {
@@ -125,6 +129,7 @@ impl TestUpstream {
                         _ = &mut stop_rx => return,
                         r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                     };
+                    conns2.fetch_add(1, Ordering::SeqCst);
                     let (handler, seen, hits, tls) =
                         (handler.clone(), seen2.clone(), hits2.clone(), tls.clone());
                     tokio::spawn(async move {
@@ -164,12 +169,18 @@ impl TestUpstream {
             addr,
             seen,
             hits,
+            conns,
             stop: Some(stop),
         }
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
     }
 
     pub fn last(&self) -> Seen {
@@ -203,7 +214,7 @@ fn echo_handler() -> Handler {
             })
             .collect();
         let doc = serde_json::json!({
-            "method": seen.method, "uri": seen.uri, "headers": headers,
+            "method": seen.method, "uri": seen.uri, "headers": headers, "version": format!("{:?}", seen.version),
             "body": String::from_utf8_lossy(&seen.body),
         });
         Answer::ok(doc.to_string())
@@ -258,6 +269,7 @@ async fn serve(
         uri: parts.uri.to_string(),
         headers: parts.headers,
         body,
+        version: parts.version,
     };
     seen.lock().unwrap().push(s.clone());
     let answer = handler(&s);
