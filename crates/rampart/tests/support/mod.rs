@@ -9,7 +9,9 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::path::Path;
 
+#[allow(unused_imports)]
 pub use client::*;
+#[allow(unused_imports)]
 pub use upstream::*;
 
 /// A gateway started from YAML, plus the temp dir its relative paths resolve against.
