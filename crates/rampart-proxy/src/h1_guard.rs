@@ -25,6 +25,9 @@ use rampart_core::Problem;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+/// Bytes read from the socket per poll.
+const READ_CHUNK: usize = 8192;
+
 /// Limits the guard enforces on request heads.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits {
@@ -266,6 +269,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 this.buf.drain(..n);
                 this.ready -= n;
                 this.scanned -= n;
+                if this.buf.is_empty() && this.buf.capacity() > READ_CHUNK {
+                    this.buf = Vec::new();
+                }
                 return Poll::Ready(Ok(()));
             }
             if this.state == State::Rejected {
@@ -303,12 +309,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                     }
                 }
             }
-            let start = this.buf.len();
-            this.buf.resize(start + 8192, 0);
-            let mut rb = ReadBuf::new(&mut this.buf[start..]);
+            // Read into an uninitialised stack buffer and keep only what arrived, so an idle
+            // connection holds no read buffer of ours (hyper keeps its own).
+            let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut storage);
             let res = Pin::new(&mut this.io).poll_read(cx, &mut rb);
             let got = rb.filled().len();
-            this.buf.truncate(start + got);
+            this.buf.extend_from_slice(rb.filled());
             match res {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -346,6 +353,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
+}
+
+/// Checks a complete request head (through the blank line) with the default limits.
+/// Exposed for fuzzing and tests; the guard itself calls the internal checker.
+pub fn check_request_head(head: &[u8]) -> Result<(), Problem> {
+    let limits = HeadLimits {
+        max_head_bytes: 16 * 1024,
+        max_headers: 100,
+        max_uri_bytes: 8 * 1024,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
+    if !head.ends_with(b"\r\n\r\n") {
+        return Err(Problem::MALFORMED);
+    }
+    check_head(head, &limits).map(|_| ())
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {

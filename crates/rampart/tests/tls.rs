@@ -353,3 +353,52 @@ async fn reports_mismatched_key_and_missing_files_with_yaml_paths() {
         "key material in an error: {err}"
     );
 }
+
+#[tokio::test]
+async fn advertises_http2_stream_and_header_limits() {
+    // The listener's HTTP/2 SETTINGS carry the configured concurrent-stream cap, and a
+    // header block over max_header_bytes is refused.
+    let ca = TestCa::new("Test Root");
+    let dir = tempfile::tempdir().unwrap();
+    ca.leaf("api.example.com", &["api.example.com"])
+        .write(dir.path(), "api");
+    let up = TestUpstream::echo();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlimits: {{ h2_max_concurrent_streams: 7, max_header_bytes: 4KiB }}\n\
+         listeners:\n  - name: public\n    bind: \"127.0.0.1:0\"\n    tls: {{ certificates: [{{ cert_file: api.pem, key_file: api.key }}] }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: / }}, upstream: up }}\n",
+        up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    let mut c = TlsClient::trusting(&ca.pem());
+    c.alpn = vec![b"h2".to_vec()];
+    let conn = tls_connect(gw.http(), "api.example.com", &c).await.unwrap();
+    let (client, connection) = h2::client::handshake(conn.stream).await.unwrap();
+    let mut connection = Box::pin(connection);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::get("https://api.example.com/ok")
+        .body(())
+        .unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    let resp = tokio::select! {
+        r = resp => r.unwrap(),
+        _ = &mut connection => panic!("connection ended"),
+    };
+    assert_eq!(resp.status(), 200);
+    assert_eq!(connection.max_concurrent_send_streams(), 7);
+    let big = http::Request::get("https://api.example.com/big")
+        .header("x-big", "b".repeat(8192))
+        .body(())
+        .unwrap();
+    let mut client = client.ready().await.unwrap();
+    let (resp, _) = client.send_request(big, true).unwrap();
+    let outcome = tokio::select! {
+        r = resp => r.map(|r| r.status().as_u16()).map_err(|e| e.to_string()),
+        _ = &mut connection => Err("connection closed".into()),
+    };
+    assert!(
+        matches!(outcome, Err(_)) || matches!(outcome, Ok(431)),
+        "{outcome:?}"
+    );
+    assert_eq!(up.hits(), 1);
+}
