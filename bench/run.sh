@@ -171,7 +171,7 @@ PEAK_NGX=$(hwm_kb "$NGX_PID"); PEAK_RMP=$(hwm_kb "$RMP_PID")
 FIXED=""
 if command -v oha >/dev/null; then
   fixed_p99() {
-    taskset -c "$LOAD_CORE" oha --no-tui -j -z "${DURATION}s" -q 5000 -c 50 --latency-correction "$1" 2>/dev/null \
+    taskset -c "$LOAD_CORE" oha --no-tui --output-format json -z "${DURATION}s" -q 5000 -c 50 --latency-correction "$1" 2>/dev/null \
       | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["latencyPercentiles"]["p99"]*1000)'
   }
   for round in $(seq 1 "$ROUNDS"); do

@@ -13,7 +13,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use http::{HeaderValue, Method, Version};
+use http::{HeaderValue, Method, Uri, Version};
 use rampart_core::json_escape_into;
 
 use crate::upstream::Upstream;
@@ -74,6 +74,9 @@ fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>) {
 /// One request/response exchange as the access log sees it. Shared by the request body,
 /// the response body and the handler; when the last holder drops it (the response has
 /// been fully sent or abandoned), the line is written.
+///
+/// It keeps cheap handles (the request's `Uri` and `Host` value share the bytes hyper
+/// parsed) and formats them only when a line is actually written.
 #[derive(Debug)]
 pub struct Exchange {
     log: Option<Arc<AccessLog>>,
@@ -83,8 +86,9 @@ pub struct Exchange {
     client_ip: IpAddr,
     method: Method,
     version: Version,
-    host: String,
-    path: String,
+    /// `None` for synthetic rejections, whose target is not the client's.
+    uri: Option<Uri>,
+    host: Option<HeaderValue>,
     listener: Arc<str>,
     pub route: OnceLock<Arc<str>>,
     pub upstream: OnceLock<Arc<Upstream>>,
@@ -93,52 +97,43 @@ pub struct Exchange {
     pub status: AtomicU16,
     /// Reason code when the gateway answered itself.
     pub code: OnceLock<&'static str>,
+    /// Why the client's body could not be forwarded (too large, too slow, broken), so the
+    /// handler answers 413/408/400 rather than a gateway error.
+    pub body_failure: OnceLock<rampart_core::Problem>,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
 }
 
 /// The request facts an exchange starts with.
-pub struct ExchangeStart<'a> {
+pub struct ExchangeStart {
     pub request_id: HeaderValue,
     pub client_ip: IpAddr,
-    pub method: &'a Method,
+    pub method: Method,
     pub version: Version,
-    pub host: &'a str,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
+    pub uri: Option<Uri>,
+    pub host: Option<HeaderValue>,
     pub listener: Arc<str>,
 }
 
 impl Exchange {
-    pub fn new(log: Option<Arc<AccessLog>>, s: ExchangeStart<'_>) -> Exchange {
-        let mut path = String::with_capacity(s.path.len() + 8);
-        path.push_str(s.path);
-        if let Some(q) = s.query {
-            // Query keys are useful, values may be credentials: keep only the keys.
-            path.push('?');
-            for (i, pair) in q.split('&').enumerate() {
-                if i > 0 {
-                    path.push('&');
-                }
-                path.push_str(pair.split('=').next().unwrap_or(""));
-            }
-        }
+    pub fn new(log: Option<Arc<AccessLog>>, s: ExchangeStart) -> Exchange {
         Exchange {
             log,
             started: tokio::time::Instant::now(),
             time: SystemTime::now(),
             request_id: s.request_id,
             client_ip: s.client_ip,
-            method: s.method.clone(),
+            method: s.method,
             version: s.version,
-            host: s.host.to_string(),
-            path,
+            uri: s.uri,
+            host: s.host,
             listener: s.listener,
             route: OnceLock::new(),
             upstream: OnceLock::new(),
             target: AtomicUsize::new(usize::MAX),
             status: AtomicU16::new(0),
             code: OnceLock::new(),
+            body_failure: OnceLock::new(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         }
@@ -155,9 +150,26 @@ impl Exchange {
         o.push_str("\",\"method\":\"");
         json_escape_into(&mut o, self.method.as_str());
         let _ = write!(o, "\",\"protocol\":\"{:?}\",\"host\":\"", self.version);
-        json_escape_into(&mut o, &self.host);
+        let host = self
+            .host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        json_escape_into(&mut o, host);
         o.push_str("\",\"path\":\"");
-        json_escape_into(&mut o, &self.path);
+        if let Some(uri) = &self.uri {
+            json_escape_into(&mut o, uri.path());
+            if let Some(q) = uri.query() {
+                // Query keys are useful, values may be credentials: keep only the keys.
+                o.push('?');
+                for (i, pair) in q.split('&').enumerate() {
+                    if i > 0 {
+                        o.push('&');
+                    }
+                    json_escape_into(&mut o, pair.split('=').next().unwrap_or(""));
+                }
+            }
+        }
         o.push('"');
         if let Some(r) = self.route.get() {
             o.push_str(",\"route\":\"");

@@ -47,9 +47,8 @@ pub struct RequestBody {
     received: u64,
     deadline: Option<Pin<Box<Sleep>>>,
     body_timeout: std::time::Duration,
+    /// Also where the first body error is recorded (`body_failure`).
     exchange: Arc<Exchange>,
-    /// The first error seen, so the handler can answer 413/408 rather than 502.
-    failure: Arc<std::sync::OnceLock<Problem>>,
 }
 
 impl RequestBody {
@@ -58,7 +57,6 @@ impl RequestBody {
         limit: u64,
         body_timeout: std::time::Duration,
         exchange: Arc<Exchange>,
-        failure: Arc<std::sync::OnceLock<Problem>>,
     ) -> Self {
         let inner = if inner.is_end_stream() {
             None
@@ -72,12 +70,11 @@ impl RequestBody {
             deadline: None,
             body_timeout,
             exchange,
-            failure,
         }
     }
 
     /// A body-less request body, for replaying a request that had none.
-    pub fn empty(exchange: Arc<Exchange>, failure: Arc<std::sync::OnceLock<Problem>>) -> Self {
+    pub fn empty(exchange: Arc<Exchange>) -> Self {
         Self {
             inner: None,
             limit: 0,
@@ -85,7 +82,6 @@ impl RequestBody {
             deadline: None,
             body_timeout: std::time::Duration::ZERO,
             exchange,
-            failure,
         }
     }
 
@@ -98,7 +94,7 @@ impl RequestBody {
         &mut self,
         e: RequestBodyError,
     ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
-        let _ = self.failure.set(e.problem());
+        let _ = self.exchange.body_failure.set(e.problem());
         self.inner = None;
         Poll::Ready(Some(Err(e)))
     }
@@ -243,7 +239,7 @@ impl ResponseBody {
     pub fn upstream(
         inner: Incoming,
         pool: Option<PoolReturn>,
-        deadline: Instant,
+        deadline: Pin<Box<Sleep>>,
         load: TargetLoad,
         exchange: Arc<Exchange>,
         in_flight: Option<InFlight>,
@@ -252,7 +248,7 @@ impl ResponseBody {
             kind: Kind::Upstream {
                 inner,
                 pool,
-                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                deadline,
                 _load: load,
             },
             exchange: Some(exchange),

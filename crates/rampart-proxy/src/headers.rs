@@ -104,43 +104,81 @@ pub fn client_ip(
     candidate
 }
 
-/// Facts needed to write forwarding headers.
-pub struct Forwarding<'a> {
-    pub peer: IpAddr,
-    pub peer_trusted: bool,
-    pub proto: &'static str,
-    pub host: Option<&'a HeaderValue>,
-    pub port: u16,
+/// Forwarding header values that depend only on the connection, computed once when it is
+/// accepted so requests do not format addresses again and again.
+#[derive(Debug, Clone)]
+pub struct PeerHeaders {
+    peer: IpAddr,
+    proto: &'static str,
+    xff: HeaderValue,
+    port: HeaderValue,
+    /// `for=<peer>;proto=<proto>` (RFC 7239 node syntax).
+    forwarded: String,
+}
+
+impl PeerHeaders {
+    pub fn new(peer: IpAddr, tls: bool, local_port: u16) -> Self {
+        let proto = if tls { "https" } else { "http" };
+        let node = match peer {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("\"[{ip}]\""),
+        };
+        Self {
+            peer,
+            proto,
+            xff: HeaderValue::from_str(&peer.to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            port: HeaderValue::from(local_port),
+            forwarded: format!("for={node};proto={proto}"),
+        }
+    }
+
+    pub fn proto(&self) -> &'static str {
+        self.proto
+    }
 }
 
 /// Writes `X-Forwarded-For/-Proto/-Host/-Port` and `Forwarded` (RFC 7239). From a trusted
 /// proxy, the existing chains are extended; from anyone else they are replaced, so a
 /// client cannot plant an address or scheme.
-pub fn set_forwarding(headers: &mut HeaderMap, f: &Forwarding<'_>) {
-    let peer = f.peer.to_string();
-    if f.peer_trusted {
-        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
-            _ => peer.clone(),
-        };
-        set(headers, &X_FORWARDED_FOR, &xff);
+pub fn set_forwarding(
+    headers: &mut HeaderMap,
+    peer: &PeerHeaders,
+    peer_trusted: bool,
+    host: Option<&HeaderValue>,
+) {
+    if peer_trusted {
+        match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => {
+                let chain = format!("{prev}, {}", peer.peer);
+                set(headers, &X_FORWARDED_FOR, &chain);
+            }
+            _ => {
+                headers.insert(X_FORWARDED_FOR.clone(), peer.xff.clone());
+            }
+        }
         if !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
+            headers.insert(
+                X_FORWARDED_PROTO.clone(),
+                HeaderValue::from_static(peer.proto),
+            );
         }
         if !headers.contains_key(&X_FORWARDED_HOST) {
-            if let Some(h) = f.host {
+            if let Some(h) = host {
                 headers.insert(X_FORWARDED_HOST.clone(), h.clone());
             }
         }
         if !headers.contains_key(&X_FORWARDED_PORT) {
-            headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
+            headers.insert(X_FORWARDED_PORT.clone(), peer.port.clone());
         }
     } else {
         headers.remove(&X_REAL_IP);
-        headers.remove(header::FORWARDED);
-        set(headers, &X_FORWARDED_FOR, &peer);
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
-        match f.host {
+        headers.insert(X_FORWARDED_FOR.clone(), peer.xff.clone());
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(peer.proto),
+        );
+        match host {
             Some(h) => {
                 headers.insert(X_FORWARDED_HOST.clone(), h.clone());
             }
@@ -148,14 +186,19 @@ pub fn set_forwarding(headers: &mut HeaderMap, f: &Forwarding<'_>) {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
-        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
+        headers.insert(X_FORWARDED_PORT.clone(), peer.port.clone());
     }
-    let node = match f.peer {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let mut element = format!("for={node};proto={}", f.proto);
-    if let Some(h) = f.host.and_then(|h| h.to_str().ok()) {
+    let mut element = String::with_capacity(peer.forwarded.len() + 40);
+    if peer_trusted {
+        if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+            if !prev.trim().is_empty() {
+                element.push_str(prev);
+                element.push_str(", ");
+            }
+        }
+    }
+    element.push_str(&peer.forwarded);
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
         if h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         {
@@ -164,11 +207,7 @@ pub fn set_forwarding(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             element.push('"');
         }
     }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if f.peer_trusted && !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
-    };
-    set(headers, &header::FORWARDED, &forwarded);
+    set(headers, &header::FORWARDED, &element);
 }
 
 fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod path;
 pub mod plan;
 pub mod proxy;
+pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod tls;

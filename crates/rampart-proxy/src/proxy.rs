@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
@@ -19,8 +19,9 @@ use tokio::time::Instant;
 use crate::access_log::{AccessLog, Exchange, ExchangeStart};
 use crate::body::{InFlight, PoolReturn, RequestBody, ResponseBody, TargetLoad};
 use crate::h1_guard::ConnShared;
-use crate::headers::{self, Forwarding, X_REQUEST_ID};
+use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::plan::{Plan, RoutePlan};
+use crate::request_id::new_request_id;
 use crate::upstream::pool::{self, Sender};
 use crate::upstream::{SelectError, Upstream};
 use rampart_config::UpstreamProtocol;
@@ -42,6 +43,8 @@ pub struct ConnCtx {
     pub tls_peer: Option<Arc<TlsPeer>>,
     /// HTTP/1 connections only: the strict-framing guard's shared state.
     pub h1: Option<Arc<ConnShared>>,
+    /// Forwarding header values for this connection's peer.
+    pub peer_headers: PeerHeaders,
 }
 
 /// Everything known about a request once its exchange exists.
@@ -80,13 +83,6 @@ impl Ctx {
         }
         resp
     }
-}
-
-fn new_request_id() -> HeaderValue {
-    let id = uuid::Uuid::now_v7();
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
-        .unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// The request host, lower-case and without port: `:authority` (HTTP/2, absolute-form)
@@ -153,28 +149,26 @@ pub async fn handle(
     let client_ip = headers::client_ip(peer_ip, peer_trusted, req.headers(), |ip| {
         plan.is_trusted(ip)
     });
-    let host = request_host(&req).into_owned();
     let rejection = conn
         .h1
         .as_ref()
         .and_then(|h1| h1.rejection_for(req.uri().path()));
+    let host_value = match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(header::HOST).cloned(),
+    };
     let exchange = Arc::new(Exchange::new(
         conn.shared.access_log.clone(),
         ExchangeStart {
             request_id,
             client_ip,
-            method: req.method(),
+            method: req.method().clone(),
             version: req.version(),
-            host: if rejection.is_some() { "" } else { &host },
-            path: if rejection.is_some() {
-                ""
+            uri: rejection.is_none().then(|| req.uri().clone()),
+            host: if rejection.is_none() {
+                host_value.clone()
             } else {
-                req.uri().path()
-            },
-            query: if rejection.is_some() {
                 None
-            } else {
-                req.uri().query()
             },
             listener: conn.listener.clone(),
         },
@@ -188,7 +182,7 @@ pub async fn handle(
         tracing::debug!(code = p.code, peer = %conn.peer, "rejected malformed request");
         return Ok(ctx.problem(p));
     }
-    Ok(route_and_forward(&conn, &plan, req, ctx, host, client_ip, peer_trusted).await)
+    Ok(route_and_forward(&conn, &plan, req, ctx, host_value, client_ip, peer_trusted).await)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -197,7 +191,7 @@ async fn route_and_forward(
     plan: &Plan,
     mut req: Request<Incoming>,
     ctx: Ctx,
-    host: String,
+    original_host: Option<HeaderValue>,
     client_ip: IpAddr,
     peer_trusted: bool,
 ) -> Response<ResponseBody> {
@@ -212,6 +206,7 @@ async fn route_and_forward(
     if req.headers().len() > plan.limits.head.max_headers {
         return ctx.problem(Problem::TOO_MANY_HEADERS);
     }
+    let host = request_host(&req);
     if host.is_empty() {
         return ctx.problem(Problem::MISSING_HOST);
     }
@@ -239,43 +234,42 @@ async fn route_and_forward(
     let upstream = route.upstream.clone();
     upstream.retries.budget.deposit();
 
-    // Upstream URI: the normalised (and rewritten) path plus the original query.
+    // Upstream target: the normalised (and rewritten) path plus the original query. When
+    // neither normalisation nor a rewrite changed anything, the parsed original is reused.
     let new_path = route.rewrite(&path);
-    let path_and_query = match req.uri().query() {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path.into_owned(),
+    let unchanged = matches!(new_path, Cow::Borrowed(p) if p.len() == req.uri().path().len());
+    let path_and_query = match (unchanged, req.uri().path_and_query()) {
+        (true, Some(pq)) => pq.clone(),
+        _ => {
+            let text = match req.uri().query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path.into_owned(),
+            };
+            match http::uri::PathAndQuery::try_from(text) {
+                Ok(pq) => pq,
+                Err(_) => return ctx.problem(Problem::BAD_REQUEST_TARGET),
+            }
+        }
     };
+    drop(host);
     let hash_key = hash_key(&upstream, &req, client_ip);
     let (mut parts, incoming) = req.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::set_forwarding(
         &mut parts.headers,
-        &Forwarding {
-            peer: peer_ip_of(conn),
-            peer_trusted,
-            proto: if conn.tls { "https" } else { "http" },
-            host: original_host.as_ref(),
-            port: conn.local_port,
-        },
+        &conn.peer_headers,
+        peer_trusted,
+        original_host.as_ref(),
     );
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
-    parts.version = Version::HTTP_11;
 
-    let failure = Arc::new(OnceLock::new());
     let body = RequestBody::new(
         incoming,
         route.max_body_bytes,
         plan.limits.body_timeout,
         ctx.exchange.clone(),
-        failure.clone(),
     );
     let replayable = body.is_empty() && is_idempotent(&parts.method) && !upgrade;
     let deadline = started + upstream.timeouts.request;
@@ -290,14 +284,9 @@ async fn route_and_forward(
         replayable,
         hash_key,
         deadline,
-        failure,
         client_upgrade,
     })
     .await
-}
-
-fn peer_ip_of(conn: &ConnCtx) -> IpAddr {
-    conn.peer.ip()
 }
 
 fn hash_key(upstream: &Upstream, req: &Request<Incoming>, client_ip: IpAddr) -> u64 {
@@ -322,12 +311,11 @@ struct ForwardJob<'a> {
     upstream: Arc<Upstream>,
     parts: http::request::Parts,
     body: RequestBody,
-    path_and_query: String,
+    path_and_query: http::uri::PathAndQuery,
     original_host: Option<HeaderValue>,
     replayable: bool,
     hash_key: u64,
     deadline: Instant,
-    failure: Arc<OnceLock<Problem>>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
@@ -351,7 +339,6 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
         replayable,
         hash_key,
         deadline,
-        failure,
         client_upgrade,
     } = job;
     let method = parts.method;
@@ -360,6 +347,10 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries_left = upstream.retries.max;
     let upgrade = client_upgrade.is_some();
+    // One timer serves the whole exchange: it fires at the response-header deadline while
+    // an attempt waits for headers, then is moved into the response body and reset to the
+    // whole-request deadline.
+    let mut timer = Box::pin(tokio::time::sleep_until(deadline));
     loop {
         let index = match upstream.select(hash_key, &tried) {
             Ok(i) => i,
@@ -372,13 +363,17 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
 
         let uri = match upstream.protocol {
             UpstreamProtocol::Http2 => {
-                let scheme = if target.https { "https" } else { "http" };
-                Uri::try_from(format!(
-                    "{scheme}://{}{path_and_query}",
-                    target.authority.to_str().unwrap_or("")
-                ))
+                let mut p = http::uri::Parts::default();
+                p.scheme = Some(if target.https {
+                    http::uri::Scheme::HTTPS
+                } else {
+                    http::uri::Scheme::HTTP
+                });
+                p.authority = http::uri::Authority::try_from(target.authority.as_bytes()).ok();
+                p.path_and_query = Some(path_and_query.clone());
+                Uri::from_parts(p)
             }
-            UpstreamProtocol::Http1 => Uri::try_from(path_and_query.as_str()),
+            UpstreamProtocol::Http1 => Ok(Uri::from(path_and_query.clone())),
         };
         let Ok(uri) = uri else {
             return ctx.problem(Problem::BAD_REQUEST_TARGET);
@@ -407,12 +402,13 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
             }
         }
 
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome =
-            match tokio::time::timeout(remaining, send(&upstream, index, request, upgrade)).await {
-                Err(_) => Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
-                Ok(r) => r,
-            };
+        let header_deadline = deadline.min(Instant::now() + upstream.timeouts.response_header);
+        timer.as_mut().reset(header_deadline);
+        let outcome = tokio::select! {
+            biased;
+            r = send(&upstream, index, request, upgrade) => r,
+            _ = timer.as_mut() => Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
+        };
         match outcome {
             Ok((resp, pool_return)) => {
                 let status = resp.status().as_u16();
@@ -427,7 +423,7 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                 {
                     retries_left -= 1;
                     tried.push(index);
-                    body = RequestBody::empty(ctx.exchange.clone(), failure.clone());
+                    body = RequestBody::empty(ctx.exchange.clone());
                     continue;
                 }
                 if upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -435,11 +431,12 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     // upgrade must not leave the connection open for unchecked requests.
                     ctx.close = true;
                 }
+                timer.as_mut().reset(deadline);
                 return respond(
                     ctx,
                     resp,
                     pool_return,
-                    deadline,
+                    timer,
                     load,
                     client_upgrade,
                     &upstream,
@@ -451,17 +448,21 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                 let (p, b) = request.into_parts();
                 headers = p.headers;
                 body = b;
-                if retries_left > 0 && upstream.retries.budget.try_withdraw() {
+                if retries_left > 0
+                    && Instant::now() < deadline
+                    && upstream.retries.budget.try_withdraw()
+                {
                     retries_left -= 1;
                     continue;
                 }
                 return ctx.problem(problem);
             }
             Err(AttemptError::Sent(problem)) => {
-                if let Some(p) = failure.get() {
+                if let Some(p) = ctx.exchange.body_failure.get() {
                     // The client's body was the problem (too large, too slow, broken).
+                    let p = *p;
                     ctx.close = true;
-                    return ctx.problem(*p);
+                    return ctx.problem(p);
                 }
                 target.record_failure(&upstream.passive);
                 if keep_copy
@@ -470,7 +471,7 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                 {
                     retries_left -= 1;
                     tried.push(index);
-                    body = RequestBody::empty(ctx.exchange.clone(), failure.clone());
+                    body = RequestBody::empty(ctx.exchange.clone());
                     continue;
                 }
                 return ctx.problem(problem);
@@ -481,6 +482,7 @@ async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
 
 /// Sends one request to target `index`: a pooled connection first, and once more on a
 /// fresh connection if the pooled one turned out to be closed before anything was sent.
+/// The caller bounds the whole attempt with its timer.
 async fn send(
     upstream: &Upstream,
     index: usize,
@@ -501,7 +503,7 @@ async fn send(
                 return Err(AttemptError::NotSent(p, Box::new(request)));
             }
         };
-        let result = match sender {
+        let sent = match sender {
             Sender::H1(mut s) => {
                 if s.ready().await.is_err() {
                     if reused {
@@ -513,63 +515,35 @@ async fn send(
                         Box::new(request),
                     ));
                 }
-                let r = tokio::time::timeout(
-                    upstream.timeouts.response_header,
-                    s.try_send_request(request),
-                )
-                .await;
-                match r {
-                    Err(_) => return Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
-                    Ok(Ok(resp)) => {
-                        let pool = (!upgrade).then(|| PoolReturn {
-                            sender: s,
-                            pool_key: target.pool_key.clone(),
-                            max_idle: upstream.max_idle_per_target,
-                        });
-                        Ok((resp, pool))
-                    }
-                    Ok(Err(mut e)) => match e.take_message() {
-                        Some(req) if reused => {
-                            request = req;
-                            fresh = true;
-                            continue;
-                        }
-                        Some(req) => Err(AttemptError::NotSent(
-                            Problem::UPSTREAM_CONNECT,
-                            Box::new(req),
-                        )),
-                        None => {
-                            tracing::debug!(target_url = %target.url, error = %e.error(), "upstream exchange failed");
-                            Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL))
-                        }
-                    },
-                }
+                s.try_send_request(request).await.map(|resp| {
+                    let pool = (!upgrade).then(|| PoolReturn {
+                        sender: s,
+                        pool_key: target.pool_key.clone(),
+                        max_idle: upstream.max_idle_per_target,
+                    });
+                    (resp, pool)
+                })
             }
-            Sender::H2(mut s) => {
-                let r = tokio::time::timeout(
-                    upstream.timeouts.response_header,
-                    s.try_send_request(request),
-                )
-                .await;
-                match r {
-                    Err(_) => return Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
-                    Ok(Ok(resp)) => Ok((resp, None)),
-                    Ok(Err(mut e)) => match e.take_message() {
-                        Some(req) if reused => {
-                            request = req;
-                            fresh = true;
-                            continue;
-                        }
-                        Some(req) => Err(AttemptError::NotSent(
-                            Problem::UPSTREAM_CONNECT,
-                            Box::new(req),
-                        )),
-                        None => Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL)),
-                    },
-                }
-            }
+            Sender::H2(mut s) => s.try_send_request(request).await.map(|resp| (resp, None)),
         };
-        return result;
+        return match sent {
+            Ok(r) => Ok(r),
+            Err(mut e) => match e.take_message() {
+                Some(req) if reused => {
+                    request = req;
+                    fresh = true;
+                    continue;
+                }
+                Some(req) => Err(AttemptError::NotSent(
+                    Problem::UPSTREAM_CONNECT,
+                    Box::new(req),
+                )),
+                None => {
+                    tracing::debug!(target_url = %target.url, error = %e.error(), "upstream exchange failed");
+                    Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL))
+                }
+            },
+        };
     }
 }
 
@@ -577,7 +551,7 @@ fn respond(
     mut ctx: Ctx,
     mut resp: Response<Incoming>,
     pool_return: Option<PoolReturn>,
-    deadline: Instant,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     load: TargetLoad,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     upstream: &Upstream,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::access_log::AccessLog;
 use crate::conn_limit::{ConnLimiter, ConnPermit};
 use crate::h1_guard::{ConnShared, H1Guard};
+use crate::headers::PeerHeaders;
 use crate::plan::Plan;
 use crate::proxy::{self, ConnCtx, Shared};
 use crate::upstream::{health, Stream};
@@ -258,6 +259,7 @@ async fn serve_connection(
                 tls: false,
                 tls_peer: None,
                 h1: None,
+                peer_headers: PeerHeaders::new(peer.ip(), false, local_port),
             };
             serve_h1(
                 ctx,
@@ -292,6 +294,7 @@ async fn serve_connection(
                 tls: true,
                 tls_peer,
                 h1: None,
+                peer_headers: PeerHeaders::new(peer.ip(), true, local_port),
             };
             let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
             if h2 {

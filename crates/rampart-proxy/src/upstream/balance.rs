@@ -26,8 +26,8 @@ pub enum Balancer {
         schedule: Vec<usize>,
         cursor: AtomicUsize,
     },
-    /// Power of two choices over a weight-expanded schedule.
-    LeastRequests { schedule: Vec<usize> },
+    /// Power of two choices: two distinct random targets, fewer in flight per weight wins.
+    LeastRequests,
     /// A hash ring with virtual nodes, sorted by point.
     ConsistentHash { ring: Vec<(u64, usize)> },
 }
@@ -42,9 +42,7 @@ impl Balancer {
                 schedule: smooth_schedule(targets),
                 cursor: AtomicUsize::new(0),
             },
-            Balance::LeastRequests => Balancer::LeastRequests {
-                schedule: smooth_schedule(targets),
-            },
+            Balance::LeastRequests => Balancer::LeastRequests,
             Balance::ConsistentHash => {
                 let mut ring = Vec::new();
                 for (i, t) in targets.iter().enumerate() {
@@ -88,9 +86,16 @@ impl Balancer {
                     .map(|k| schedule[(start + k) % schedule.len()])
                     .find(|&i| usable(i))
             }
-            Balancer::LeastRequests { schedule } => {
-                let a = schedule[random() as usize % schedule.len()];
-                let b = schedule[random() as usize % schedule.len()];
+            Balancer::LeastRequests => {
+                // Two distinct targets at random; the one with fewer requests in flight per
+                // unit of weight wins (so weights still shape the split under load).
+                let n = targets.len();
+                let a = random() as usize % n;
+                let b = if n > 1 {
+                    (a + 1 + random() as usize % (n - 1)) % n
+                } else {
+                    a
+                };
                 let load = |i: usize| {
                     u64::from(targets[i].in_flight.load(Ordering::Relaxed)) * 1000
                         / u64::from(targets[i].weight)
