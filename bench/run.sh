@@ -32,7 +32,7 @@ command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release -p rampart
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p rampart
 BIN=target/release/rampart
 TICK=$(getconf CLK_TCK)
 

@@ -329,10 +329,15 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Reads the verified client certificate of a finished handshake.
+/// Reads the verified client certificate of a finished handshake. rustls only exposes
+/// peer certificates that passed the listener's client verifier.
 pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<TlsPeer> {
+    identity_of(conn.peer_certificates()?.first()?)
+}
+
+/// The identity facts of a (verified) leaf certificate.
+pub fn identity_of(leaf: &CertificateDer<'_>) -> Option<TlsPeer> {
     use sha2::Digest;
-    let leaf = conn.peer_certificates()?.first()?;
     let (_, x509) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     let mut peer = TlsPeer {
         subject: x509.subject().to_string(),
@@ -360,4 +365,29 @@ pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<TlsPeer> {
         }
     }
     Some(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_has_subject_sans_and_fingerprint() {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["client.acme.test".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "acme-client");
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://acme/billing".try_into().unwrap(),
+        ));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let id = identity_of(cert.der()).unwrap();
+        assert_eq!(id.common_name.as_deref(), Some("acme-client"));
+        assert!(id.subject.contains("CN=acme-client"), "{}", id.subject);
+        assert_eq!(id.san_dns, vec!["client.acme.test"]);
+        assert_eq!(id.san_uri, vec!["spiffe://acme/billing"]);
+        assert_eq!(id.fingerprint_sha256.len(), 64);
+    }
 }

@@ -51,6 +51,8 @@ pub struct Target {
     /// Result of active health checks (true until a check says otherwise).
     pub active_healthy: AtomicBool,
     consecutive_failures: AtomicU32,
+    /// Ejections in a row without a success in between (drives the back-off).
+    ejections: AtomicU32,
     ejected_until_ms: AtomicU64,
 }
 
@@ -81,6 +83,7 @@ impl Target {
             in_flight: AtomicU32::new(0),
             active_healthy: AtomicBool::new(true),
             consecutive_failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
         })
     }
@@ -96,26 +99,38 @@ impl Target {
         self.ejected_until_ms.load(Ordering::Relaxed) > now_ms()
     }
 
-    /// A request to this target succeeded.
+    /// A request to this target succeeded: the breaker closes fully.
     pub fn record_success(&self) {
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
+        if self.ejections.load(Ordering::Relaxed) != 0 {
+            self.ejections.store(0, Ordering::Relaxed);
+        }
     }
 
-    /// A request failed (connect error, timeout, 502/503/504): counts towards ejection.
+    /// A request failed (connect error, timeout, 502/503/504).
+    ///
+    /// This is the target's circuit breaker: `consecutive_failures` failures in a row open
+    /// it (the target is ejected) for `eject_for` times the number of ejections in a row
+    /// (at most 8x). When it closes again it is half-open: the next failure re-opens it at
+    /// once, while a success closes it fully.
     pub fn record_failure(&self, passive: &PassiveHealthSpec) {
         if !passive.enabled {
             return;
         }
         let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= passive.consecutive_failures {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-            let until = now_ms().saturating_add(
-                u64::try_from(passive.eject_for.get().as_millis()).unwrap_or(u64::MAX),
+            let ejections = (self.ejections.fetch_add(1, Ordering::Relaxed) + 1).min(8);
+            // Half-open after the ejection: one more failure is enough to re-eject.
+            self.consecutive_failures.store(
+                passive.consecutive_failures.saturating_sub(1),
+                Ordering::Relaxed,
             );
+            let base = u64::try_from(passive.eject_for.get().as_millis()).unwrap_or(u64::MAX);
+            let until = now_ms().saturating_add(base.saturating_mul(u64::from(ejections)));
             self.ejected_until_ms.store(until, Ordering::Relaxed);
-            tracing::warn!(target_url = %self.url, failures = n, "target ejected after consecutive failures");
+            tracing::warn!(target_url = %self.url, failures = n, ejections, "target ejected after consecutive failures");
         }
     }
 }
@@ -162,5 +177,43 @@ impl Upstream {
     pub fn select(&self, hash: u64, tried: &[usize]) -> Result<usize, SelectError> {
         self.balancer
             .select(&self.targets, self.max_requests, hash, tried)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_config::Duration as CfgDuration;
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_opens_backs_off_and_half_opens() {
+        let t = Target::new("http://127.0.0.1:1", 1, UpstreamProtocol::Http1, "").unwrap();
+        let passive = PassiveHealthSpec {
+            enabled: true,
+            consecutive_failures: 3,
+            eject_for: CfgDuration::secs(10),
+        };
+        t.record_failure(&passive);
+        t.record_failure(&passive);
+        assert!(t.is_available(now_ms()));
+        t.record_failure(&passive);
+        assert!(!t.is_available(now_ms()), "three failures open the breaker");
+        tokio::time::advance(std::time::Duration::from_secs(11)).await;
+        assert!(t.is_available(now_ms()), "closed again after eject_for");
+        t.record_failure(&passive);
+        assert!(!t.is_available(now_ms()), "half-open: one failure re-opens");
+        tokio::time::advance(std::time::Duration::from_secs(11)).await;
+        assert!(
+            !t.is_available(now_ms()),
+            "second ejection lasts twice as long"
+        );
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        assert!(t.is_available(now_ms()));
+        t.record_success();
+        t.record_failure(&passive);
+        assert!(
+            t.is_available(now_ms()),
+            "a success closes the breaker fully"
+        );
     }
 }
