@@ -182,7 +182,10 @@ pub async fn handle(
         tracing::debug!(code = p.code, peer = %conn.peer, "rejected malformed request");
         return Ok(ctx.problem(p));
     }
-    Ok(route_and_forward(&conn, &plan, req, ctx, host_value, client_ip, peer_trusted).await)
+    // Boxed: hyper keeps the handler's future allocation for the connection's lifetime, so
+    // keeping this outer future small keeps idle keep-alive connections small; the large
+    // routing/forwarding state lives only while a request is in flight.
+    Ok(Box::pin(route_and_forward(&conn, &plan, req, ctx, host_value, client_ip, peer_trusted)).await)
 }
 
 #[allow(clippy::too_many_arguments)]
