@@ -185,7 +185,16 @@ pub async fn handle(
     // Boxed: hyper keeps the handler's future allocation for the connection's lifetime, so
     // keeping this outer future small keeps idle keep-alive connections small; the large
     // routing/forwarding state lives only while a request is in flight.
-    Ok(Box::pin(route_and_forward(&conn, &plan, req, ctx, host_value, client_ip, peer_trusted)).await)
+    Ok(Box::pin(route_and_forward(
+        &conn,
+        &plan,
+        req,
+        ctx,
+        host_value,
+        client_ip,
+        peer_trusted,
+    ))
+    .await)
 }
 
 #[allow(clippy::too_many_arguments)]

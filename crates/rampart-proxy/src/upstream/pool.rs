@@ -91,6 +91,13 @@ pub async fn checkout(
             return Ok((sender, true));
         }
     }
+    // Boxed: connecting (TCP, TLS, HTTP handshake) is the rare path and its future is
+    // large; keeping it out of line keeps every request's future small.
+    Box::pin(open(upstream, target)).await.map(|s| (s, false))
+}
+
+/// Opens a new connection to `target` and registers HTTP/2 ones for sharing.
+async fn open(upstream: &Upstream, target: &Target) -> Result<Sender, ConnectError> {
     let io = TokioIo::new(connect_io(upstream, target).await?);
     match upstream.protocol {
         UpstreamProtocol::Http1 => {
@@ -100,7 +107,7 @@ pub async fn checkout(
                     tracing::debug!(error = %e, "upstream connection ended with an error");
                 }
             });
-            Ok((Sender::H1(sender), false))
+            Ok(Sender::H1(sender))
         }
         UpstreamProtocol::Http2 => {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -116,7 +123,7 @@ pub async fn checkout(
                     .h2
                     .insert(target.pool_key.clone(), sender.clone())
             });
-            Ok((Sender::H2(sender), false))
+            Ok(Sender::H2(sender))
         }
     }
 }
