@@ -33,7 +33,7 @@ pub static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
     let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
+    for value in headers.get_all(header::CONNECTION).iter() {
         if let Ok(s) = value.to_str() {
             for token in s.split(',') {
                 let token = token.trim();
@@ -52,20 +52,29 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(&name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    // One pass over the (few) names present, instead of a hash lookup per hop-by-hop name:
+    // most requests carry none of them.
+    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if headers.contains_key(header::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
 }
 
 /// Removes what upstream responses say about their software (`Server`, `X-Powered-By`).
 pub fn strip_upstream_identity(headers: &mut HeaderMap) {
-    headers.remove(header::SERVER);
-    headers.remove(&X_POWERED_BY);
+    if headers
+        .keys()
+        .any(|k| *k == header::SERVER || *k == X_POWERED_BY)
+    {
+        headers.remove(header::SERVER);
+        headers.remove(&X_POWERED_BY);
+    }
 }
 
 /// The client's address as the gateway will use it everywhere (logs, limits, hashing).
