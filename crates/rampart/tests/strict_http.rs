@@ -399,3 +399,26 @@ async fn rejects_unsafe_paths_with_400() {
     }
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test]
+async fn caps_total_connections() {
+    // With max_connections: 2, a third connection is closed at accept, and a slot frees
+    // up when a connection closes.
+    let up = TestUpstream::echo();
+    let gw = gateway(&up, "max_connections: 2");
+    let a = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while gw.gateway.open_connections() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut c = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(read_to_close(&mut c, Duration::from_secs(2)).await, "");
+    drop(a);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while gw.gateway.open_connections() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(get(gw.http(), "/").await.status, 200);
+}
