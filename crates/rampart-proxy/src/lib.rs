@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod body;
 pub mod conn_limit;
+mod forward;
 pub mod h1_guard;
 pub mod headers;
 pub mod path;

@@ -10,21 +10,19 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use rampart_core::{Problem, TlsPeer, PROBLEM_JSON};
 use tokio::time::Instant;
 
 use crate::access_log::{AccessLog, Exchange, ExchangeStart};
-use crate::body::{InFlight, PoolReturn, RequestBody, ResponseBody, TargetLoad};
+use crate::body::{InFlight, RequestBody, ResponseBody};
+use crate::forward::{forward, ForwardJob};
 use crate::h1_guard::ConnShared;
 use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
-use crate::plan::{Plan, RoutePlan};
+use crate::plan::Plan;
 use crate::request_id::new_request_id;
-use crate::upstream::pool::{self, Sender};
-use crate::upstream::{SelectError, Upstream};
-use rampart_config::UpstreamProtocol;
+use crate::upstream::Upstream;
 
 /// State shared by every connection of a gateway.
 pub struct Shared {
@@ -48,15 +46,15 @@ pub struct ConnCtx {
 }
 
 /// Everything known about a request once its exchange exists.
-struct Ctx {
-    exchange: Arc<Exchange>,
-    in_flight: Option<InFlight>,
-    close: bool,
+pub(crate) struct Ctx {
+    pub(crate) exchange: Arc<Exchange>,
+    pub(crate) in_flight: Option<InFlight>,
+    pub(crate) close: bool,
 }
 
 impl Ctx {
     /// Renders a gateway-generated error. The only place problems become responses.
-    fn problem(mut self, p: Problem) -> Response<ResponseBody> {
+    pub(crate) fn problem(mut self, p: Problem) -> Response<ResponseBody> {
         let _ = self.exchange.code.set(p.code);
         self.exchange
             .status
@@ -315,299 +313,4 @@ fn hash_key(upstream: &Upstream, req: &Request<Incoming>, client_ip: IpAddr) -> 
         IpAddr::V4(ip) => balance_hash(&ip.octets()),
         IpAddr::V6(ip) => balance_hash(&ip.octets()),
     }
-}
-
-struct ForwardJob<'a> {
-    ctx: Ctx,
-    route: &'a RoutePlan,
-    upstream: Arc<Upstream>,
-    parts: http::request::Parts,
-    body: RequestBody,
-    path_and_query: http::uri::PathAndQuery,
-    original_host: Option<HeaderValue>,
-    replayable: bool,
-    hash_key: u64,
-    deadline: Instant,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-}
-
-/// Outcome of one attempt that did not produce a usable response.
-enum AttemptError {
-    /// Nothing reached the upstream; the request comes back intact and may go elsewhere.
-    NotSent(Problem, Box<Request<RequestBody>>),
-    /// The request was (at least partly) sent; only a body-less request can be replayed.
-    Sent(Problem),
-}
-
-async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
-    let ForwardJob {
-        mut ctx,
-        route,
-        upstream,
-        parts,
-        body,
-        path_and_query,
-        original_host,
-        replayable,
-        hash_key,
-        deadline,
-        client_upgrade,
-    } = job;
-    let method = parts.method;
-    let mut headers = parts.headers;
-    let mut body = body;
-    let mut tried: Vec<usize> = Vec::new();
-    let mut retries_left = upstream.retries.max;
-    let upgrade = client_upgrade.is_some();
-    // One timer serves the whole exchange: it fires at the response-header deadline while
-    // an attempt waits for headers, then is moved into the response body and reset to the
-    // whole-request deadline.
-    let mut timer = Box::pin(tokio::time::sleep_until(deadline));
-    loop {
-        let index = match upstream.select(hash_key, &tried) {
-            Ok(i) => i,
-            Err(SelectError::Overloaded) => return ctx.problem(Problem::UPSTREAM_OVERLOADED),
-            Err(SelectError::NoneAvailable) => return ctx.problem(Problem::NO_HEALTHY_UPSTREAM),
-        };
-        let target = &upstream.targets[index];
-        let load = TargetLoad::new(upstream.clone(), index);
-        ctx.exchange.target.store(index, Ordering::Relaxed);
-
-        let uri = match upstream.protocol {
-            UpstreamProtocol::Http2 => {
-                let mut p = http::uri::Parts::default();
-                p.scheme = Some(if target.https {
-                    http::uri::Scheme::HTTPS
-                } else {
-                    http::uri::Scheme::HTTP
-                });
-                p.authority = http::uri::Authority::try_from(target.authority.as_bytes()).ok();
-                p.path_and_query = Some(path_and_query.clone());
-                Uri::from_parts(p)
-            }
-            UpstreamProtocol::Http1 => Ok(Uri::from(path_and_query.clone())),
-        };
-        let Ok(uri) = uri else {
-            return ctx.problem(Problem::BAD_REQUEST_TARGET);
-        };
-        // A status retry needs the head again after it was sent: keep a copy only then.
-        let keep_copy = replayable && retries_left > 0 && !upstream.retries.on_status.is_empty();
-        let mut request = Request::new(body);
-        *request.method_mut() = method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = if keep_copy {
-            headers.clone()
-        } else {
-            std::mem::take(&mut headers)
-        };
-        match upstream.protocol {
-            UpstreamProtocol::Http1 => {
-                let host = match (&original_host, route.preserve_host) {
-                    (Some(h), true) => h.clone(),
-                    _ => target.authority.clone(),
-                };
-                request.headers_mut().insert(header::HOST, host);
-            }
-            // HTTP/2 carries the authority in the URI; a Host header would be redundant.
-            UpstreamProtocol::Http2 => {
-                request.headers_mut().remove(header::HOST);
-            }
-        }
-
-        let header_deadline = deadline.min(Instant::now() + upstream.timeouts.response_header);
-        timer.as_mut().reset(header_deadline);
-        let outcome = tokio::select! {
-            biased;
-            r = send(&upstream, index, request, upgrade) => r,
-            _ = timer.as_mut() => Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
-        };
-        match outcome {
-            Ok((resp, pool_return)) => {
-                let status = resp.status().as_u16();
-                if matches!(status, 502..=504) {
-                    target.record_failure(&upstream.passive);
-                } else {
-                    target.record_success();
-                }
-                if keep_copy
-                    && upstream.retries.on_status.contains(&status)
-                    && upstream.retries.budget.try_withdraw()
-                {
-                    retries_left -= 1;
-                    tried.push(index);
-                    body = RequestBody::empty(ctx.exchange.clone());
-                    continue;
-                }
-                if upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-                    // The guard stopped checking framing after the upgrade head; a refused
-                    // upgrade must not leave the connection open for unchecked requests.
-                    ctx.close = true;
-                }
-                timer.as_mut().reset(deadline);
-                return respond(
-                    ctx,
-                    resp,
-                    pool_return,
-                    timer,
-                    load,
-                    client_upgrade,
-                    &upstream,
-                );
-            }
-            Err(AttemptError::NotSent(problem, request)) => {
-                target.record_failure(&upstream.passive);
-                tried.push(index);
-                let (p, b) = request.into_parts();
-                headers = p.headers;
-                body = b;
-                if retries_left > 0
-                    && Instant::now() < deadline
-                    && upstream.retries.budget.try_withdraw()
-                {
-                    retries_left -= 1;
-                    continue;
-                }
-                return ctx.problem(problem);
-            }
-            Err(AttemptError::Sent(problem)) => {
-                if let Some(p) = ctx.exchange.body_failure.get() {
-                    // The client's body was the problem (too large, too slow, broken).
-                    let p = *p;
-                    ctx.close = true;
-                    return ctx.problem(p);
-                }
-                target.record_failure(&upstream.passive);
-                if keep_copy
-                    && problem != Problem::UPSTREAM_TIMEOUT
-                    && upstream.retries.budget.try_withdraw()
-                {
-                    retries_left -= 1;
-                    tried.push(index);
-                    body = RequestBody::empty(ctx.exchange.clone());
-                    continue;
-                }
-                return ctx.problem(problem);
-            }
-        }
-    }
-}
-
-/// Sends one request to target `index`: a pooled connection first, and once more on a
-/// fresh connection if the pooled one turned out to be closed before anything was sent.
-/// The caller bounds the whole attempt with its timer.
-async fn send(
-    upstream: &Upstream,
-    index: usize,
-    mut request: Request<RequestBody>,
-    upgrade: bool,
-) -> Result<(Response<Incoming>, Option<PoolReturn>), AttemptError> {
-    let target = &upstream.targets[index];
-    let mut fresh = upgrade;
-    loop {
-        let (sender, reused) = match pool::checkout(upstream, target, fresh).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(target_url = %target.url, error = %e, "upstream connect failed");
-                let p = match e {
-                    pool::ConnectError::Timeout => Problem::UPSTREAM_TIMEOUT,
-                    _ => Problem::UPSTREAM_CONNECT,
-                };
-                return Err(AttemptError::NotSent(p, Box::new(request)));
-            }
-        };
-        let sent = match sender {
-            Sender::H1(mut s) => {
-                if s.ready().await.is_err() {
-                    if reused {
-                        fresh = true;
-                        continue;
-                    }
-                    return Err(AttemptError::NotSent(
-                        Problem::UPSTREAM_CONNECT,
-                        Box::new(request),
-                    ));
-                }
-                s.try_send_request(request).await.map(|resp| {
-                    let pool = (!upgrade).then(|| PoolReturn {
-                        sender: s,
-                        pool_key: target.pool_key.clone(),
-                        max_idle: upstream.max_idle_per_target,
-                    });
-                    (resp, pool)
-                })
-            }
-            Sender::H2(mut s) => s.try_send_request(request).await.map(|resp| (resp, None)),
-        };
-        return match sent {
-            Ok(r) => Ok(r),
-            Err(mut e) => match e.take_message() {
-                Some(req) if reused => {
-                    request = req;
-                    fresh = true;
-                    continue;
-                }
-                Some(req) => Err(AttemptError::NotSent(
-                    Problem::UPSTREAM_CONNECT,
-                    Box::new(req),
-                )),
-                None => {
-                    tracing::debug!(target_url = %target.url, error = %e.error(), "upstream exchange failed");
-                    Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL))
-                }
-            },
-        };
-    }
-}
-
-fn respond(
-    mut ctx: Ctx,
-    mut resp: Response<Incoming>,
-    pool_return: Option<PoolReturn>,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    load: TargetLoad,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    upstream: &Upstream,
-) -> Response<ResponseBody> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        if let Some(client_side) = client_upgrade {
-            let upstream_side = hyper::upgrade::on(&mut resp);
-            let name = upstream.name.clone();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_side, upstream_side) {
-                    Ok((c, u)) => {
-                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                            tracing::debug!(upstream = %name, error = %e, "upgraded connection ended");
-                        }
-                    }
-                    Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
-                }
-            });
-        }
-    }
-    let (mut parts, incoming) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers, switching);
-    headers::strip_upstream_identity(&mut parts.headers);
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
-    if ctx.in_flight.is_some() && !switching && ctx.close {
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    ctx.exchange
-        .status
-        .store(parts.status.as_u16(), Ordering::Relaxed);
-    let exchange = ctx.exchange.clone();
-    let body = ResponseBody::upstream(
-        incoming,
-        pool_return,
-        deadline,
-        load,
-        exchange,
-        ctx.in_flight.take(),
-    );
-    Response::from_parts(parts, body)
 }
