@@ -22,6 +22,9 @@ pub enum PathError {
     EncodedNul,
     Backslash,
     AboveRoot,
+    /// A byte that is not printable ASCII (hyper's parser already refuses these; the check
+    /// keeps this function correct for any input).
+    InvalidCharacter,
 }
 
 /// Returns the normalised form of `path` (the path component only, without the query).
@@ -61,6 +64,7 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
                 i += 3;
             }
             b'\\' => return Err(PathError::Backslash),
+            b if !(0x21..=0x7e).contains(&b) => return Err(PathError::InvalidCharacter),
             _ => {
                 // hyper's URI parser only admits ASCII here, so byte-to-char is exact.
                 decoded.push(b as char);
@@ -96,7 +100,10 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
 /// True when `normalize` would return the input unchanged: no `%`, no `\`, no empty,
 /// `.` or `..` segment (except a final empty one, i.e. a trailing slash).
 fn is_already_normal(bytes: &[u8]) -> bool {
-    if bytes.contains(&b'%') || bytes.contains(&b'\\') {
+    if bytes
+        .iter()
+        .any(|&b| b == b'%' || b == b'\\' || !(0x21..=0x7e).contains(&b))
+    {
         return false;
     }
     let mut rest = &bytes[1..];
@@ -175,6 +182,9 @@ mod tests {
         assert_eq!(normalize("/a%zz"), Err(PathError::BadPercentEncoding));
         assert_eq!(normalize("/a%4"), Err(PathError::BadPercentEncoding));
         assert_eq!(normalize("a/b"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize("/caf\u{e9}"), Err(PathError::InvalidCharacter));
+        assert_eq!(normalize("/a b"), Err(PathError::InvalidCharacter));
+        assert_eq!(normalize("/a\nb"), Err(PathError::InvalidCharacter));
     }
 
     #[test]
