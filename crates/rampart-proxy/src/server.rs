@@ -29,6 +29,21 @@ pub struct Gateway {
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     limiter: Arc<ConnLimiter>,
+    /// The background runtime (health checks of each plan run there).
+    background: tokio::runtime::Handle,
+    /// Outcome of the most recent reload, for operators.
+    last_reload: std::sync::Mutex<Option<ReloadStatus>>,
+    /// Serialises reloads: two at once would race to swap plans.
+    reloading: std::sync::Mutex<()>,
+}
+
+/// The outcome of a reload attempt.
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub at: std::time::SystemTime,
+    /// Every problem found, as `yaml.path: reason`; empty when `ok`.
+    pub errors: Vec<String>,
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -53,7 +68,7 @@ impl Gateway {
         let workers = plan.workers.max(1);
         // Bind the first socket of each listener to learn its port (port 0 in tests), then
         // one more per extra worker on the same address.
-        let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        let mut per_worker: Vec<Vec<(Arc<str>, std::net::TcpListener)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for l in &plan.listeners {
@@ -65,9 +80,9 @@ impl Gateway {
             })?;
             let addr = first.local_addr()?;
             addrs.push((l.name.clone(), addr));
-            per_worker[0].push(first);
+            per_worker[0].push((l.name.clone(), first));
             for sockets in per_worker.iter_mut().skip(1) {
-                sockets.push(bind_reuseport(addr)?);
+                sockets.push((l.name.clone(), bind_reuseport(addr)?));
             }
         }
         let limiter = ConnLimiter::new(
@@ -82,6 +97,7 @@ impl Gateway {
 
         let mut threads = Vec::new();
         // Background runtime: health checks (and, later, reload and Redis work).
+        let background;
         {
             let shared = shared.clone();
             let mut stop_rx = stop_rx.clone();
@@ -103,13 +119,13 @@ impl Gateway {
                         for u in &shared.plan.load().upstreams {
                             health::spawn_checks(rt.handle(), u);
                         }
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(rt.handle().clone()));
                         rt.block_on(async move {
                             let _ = stop_rx.wait_for(|s| *s).await;
                         });
                     })?,
             );
-            ready_rx
+            background = ready_rx
                 .recv()
                 .map_err(|_| io::Error::other("background thread died"))??;
         }
@@ -141,6 +157,9 @@ impl Gateway {
             stop,
             threads,
             limiter,
+            background,
+            last_reload: std::sync::Mutex::new(None),
+            reloading: std::sync::Mutex::new(()),
         })
     }
 
@@ -155,6 +174,93 @@ impl Gateway {
     /// The plan currently serving requests.
     pub fn plan(&self) -> Arc<Plan> {
         self.shared.plan.load_full()
+    }
+
+    /// Replaces the running plan with `plan` (already compiled, so already valid).
+    ///
+    /// Requests in flight finish on the plan they started with; open connections (HTTP/1
+    /// keep-alive, HTTP/2, WebSocket) stay open and their next requests use the new plan;
+    /// new TLS handshakes use the new certificates. Listeners are bound at start: a plan
+    /// whose listeners differ (added, removed, renamed or re-bound) is refused with an
+    /// error and the running plan stays.
+    pub fn reload(&self, plan: Plan) -> Result<(), Vec<String>> {
+        let _serial = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.check_compatible(&plan);
+        if result.is_ok() {
+            self.limiter.max_total.store(
+                plan.limits.max_connections,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.limiter.max_per_ip.store(
+                plan.limits.max_connections_per_ip,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let plan = Arc::new(plan);
+            for u in &plan.upstreams {
+                health::spawn_checks(&self.background, u);
+            }
+            self.shared.plan.store(plan);
+            tracing::info!("configuration reloaded");
+        }
+        self.record_reload(result.clone().err().unwrap_or_default());
+        result
+    }
+
+    /// Records a reload that failed before a plan could be built (parse or compile
+    /// errors), so the failure is visible alongside successful reloads.
+    pub fn record_failed_reload(&self, errors: Vec<String>) {
+        for e in &errors {
+            tracing::error!(problem = %e, "reload refused; the running configuration stays");
+        }
+        self.record_reload(errors);
+    }
+
+    fn record_reload(&self, errors: Vec<String>) {
+        let status = ReloadStatus {
+            ok: errors.is_empty(),
+            at: std::time::SystemTime::now(),
+            errors,
+        };
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+
+    /// The outcome of the most recent reload, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn check_compatible(&self, plan: &Plan) -> Result<(), Vec<String>> {
+        let current = self.shared.plan.load();
+        let mut errors = Vec::new();
+        let old: Vec<(&str, SocketAddr)> = current
+            .listeners
+            .iter()
+            .map(|l| (&*l.name, l.bind))
+            .collect();
+        let new: Vec<(&str, SocketAddr)> =
+            plan.listeners.iter().map(|l| (&*l.name, l.bind)).collect();
+        if old != new {
+            errors.push(
+                "listeners: adding, removing, renaming or re-binding listeners needs a restart in this version".to_string(),
+            );
+        }
+        if current.access_log != plan.access_log {
+            errors.push("access_log: changes need a restart in this version".to_string());
+        }
+        if current.workers != plan.workers {
+            errors.push("workers: changes need a restart".to_string());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            for e in &errors {
+                tracing::error!(problem = %e, "reload refused; the running configuration stays");
+            }
+            Err(errors)
+        }
     }
 
     /// Client connections open right now.
@@ -183,12 +289,12 @@ impl Drop for Gateway {
 
 async fn worker(
     shared: Arc<Shared>,
-    sockets: Vec<std::net::TcpListener>,
+    sockets: Vec<(Arc<str>, std::net::TcpListener)>,
     limiter: Arc<ConnLimiter>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut accepts = Vec::new();
-    for (index, std_listener) in sockets.into_iter().enumerate() {
+    for (name, std_listener) in sockets {
         let listener = match tokio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
@@ -198,7 +304,7 @@ async fn worker(
         };
         let shared = shared.clone();
         let limiter = limiter.clone();
-        accepts.push(tokio::spawn(accept_loop(shared, index, listener, limiter)));
+        accepts.push(tokio::spawn(accept_loop(shared, name, listener, limiter)));
     }
     let _ = stop.wait_for(|s| *s).await;
     for a in accepts {
@@ -208,7 +314,7 @@ async fn worker(
 
 async fn accept_loop(
     shared: Arc<Shared>,
-    index: usize,
+    name: Arc<str>,
     listener: tokio::net::TcpListener,
     limiter: Arc<ConnLimiter>,
 ) {
@@ -231,24 +337,31 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(shared.clone(), index, tcp, peer, permit));
+        tokio::spawn(serve_connection(
+            shared.clone(),
+            name.clone(),
+            tcp,
+            peer,
+            permit,
+        ));
     }
 }
 
 async fn serve_connection(
     shared: Arc<Shared>,
-    index: usize,
+    name: Arc<str>,
     tcp: TcpStream,
     peer: SocketAddr,
     _permit: ConnPermit,
 ) {
     let plan = shared.plan.load_full();
-    let Some(listener) = plan.listeners.get(index) else {
+    // Looked up per connection in the plan current at accept time, so a reload's new
+    // certificates apply to new handshakes while open connections keep their own.
+    let Some(listener) = plan.listeners.iter().find(|l| l.name == name) else {
         return;
     };
     let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
     let limits = plan.limits;
-    let name = listener.name.clone();
     match listener.tls.clone() {
         None => {
             let ctx = ConnCtx {

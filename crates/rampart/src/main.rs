@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve traffic with a config file.
+    /// Serve traffic with a config file (reloaded on SIGHUP and when the file changes).
     Run {
         #[arg(long, short)]
         config: PathBuf,
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
                     tracing::info!(listener = %l.name, %addr, tls = l.tls.is_some(), "listening");
                 }
             }
-            wait_for_signal();
+            rampart::reload::run_until_stopped(&gateway, &config);
             tracing::info!("shutting down");
             gateway.shutdown();
             ExitCode::SUCCESS

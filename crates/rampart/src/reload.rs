@@ -1,0 +1,112 @@
+//! Reloading a running gateway from its config file: the same parse → validate → compile
+//! path as `rampart validate`, so a reload fails with exactly the errors `validate` would
+//! print, and a failed reload changes nothing.
+//!
+//! Triggers: SIGHUP, a change in the config file's directory (so atomic renames and
+//! Kubernetes ConfigMap symlink swaps are seen), debounced; the admin API will add
+//! `POST /admin/reload`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::Gateway;
+
+/// Why a reload was asked for (for the log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Signal,
+    FileChange,
+}
+
+/// Builds a new plan from `path` and swaps it in. On any error the running plan stays,
+/// and every problem is logged and recorded as the last reload's outcome.
+pub fn reload_file(gateway: &Gateway, path: &Path) -> Result<(), Vec<String>> {
+    match crate::compile_file(path) {
+        Ok(plan) => gateway.reload(plan),
+        Err(errors) => {
+            let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            gateway.record_failed_reload(errors.clone());
+            Err(errors)
+        }
+    }
+}
+
+/// Quiet period after a file event before reloading: editors and `kubectl` write in
+/// several steps, and one reload should see the final content.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Watches the directory of `path` and sends a trigger on every change there.
+/// The watcher stops when the returned value is dropped.
+pub fn watch(
+    path: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<Trigger>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event {
+            if !matches!(e.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(Trigger::FileChange);
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+/// Serves until SIGINT/SIGTERM, reloading `path` on SIGHUP and on file changes.
+pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _watcher = match watch(path, tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+                None
+            }
+        };
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        let mut last_content = std::fs::read(path).ok();
+        loop {
+            let trigger = tokio::select! {
+                _ = hup.recv() => Trigger::Signal,
+                Some(t) = rx.recv() => t,
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+            };
+            if trigger == Trigger::FileChange {
+                tokio::time::sleep(DEBOUNCE).await;
+                while rx.try_recv().is_ok() {}
+                // Directory events also fire for unrelated files: reload only when the
+                // config's content actually changed.
+                let content = std::fs::read(path).ok();
+                if content == last_content {
+                    continue;
+                }
+                last_content = content;
+            } else {
+                last_content = std::fs::read(path).ok();
+            }
+            match reload_file(gateway, path) {
+                Ok(()) => tracing::info!(trigger = ?trigger, "reloaded"),
+                Err(errors) => tracing::error!(trigger = ?trigger, problems = errors.len(), "reload failed; still serving the previous configuration"),
+            }
+        }
+    });
+}

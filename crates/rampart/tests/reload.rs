@@ -1,0 +1,347 @@
+//! Hot reload: new plans apply to new requests, failed reloads change nothing, open
+//! connections survive, certificates rotate, and no request is lost across reloads.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::certs::TestCa;
+use support::*;
+use tokio::io::AsyncWriteExt;
+
+fn two_route_config(a: &TestUpstream, b: &TestUpstream, second_path: &str) -> String {
+    format!(
+        "version: 1\nworkers: 2\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         upstreams:\n  a: {{ targets: [{{ url: \"http://{}\" }}] }}\n  b: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
+         routes:\n  - {{ name: first, match: {{ path_prefix: / }}, upstream: a }}\n  - {{ name: second, match: {{ path_prefix: {second_path} }}, upstream: b }}\n",
+        a.addr, b.addr
+    )
+}
+
+#[tokio::test]
+async fn reload_applies_to_new_requests_and_keeps_open_connections() {
+    let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
+    let gw = start(&two_route_config(&a, &b, "/old"));
+    // A keep-alive connection opened before the reload.
+    let mut tcp = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    tcp.write_all(b"GET /new/x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!((a.hits(), b.hits()), (1, 0));
+
+    let plan = rampart::compile_str(&two_route_config(&a, &b, "/new"), gw.dir.path()).unwrap();
+    gw.gateway.reload(plan).unwrap();
+    assert!(gw.gateway.last_reload().unwrap().ok);
+
+    assert_eq!(get(gw.http(), "/new/y").await.status, 200);
+    assert_eq!(b.hits(), 1, "a new connection routes with the new plan");
+    tcp.write_all(b"GET /new/z HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_to_close(&mut tcp, Duration::from_secs(5)).await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert_eq!(
+        b.hits(),
+        2,
+        "the old keep-alive connection's next request uses the new plan"
+    );
+}
+
+#[tokio::test]
+async fn failed_reload_keeps_serving_and_reports_every_error() {
+    let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, two_route_config(&a, &b, "/old")).unwrap();
+    let gw = rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap();
+    let addr = gw.addr("public").unwrap();
+    let bad = two_route_config(&a, &b, "/old")
+        .replace("upstream: b", "upstream: billing")
+        .replace("version: 1", "version: 3");
+    std::fs::write(&path, bad).unwrap();
+    let errors = rampart::reload::reload_file(&gw, &path).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("version: unsupported version 3")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("routes[1].upstream: unknown upstream \"billing\"")),
+        "{errors:?}"
+    );
+    let status = gw.last_reload().unwrap();
+    assert!(!status.ok);
+    assert_eq!(status.errors, errors);
+    // Still serving the old plan.
+    assert_eq!(get(addr, "/old/x").await.status, 200);
+    assert_eq!(b.hits(), 1);
+    // A file that references a missing certificate is refused the same way.
+    let tls = two_route_config(&a, &b, "/old").replace(
+        "listeners: [{ name: public, bind: \"127.0.0.1:0\" }]",
+        "listeners: [{ name: public, bind: \"127.0.0.1:0\", tls: { certificates: [{ cert_file: gone.pem, key_file: gone.key }] } }]",
+    );
+    std::fs::write(&path, tls).unwrap();
+    let errors = rampart::reload::reload_file(&gw, &path).unwrap_err();
+    assert!(
+        errors[0]
+            .starts_with("listeners[0].tls.certificates[0].cert_file: cannot read certificates"),
+        "{errors:?}"
+    );
+    assert_eq!(get(addr, "/old/x").await.status, 200);
+}
+
+#[tokio::test]
+async fn listener_changes_are_refused_without_touching_the_running_plan() {
+    let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
+    let gw = start(&two_route_config(&a, &b, "/old"));
+    let renamed = two_route_config(&a, &b, "/new").replace("name: public", "name: renamed");
+    let errors = gw
+        .gateway
+        .reload(rampart::compile_str(&renamed, gw.dir.path()).unwrap())
+        .unwrap_err();
+    assert!(errors[0].starts_with("listeners: "), "{errors:?}");
+    assert_eq!(get(gw.http(), "/new/x").await.status, 200);
+    assert_eq!(b.hits(), 0, "the old plan is still routing");
+}
+
+#[tokio::test]
+async fn rotated_certificate_is_used_by_new_handshakes_only() {
+    let ca = TestCa::new("Test Root");
+    let dir = tempfile::tempdir().unwrap();
+    let old = ca.leaf("api.example.com", &["api.example.com"]);
+    old.write(dir.path(), "api");
+    let up = TestUpstream::echo();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners:\n  - name: public\n    bind: \"127.0.0.1:0\"\n    tls: {{ certificates: [{{ cert_file: api.pem, key_file: api.key }}] }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: / }}, upstream: up }}\n",
+        up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    let client = TlsClient::trusting(&ca.pem());
+    let before = tls_connect(gw.http(), "api.example.com", &client)
+        .await
+        .unwrap();
+    let old_der = before.server_cert_der();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(before.stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        http::Request::get("/")
+            .header("host", "api.example.com")
+            .body(http_body_util::Full::<bytes::Bytes>::default())
+            .unwrap()
+    };
+    assert_eq!(sender.send_request(req()).await.unwrap().status(), 200);
+
+    let new = ca.leaf("api.example.com", &["api.example.com"]);
+    new.write(gw.dir.path(), "api");
+    gw.gateway
+        .reload(rampart::compile_str(&yaml, gw.dir.path()).unwrap())
+        .unwrap();
+
+    let after = tls_connect(gw.http(), "api.example.com", &client)
+        .await
+        .unwrap();
+    assert_ne!(
+        after.server_cert_der(),
+        old_der,
+        "new handshakes get the new certificate"
+    );
+    sender.ready().await.unwrap();
+    assert_eq!(
+        sender.send_request(req()).await.unwrap().status(),
+        200,
+        "the old connection survives"
+    );
+}
+
+#[tokio::test]
+async fn no_request_is_lost_across_repeated_reloads() {
+    let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
+    let gw = start(&two_route_config(&a, &b, "/old"));
+    let addr = gw.http();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            // Half the clients reuse one keep-alive connection, half connect each time.
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 2000 {
+                n += 1;
+                let status = if c % 2 == 0 {
+                    let req = http::Request::get("/old/x")
+                        .header("host", "h")
+                        .body(http_body_util::Full::<bytes::Bytes>::default())
+                        .unwrap();
+                    match sender.send_request(req).await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    }
+                } else {
+                    get(addr, "/old/x").await.status.as_u16()
+                };
+                if status == 200 {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for i in 0..20 {
+        let path = if i % 2 == 0 { "/new" } else { "/old" };
+        let plan = rampart::compile_str(&two_route_config(&a, &b, path), gw.dir.path()).unwrap();
+        gw.gateway.reload(plan).unwrap();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(
+        ok.load(Ordering::SeqCst) > 100,
+        "too few requests: {}",
+        ok.load(Ordering::SeqCst)
+    );
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert_eq!(a.hits() + b.hits(), ok.load(Ordering::SeqCst));
+}
+
+/// Starts `rampart run` on `path`; returns the child and the `public` listener's address.
+fn run_binary(
+    path: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--config"])
+        .arg(path)
+        .env("RAMPART_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = rx
+            .recv_timeout(deadline - std::time::Instant::now())
+            .expect("listening line");
+        if line.contains("\"listening\"") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            return (child, addr, rx);
+        }
+    }
+}
+
+async fn eventually_status(addr: std::net::SocketAddr, path: &str, want: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if get(addr, path).await.status == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn one_route(a: &TestUpstream, path: &str) -> String {
+    format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         upstreams:\n  a: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: {path} }}, upstream: a }}\n",
+        a.addr
+    )
+}
+
+#[tokio::test]
+async fn reloads_on_sighup_and_logs_failures() {
+    let a = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, one_route(&a, "/one")).unwrap();
+    let (mut child, addr, rx) = run_binary(&path);
+    assert_eq!(get(addr, "/two").await.status, 404);
+    // The file watcher may notice this write as well; SIGHUP asks for the reload at once.
+    std::fs::write(&path, one_route(&a, "/two")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    eventually_status(addr, "/two", 200).await;
+    // A broken file: the reload fails, the error is logged with its path, service goes on.
+    std::fs::write(
+        &path,
+        one_route(&a, "/three").replace("upstream: a", "upstream: nope"),
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut saw = false;
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        if line.contains("routes[0].upstream: unknown upstream") {
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw, "reload failure was not logged with its YAML path");
+    assert_eq!(get(addr, "/two").await.status, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn reloads_when_the_file_is_replaced_atomically() {
+    let a = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, one_route(&a, "/one")).unwrap();
+    let (mut child, addr, _rx) = run_binary(&path);
+    assert_eq!(get(addr, "/two").await.status, 404);
+    let tmp = dir.path().join(".rampart.yaml.tmp");
+    std::fs::write(&tmp, one_route(&a, "/two")).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    eventually_status(addr, "/two", 200).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
