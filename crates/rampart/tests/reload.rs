@@ -226,6 +226,8 @@ async fn no_request_is_lost_across_repeated_reloads() {
 }
 
 /// Starts `rampart run` on `path`; returns the child and the `public` listener's address.
+/// The caller stops and waits for the child.
+#[allow(clippy::zombie_processes)]
 fn run_binary(
     path: &std::path::Path,
 ) -> (
