@@ -10,12 +10,14 @@
 
 mod error;
 mod load;
+mod secret;
 mod spec;
 mod units;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, parse};
+pub use secret::{Secret, SecretRef};
 pub use spec::*;
 pub use units::{ByteSize, Duration};
 pub use validate::validate;

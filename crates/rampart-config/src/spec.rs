@@ -34,6 +34,9 @@ pub struct Spec {
     /// The per-request access log.
     #[serde(default)]
     pub access_log: AccessLogSpec,
+    /// The admin API, on its own listener. Absent: no admin API.
+    #[serde(default)]
+    pub admin: Option<AdminSpec>,
     /// Named pools of upstream targets.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSpec>,
@@ -205,6 +208,24 @@ impl Default for AccessLogSpec {
             output: "stdout".into(),
         }
     }
+}
+
+/// The admin API: health, readiness, upstream state and reload, on its own listener
+/// (never on a public one).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Address of the admin listener (default `127.0.0.1:9901`).
+    #[serde(default = "admin_bind")]
+    pub bind: SocketAddr,
+    /// Bearer token required for everything except `/healthz` and `/readyz`. Required
+    /// unless `bind` is a loopback address.
+    #[serde(default)]
+    pub token: Option<crate::SecretRef>,
+}
+
+fn admin_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
 }
 
 /// A named pool of upstream targets.

@@ -131,6 +131,26 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
         }
     }
 
+    if let Some(admin) = &spec.admin {
+        if admin.token.is_none() && !admin.bind.ip().is_loopback() {
+            err(
+                "admin.token".into(),
+                format!(
+                    "is required when admin.bind ({}) is not a loopback address",
+                    admin.bind
+                ),
+            );
+        }
+        if admin.bind.port() != 0 && spec.listeners.iter().any(|l| l.bind == admin.bind) {
+            err(
+                "admin.bind".into(),
+                format!(
+                    "{} is also a public listener; the admin API needs its own",
+                    admin.bind
+                ),
+            );
+        }
+    }
     if spec.access_log.output.is_empty() {
         err(
             "access_log.output".into(),

@@ -104,3 +104,29 @@ fn rejects_billion_laughs_within_budget() {
     }
     assert!(parse(&yaml).is_err());
 }
+
+#[test]
+fn rejects_inline_secret_without_echoing_it() {
+    let yaml = format!("{MINIMAL}admin: {{ token: \"hunter2-inline\" }}\n");
+    let errs = errors_of(&yaml);
+    assert!(
+        errs[0].starts_with("admin.token: inline secrets are not allowed"),
+        "{errs:?}"
+    );
+    assert!(!errs[0].contains("hunter2"), "secret echoed: {errs:?}");
+}
+
+#[test]
+fn accepts_secret_references_and_requires_a_token_off_loopback() {
+    let yaml = format!("{MINIMAL}admin: {{ token: {{ env: RAMPART_ADMIN_TOKEN }} }}\n");
+    let spec = parse(&yaml).unwrap();
+    assert_eq!(spec.admin.unwrap().bind.to_string(), "127.0.0.1:9901");
+    let yaml = format!("{MINIMAL}admin: {{ bind: \"0.0.0.0:9901\" }}\n");
+    let errs = errors_of(&yaml);
+    assert!(
+        errs[0].starts_with(
+            "admin.token: is required when admin.bind (0.0.0.0:9901) is not a loopback address"
+        ),
+        "{errs:?}"
+    );
+}

@@ -75,6 +75,14 @@ pub struct Limits {
     pub h2_max_pending_resets: usize,
 }
 
+/// The admin API's settings with its token resolved.
+#[derive(Debug, Clone)]
+pub struct AdminPlan {
+    pub bind: SocketAddr,
+    /// `None` only on loopback binds (validation enforces it).
+    pub token: Option<rampart_config::Secret>,
+}
+
 /// Everything the data plane reads, compiled.
 #[derive(Debug)]
 pub struct Plan {
@@ -86,6 +94,7 @@ pub struct Plan {
     pub routes: Vec<RoutePlan>,
     pub upstreams: Vec<Arc<Upstream>>,
     pub access_log: rampart_config::AccessLogSpec,
+    pub admin: Option<AdminPlan>,
 }
 
 impl Plan {
@@ -234,6 +243,16 @@ impl Plan {
                 Router::default()
             }
         };
+        let admin = spec.admin.as_ref().map(|a| AdminPlan {
+            bind: a.bind,
+            token: a.token.as_ref().and_then(|t| match t.resolve(base) {
+                Ok(secret) => Some(secret),
+                Err(reason) => {
+                    errors.push(ConfigError::new("admin.token", reason));
+                    None
+                }
+            }),
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -264,6 +283,7 @@ impl Plan {
             routes,
             upstreams,
             access_log: spec.access_log.clone(),
+            admin,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! (`main.rs`) is a thin CLI over this; integration tests use it directly.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod demo;
 pub mod reload;
 

@@ -92,9 +92,18 @@ fn main() -> ExitCode {
                     tracing::info!(listener = %l.name, %addr, tls = l.tls.is_some(), "listening");
                 }
             }
+            let gateway = std::sync::Arc::new(gateway);
+            let admin = match rampart::admin::start(gateway.clone(), Some(config.clone())) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             rampart::reload::run_until_stopped(&gateway, &config);
             tracing::info!("shutting down");
-            gateway.shutdown();
+            drop(admin);
+            drop(gateway);
             ExitCode::SUCCESS
         }
         Command::Demo {

@@ -1,0 +1,275 @@
+//! The admin API: its own listener (never a public one), bearer-token authentication for
+//! everything but the health probes, and an audit line for every request.
+//!
+//! | method | path | auth | answer |
+//! |---|---|---|---|
+//! | GET | `/healthz` | none | 200 while the process runs |
+//! | GET | `/readyz` | none | 200 when every upstream has a usable target, else 503 |
+//! | GET | `/upstreams` | token | targets with health, ejection and load |
+//! | GET | `/admin/reload` | token | the last reload's outcome |
+//! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use crate::Gateway;
+
+/// A running admin listener. Dropping it stops it.
+pub struct Admin {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Admin {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct State {
+    gateway: Arc<Gateway>,
+    config_path: Option<PathBuf>,
+}
+
+/// Starts the admin API when the running plan configures one. `config_path` is what
+/// `POST /admin/reload` re-reads.
+pub fn start(
+    gateway: Arc<Gateway>,
+    config_path: Option<PathBuf>,
+) -> std::io::Result<Option<Admin>> {
+    let Some(admin) = gateway.plan().admin.clone() else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(admin.bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind the admin API to {}: {e}", admin.bind),
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = Arc::new(State {
+        gateway,
+        config_path,
+    });
+    let thread = std::thread::Builder::new()
+        .name("rampart-admin".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    let (tcp, peer) = tokio::select! {
+                        _ = &mut stop_rx => return,
+                        r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                    };
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let svc =
+                            hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tcp), svc)
+                            .await;
+                    });
+                }
+            });
+        })?;
+    tracing::info!(%addr, "admin API listening");
+    Ok(Some(Admin {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    }))
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Who is calling, for the audit log: a fingerprint of the presented token (never the
+/// token), or `loopback` when the admin API runs without a token on a loopback address.
+fn authenticate(state: &State, req: &Request<Incoming>) -> Result<String, ()> {
+    let plan = state.gateway.plan();
+    let Some(admin) = &plan.admin else {
+        return Err(());
+    };
+    let Some(expected) = &admin.token else {
+        return Ok("loopback".into());
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(())?;
+    // Compare digests so the comparison is constant-time whatever the lengths.
+    let want = sha2::Sha256::digest(expected.expose().as_bytes());
+    let got = sha2::Sha256::digest(presented.as_bytes());
+    if bool::from(want.ct_eq(&got)) {
+        Ok(format!("token:{}", hex(&want[..6])))
+    } else {
+        Err(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/healthz") => {
+            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})))
+        }
+        (&Method::GET, "/readyz") => return Ok(readiness(&state)),
+        _ => {}
+    }
+    let who = match authenticate(&state, &req) {
+        Ok(who) => who,
+        Err(()) => {
+            tracing::warn!(target: "audit", %peer, who = "unauthenticated", %method, %path, status = 401, "admin request refused");
+            let mut r = json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"status": 401, "title": "Unauthorized"}),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return Ok(r);
+        }
+    };
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/upstreams") => upstreams(&state),
+        (&Method::GET, "/admin/reload") => last_reload(&state),
+        (&Method::POST, "/admin/reload") => reload(&state),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"status": 404, "title": "Not Found"}),
+        ),
+    };
+    tracing::info!(target: "audit", %peer, %who, %method, %path, status = resp.status().as_u16(), "admin request");
+    Ok(resp)
+}
+
+fn readiness(state: &State) -> Response<Full<Bytes>> {
+    let plan = state.gateway.plan();
+    let now = rampart_proxy::upstream::now_ms();
+    let unavailable: Vec<&str> = plan
+        .upstreams
+        .iter()
+        .filter(|u| !u.targets.iter().any(|t| t.is_available(now)))
+        .map(|u| &*u.name)
+        .collect();
+    if unavailable.is_empty() {
+        json_response(StatusCode::OK, json!({"ready": true}))
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "unavailable_upstreams": unavailable}),
+        )
+    }
+}
+
+fn upstreams(state: &State) -> Response<Full<Bytes>> {
+    let plan = state.gateway.plan();
+    let list: Vec<serde_json::Value> = plan
+        .upstreams
+        .iter()
+        .map(|u| {
+            let targets: Vec<serde_json::Value> = u
+                .targets
+                .iter()
+                .map(|t| {
+                    json!({
+                        "url": &*t.url,
+                        "weight": t.weight,
+                        "healthy": t.active_healthy.load(Ordering::Relaxed),
+                        "ejected": t.is_ejected(),
+                        "in_flight": t.in_flight.load(Ordering::Relaxed),
+                    })
+                })
+                .collect();
+            json!({"name": &*u.name, "targets": targets})
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({"upstreams": list}))
+}
+
+fn status_json(s: &rampart_proxy::server::ReloadStatus) -> serde_json::Value {
+    let at =
+        s.at.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+    json!({"ok": s.ok, "at_unix": at, "errors": s.errors})
+}
+
+fn last_reload(state: &State) -> Response<Full<Bytes>> {
+    match state.gateway.last_reload() {
+        Some(s) => json_response(StatusCode::OK, json!({"last_reload": status_json(&s)})),
+        None => json_response(StatusCode::OK, json!({"last_reload": null})),
+    }
+}
+
+fn reload(state: &State) -> Response<Full<Bytes>> {
+    let Some(path) = &state.config_path else {
+        return json_response(
+            StatusCode::CONFLICT,
+            json!({"status": 409, "title": "This gateway was not started from a file"}),
+        );
+    };
+    match crate::reload::reload_file(&state.gateway, path) {
+        Ok(()) => json_response(StatusCode::OK, json!({"ok": true})),
+        Err(errors) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "errors": errors}),
+        ),
+    }
+}

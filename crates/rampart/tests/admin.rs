@@ -1,0 +1,208 @@
+//! The admin API: its own listener, token authentication (constant-time, no detail on
+//! failure), health and readiness probes, upstream state, and reload.
+
+mod support;
+
+use std::sync::Arc;
+
+use http::Request;
+use http_body_util::Full;
+use support::*;
+
+const TOKEN: &str = "adm-7f3a9c2e51d84b6a";
+
+fn config(up: &TestUpstream, admin: &str) -> String {
+    format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n{admin}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /v1 }}, upstream: up }}\n",
+        up.addr
+    )
+}
+
+struct Fixture {
+    admin: rampart::admin::Admin,
+    gateway: Arc<rampart::Gateway>,
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(up: &TestUpstream) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), format!("{TOKEN}\n")).unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(
+        &path,
+        config(
+            up,
+            "admin: { bind: \"127.0.0.1:0\", token: { file: admin-token } }",
+        ),
+    )
+    .unwrap();
+    let gateway = Arc::new(rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap());
+    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+        .unwrap()
+        .expect("admin configured");
+    Fixture {
+        admin,
+        gateway,
+        path,
+        _dir: dir,
+    }
+}
+
+async fn admin_call(f: &Fixture, method: &str, path: &str, token: Option<&str>) -> Reply {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    send(f.admin.addr(), b.body(Full::default()).unwrap()).await
+}
+
+#[tokio::test]
+async fn health_probes_need_no_token() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    assert_eq!(admin_call(&f, "GET", "/healthz", None).await.status, 200);
+    let r = admin_call(&f, "GET", "/readyz", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["ready"], true);
+}
+
+#[tokio::test]
+async fn refuses_missing_and_wrong_tokens_without_detail() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    for token in [
+        None,
+        Some("wrong"),
+        Some("adm-7f3a9c2e51d84b6"),
+        Some("adm-7f3a9c2e51d84b6aX"),
+    ] {
+        let r = admin_call(&f, "GET", "/upstreams", token).await;
+        assert_eq!(r.status, 401, "{token:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(r.text(), "{\"status\":401,\"title\":\"Unauthorized\"}");
+    }
+    let r = admin_call(&f, "GET", "/upstreams", Some(TOKEN)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["upstreams"][0]["name"], "up");
+    assert_eq!(r.json()["upstreams"][0]["targets"][0]["healthy"], true);
+    assert!(!r.text().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn unknown_admin_paths_are_404_after_auth() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    assert_eq!(admin_call(&f, "GET", "/nope", None).await.status, 401);
+    assert_eq!(
+        admin_call(&f, "GET", "/nope", Some(TOKEN)).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn admin_is_not_served_on_the_public_listener() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    let public = f.gateway.addr("public").unwrap();
+    let r = get_with(
+        public,
+        "/upstreams",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "route.not_found");
+}
+
+#[tokio::test]
+async fn post_reload_applies_the_file_or_reports_every_error() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    let public = f.gateway.addr("public").unwrap();
+    assert_eq!(get(public, "/v2/x").await.status, 404);
+    let text = std::fs::read_to_string(&f.path)
+        .unwrap()
+        .replace("path_prefix: /v1", "path_prefix: /v2");
+    std::fs::write(&f.path, &text).unwrap();
+    let r = admin_call(&f, "POST", "/admin/reload", Some(TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(public, "/v2/x").await.status, 200);
+    std::fs::write(&f.path, text.replace("upstream: up", "upstream: gone")).unwrap();
+    let r = admin_call(&f, "POST", "/admin/reload", Some(TOKEN)).await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("routes[0].upstream: unknown upstream \"gone\""),
+        "{}",
+        r.text()
+    );
+    let r = admin_call(&f, "GET", "/admin/reload", Some(TOKEN)).await;
+    assert_eq!(r.json()["last_reload"]["ok"], false);
+    assert_eq!(
+        get(public, "/v2/x").await.status,
+        200,
+        "the previous configuration keeps serving"
+    );
+    // Without a token, reload is refused.
+    assert_eq!(
+        admin_call(&f, "POST", "/admin/reload", None).await.status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_an_upstream_has_no_usable_target() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\nadmin: {{ bind: \"127.0.0.1:0\" }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n  down:\n    targets: [{{ url: \"http://{dead}\" }}]\n    health_check: {{ path: /h, interval: 100ms, unhealthy_threshold: 1 }}\n\
+         routes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: up }}\n",
+        up.addr
+    );
+    let gateway = Arc::new(
+        rampart::Gateway::start(rampart::compile_str(&yaml, dir.path()).unwrap()).unwrap(),
+    );
+    let admin = rampart::admin::start(gateway.clone(), None)
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = get(admin.addr(), "/readyz").await;
+        if r.status == 503 {
+            assert_eq!(r.json()["unavailable_upstreams"][0], "down");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became unready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Loopback admin without a token: allowed (validation refuses it off loopback).
+    assert_eq!(get(admin.addr(), "/upstreams").await.status, 200);
+}
+
+#[tokio::test]
+async fn missing_token_secret_fails_the_load_with_its_path() {
+    let up = TestUpstream::echo();
+    let yaml = config(
+        &up,
+        "admin: { token: { env: RAMPART_TEST_UNSET_ADMIN_TOKEN } }",
+    );
+    let err = rampart::compile_str(&yaml, std::path::Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "admin.token: environment variable RAMPART_TEST_UNSET_ADMIN_TOKEN is not set"
+    );
+}
