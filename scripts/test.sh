@@ -25,6 +25,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "== cargo deny"
+# cargo-deny reads the full dependency graph (every platform's crates): fetch them all.
+cargo fetch --locked
 # cargo-deny wants <db-path>/advisory-db-3157b0e258782691 as a git repository. Where the
 # project's shared copy of the RustSec database exists (no network path to it here), use
 # it offline; elsewhere fetch it as usual.
