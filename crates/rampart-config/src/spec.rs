@@ -37,6 +37,10 @@ pub struct Spec {
     /// The admin API, on its own listener. Absent: no admin API.
     #[serde(default)]
     pub admin: Option<AdminSpec>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before the
+    /// process exits anyway (default 30s).
+    #[serde(default = "thirty_seconds")]
+    pub drain_timeout: Duration,
     /// Named pools of upstream targets.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSpec>,
@@ -544,6 +548,9 @@ fn three() -> u32 {
 }
 fn five_seconds() -> Duration {
     Duration::secs(5)
+}
+fn thirty_seconds() -> Duration {
+    Duration::secs(30)
 }
 fn two_seconds() -> Duration {
     Duration::secs(2)

@@ -66,11 +66,18 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
     // an attempt waits for headers, then is moved into the response body and reset to the
     // whole-request deadline.
     let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+    // What the client hears if a retry finds no other target: the last attempt's failure.
+    let mut last_problem = None;
     loop {
-        let index = match upstream.select(hash_key, &tried) {
-            Ok(i) => i,
-            Err(SelectError::Overloaded) => return ctx.problem(Problem::UPSTREAM_OVERLOADED),
-            Err(SelectError::NoneAvailable) => return ctx.problem(Problem::NO_HEALTHY_UPSTREAM),
+        let index = match (upstream.select(hash_key, &tried), last_problem) {
+            (Ok(i), _) => i,
+            (Err(_), Some(p)) => return ctx.problem(p),
+            (Err(SelectError::Overloaded), None) => {
+                return ctx.problem(Problem::UPSTREAM_OVERLOADED)
+            }
+            (Err(SelectError::NoneAvailable), None) => {
+                return ctx.problem(Problem::NO_HEALTHY_UPSTREAM)
+            }
         };
         let target = &upstream.targets[index];
         let load = TargetLoad::new(upstream.clone(), index);
@@ -137,6 +144,7 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     && upstream.retries.budget.try_withdraw()
                 {
                     retries_left -= 1;
+                    last_problem = Some(Problem::UPSTREAM_PROTOCOL);
                     tried.push(index);
                     body = RequestBody::empty(ctx.exchange.clone());
                     continue;
@@ -168,6 +176,7 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     && upstream.retries.budget.try_withdraw()
                 {
                     retries_left -= 1;
+                    last_problem = Some(problem);
                     continue;
                 }
                 return ctx.problem(problem);
@@ -185,6 +194,7 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     && upstream.retries.budget.try_withdraw()
                 {
                     retries_left -= 1;
+                    last_problem = Some(problem);
                     tried.push(index);
                     body = RequestBody::empty(ctx.exchange.clone());
                     continue;

@@ -95,6 +95,8 @@ pub struct Plan {
     pub upstreams: Vec<Arc<Upstream>>,
     pub access_log: rampart_config::AccessLogSpec,
     pub admin: Option<AdminPlan>,
+    /// How long a graceful drain may take.
+    pub drain_timeout: Duration,
 }
 
 impl Plan {
@@ -284,6 +286,7 @@ impl Plan {
             upstreams,
             access_log: spec.access_log.clone(),
             admin,
+            drain_timeout: spec.drain_timeout.get(),
         })
     }
 }

@@ -28,6 +28,9 @@ use crate::upstream::Upstream;
 pub struct Shared {
     pub plan: ArcSwap<Plan>,
     pub access_log: Option<Arc<AccessLog>>,
+    /// Set once when the gateway starts draining: listeners close and every connection
+    /// finishes its in-flight request, then closes.
+    pub drain: tokio::sync::watch::Sender<bool>,
 }
 
 /// Facts about one client connection.

@@ -92,6 +92,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(plan),
             access_log,
+            drain: watch::channel(false).0,
         });
         let (stop, stop_rx) = watch::channel(false);
 
@@ -263,6 +264,23 @@ impl Gateway {
         }
     }
 
+    /// Starts a graceful drain: listeners stop accepting (new connections are refused),
+    /// idle connections close, and connections with a request in flight close once it has
+    /// been answered. Returns at once; watch [`Gateway::open_connections`] to see it end.
+    pub fn begin_drain(&self) {
+        if !self.shared.drain.send_replace(true) {
+            tracing::info!(
+                open = self.open_connections(),
+                "draining: listeners closed, finishing in-flight requests"
+            );
+        }
+    }
+
+    /// True once [`Gateway::begin_drain`] was called (readiness probes report it).
+    pub fn is_draining(&self) -> bool {
+        *self.shared.drain.borrow()
+    }
+
     /// Client connections open right now.
     pub fn open_connections(&self) -> usize {
         self.limiter.open()
@@ -306,7 +324,18 @@ async fn worker(
         let limiter = limiter.clone();
         accepts.push(tokio::spawn(accept_loop(shared, name, listener, limiter)));
     }
-    let _ = stop.wait_for(|s| *s).await;
+    let mut drain = shared.drain.subscribe();
+    let draining = tokio::select! {
+        _ = wait_true(&mut stop) => false,
+        _ = wait_true(&mut drain) => true,
+    };
+    if draining {
+        // Closing the listening sockets refuses new connections; open ones drain.
+        for a in &accepts {
+            a.abort();
+        }
+        wait_true(&mut stop).await;
+    }
     for a in accepts {
         a.abort();
     }
@@ -374,12 +403,9 @@ async fn serve_connection(
                 h1: None,
                 peer_headers: PeerHeaders::new(peer.ip(), false, local_port),
             };
-            serve_h1(
-                ctx,
-                Stream::<tokio_rustls::server::TlsStream<TcpStream>>::Plain(tcp),
-                &plan,
-            )
-            .await;
+            let drain = shared.drain.subscribe();
+            let io = Stream::<tokio_rustls::server::TlsStream<TcpStream>>::Plain(tcp);
+            serve_h1(ctx, io, &plan, drain).await;
         }
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -411,15 +437,15 @@ async fn serve_connection(
             };
             let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
             if h2 {
-                serve_h2(ctx, io, &plan).await;
+                serve_h2(ctx, io, &plan, shared.drain.subscribe()).await;
             } else {
-                serve_h1(ctx, io, &plan).await;
+                serve_h1(ctx, io, &plan, shared.drain.subscribe()).await;
             }
         }
     }
 }
 
-async fn serve_h1<T>(mut ctx: ConnCtx, io: Stream<T>, plan: &Plan)
+async fn serve_h1<T>(mut ctx: ConnCtx, io: Stream<T>, plan: &Plan, drain: watch::Receiver<bool>)
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -437,16 +463,26 @@ where
         .header_read_timeout(None)
         .max_headers(limits.head.max_headers.max(1))
         .max_buf_size((limits.head.max_head_bytes + 8192).max(8192));
-    if let Err(e) = builder
+    let conn = builder
         .serve_connection(TokioIo::new(guard), svc)
-        .with_upgrades()
-        .await
-    {
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut drain = drain;
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = wait_true(&mut drain) => {
+            // Finish the request in flight (answered with `Connection: close`), or close
+            // at once when idle.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
     }
 }
 
-async fn serve_h2<T>(ctx: ConnCtx, io: Stream<T>, plan: &Plan)
+async fn serve_h2<T>(ctx: ConnCtx, io: Stream<T>, plan: &Plan, mut drain: watch::Receiver<bool>)
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -462,7 +498,23 @@ where
         .max_local_error_reset_streams(limits.h2_max_pending_resets)
         .keep_alive_interval(limits.head.idle_timeout / 2)
         .keep_alive_timeout(limits.head.header_timeout);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = wait_true(&mut drain) => {
+            // GOAWAY: streams in flight finish, no new ones start.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
     }
+}
+
+/// Resolves once the flag is (or becomes) true; never holds the channel's lock across an
+/// await point.
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await.map(|_| ());
 }

@@ -201,6 +201,12 @@ async fn handle(
 }
 
 fn readiness(state: &State) -> Response<Full<Bytes>> {
+    if state.gateway.is_draining() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "draining": true}),
+        );
+    }
     let plan = state.gateway.plan();
     let now = rampart_proxy::upstream::now_ms();
     let unavailable: Vec<&str> = plan

@@ -40,10 +40,13 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A closed or full stderr must never take the gateway down: by default the subscriber
+    // reports its own write errors with `eprintln!`, which panics on a broken pipe.
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 

@@ -58,7 +58,8 @@ pub fn watch(
     Ok(watcher)
 }
 
-/// Serves until SIGINT/SIGTERM, reloading `path` on SIGHUP and on file changes.
+/// Serves until SIGINT/SIGTERM, reloading `path` on SIGHUP and on file changes, then
+/// drains gracefully.
 pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -87,8 +88,8 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
             let trigger = tokio::select! {
                 _ = hup.recv() => Trigger::Signal,
                 Some(t) = rx.recv() => t,
-                _ = term.recv() => return,
-                _ = int.recv() => return,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
             };
             if trigger == Trigger::FileChange {
                 tokio::time::sleep(DEBOUNCE).await;
@@ -108,5 +109,25 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
                 Err(errors) => tracing::error!(trigger = ?trigger, problems = errors.len(), "reload failed; still serving the previous configuration"),
             }
         }
+        // Graceful drain: stop accepting, let in-flight requests finish within the drain
+        // timeout; a second signal exits at once.
+        let timeout = gateway.plan().drain_timeout;
+        gateway.begin_drain();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while gateway.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = term.recv() => second_signal(),
+                _ = int.recv() => second_signal(),
+            }
+        }
+        if gateway.open_connections() > 0 {
+            tracing::warn!(open = gateway.open_connections(), "drain timeout reached; closing remaining connections");
+        }
     });
+}
+
+fn second_signal() -> ! {
+    tracing::warn!("second signal: exiting without waiting for in-flight requests");
+    std::process::exit(130);
 }

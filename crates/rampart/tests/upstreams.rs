@@ -366,3 +366,16 @@ async fn speaks_http2_to_upstreams() {
     }
     assert!(up.connections() <= 2);
 }
+
+#[tokio::test]
+async fn retry_with_no_other_target_reports_the_real_failure() {
+    // One dead target, one retry allowed: the answer is the connect failure (502), not
+    // "no healthy upstream".
+    let gw = gw_with(
+        &[(dead_addr(), 1)],
+        "    retries: { max: 1 }\n    passive_health: { enabled: false }",
+    );
+    let r = get(gw.http(), "/").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.code(), "upstream.connect_failed");
+}
