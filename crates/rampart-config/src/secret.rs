@@ -6,7 +6,7 @@
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Where a secret comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,6 +71,21 @@ impl SecretRef {
             return Err(format!("the secret referenced by {self:?} is empty"));
         }
         Ok(Secret(value))
+    }
+}
+
+/// A secret field is shown as its reference, never its value: `{env: NAME}` tells an
+/// operator where the secret comes from without revealing it.
+impl Serialize for SecretRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        match self {
+            SecretRef::Env(name) => m.serialize_entry("env", name)?,
+            SecretRef::File(path) => m.serialize_entry("file", path)?,
+        }
+        m.serialize_entry("value", "<redacted>")?;
+        m.end()
     }
 }
 

@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::units::{ByteSize, Duration};
 
 /// The whole config file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Format version of the file; only `1` exists.
@@ -50,7 +50,7 @@ pub struct Spec {
 }
 
 /// One bound address that accepts client connections.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerSpec {
     /// Unique name, used in logs and metrics.
@@ -63,7 +63,7 @@ pub struct ListenerSpec {
 }
 
 /// TLS termination settings for one listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     /// Certificate chains with their keys. SNI picks among them by the names in each
@@ -81,7 +81,7 @@ pub struct TlsSpec {
 }
 
 /// A PEM certificate chain and its private key.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateSpec {
     /// PEM file with the leaf certificate first, then intermediates.
@@ -95,7 +95,7 @@ pub struct CertificateSpec {
 }
 
 /// Client certificate verification on a TLS listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuthSpec {
     /// PEM bundle of the CAs that may issue client certificates.
@@ -112,6 +112,15 @@ pub enum TlsVersion {
     #[default]
     Tls12,
     Tls13,
+}
+
+impl Serialize for TlsVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for TlsVersion {
@@ -148,7 +157,7 @@ impl<'de> Deserialize<'de> for TlsVersion {
 }
 
 /// Limits applied to every connection and request. Defaults follow DESIGN.md §6.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSpec {
     /// Largest request header block (request line + headers). Over it: 431.
@@ -196,7 +205,7 @@ impl Default for LimitsSpec {
 }
 
 /// The access log: one JSON line per request.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccessLogSpec {
     /// Write access log lines (default true).
@@ -216,7 +225,7 @@ impl Default for AccessLogSpec {
 
 /// The admin API: health, readiness, upstream state and reload, on its own listener
 /// (never on a public one).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSpec {
     /// Address of the admin listener (default `127.0.0.1:9901`).
@@ -233,7 +242,7 @@ fn admin_bind() -> SocketAddr {
 }
 
 /// A named pool of upstream targets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSpec {
     /// Servers that receive the traffic.
@@ -266,7 +275,7 @@ pub struct UpstreamSpec {
 }
 
 /// One upstream server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     /// `http://host:port` or `https://host:port`; no path, query or credentials.
@@ -277,7 +286,7 @@ pub struct TargetSpec {
 }
 
 /// Load-balancing algorithm.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     /// Weighted round robin.
@@ -290,7 +299,7 @@ pub enum Balance {
 }
 
 /// What `consistent_hash` hashes.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum HashOn {
     /// The client IP (trusted-proxy aware).
@@ -300,7 +309,7 @@ pub enum HashOn {
 }
 
 /// Protocol spoken to upstream targets.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     #[default]
@@ -310,7 +319,7 @@ pub enum UpstreamProtocol {
 }
 
 /// TLS towards `https://` targets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsSpec {
     /// PEM bundle of CAs trusted for the targets. Default: the system's roots.
@@ -325,7 +334,7 @@ pub struct UpstreamTlsSpec {
 }
 
 /// A client certificate presented to upstreams.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertSpec {
     pub cert_file: PathBuf,
@@ -333,7 +342,7 @@ pub struct ClientCertSpec {
 }
 
 /// Upstream timeouts. Each firing gives the client a problem+json error (502/504).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamTimeouts {
     /// TCP (and TLS) connection establishment.
@@ -356,7 +365,7 @@ impl Default for UpstreamTimeouts {
 }
 
 /// Active health checking: a GET to `path` on every target every `interval`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckSpec {
     /// Path requested; a 2xx or 3xx answer is healthy.
@@ -375,7 +384,7 @@ pub struct HealthCheckSpec {
 
 /// Passive health (outlier ejection): a target that fails this many requests in a row
 /// (connect errors, timeouts, 502/503/504) gets no traffic for `eject_for`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveHealthSpec {
     pub enabled: bool,
@@ -394,7 +403,7 @@ impl Default for PassiveHealthSpec {
 }
 
 /// Retries of idempotent requests.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySpec {
     /// Extra attempts after the first (0 disables retries).
@@ -421,7 +430,7 @@ impl Default for RetrySpec {
 
 /// Per-target circuit breaker: most requests in flight to one target, per process.
 /// Requests over it are answered 503 at once instead of queueing.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerSpec {
     pub max_requests: u32,
@@ -434,7 +443,7 @@ impl Default for CircuitBreakerSpec {
 }
 
 /// Upstream connection pool (each worker thread keeps its own).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolSpec {
     /// Idle keep-alive connections kept per target per worker.
@@ -453,7 +462,7 @@ impl Default for PoolSpec {
 }
 
 /// One route: which requests it takes and where they go.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     /// Unique name, used in logs and metrics.
@@ -475,7 +484,7 @@ pub struct RouteSpec {
 }
 
 /// Conditions a request must meet to take a route. Exactly one of `path` / `path_prefix`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
     /// Host names (exact, or `*.example.com` for any subdomain). Empty = any host.
@@ -496,7 +505,7 @@ pub struct MatchSpec {
 }
 
 /// A header condition: present, or present with an exact value.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
     pub name: String,
@@ -505,7 +514,7 @@ pub struct HeaderMatchSpec {
 }
 
 /// Path rewrite applied to the normalised path after matching.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RewriteSpec {
     /// Remove this leading prefix (`/api` turns `/api/x` into `/x`).
@@ -517,6 +526,12 @@ pub enum RewriteSpec {
 /// An IP network in CIDR notation; a bare address means a single host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub ipnet::IpNet);
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

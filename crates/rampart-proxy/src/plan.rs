@@ -97,6 +97,11 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
     /// How long a graceful drain may take.
     pub drain_timeout: Duration,
+    /// The effective config this plan was compiled from (defaults filled in), for the
+    /// admin API; secret fields hold references only.
+    pub spec: Arc<Spec>,
+    /// When this plan was compiled.
+    pub loaded_at: std::time::SystemTime,
 }
 
 impl Plan {
@@ -287,6 +292,8 @@ impl Plan {
             access_log: spec.access_log.clone(),
             admin,
             drain_timeout: spec.drain_timeout.get(),
+            spec: Arc::new(spec.clone()),
+            loaded_at: std::time::SystemTime::now(),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! | GET | `/healthz` | none | 200 while the process runs |
 //! | GET | `/readyz` | none | 200 when every upstream has a usable target, else 503 |
 //! | GET | `/upstreams` | token | targets with health, ejection and load |
+//! | GET | `/config` | token | the effective config (secrets redacted), fingerprint, load time |
 //! | GET | `/admin/reload` | token | the last reload's outcome |
 //! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
 
@@ -189,6 +190,7 @@ async fn handle(
     };
     let resp = match (&method, path.as_str()) {
         (&Method::GET, "/upstreams") => upstreams(&state),
+        (&Method::GET, "/config") => effective_config(&state),
         (&Method::GET, "/admin/reload") => last_reload(&state),
         (&Method::POST, "/admin/reload") => reload(&state),
         _ => json_response(
@@ -248,6 +250,22 @@ fn upstreams(state: &State) -> Response<Full<Bytes>> {
         })
         .collect();
     json_response(StatusCode::OK, json!({"upstreams": list}))
+}
+
+/// The effective config (defaults filled in; secret fields show their reference and
+/// `<redacted>`), its SHA-256 fingerprint and when it was loaded.
+fn effective_config(state: &State) -> Response<Full<Bytes>> {
+    let plan = state.gateway.plan();
+    let config = serde_json::to_value(&*plan.spec).unwrap_or(serde_json::Value::Null);
+    let fingerprint = hex(&sha2::Sha256::digest(config.to_string().as_bytes()));
+    let at = plan
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    json_response(
+        StatusCode::OK,
+        json!({"fingerprint": fingerprint, "loaded_at_unix": at, "config": config}),
+    )
 }
 
 fn status_json(s: &rampart_proxy::server::ReloadStatus) -> serde_json::Value {

@@ -206,3 +206,34 @@ async fn missing_token_secret_fails_the_load_with_its_path() {
         "admin.token: environment variable RAMPART_TEST_UNSET_ADMIN_TOKEN is not set"
     );
 }
+
+#[tokio::test]
+async fn config_endpoint_shows_effective_config_without_secrets() {
+    let up = TestUpstream::echo();
+    let f = fixture(&up);
+    let r = admin_call(&f, "GET", "/config", Some(TOKEN)).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains(TOKEN), "secret leaked: {}", r.text());
+    let v = r.json();
+    assert_eq!(v["config"]["admin"]["token"]["value"], "<redacted>");
+    assert_eq!(v["config"]["admin"]["token"]["file"], "admin-token");
+    // Defaults are spelled out.
+    assert_eq!(v["config"]["limits"]["max_header_bytes"], "16KiB");
+    assert_eq!(v["config"]["routes"][0]["match"]["path_prefix"], "/v1");
+    assert_eq!(v["fingerprint"].as_str().unwrap().len(), 64);
+    // Same file, same fingerprint; a change changes it.
+    let again = admin_call(&f, "GET", "/config", Some(TOKEN)).await.json();
+    assert_eq!(again["fingerprint"], v["fingerprint"]);
+    let text = std::fs::read_to_string(&f.path)
+        .unwrap()
+        .replace("path_prefix: /v1", "path_prefix: /v3");
+    std::fs::write(&f.path, text).unwrap();
+    assert_eq!(
+        admin_call(&f, "POST", "/admin/reload", Some(TOKEN))
+            .await
+            .status,
+        200
+    );
+    let changed = admin_call(&f, "GET", "/config", Some(TOKEN)).await.json();
+    assert_ne!(changed["fingerprint"], v["fingerprint"]);
+}
