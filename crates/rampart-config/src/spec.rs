@@ -421,7 +421,7 @@ impl Default for RetrySpec {
     fn default() -> Self {
         Self {
             max: 1,
-            on_status: vec![502, 503, 504],
+            on_status: Vec::new(),
             budget_percent: 20,
             min_per_second: 10,
         }

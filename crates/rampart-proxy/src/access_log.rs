@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use http::{HeaderValue, Method, Uri, Version};
 use rampart_core::json_escape_into;
 
+use crate::metrics::{CodeMetrics, RouteMetrics};
 use crate::upstream::Upstream;
 
 /// Lines waiting for the writer; beyond this they are dropped and counted.
@@ -102,6 +103,10 @@ pub struct Exchange {
     pub body_failure: OnceLock<rampart_core::Problem>,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// The matched route's counters (unset: the request matched no route).
+    pub route_metrics: OnceLock<Arc<RouteMetrics>>,
+    unrouted: Arc<RouteMetrics>,
+    codes: Arc<CodeMetrics>,
 }
 
 /// The request facts an exchange starts with.
@@ -113,6 +118,8 @@ pub struct ExchangeStart {
     pub uri: Option<Uri>,
     pub host: Option<HeaderValue>,
     pub listener: Arc<str>,
+    pub unrouted: Arc<RouteMetrics>,
+    pub codes: Arc<CodeMetrics>,
 }
 
 impl Exchange {
@@ -136,6 +143,9 @@ impl Exchange {
             body_failure: OnceLock::new(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            route_metrics: OnceLock::new(),
+            unrouted: s.unrouted,
+            codes: s.codes,
         }
     }
 
@@ -204,6 +214,15 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        let metrics = self.route_metrics.get().unwrap_or(&self.unrouted);
+        metrics.record(
+            &self.method,
+            self.status.load(Ordering::Relaxed),
+            self.started.elapsed().as_secs_f64(),
+        );
+        if let Some(code) = self.code.get() {
+            self.codes.record(code);
+        }
         if let Some(log) = &self.log {
             log.push(self.line());
         }

@@ -139,8 +139,11 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                 } else {
                     target.record_success();
                 }
+                // Only give up this answer when another target can be tried: with none
+                // left, the client gets the upstream's own response.
                 if keep_copy
                     && upstream.retries.on_status.contains(&status)
+                    && has_other_target(&upstream, &tried, index)
                     && upstream.retries.budget.try_withdraw()
                 {
                     retries_left -= 1;
@@ -323,4 +326,14 @@ fn respond(
         ctx.in_flight.take(),
     );
     Response::from_parts(parts, body)
+}
+
+/// True when a target other than `index` and those already tried could take a retry.
+fn has_other_target(upstream: &Upstream, tried: &[usize], index: usize) -> bool {
+    let now = crate::upstream::now_ms();
+    upstream
+        .targets
+        .iter()
+        .enumerate()
+        .any(|(i, t)| i != index && !tried.contains(&i) && t.is_available(now))
 }

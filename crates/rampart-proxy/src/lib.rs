@@ -8,6 +8,7 @@ pub mod conn_limit;
 mod forward;
 pub mod h1_guard;
 pub mod headers;
+pub mod metrics;
 pub mod path;
 pub mod plan;
 pub mod proxy;

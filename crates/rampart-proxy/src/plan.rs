@@ -29,6 +29,8 @@ pub struct RoutePlan {
     pub rewrite: Option<RewriteSpec>,
     pub max_body_bytes: u64,
     pub preserve_host: bool,
+    /// This route's counters (carried over by name across reloads).
+    pub metrics: Arc<crate::metrics::RouteMetrics>,
 }
 
 impl RoutePlan {
@@ -102,6 +104,10 @@ pub struct Plan {
     pub spec: Arc<Spec>,
     /// When this plan was compiled.
     pub loaded_at: std::time::SystemTime,
+    /// Counters of requests that matched no route.
+    pub unrouted: Arc<crate::metrics::RouteMetrics>,
+    /// Counters of gateway-generated answers by reason code.
+    pub codes: Arc<crate::metrics::CodeMetrics>,
 }
 
 impl Plan {
@@ -241,6 +247,7 @@ impl Plan {
                 rewrite: r.rewrite.clone(),
                 max_body_bytes: r.max_body_bytes.unwrap_or(spec.limits.max_body_bytes).0,
                 preserve_host: r.preserve_host,
+                metrics: Arc::default(),
             });
         }
         let router = match Router::build(&matchers, |i| format!("routes[{i}]")) {
@@ -294,6 +301,8 @@ impl Plan {
             drain_timeout: spec.drain_timeout.get(),
             spec: Arc::new(spec.clone()),
             loaded_at: std::time::SystemTime::now(),
+            unrouted: Arc::default(),
+            codes: Arc::default(),
         })
     }
 }
@@ -339,6 +348,7 @@ mod tests {
             rewrite,
             max_body_bytes: 0,
             preserve_host: false,
+            metrics: Arc::default(),
         }
     }
 

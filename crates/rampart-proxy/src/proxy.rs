@@ -172,6 +172,8 @@ pub async fn handle(
                 None
             },
             listener: conn.listener.clone(),
+            unrouted: plan.unrouted.clone(),
+            codes: plan.codes.clone(),
         },
     ));
     let ctx = Ctx {
@@ -235,6 +237,7 @@ async fn route_and_forward(
     };
     let route = &plan.routes[route_id];
     let _ = ctx.exchange.route.set(route.name.clone());
+    let _ = ctx.exchange.route_metrics.set(route.metrics.clone());
     let _ = ctx.exchange.upstream.set(route.upstream.clone());
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
         match len.to_str().ok().and_then(|s| s.parse::<u64>().ok()) {

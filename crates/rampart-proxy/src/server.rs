@@ -35,6 +35,8 @@ pub struct Gateway {
     last_reload: std::sync::Mutex<Option<ReloadStatus>>,
     /// Serialises reloads: two at once would race to swap plans.
     reloading: std::sync::Mutex<()>,
+    reloads_ok: std::sync::atomic::AtomicU64,
+    reloads_failed: std::sync::atomic::AtomicU64,
 }
 
 /// The outcome of a reload attempt.
@@ -161,6 +163,8 @@ impl Gateway {
             background,
             last_reload: std::sync::Mutex::new(None),
             reloading: std::sync::Mutex::new(()),
+            reloads_ok: std::sync::atomic::AtomicU64::new(0),
+            reloads_failed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -184,10 +188,22 @@ impl Gateway {
     /// new TLS handshakes use the new certificates. Listeners are bound at start: a plan
     /// whose listeners differ (added, removed, renamed or re-bound) is refused with an
     /// error and the running plan stays.
-    pub fn reload(&self, plan: Plan) -> Result<(), Vec<String>> {
+    pub fn reload(&self, mut plan: Plan) -> Result<(), Vec<String>> {
         let _serial = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.check_compatible(&plan);
         if result.is_ok() {
+            // Counters are monotonic across reloads: routes keep theirs by name.
+            let current = self.shared.plan.load();
+            for route in &mut plan.routes {
+                if let Some(old) = current.routes.iter().find(|r| r.name == route.name) {
+                    route.metrics = old.metrics.clone();
+                }
+            }
+            plan.unrouted = current.unrouted.clone();
+            plan.codes = current.codes.clone();
+            drop(current);
+            self.reloads_ok
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.limiter.max_total.store(
                 plan.limits.max_connections,
                 std::sync::atomic::Ordering::Relaxed,
@@ -217,6 +233,10 @@ impl Gateway {
     }
 
     fn record_reload(&self, errors: Vec<String>) {
+        if !errors.is_empty() {
+            self.reloads_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let status = ReloadStatus {
             ok: errors.is_empty(),
             at: std::time::SystemTime::now(),
@@ -279,6 +299,23 @@ impl Gateway {
     /// True once [`Gateway::begin_drain`] was called (readiness probes report it).
     pub fn is_draining(&self) -> bool {
         *self.shared.drain.borrow()
+    }
+
+    /// Successful and failed reloads since start.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.reloads_ok.load(Relaxed),
+            self.reloads_failed.load(Relaxed),
+        )
+    }
+
+    /// Access log lines dropped because the writer could not keep up.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.shared
+            .access_log
+            .as_ref()
+            .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Client connections open right now.

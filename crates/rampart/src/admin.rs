@@ -7,6 +7,7 @@
 //! | GET | `/readyz` | none | 200 when every upstream has a usable target, else 503 |
 //! | GET | `/upstreams` | token | targets with health, ejection and load |
 //! | GET | `/config` | token | the effective config (secrets redacted), fingerprint, load time |
+//! | GET | `/metrics` | token | Prometheus text format |
 //! | GET | `/admin/reload` | token | the last reload's outcome |
 //! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
 
@@ -191,6 +192,7 @@ async fn handle(
     let resp = match (&method, path.as_str()) {
         (&Method::GET, "/upstreams") => upstreams(&state),
         (&Method::GET, "/config") => effective_config(&state),
+        (&Method::GET, "/metrics") => metrics(&state),
         (&Method::GET, "/admin/reload") => last_reload(&state),
         (&Method::POST, "/admin/reload") => reload(&state),
         _ => json_response(
@@ -252,12 +254,60 @@ fn upstreams(state: &State) -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, json!({"upstreams": list}))
 }
 
+/// The effective config as JSON and its SHA-256 fingerprint.
+fn config_and_fingerprint(plan: &rampart_proxy::Plan) -> (serde_json::Value, String) {
+    let config = serde_json::to_value(&*plan.spec).unwrap_or(serde_json::Value::Null);
+    let fingerprint = hex(&sha2::Sha256::digest(config.to_string().as_bytes()));
+    (config, fingerprint)
+}
+
+/// Prometheus text format: request counters and durations by route, gateway answers by
+/// reason code, connections, target health, reloads and the config fingerprint.
+fn metrics(state: &State) -> Response<Full<Bytes>> {
+    use rampart_proxy::metrics::{escape, render_requests};
+    use std::fmt::Write as _;
+    let gw = &state.gateway;
+    let plan = gw.plan();
+    let mut routes: Vec<(&str, &rampart_proxy::metrics::RouteMetrics)> = plan
+        .routes
+        .iter()
+        .map(|r| (&*r.name, &*r.metrics))
+        .collect();
+    routes.push(("", &plan.unrouted));
+    let mut out = String::with_capacity(4096);
+    render_requests(&mut out, &routes, &plan.codes);
+    let _ = writeln!(out, "# HELP rampart_connections_open Client connections open.\n# TYPE rampart_connections_open gauge\nrampart_connections_open {}", gw.open_connections());
+    out.push_str("# HELP rampart_target_healthy 1 when a target may receive traffic (health checks and passive ejection).\n# TYPE rampart_target_healthy gauge\n");
+    let now = rampart_proxy::upstream::now_ms();
+    for u in &plan.upstreams {
+        for t in &u.targets {
+            let _ = writeln!(
+                out,
+                "rampart_target_healthy{{upstream=\"{}\",target=\"{}\"}} {}",
+                escape(&u.name),
+                escape(&t.url),
+                u8::from(t.is_available(now))
+            );
+        }
+    }
+    let (ok, failed) = gw.reload_counts();
+    let _ = writeln!(out, "# HELP rampart_reloads_total Configuration reloads by result.\n# TYPE rampart_reloads_total counter\nrampart_reloads_total{{result=\"success\"}} {ok}\nrampart_reloads_total{{result=\"failure\"}} {failed}");
+    let (_, fingerprint) = config_and_fingerprint(&plan);
+    let _ = writeln!(out, "# HELP rampart_config_info The running configuration's fingerprint.\n# TYPE rampart_config_info gauge\nrampart_config_info{{fingerprint=\"{fingerprint}\"}} 1");
+    let _ = writeln!(out, "# HELP rampart_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE rampart_access_log_dropped_total counter\nrampart_access_log_dropped_total {}", gw.access_log_dropped());
+    let mut r = Response::new(Full::new(Bytes::from(out)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
 /// The effective config (defaults filled in; secret fields show their reference and
 /// `<redacted>`), its SHA-256 fingerprint and when it was loaded.
 fn effective_config(state: &State) -> Response<Full<Bytes>> {
     let plan = state.gateway.plan();
-    let config = serde_json::to_value(&*plan.spec).unwrap_or(serde_json::Value::Null);
-    let fingerprint = hex(&sha2::Sha256::digest(config.to_string().as_bytes()));
+    let (config, fingerprint) = config_and_fingerprint(&plan);
     let at = plan
         .loaded_at
         .duration_since(std::time::UNIX_EPOCH)

@@ -237,3 +237,75 @@ async fn config_endpoint_shows_effective_config_without_secrets() {
     let changed = admin_call(&f, "GET", "/config", Some(TOKEN)).await.json();
     assert_ne!(changed["fingerprint"], v["fingerprint"]);
 }
+
+#[tokio::test]
+async fn metrics_count_a_scripted_request_mix() {
+    let up = TestUpstream::with(|s| {
+        if s.uri.contains("fail") {
+            Answer::status(503)
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let f = fixture(&up);
+    let public = f.gateway.addr("public").unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(public, "/v1/a").await.status, 200);
+    }
+    send(
+        public,
+        Request::post("/v1/b")
+            .body(Full::new(bytes::Bytes::from("x")))
+            .unwrap(),
+    )
+    .await;
+    let r = get(public, "/v1/fail").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(get(public, "/nowhere").await.status, 404);
+    assert_eq!(get(public, "/nowhere/else").await.status, 404);
+    // Lines are recorded when each exchange completes; allow the last one to land.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = admin_call(&f, "GET", "/metrics", Some(TOKEN)).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    for line in [
+        "rampart_requests_total{route=\"r\",method=\"GET\",status_class=\"2xx\"} 3",
+        "rampart_requests_total{route=\"r\",method=\"POST\",status_class=\"2xx\"} 1",
+        "rampart_requests_total{route=\"r\",method=\"GET\",status_class=\"5xx\"} 1",
+        "rampart_requests_total{route=\"\",method=\"GET\",status_class=\"4xx\"} 2",
+        "rampart_request_duration_seconds_count{route=\"r\"} 5",
+        "rampart_gateway_responses_total{code=\"route.not_found\",status=\"404\"} 2",
+        "rampart_reloads_total{result=\"success\"} 0",
+        "rampart_connections_open ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!(
+            "rampart_target_healthy{{upstream=\"up\",target=\"http://{}\"}} 1",
+            up.addr
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN));
+    assert_eq!(admin_call(&f, "GET", "/metrics", None).await.status, 401);
+    // Counters survive a reload of the same routes.
+    assert_eq!(
+        admin_call(&f, "POST", "/admin/reload", Some(TOKEN))
+            .await
+            .status,
+        200
+    );
+    let text = admin_call(&f, "GET", "/metrics", Some(TOKEN)).await.text();
+    assert!(
+        text.contains("rampart_requests_total{route=\"r\",method=\"GET\",status_class=\"2xx\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rampart_reloads_total{result=\"success\"} 1"),
+        "{text}"
+    );
+}

@@ -379,3 +379,18 @@ async fn retry_with_no_other_target_reports_the_real_failure() {
     assert_eq!(r.status, 502);
     assert_eq!(r.code(), "upstream.connect_failed");
 }
+
+#[tokio::test]
+async fn status_retry_without_another_target_returns_the_upstream_answer() {
+    // With on_status configured but a single target, the client gets the upstream's own
+    // 503 rather than a gateway error.
+    let a = TestUpstream::with(|_| Answer::status(503).header("x-from", "upstream"));
+    let gw = gw_with(
+        &[(a.addr, 1)],
+        "    retries: { max: 2, on_status: [503] }\n    passive_health: { enabled: false }",
+    );
+    let r = get(gw.http(), "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-from"), Some("upstream"));
+    assert_eq!(a.hits(), 1);
+}

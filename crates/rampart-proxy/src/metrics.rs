@@ -1,0 +1,185 @@
+//! Request metrics, recorded in the log phase with a handful of relaxed atomic adds (no
+//! locks, no label lookups on the request path: every counter a request can touch is
+//! created when the plan is compiled) and rendered in the Prometheus text format on
+//! scrape. Labels are bounded by configuration: route names, a fixed method set, status
+//! classes and the fixed set of reason codes; never paths, IPs or consumer ids.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::Method;
+use rampart_core::Problem;
+
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Upper bounds (seconds) of the request duration histogram.
+pub const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+fn method_index(m: &Method) -> usize {
+    match *m {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// Counters of one route (or of requests that matched no route).
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    requests: [[AtomicU64; 5]; 8],
+    buckets: [AtomicU64; BUCKETS.len()],
+    duration_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl RouteMetrics {
+    /// Records one finished request.
+    pub fn record(&self, method: &Method, status: u16, seconds: f64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[method_index(method)][class].fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = BUCKETS.iter().position(|&ub| seconds <= ub) {
+            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of gateway-generated answers, by reason code.
+#[derive(Debug)]
+pub struct CodeMetrics {
+    counts: Vec<AtomicU64>,
+}
+
+impl Default for CodeMetrics {
+    fn default() -> Self {
+        Self {
+            counts: Problem::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl CodeMetrics {
+    pub fn record(&self, code: &str) {
+        if let Some(i) = Problem::ALL.iter().position(|p| p.code == code) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Renders request metrics. `routes` pairs route names with their counters; the unrouted
+/// counters are labelled `route=""`.
+pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes: &CodeMetrics) {
+    out.push_str(
+        "# HELP rampart_requests_total Requests answered, by route, method and status class.\n",
+    );
+    out.push_str("# TYPE rampart_requests_total counter\n");
+    for (route, m) in routes {
+        for (mi, method) in METHODS.iter().enumerate() {
+            for (ci, class) in CLASSES.iter().enumerate() {
+                let n = m.requests[mi][ci].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "rampart_requests_total{{route=\"{}\",method=\"{method}\",status_class=\"{class}\"}} {n}",
+                        escape(route)
+                    );
+                }
+            }
+        }
+    }
+    out.push_str(
+        "# HELP rampart_request_duration_seconds Time from request to response head, by route.\n",
+    );
+    out.push_str("# TYPE rampart_request_duration_seconds histogram\n");
+    for (route, m) in routes {
+        let route = escape(route);
+        let mut cumulative = 0;
+        for (i, ub) in BUCKETS.iter().enumerate() {
+            cumulative += m.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{route=\"{route}\",le=\"{ub}\"}} {cumulative}");
+        }
+        let count = m.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "rampart_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+        );
+        let sum = m.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "rampart_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "rampart_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+        );
+    }
+    out.push_str(
+        "# HELP rampart_gateway_responses_total Answers the gateway gave itself, by reason code.\n",
+    );
+    out.push_str("# TYPE rampart_gateway_responses_total counter\n");
+    for (i, p) in Problem::ALL.iter().enumerate() {
+        let n = codes.counts[i].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "rampart_gateway_responses_total{{code=\"{}\",status=\"{}\"}} {n}",
+                p.code,
+                p.status.as_u16()
+            );
+        }
+    }
+}
+
+/// Escapes a label value (route and upstream names come from config).
+pub fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let m = RouteMetrics::default();
+        m.record(&Method::GET, 200, 0.002);
+        m.record(&Method::GET, 503, 0.2);
+        m.record(&Method::from_bytes(b"PROPFIND").unwrap(), 404, 20.0);
+        let codes = CodeMetrics::default();
+        codes.record("route.not_found");
+        let mut out = String::new();
+        render_requests(&mut out, &[("orders", &m)], &codes);
+        assert!(
+            out.contains(
+                "rampart_requests_total{route=\"orders\",method=\"GET\",status_class=\"2xx\"} 1\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(
+            "rampart_requests_total{route=\"orders\",method=\"other\",status_class=\"4xx\"} 1\n"
+        ));
+        assert!(out.contains(
+            "rampart_request_duration_seconds_bucket{route=\"orders\",le=\"0.0025\"} 1\n"
+        ));
+        assert!(out
+            .contains("rampart_request_duration_seconds_bucket{route=\"orders\",le=\"0.25\"} 2\n"));
+        assert!(out
+            .contains("rampart_request_duration_seconds_bucket{route=\"orders\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains(
+            "rampart_gateway_responses_total{code=\"route.not_found\",status=\"404\"} 1\n"
+        ));
+    }
+}
