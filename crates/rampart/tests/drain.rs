@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::process::{run_gateway, signal, wait_exit, RunningGateway};
 use support::*;
 use tokio::io::AsyncWriteExt;
 
@@ -76,52 +76,17 @@ async fn sigterm_drains_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rampart.yaml");
     std::fs::write(&path, simple_config(&[slow.addr], "")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RAMPART_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let addr: std::net::SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        if line.contains("\"listening\"") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let RunningGateway {
+        mut child,
+        addr,
+        logs,
+    } = run_gateway(&path);
     let request = tokio::spawn(async move { get(addr, "/").await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "TERM");
     let r = request.await;
-    let logs: Vec<String> = rx.try_iter().collect();
-    let r = r.unwrap_or_else(|e| panic!("{e}\n{}", logs.join("\n")));
+    let r = r.unwrap_or_else(|e| panic!("{e}\n{}", logs.try_iter().collect::<Vec<_>>().join("\n")));
     assert_eq!(r.text(), "done");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "did not exit after draining"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
 }

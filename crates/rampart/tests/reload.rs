@@ -3,13 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::certs::TestCa;
+use support::process::{run_gateway, signal, wait_exit, RunningGateway};
 use support::*;
 use tokio::io::AsyncWriteExt;
 
@@ -225,44 +224,6 @@ async fn no_request_is_lost_across_repeated_reloads() {
     assert_eq!(a.hits() + b.hits(), ok.load(Ordering::SeqCst));
 }
 
-/// Starts `rampart run` on `path`; returns the child and the `public` listener's address.
-/// The caller stops and waits for the child.
-#[allow(clippy::zombie_processes)]
-fn run_binary(
-    path: &std::path::Path,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--config"])
-        .arg(path)
-        .env("RAMPART_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let line = rx
-            .recv_timeout(deadline - std::time::Instant::now())
-            .expect("listening line");
-        if line.contains("\"listening\"") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-            return (child, addr, rx);
-        }
-    }
-}
-
 async fn eventually_status(addr: std::net::SocketAddr, path: &str, want: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -291,14 +252,15 @@ async fn reloads_on_sighup_and_logs_failures() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rampart.yaml");
     std::fs::write(&path, one_route(&a, "/one")).unwrap();
-    let (mut child, addr, rx) = run_binary(&path);
+    let RunningGateway {
+        mut child,
+        addr,
+        logs: rx,
+    } = run_gateway(&path);
     assert_eq!(get(addr, "/two").await.status, 404);
     // The file watcher may notice this write as well; SIGHUP asks for the reload at once.
     std::fs::write(&path, one_route(&a, "/two")).unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "HUP");
     eventually_status(addr, "/two", 200).await;
     // A broken file: the reload fails, the error is logged with its path, service goes on.
     std::fs::write(
@@ -306,10 +268,7 @@ async fn reloads_on_sighup_and_logs_failures() {
         one_route(&a, "/three").replace("upstream: a", "upstream: nope"),
     )
     .unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "HUP");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut saw = false;
     while let Ok(line) =
@@ -322,11 +281,8 @@ async fn reloads_on_sighup_and_logs_failures() {
     }
     assert!(saw, "reload failure was not logged with its YAML path");
     assert_eq!(get(addr, "/two").await.status, 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
 
 #[tokio::test]
@@ -335,15 +291,14 @@ async fn reloads_when_the_file_is_replaced_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rampart.yaml");
     std::fs::write(&path, one_route(&a, "/one")).unwrap();
-    let (mut child, addr, _rx) = run_binary(&path);
+    let RunningGateway {
+        mut child, addr, ..
+    } = run_gateway(&path);
     assert_eq!(get(addr, "/two").await.status, 404);
     let tmp = dir.path().join(".rampart.yaml.tmp");
     std::fs::write(&tmp, one_route(&a, "/two")).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     eventually_status(addr, "/two", 200).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }

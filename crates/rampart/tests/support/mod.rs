@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod process;
 pub mod upstream;
 
 use std::net::SocketAddr;
