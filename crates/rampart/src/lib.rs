@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod diff;
 pub mod reload;
 
 use std::path::Path;

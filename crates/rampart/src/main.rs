@@ -26,6 +26,16 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compare a config file with a running gateway's: exit 0 when identical, 1 when they
+    /// differ (each difference printed), 2 on error. The admin token is read from the
+    /// RAMPART_ADMIN_TOKEN environment variable.
+    Diff {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin API's URL, e.g. http://127.0.0.1:9901
+        #[arg(long)]
+        admin: String,
+    },
     /// Start the gateway in front of a built-in echo API and print example requests.
     Demo {
         /// Plain HTTP port on 127.0.0.1 (0 picks a free one).
@@ -108,6 +118,17 @@ fn main() -> ExitCode {
             drop(admin);
             drop(gateway);
             ExitCode::SUCCESS
+        }
+        Command::Diff { config, admin } => {
+            let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
+            match rampart::diff::run(&config, &admin, token.as_deref()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rampart diff: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Demo {
             http_port,
