@@ -28,28 +28,24 @@ pub struct AccessLog {
     tx: SyncSender<String>,
     /// Lines dropped because the writer could not keep up.
     pub dropped: AtomicU64,
+    /// Set by [`AccessLog::reopen`]; the writer reopens its file before the next write.
+    reopen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AccessLog {
     /// Starts the writer thread. `output` is `stdout` or a file path (appended to).
     pub fn start(output: &str) -> std::io::Result<Arc<AccessLog>> {
-        let sink: Box<dyn Write + Send> = if output == "stdout" {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(output)?,
-            )
-        };
+        let sink = open_sink(output)?;
         let (tx, rx) = sync_channel(QUEUE);
+        let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, path) = (reopen.clone(), output.to_string());
         std::thread::Builder::new()
             .name("rampart-access-log".into())
-            .spawn(move || write_loop(rx, sink))?;
+            .spawn(move || write_loop(rx, sink, &path, &flag))?;
         Ok(Arc::new(AccessLog {
             tx,
             dropped: AtomicU64::new(0),
+            reopen,
         }))
     }
 
@@ -58,11 +54,49 @@ impl AccessLog {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Asks the writer to reopen its file (after log rotation moved it away).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
 }
 
-fn write_loop(rx: Receiver<String>, sink: Box<dyn Write + Send>) {
+fn open_sink(output: &str) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(if output == "stdout" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(output)?,
+        )
+    })
+}
+
+fn write_loop(
+    rx: Receiver<String>,
+    sink: Box<dyn Write + Send>,
+    path: &str,
+    reopen: &std::sync::atomic::AtomicBool,
+) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
-    while let Ok(line) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if reopen.swap(false, Ordering::Relaxed) && path != "stdout" {
+            let _ = out.flush();
+            match open_sink(path) {
+                Ok(sink) => out = std::io::BufWriter::with_capacity(64 * 1024, sink),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reopen the access log; still writing to the old file")
+                }
+            }
+        }
+        let Some(line) = first else { continue };
         let _ = out.write_all(line.as_bytes());
         // Drain whatever else is queued before paying for a flush (batching).
         while let Ok(line) = rx.try_recv() {

@@ -310,6 +310,14 @@ impl Gateway {
         )
     }
 
+    /// Reopens the access log file (after log rotation moved it away).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = &self.shared.access_log {
+            log.reopen();
+            tracing::info!("access log reopen requested");
+        }
+    }
+
     /// Access log lines dropped because the writer could not keep up.
     pub fn access_log_dropped(&self) -> u64 {
         self.shared

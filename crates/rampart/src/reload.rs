@@ -77,9 +77,12 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
                 None
             }
         };
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr1)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined1()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
@@ -87,6 +90,10 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
         loop {
             let trigger = tokio::select! {
                 _ = hup.recv() => Trigger::Signal,
+                _ = usr1.recv() => {
+                    gateway.reopen_access_log();
+                    continue;
+                }
                 Some(t) = rx.recv() => t,
                 _ = term.recv() => break,
                 _ = int.recv() => break,

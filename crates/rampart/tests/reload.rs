@@ -302,3 +302,36 @@ async fn reloads_when_the_file_is_replaced_atomically() {
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+#[tokio::test]
+async fn sigusr1_reopens_the_access_log_after_rotation() {
+    let a = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let path = dir.path().join("rampart.yaml");
+    let yaml = one_route(&a, "/one").replace(
+        "access_log: { enabled: false }",
+        &format!("access_log: {{ output: {} }}", log.display()),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let RunningGateway {
+        mut child, addr, ..
+    } = run_gateway(&path);
+    assert_eq!(get(addr, "/one/before").await.status, 200);
+    wait_for_file(&log, |t| t.contains("/one/before")).await;
+    // logrotate: move the file away, then signal.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    signal(&child, "USR1");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(get(addr, "/one/after").await.status, 200);
+    let fresh = wait_for_file(&log, |t| t.contains("/one/after")).await;
+    assert!(fresh.contains("/one/after"), "new file: {fresh:?}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("/one/before") && !old.contains("/one/after"),
+        "{old}"
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
