@@ -25,7 +25,10 @@ use crate::upstream::{health, Stream};
 /// A running gateway. Dropping it (or calling [`Gateway::shutdown`]) stops it.
 pub struct Gateway {
     shared: Arc<Shared>,
-    addrs: Vec<(Arc<str>, SocketAddr)>,
+    /// (name, bound address, configured address) of each listener.
+    addrs: std::sync::Mutex<Vec<(Arc<str>, SocketAddr, SocketAddr)>>,
+    /// One command channel per worker, to add and remove listeners on reload.
+    worker_cmds: Vec<tokio::sync::mpsc::UnboundedSender<WorkerCmd>>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     limiter: Arc<ConnLimiter>,
@@ -46,6 +49,32 @@ pub struct ReloadStatus {
     pub at: std::time::SystemTime,
     /// Every problem found, as `yaml.path: reason`; empty when `ok`.
     pub errors: Vec<String>,
+}
+
+/// A change to a worker's set of accept loops.
+enum WorkerCmd {
+    Add(Arc<str>, std::net::TcpListener),
+    Remove(Arc<str>),
+}
+
+/// Binds one `SO_REUSEPORT` socket per worker for `bind` (the first resolves port 0).
+fn bind_listener(
+    name: &str,
+    bind: SocketAddr,
+    workers: usize,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = bind_reuseport(bind).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot bind listener {name:?} to {bind}: {e}"),
+        )
+    })?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(bind_reuseport(addr)?);
+    }
+    Ok((addr, sockets))
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -74,19 +103,13 @@ impl Gateway {
             (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for l in &plan.listeners {
-            let first = bind_reuseport(l.bind).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot bind listener {:?} to {}: {e}", l.name, l.bind),
-                )
-            })?;
-            let addr = first.local_addr()?;
-            addrs.push((l.name.clone(), addr));
-            per_worker[0].push((l.name.clone(), first));
-            for sockets in per_worker.iter_mut().skip(1) {
-                sockets.push((l.name.clone(), bind_reuseport(addr)?));
+            let (addr, sockets) = bind_listener(&l.name, l.bind, workers)?;
+            addrs.push((l.name.clone(), addr, l.bind));
+            for (worker, socket) in per_worker.iter_mut().zip(sockets) {
+                worker.push((l.name.clone(), socket));
             }
         }
+        let mut worker_cmds = Vec::new();
         let limiter = ConnLimiter::new(
             plan.limits.max_connections,
             plan.limits.max_connections_per_ip,
@@ -136,6 +159,8 @@ impl Gateway {
             let shared = shared.clone();
             let stop_rx = stop_rx.clone();
             let limiter = limiter.clone();
+            let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+            worker_cmds.push(cmd_tx);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("rampart-worker-{i}"))
@@ -150,13 +175,14 @@ impl Gateway {
                                 return;
                             }
                         };
-                        rt.block_on(worker(shared, sockets, limiter, stop_rx));
+                        rt.block_on(worker(shared, sockets, limiter, stop_rx, cmd_rx));
                     })?,
             );
         }
         Ok(Gateway {
             shared,
-            addrs,
+            addrs: std::sync::Mutex::new(addrs),
+            worker_cmds,
             stop,
             threads,
             limiter,
@@ -170,10 +196,11 @@ impl Gateway {
 
     /// The bound address of a listener (with the real port when the config said 0).
     pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
-        self.addrs
+        let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+        addrs
             .iter()
-            .find(|(n, _)| &**n == listener)
-            .map(|(_, a)| *a)
+            .find(|(n, _, _)| &**n == listener)
+            .map(|(_, a, _)| *a)
     }
 
     /// The plan currently serving requests.
@@ -190,7 +217,39 @@ impl Gateway {
     /// error and the running plan stays.
     pub fn reload(&self, mut plan: Plan) -> Result<(), Vec<String>> {
         let _serial = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let result = self.check_compatible(&plan);
+        let mut result = self.check_compatible(&plan);
+        // Listener changes: bind every new address before anything changes, so a port in
+        // use fails the reload and leaves the running configuration alone.
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        if result.is_ok() {
+            let current = self.addrs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for (i, l) in plan.listeners.iter().enumerate() {
+                if current
+                    .iter()
+                    .any(|(n, _, bind)| *n == l.name && *bind == l.bind)
+                {
+                    continue;
+                }
+                match bind_listener(&l.name, l.bind, self.worker_cmds.len()) {
+                    Ok((addr, sockets)) => added.push((l.name.clone(), addr, l.bind, sockets)),
+                    Err(e) => {
+                        let problem = format!("listeners[{i}].bind: {e}");
+                        tracing::error!(%problem, "reload refused; the running configuration stays");
+                        result = Err(vec![problem]);
+                        break;
+                    }
+                }
+            }
+            for (name, _, bind) in &current {
+                if !plan
+                    .listeners
+                    .iter()
+                    .any(|l| l.name == *name && l.bind == *bind)
+                {
+                    removed.push(name.clone());
+                }
+            }
+        }
         if result.is_ok() {
             // Counters are monotonic across reloads: routes keep theirs by name.
             let current = self.shared.plan.load();
@@ -217,6 +276,22 @@ impl Gateway {
                 health::spawn_checks(&self.background, u);
             }
             self.shared.plan.store(plan);
+            let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+            for name in removed {
+                for tx in &self.worker_cmds {
+                    let _ = tx.send(WorkerCmd::Remove(name.clone()));
+                }
+                addrs.retain(|(n, _, _)| *n != name);
+                tracing::info!(listener = %name, "listener closed");
+            }
+            for (name, addr, bind, sockets) in added {
+                for (tx, socket) in self.worker_cmds.iter().zip(sockets) {
+                    let _ = tx.send(WorkerCmd::Add(name.clone(), socket));
+                }
+                tracing::info!(listener = %name, %addr, "listening");
+                addrs.push((name, addr, bind));
+            }
+            drop(addrs);
             tracing::info!("configuration reloaded");
         }
         self.record_reload(result.clone().err().unwrap_or_default());
@@ -256,18 +331,6 @@ impl Gateway {
     fn check_compatible(&self, plan: &Plan) -> Result<(), Vec<String>> {
         let current = self.shared.plan.load();
         let mut errors = Vec::new();
-        let old: Vec<(&str, SocketAddr)> = current
-            .listeners
-            .iter()
-            .map(|l| (&*l.name, l.bind))
-            .collect();
-        let new: Vec<(&str, SocketAddr)> =
-            plan.listeners.iter().map(|l| (&*l.name, l.bind)).collect();
-        if old != new {
-            errors.push(
-                "listeners: adding, removing, renaming or re-binding listeners needs a restart in this version".to_string(),
-            );
-        }
         if current.access_log != plan.access_log {
             errors.push("access_log: changes need a restart in this version".to_string());
         }
@@ -355,34 +418,63 @@ async fn worker(
     sockets: Vec<(Arc<str>, std::net::TcpListener)>,
     limiter: Arc<ConnLimiter>,
     mut stop: watch::Receiver<bool>,
+    mut cmds: tokio::sync::mpsc::UnboundedReceiver<WorkerCmd>,
 ) {
-    let mut accepts = Vec::new();
-    for (name, std_listener) in sockets {
-        let listener = match tokio::net::TcpListener::from_std(std_listener) {
-            Ok(l) => l,
+    let mut accepts: std::collections::HashMap<Arc<str>, tokio::task::JoinHandle<()>> =
+        Default::default();
+    let start = |name: Arc<str>,
+                 std_listener: std::net::TcpListener|
+     -> Option<tokio::task::JoinHandle<()>> {
+        match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => Some(tokio::spawn(accept_loop(
+                shared.clone(),
+                name,
+                l,
+                limiter.clone(),
+            ))),
             Err(e) => {
                 tracing::error!(error = %e, "cannot register listener");
-                continue;
+                None
             }
-        };
-        let shared = shared.clone();
-        let limiter = limiter.clone();
-        accepts.push(tokio::spawn(accept_loop(shared, name, listener, limiter)));
+        }
+    };
+    for (name, std_listener) in sockets {
+        if let Some(task) = start(name.clone(), std_listener) {
+            accepts.insert(name, task);
+        }
     }
     let mut drain = shared.drain.subscribe();
-    let draining = tokio::select! {
-        _ = wait_true(&mut stop) => false,
-        _ = wait_true(&mut drain) => true,
-    };
-    if draining {
-        // Closing the listening sockets refuses new connections; open ones drain.
-        for a in &accepts {
-            a.abort();
+    loop {
+        tokio::select! {
+            _ = wait_true(&mut stop) => break,
+            _ = wait_true(&mut drain) => {
+                // Closing the listening sockets refuses new connections; open ones drain.
+                for (_, task) in accepts.drain() {
+                    task.abort();
+                }
+                wait_true(&mut stop).await;
+                break;
+            }
+            cmd = cmds.recv() => match cmd {
+                Some(WorkerCmd::Add(name, socket)) => {
+                    if let Some(task) = start(name.clone(), socket) {
+                        if let Some(old) = accepts.insert(name, task) {
+                            old.abort();
+                        }
+                    }
+                }
+                // Only the accept loop stops: connections already accepted run on.
+                Some(WorkerCmd::Remove(name)) => {
+                    if let Some(task) = accepts.remove(&name) {
+                        task.abort();
+                    }
+                }
+                None => wait_true(&mut stop).await,
+            },
         }
-        wait_true(&mut stop).await;
     }
-    for a in accepts {
-        a.abort();
+    for (_, task) in accepts {
+        task.abort();
     }
 }
 

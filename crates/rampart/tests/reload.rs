@@ -98,15 +98,76 @@ async fn failed_reload_keeps_serving_and_reports_every_error() {
 }
 
 #[tokio::test]
-async fn listener_changes_are_refused_without_touching_the_running_plan() {
+async fn listeners_are_added_and_removed_without_a_restart() {
     let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
-    let gw = start(&two_route_config(&a, &b, "/old"));
-    let renamed = two_route_config(&a, &b, "/new").replace("name: public", "name: renamed");
+    let base = two_route_config(&a, &b, "/old");
+    let gw = start(&base);
+    let public = gw.http();
+    // A keep-alive connection on `public`, opened before it is removed.
+    let tcp = tokio::net::TcpStream::connect(public).await.unwrap();
+    let (mut kept, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        http::Request::get("/x")
+            .header("host", "h")
+            .body(http_body_util::Full::<bytes::Bytes>::default())
+            .unwrap()
+    };
+    assert_eq!(kept.send_request(req()).await.unwrap().status(), 200);
+
+    let with_second = base.replace(
+        "listeners: [{ name: public, bind: \"127.0.0.1:0\" }]",
+        "listeners: [{ name: public, bind: \"127.0.0.1:0\" }, { name: second, bind: \"127.0.0.1:0\" }]",
+    );
+    gw.gateway
+        .reload(rampart::compile_str(&with_second, gw.dir.path()).unwrap())
+        .unwrap();
+    let second = gw.gateway.addr("second").expect("new listener bound");
+    assert_eq!(get(second, "/x").await.status, 200);
+    assert_eq!(get(public, "/x").await.status, 200);
+
+    let only_second = base.replace("name: public", "name: second");
+    gw.gateway
+        .reload(rampart::compile_str(&only_second, gw.dir.path()).unwrap())
+        .unwrap();
+    assert!(gw.gateway.addr("public").is_none());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::net::TcpStream::connect(public).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "removed listener still accepts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kept.ready().await.unwrap();
+    assert_eq!(
+        kept.send_request(req()).await.unwrap().status(),
+        200,
+        "open connection survives"
+    );
+}
+
+#[tokio::test]
+async fn a_listener_that_cannot_bind_fails_the_reload() {
+    let (a, b) = (TestUpstream::echo(), TestUpstream::echo());
+    let base = two_route_config(&a, &b, "/old");
+    let gw = start(&base);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = base.replace(
+        "listeners: [{ name: public, bind: \"127.0.0.1:0\" }]",
+        &format!("listeners: [{{ name: public, bind: \"127.0.0.1:0\" }}, {{ name: busy, bind: \"{}\" }}]", taken.local_addr().unwrap()),
+    ).replace("path_prefix: /old", "path_prefix: /new");
     let errors = gw
         .gateway
-        .reload(rampart::compile_str(&renamed, gw.dir.path()).unwrap())
+        .reload(rampart::compile_str(&busy, gw.dir.path()).unwrap())
         .unwrap_err();
-    assert!(errors[0].starts_with("listeners: "), "{errors:?}");
+    assert!(
+        errors[0].starts_with("listeners[1].bind: cannot bind listener \"busy\""),
+        "{errors:?}"
+    );
+    assert!(gw.gateway.addr("busy").is_none());
     assert_eq!(get(gw.http(), "/new/x").await.status, 200);
     assert_eq!(b.hits(), 0, "the old plan is still routing");
 }
