@@ -396,3 +396,76 @@ async fn sigusr1_reopens_the_access_log_after_rotation() {
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+#[tokio::test]
+async fn websocket_and_http2_connections_survive_a_reload() {
+    use tokio::io::AsyncReadExt;
+    let ca = TestCa::new("Test Root");
+    let dir = tempfile::tempdir().unwrap();
+    ca.leaf("api.example.com", &["api.example.com"])
+        .write(dir.path(), "api");
+    let up = TestUpstream::echo();
+    let yaml = |prefix: &str| {
+        format!(
+            "version: 1\naccess_log: {{ enabled: false }}\nlisteners:\n  - {{ name: public, bind: \"127.0.0.1:0\" }}\n  - name: tls\n    bind: \"127.0.0.1:0\"\n    tls: {{ certificates: [{{ cert_file: api.pem, key_file: api.key }}] }}\n\
+             upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: {prefix} }}, upstream: up }}\n",
+            up.addr
+        )
+    };
+    let gw = start_in(&yaml("/"), dir);
+    // A WebSocket-style upgraded connection.
+    let mut ws = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = ws.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    // An HTTP/2 connection.
+    let mut c = TlsClient::trusting(&ca.pem());
+    c.alpn = vec![b"h2".to_vec()];
+    let tls = tls_connect(gw.addr("tls"), "api.example.com", &c)
+        .await
+        .unwrap();
+    let (h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls.stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let get_h2 =
+        |mut s: hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+         path: &'static str| async move {
+            let req = http::Request::get(format!("https://api.example.com{path}"))
+                .body(http_body_util::Full::default())
+                .unwrap();
+            s.send_request(req).await.unwrap().status().as_u16()
+        };
+    assert_eq!(get_h2(h2.clone(), "/before").await, 200);
+
+    // Reload to a plan where only /api routes: old connections stay up and follow it.
+    gw.gateway
+        .reload(rampart::compile_str(&yaml("/api"), gw.dir.path()).unwrap())
+        .unwrap();
+
+    ws.write_all(b"still here").await.unwrap();
+    let n = ws.read(&mut buf).await.unwrap();
+    assert_eq!(
+        &buf[..n],
+        b"STILL HERE",
+        "the upgraded connection survives the reload"
+    );
+    assert_eq!(
+        get_h2(h2.clone(), "/api/after").await,
+        200,
+        "the HTTP/2 connection survives"
+    );
+    assert_eq!(
+        get_h2(h2, "/before").await,
+        404,
+        "and its new streams use the new plan"
+    );
+}
