@@ -124,13 +124,22 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
             }
         }
 
-        let header_deadline = deadline.min(Instant::now() + upstream.timeouts.response_header);
+        let attempt_started = Instant::now();
+        let header_deadline = deadline.min(attempt_started + upstream.timeouts.response_header);
         timer.as_mut().reset(header_deadline);
         let outcome = tokio::select! {
             biased;
             r = send(&upstream, index, request, upgrade) => r,
             _ = timer.as_mut() => Err(AttemptError::Sent(Problem::UPSTREAM_TIMEOUT)),
         };
+        let attempt_secs = attempt_started.elapsed().as_secs_f64();
+        match &outcome {
+            Ok((resp, _)) => target
+                .metrics
+                .record(attempt_secs, matches!(resp.status().as_u16(), 502..=504)),
+            Err(_) if ctx.exchange.body_failure.get().is_some() => {}
+            Err(_) => target.metrics.record(attempt_secs, true),
+        }
         match outcome {
             Ok((resp, pool_return)) => {
                 let status = resp.status().as_u16();

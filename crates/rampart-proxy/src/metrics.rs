@@ -55,6 +55,42 @@ impl RouteMetrics {
     }
 }
 
+/// Counters of one upstream target: exchanges, failures and time to response head.
+#[derive(Debug, Default)]
+pub struct TargetMetrics {
+    pub requests: AtomicU64,
+    /// Connect failures, timeouts, broken exchanges and 502/503/504 answers.
+    pub errors: AtomicU64,
+    header_micros: AtomicU64,
+}
+
+impl TargetMetrics {
+    pub fn record(&self, seconds: f64, failed: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.header_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Reasons a TLS handshake can fail, as metric labels.
+pub const TLS_FAILURE_REASONS: [&str; 5] = [
+    "timeout",
+    "client_certificate",
+    "protocol",
+    "alert",
+    "other",
+];
+
+/// Counters of one listener.
+#[derive(Debug, Default)]
+pub struct ListenerMetrics {
+    pub active: AtomicU64,
+    pub tls_failures: [AtomicU64; 5],
+}
+
 /// Counters of gateway-generated answers, by reason code.
 #[derive(Debug)]
 pub struct CodeMetrics {
@@ -137,6 +173,62 @@ pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes
                 p.code,
                 p.status.as_u16()
             );
+        }
+    }
+}
+
+/// Renders upstream and listener metrics.
+pub fn render_upstreams_and_listeners(
+    out: &mut String,
+    targets: &[(&str, &str, &TargetMetrics)],
+    listeners: &[(&str, &ListenerMetrics)],
+) {
+    out.push_str("# HELP rampart_upstream_requests_total Upstream exchanges by target.\n# TYPE rampart_upstream_requests_total counter\n");
+    for (u, t, m) in targets {
+        let _ = writeln!(
+            out,
+            "rampart_upstream_requests_total{{upstream=\"{}\",target=\"{}\"}} {}",
+            escape(u),
+            escape(t),
+            m.requests.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP rampart_upstream_errors_total Failed upstream exchanges (connect errors, timeouts, 502/503/504).\n# TYPE rampart_upstream_errors_total counter\n");
+    for (u, t, m) in targets {
+        let _ = writeln!(
+            out,
+            "rampart_upstream_errors_total{{upstream=\"{}\",target=\"{}\"}} {}",
+            escape(u),
+            escape(t),
+            m.errors.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP rampart_upstream_response_seconds_sum Total time to upstream response heads.\n# TYPE rampart_upstream_response_seconds_sum counter\n");
+    for (u, t, m) in targets {
+        let secs = m.header_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "rampart_upstream_response_seconds_sum{{upstream=\"{}\",target=\"{}\"}} {secs}",
+            escape(u),
+            escape(t)
+        );
+    }
+    out.push_str("# HELP rampart_listener_connections Client connections open, by listener.\n# TYPE rampart_listener_connections gauge\n");
+    for (l, m) in listeners {
+        let _ = writeln!(
+            out,
+            "rampart_listener_connections{{listener=\"{}\"}} {}",
+            escape(l),
+            m.active.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP rampart_tls_handshake_failures_total Failed TLS handshakes, by listener and reason.\n# TYPE rampart_tls_handshake_failures_total counter\n");
+    for (l, m) in listeners {
+        for (i, reason) in TLS_FAILURE_REASONS.iter().enumerate() {
+            let n = m.tls_failures[i].load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(out, "rampart_tls_handshake_failures_total{{listener=\"{}\",reason=\"{reason}\"}} {n}", escape(l));
+            }
         }
     }
 }

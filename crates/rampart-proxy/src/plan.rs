@@ -19,6 +19,8 @@ pub struct ListenerPlan {
     pub name: Arc<str>,
     pub bind: SocketAddr,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connection and handshake counters (carried over by name across reloads).
+    pub metrics: Arc<crate::metrics::ListenerMetrics>,
 }
 
 /// A compiled route.
@@ -141,6 +143,7 @@ impl Plan {
                 name: l.name.as_str().into(),
                 bind: l.bind,
                 tls,
+                metrics: Arc::default(),
             });
         }
 

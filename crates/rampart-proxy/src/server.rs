@@ -258,6 +258,11 @@ impl Gateway {
                     route.metrics = old.metrics.clone();
                 }
             }
+            for l in &mut plan.listeners {
+                if let Some(old) = current.listeners.iter().find(|o| o.name == l.name) {
+                    l.metrics = old.metrics.clone();
+                }
+            }
             plan.unrouted = current.unrouted.clone();
             plan.codes = current.codes.clone();
             drop(current);
@@ -526,6 +531,7 @@ async fn serve_connection(
     let Some(listener) = plan.listeners.iter().find(|l| l.name == name) else {
         return;
     };
+    let _active = ActiveConnection::new(listener.metrics.clone());
     let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
     let limits = plan.limits;
     match listener.tls.clone() {
@@ -552,10 +558,14 @@ async fn serve_connection(
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    listener.metrics.tls_failures[tls_failure_reason(&e)]
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    listener.metrics.tls_failures[0]
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
             };
@@ -654,4 +664,39 @@ where
 /// await point.
 async fn wait_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await.map(|_| ());
+}
+
+/// Index into [`crate::metrics::TLS_FAILURE_REASONS`] for a failed handshake.
+fn tls_failure_reason(e: &io::Error) -> usize {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::NoCertificatesPresented | rustls::Error::InvalidCertificate(_)) => 1,
+        Some(
+            rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InappropriateHandshakeMessage { .. },
+        ) => 2,
+        Some(rustls::Error::AlertReceived(_)) => 3,
+        _ => 4,
+    }
+}
+
+/// Counts a connection as open on its listener while it lives.
+struct ActiveConnection(Arc<crate::metrics::ListenerMetrics>);
+
+impl ActiveConnection {
+    fn new(m: Arc<crate::metrics::ListenerMetrics>) -> Self {
+        m.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(m)
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -276,6 +276,21 @@ fn metrics(state: &State) -> Response<Full<Bytes>> {
     routes.push(("", &plan.unrouted));
     let mut out = String::with_capacity(4096);
     render_requests(&mut out, &routes, &plan.codes);
+    let targets: Vec<(&str, &str, &rampart_proxy::metrics::TargetMetrics)> = plan
+        .upstreams
+        .iter()
+        .flat_map(|u| {
+            u.targets
+                .iter()
+                .map(move |t| (&*u.name, &*t.url, &*t.metrics))
+        })
+        .collect();
+    let listeners: Vec<(&str, &rampart_proxy::metrics::ListenerMetrics)> = plan
+        .listeners
+        .iter()
+        .map(|l| (&*l.name, &*l.metrics))
+        .collect();
+    rampart_proxy::metrics::render_upstreams_and_listeners(&mut out, &targets, &listeners);
     let _ = writeln!(out, "# HELP rampart_connections_open Client connections open.\n# TYPE rampart_connections_open gauge\nrampart_connections_open {}", gw.open_connections());
     out.push_str("# HELP rampart_target_healthy 1 when a target may receive traffic (health checks and passive ejection).\n# TYPE rampart_target_healthy gauge\n");
     let now = rampart_proxy::upstream::now_ms();

@@ -309,3 +309,56 @@ async fn metrics_count_a_scripted_request_mix() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_cover_upstreams_listeners_and_tls_failures() {
+    use support::certs::TestCa;
+    let up = TestUpstream::with(|s| {
+        if s.uri.contains("fail") {
+            Answer::status(502)
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let ca = TestCa::new("Root");
+    let dir = tempfile::tempdir().unwrap();
+    ca.leaf("api.example.com", &["api.example.com"])
+        .write(dir.path(), "api");
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nadmin: {{ bind: \"127.0.0.1:0\" }}\nlisteners:\n  - {{ name: public, bind: \"127.0.0.1:0\" }}\n  - name: tls\n    bind: \"127.0.0.1:0\"\n    tls: {{ certificates: [{{ cert_file: api.pem, key_file: api.key }}], min_version: \"1.3\" }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}], passive_health: {{ enabled: false }} }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: up }}\n",
+        up.addr
+    );
+    let gateway = Arc::new(
+        rampart::Gateway::start(rampart::compile_str(&yaml, dir.path()).unwrap()).unwrap(),
+    );
+    let admin = rampart::admin::start(gateway.clone(), None)
+        .unwrap()
+        .unwrap();
+    let public = gateway.addr("public").unwrap();
+    assert_eq!(get(public, "/ok").await.status, 200);
+    assert_eq!(get(public, "/fail").await.status, 502);
+    // A TLS 1.2-only client against a TLS 1.3-only listener fails the handshake.
+    let mut old = TlsClient::trusting(&ca.pem());
+    old.versions = vec![&rustls::version::TLS12];
+    assert!(
+        tls_connect(gateway.addr("tls").unwrap(), "api.example.com", &old)
+            .await
+            .is_err()
+    );
+    let _idle = tokio::net::TcpStream::connect(public).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let text = get(admin.addr(), "/metrics").await.text();
+    let target = format!("upstream=\"up\",target=\"http://{}\"", up.addr);
+    for want in [
+        format!("rampart_upstream_requests_total{{{target}}} 2"),
+        format!("rampart_upstream_errors_total{{{target}}} 1"),
+        "rampart_listener_connections{listener=\"public\"} 1".to_string(),
+        "rampart_tls_handshake_failures_total{listener=\"tls\",reason=\"protocol\"} 1".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing {want:?} in:\n{text}"
+        );
+    }
+}

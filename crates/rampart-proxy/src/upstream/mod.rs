@@ -48,6 +48,9 @@ pub struct Target {
     pub pool_key: Arc<str>,
     /// Requests in flight to this target from this process.
     pub in_flight: AtomicU32,
+    /// Exchange counters. They start from zero with each plan (Prometheus' rate() and
+    /// increase() treat that as a counter reset).
+    pub metrics: Arc<crate::metrics::TargetMetrics>,
     /// Result of active health checks (true until a check says otherwise).
     pub active_healthy: AtomicBool,
     consecutive_failures: AtomicU32,
@@ -81,6 +84,7 @@ impl Target {
             weight,
             pool_key: format!("{protocol:?}|{url}|{tls_key}").into(),
             in_flight: AtomicU32::new(0),
+            metrics: Arc::default(),
             active_healthy: AtomicBool::new(true),
             consecutive_failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
