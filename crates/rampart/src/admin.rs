@@ -256,7 +256,20 @@ fn upstreams(state: &State) -> Response<Full<Bytes>> {
 
 /// The effective config as JSON and its SHA-256 fingerprint.
 fn config_and_fingerprint(plan: &rampart_proxy::Plan) -> (serde_json::Value, String) {
-    let config = serde_json::to_value(&*plan.spec).unwrap_or(serde_json::Value::Null);
+    let mut config = serde_json::to_value(&*plan.spec).unwrap_or(serde_json::Value::Null);
+    // Secrets show a fingerprint of their value, so drift in a secret is visible (and
+    // changes the config fingerprint) without the value ever leaving the process.
+    if let (Some(token), Some(obj)) = (
+        plan.admin.as_ref().and_then(|a| a.token.as_ref()),
+        config
+            .pointer_mut("/admin/token")
+            .and_then(|t| t.as_object_mut()),
+    ) {
+        obj.insert(
+            "fingerprint".into(),
+            crate::secret_fingerprint(token.expose()).into(),
+        );
+    }
     let fingerprint = hex(&sha2::Sha256::digest(config.to_string().as_bytes()));
     (config, fingerprint)
 }

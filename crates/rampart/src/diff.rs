@@ -133,11 +133,41 @@ pub fn run(file: &Path, admin: &str, token: Option<&str>) -> anyhow::Result<bool
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let spec = rampart_config::parse(&text)
         .map_err(|e| anyhow::anyhow!("{}: invalid config:\n{e}", file.display()))?;
-    let local = serde_json::to_value(&spec)?;
+    let mut local = serde_json::to_value(&spec)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let running = rt.block_on(fetch_running(admin, token))?;
+    let mut running = rt.block_on(fetch_running(admin, token))?;
+    // Secrets are compared by fingerprint when this machine can read them too; otherwise
+    // by reference only.
+    if let Some(secret) = spec.admin.as_ref().and_then(|a| a.token.as_ref()) {
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match secret.resolve(base) {
+            Ok(value) => {
+                if let Some(obj) = local
+                    .pointer_mut("/admin/token")
+                    .and_then(|t| t.as_object_mut())
+                {
+                    obj.insert(
+                        "fingerprint".into(),
+                        crate::secret_fingerprint(value.expose()).into(),
+                    );
+                }
+            }
+            Err(reason) => {
+                println!("note: admin.token compared by reference only ({reason})");
+                if let Some(obj) = running
+                    .pointer_mut("/admin/token")
+                    .and_then(|t| t.as_object_mut())
+                {
+                    obj.remove("fingerprint");
+                }
+            }
+        }
+    }
     let diffs = differences(&normalise(&running, None), &normalise(&local, None));
     if diffs.is_empty() {
         println!(

@@ -12,6 +12,17 @@ use std::path::Path;
 pub use rampart_config::{ConfigError, ConfigErrors};
 pub use rampart_proxy::{Gateway, Plan};
 
+/// A short fingerprint of a secret value (first 16 hex digits of its SHA-256), so two
+/// configurations can be compared for the same secret without revealing it.
+pub fn secret_fingerprint(value: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Parses, validates and compiles YAML text. Relative file paths in it are read from
 /// `base`.
 pub fn compile_str(yaml: &str, base: &Path) -> Result<Plan, ConfigErrors> {

@@ -217,6 +217,10 @@ async fn config_endpoint_shows_effective_config_without_secrets() {
     let v = r.json();
     assert_eq!(v["config"]["admin"]["token"]["value"], "<redacted>");
     assert_eq!(v["config"]["admin"]["token"]["file"], "admin-token");
+    assert_eq!(
+        v["config"]["admin"]["token"]["fingerprint"],
+        rampart::secret_fingerprint(TOKEN)
+    );
     // Defaults are spelled out.
     assert_eq!(v["config"]["limits"]["max_header_bytes"], "16KiB");
     assert_eq!(v["config"]["routes"][0]["match"]["path_prefix"], "/v1");

@@ -110,6 +110,21 @@ routes:
     }
     assert!(!out.contains(TOKEN), "secret value printed: {out}");
 
+    // Same reference, different secret value where this file is read: a rotated secret
+    // shows as a changed fingerprint, never as a value.
+    let rotated_dir = dir.path().join("rotated");
+    std::fs::create_dir(&rotated_dir).unwrap();
+    std::fs::write(rotated_dir.join("token"), "a-rotated-secret-value").unwrap();
+    let rotated = rotated_dir.join("rampart.yaml");
+    std::fs::copy(&same, &rotated).unwrap();
+    let (code, out) = diff(&rotated, admin.addr(), Some(TOKEN));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("admin.token.fingerprint: "), "{out}");
+    assert!(
+        !out.contains("a-rotated-secret-value") && !out.contains(TOKEN),
+        "{out}"
+    );
+
     let (code, out) = diff(&same, admin.addr(), None);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("401"), "{out}");
