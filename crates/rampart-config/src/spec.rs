@@ -235,6 +235,10 @@ pub struct AdminSpec {
     /// unless `bind` is a loopback address.
     #[serde(default)]
     pub token: Option<crate::SecretRef>,
+    /// TLS for the admin listener; with `client_auth`, callers also need a client
+    /// certificate from the given CA (mTLS), and the audit log names its subject.
+    #[serde(default)]
+    pub tls: Option<TlsSpec>,
 }
 
 fn admin_bind() -> SocketAddr {

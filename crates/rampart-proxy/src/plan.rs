@@ -85,6 +85,8 @@ pub struct AdminPlan {
     pub bind: SocketAddr,
     /// `None` only on loopback binds (validation enforces it).
     pub token: Option<rampart_config::Secret>,
+    /// TLS (and optional mTLS) for the admin listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Everything the data plane reads, compiled.
@@ -261,6 +263,16 @@ impl Plan {
             }
         };
         let admin = spec.admin.as_ref().map(|a| AdminPlan {
+            tls: a
+                .tls
+                .as_ref()
+                .and_then(|t| match crate::tls::server_config(t, base, "admin") {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        errors.extend(e);
+                        None
+                    }
+                }),
             bind: a.bind,
             token: a.token.as_ref().and_then(|t| match t.resolve(base) {
                 Ok(secret) => Some(secret),

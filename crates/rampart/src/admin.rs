@@ -99,11 +99,25 @@ pub fn start(
                     };
                     let state = state.clone();
                     tokio::spawn(async move {
-                        let svc =
-                            hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tcp), svc)
-                            .await;
+                        // TLS (and mTLS) when configured: the verified client certificate's
+                        // subject names the caller in the audit log.
+                        let tls = state.gateway.plan().admin.as_ref().and_then(|a| a.tls.clone());
+                        let Some(config) = tls else {
+                            let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, None, req));
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                            return;
+                        };
+                        let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+                        let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), accept).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                tracing::warn!(target: "audit", %peer, "admin TLS handshake refused");
+                                return;
+                            }
+                        };
+                        let subject = rampart_proxy::tls::peer_identity(stream.get_ref().1).map(|p| Arc::<str>::from(p.subject));
+                        let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, subject.clone(), req));
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                     });
                 }
             });
@@ -163,6 +177,7 @@ fn hex(b: &[u8]) -> String {
 async fn handle(
     state: Arc<State>,
     peer: SocketAddr,
+    client_cert: Option<Arc<str>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
@@ -175,7 +190,10 @@ async fn handle(
         _ => {}
     }
     let who = match authenticate(&state, &req) {
-        Ok(who) => who,
+        Ok(who) => match &client_cert {
+            Some(subject) => format!("{who} cert:{subject}"),
+            None => who,
+        },
         Err(()) => {
             tracing::warn!(target: "audit", %peer, who = "unauthenticated", %method, %path, status = 401, "admin request refused");
             let mut r = json_response(

@@ -366,3 +366,58 @@ async fn metrics_cover_upstreams_listeners_and_tls_failures() {
         );
     }
 }
+
+#[tokio::test]
+async fn admin_over_mtls_needs_a_client_certificate_and_the_token() {
+    use support::certs::{write_ca, TestCa};
+    let up = TestUpstream::echo();
+    let server_ca = TestCa::new("Admin server CA");
+    let client_ca = TestCa::new("Operators CA");
+    let dir = tempfile::tempdir().unwrap();
+    server_ca
+        .leaf("admin.internal", &["admin.internal"])
+        .write(dir.path(), "admin");
+    write_ca(&client_ca, dir.path(), "operators");
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    let yaml = config(
+        &up,
+        "admin:\n  bind: \"127.0.0.1:0\"\n  token: { file: admin-token }\n  tls:\n    certificates: [{ cert_file: admin.pem, key_file: admin.key }]\n    client_auth: { ca_file: operators.pem }",
+    );
+    let gateway = Arc::new(
+        rampart::Gateway::start(rampart::compile_str(&yaml, dir.path()).unwrap()).unwrap(),
+    );
+    let admin = rampart::admin::start(gateway.clone(), None)
+        .unwrap()
+        .unwrap();
+    let operator = client_ca.leaf("alice", &["alice.ops"]);
+    let call = |cert: Option<(String, String)>, token: Option<&'static str>| {
+        let mut c = TlsClient::trusting(&server_ca.pem());
+        c.client_cert = cert;
+        let addr = admin.addr();
+        async move {
+            let conn = tls_connect(addr, "admin.internal", &c).await?;
+            let mut req = Request::get("/upstreams").header("host", "admin.internal");
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let io = hyper_util::rt::TokioIo::new(conn.stream);
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let send = sender.send_request(req.body(Full::<bytes::Bytes>::default()).unwrap());
+            let r = tokio::time::timeout(std::time::Duration::from_secs(5), send)
+                .await
+                .map_err(|_| "timeout".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok::<u16, String>(r.status().as_u16())
+        }
+    };
+    let with_cert = Some((operator.cert_pem.clone(), operator.key_pem.clone()));
+    assert_eq!(call(with_cert.clone(), Some(TOKEN)).await, Ok(200));
+    assert_eq!(call(with_cert, None).await, Ok(401));
+    assert!(
+        call(None, Some(TOKEN)).await.is_err(),
+        "no client certificate must fail the handshake"
+    );
+}
