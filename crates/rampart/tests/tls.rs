@@ -24,8 +24,12 @@ struct Tls {
 /// A gateway with a TLS listener `public` holding three certificates: a default, an exact
 /// name and a wildcard. `tls_extra` is appended inside the `tls:` block.
 fn tls_gateway(tls_extra: &str) -> Tls {
+    tls_gateway_in(tempfile::tempdir().unwrap(), tls_extra)
+}
+
+/// Like [`tls_gateway`], in a directory the caller may already have put files in.
+fn tls_gateway_in(dir: tempfile::TempDir, tls_extra: &str) -> Tls {
     let ca = TestCa::new("Test Root");
-    let dir = tempfile::tempdir().unwrap();
     let default = ca.leaf("default.test", &["default.test"]);
     let api = ca.leaf("api.example.com", &["api.example.com"]);
     let wild = ca.leaf("wild", &["*.wild.test"]);
@@ -151,35 +155,10 @@ async fn offers_only_http11_when_http2_is_off() {
 /// A TLS gateway whose listener verifies client certificates against a new CA.
 fn with_client_ca(required: bool) -> (Tls, TestCa) {
     let client_ca = TestCa::new("Partner CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_ca(&client_ca, dir.path(), "client-ca");
     let extra = format!("      client_auth: {{ ca_file: client-ca.pem, required: {required} }}\n");
-    let t = {
-        let ca = TestCa::new("Test Root");
-        let dir = tempfile::tempdir().unwrap();
-        write_ca(&client_ca, dir.path(), "client-ca");
-        let default = ca.leaf("default.test", &["default.test"]);
-        let api = ca.leaf("api.example.com", &["api.example.com"]);
-        let wild = ca.leaf("wild", &["*.wild.test"]);
-        default.write(dir.path(), "default");
-        api.write(dir.path(), "api");
-        wild.write(dir.path(), "wild");
-        let up = TestUpstream::echo();
-        let yaml = format!(
-            "version: 1\naccess_log: {{ enabled: false }}\nlisteners:\n  - name: public\n    bind: \"127.0.0.1:0\"\n    tls:\n      certificates:\n\
-             \x20       - {{ cert_file: api.pem, key_file: api.key }}\n{extra}\
-             upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: / }}, upstream: up }}\n",
-            up.addr
-        );
-        let gw = start_in(&yaml, dir);
-        Tls {
-            ca,
-            gw,
-            up,
-            default_pem: default.cert_pem,
-            api_pem: api.cert_pem,
-            wild_pem: wild.cert_pem,
-        }
-    };
-    (t, client_ca)
+    (tls_gateway_in(dir, &extra), client_ca)
 }
 
 async fn request_ok(t: &Tls, client: &TlsClient) -> Result<u16, String> {
