@@ -177,41 +177,52 @@ pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes
     }
 }
 
+/// A per-target counter family: name, help text, and how to read it.
+type TargetCounter = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TargetMetrics) -> f64,
+);
+
 /// Renders upstream and listener metrics.
 pub fn render_upstreams_and_listeners(
     out: &mut String,
     targets: &[(&str, &str, &TargetMetrics)],
     listeners: &[(&str, &ListenerMetrics)],
 ) {
-    out.push_str("# HELP rampart_upstream_requests_total Upstream exchanges by target.\n# TYPE rampart_upstream_requests_total counter\n");
-    for (u, t, m) in targets {
-        let _ = writeln!(
-            out,
-            "rampart_upstream_requests_total{{upstream=\"{}\",target=\"{}\"}} {}",
-            escape(u),
-            escape(t),
-            m.requests.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str("# HELP rampart_upstream_errors_total Failed upstream exchanges (connect errors, timeouts, 502/503/504).\n# TYPE rampart_upstream_errors_total counter\n");
-    for (u, t, m) in targets {
-        let _ = writeln!(
-            out,
-            "rampart_upstream_errors_total{{upstream=\"{}\",target=\"{}\"}} {}",
-            escape(u),
-            escape(t),
-            m.errors.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str("# HELP rampart_upstream_response_seconds_sum Total time to upstream response heads.\n# TYPE rampart_upstream_response_seconds_sum counter\n");
-    for (u, t, m) in targets {
-        let secs = m.header_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "rampart_upstream_response_seconds_sum{{upstream=\"{}\",target=\"{}\"}} {secs}",
-            escape(u),
-            escape(t)
-        );
+    // One family per counter, each labelled by upstream and target.
+    let families: [TargetCounter; 3] = [
+        (
+            "rampart_upstream_requests_total",
+            "Upstream exchanges by target.",
+            "counter",
+            |m| m.requests.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rampart_upstream_errors_total",
+            "Failed upstream exchanges (connect errors, timeouts, 502/503/504).",
+            "counter",
+            |m| m.errors.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rampart_upstream_response_seconds_sum",
+            "Total time to upstream response heads.",
+            "counter",
+            |m| m.header_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (u, t, m) in targets {
+            let _ = writeln!(
+                out,
+                "{name}{{upstream=\"{}\",target=\"{}\"}} {}",
+                escape(u),
+                escape(t),
+                value(m)
+            );
+        }
     }
     out.push_str("# HELP rampart_listener_connections Client connections open, by listener.\n# TYPE rampart_listener_connections gauge\n");
     for (l, m) in listeners {
