@@ -100,11 +100,6 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            for l in &gateway.plan().listeners {
-                if let Some(addr) = gateway.addr(&l.name) {
-                    tracing::info!(listener = %l.name, %addr, tls = l.tls.is_some(), "listening");
-                }
-            }
             let gateway = std::sync::Arc::new(gateway);
             let admin = match rampart::admin::start(gateway.clone(), Some(config.clone())) {
                 Ok(a) => a,
@@ -113,7 +108,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            rampart::reload::run_until_stopped(&gateway, &config);
+            rampart::reload::run_until_stopped(&gateway, &config, || {
+                for l in &gateway.plan().listeners {
+                    if let Some(addr) = gateway.addr(&l.name) {
+                        tracing::info!(listener = %l.name, %addr, tls = l.tls.is_some(), "listening");
+                    }
+                }
+            });
             tracing::info!("shutting down");
             drop(admin);
             drop(gateway);

@@ -60,7 +60,11 @@ pub fn watch(
 
 /// Serves until SIGINT/SIGTERM, reloading `path` on SIGHUP and on file changes, then
 /// drains gracefully.
-pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
+///
+/// `ready` runs once the signal handlers are installed: whatever announces that the
+/// gateway is up belongs there, because a SIGHUP that arrives before the handler exists
+/// takes the default action and kills the process.
+pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,6 +90,7 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path) {
             tracing::error!("cannot install signal handlers");
             return;
         };
+        ready();
         let mut last_content = std::fs::read(path).ok();
         loop {
             let trigger = tokio::select! {
