@@ -9,15 +9,18 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod identity;
 mod load;
 mod secret;
 mod spec;
 mod units;
 mod validate;
+mod validate_identity;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, parse};
 pub use secret::{Secret, SecretRef};
 pub use spec::*;
 pub use units::{ByteSize, Duration};
-pub use validate::validate;
+pub use validate::{validate, warnings};
+pub use validate_identity::{fetchable_url, normalize_fingerprint, parse_key_hash};

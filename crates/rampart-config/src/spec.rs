@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+pub use crate::identity::*;
 use crate::units::{ByteSize, Duration};
 
 /// The whole config file.
@@ -47,6 +48,12 @@ pub struct Spec {
     /// Routes, matched by specificity (not by order); see docs/config.md.
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+    /// How callers prove who they are.
+    #[serde(default)]
+    pub identity: IdentitySpec,
+    /// Known callers, their credentials, roles, plan and attributes.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerSpec>,
 }
 
 /// One bound address that accepts client connections.
@@ -485,6 +492,28 @@ pub struct RouteSpec {
     /// the client's goes in `X-Forwarded-Host`).
     #[serde(default)]
     pub preserve_host: bool,
+    /// Accepted proofs of identity, any one suffices: `api_key`, `jwt:NAME`, `mtls`,
+    /// `signature`. Empty = the route is public (`rampart validate` warns).
+    #[serde(default)]
+    pub authenticate: Vec<String>,
+    /// Where `api_key` is read from on this route.
+    #[serde(default = "header_source")]
+    pub api_key_sources: Vec<ApiKeySource>,
+    /// What the authenticated caller must have.
+    #[serde(default)]
+    pub authorize: Option<AuthorizeSpec>,
+    /// `shadow`: authentication and authorization failures are logged and counted, and
+    /// the request goes on.
+    #[serde(default)]
+    pub auth_mode: PolicyMode,
+    /// Send the caller's credential (API key, `Authorization`, signature headers)
+    /// upstream; by default it is removed.
+    #[serde(default)]
+    pub forward_credentials: bool,
+}
+
+fn header_source() -> Vec<ApiKeySource> {
+    vec![ApiKeySource::Header]
 }
 
 /// Conditions a request must meet to take a route. Exactly one of `path` / `path_prefix`.

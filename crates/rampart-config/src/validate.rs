@@ -273,7 +273,13 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
             None => {}
         }
     }
+    crate::validate_identity::validate(spec, &mut errs);
     errs
+}
+
+/// Returns what is legal but risky (a public route, shadow mode), each with its YAML path.
+pub fn warnings(spec: &Spec) -> Vec<ConfigError> {
+    crate::validate_identity::warnings(spec)
 }
 
 fn validate_upstream(p: &str, _name: &str, u: &UpstreamSpec, errs: &mut Vec<ConfigError>) {

@@ -2,8 +2,12 @@
 //! facts about a client connection that later phases (identity, policy, logs) rely on.
 #![forbid(unsafe_code)]
 
+mod filter;
 mod peer;
 mod problem;
+mod reason;
 
+pub use filter::{Decision, Denial, Filter, Flow, Identity, Mode, Outcome, RequestCtx, Wait};
 pub use peer::TlsPeer;
 pub use problem::{json_escape_into, Problem, PROBLEM_JSON};
+pub use reason::Reason;

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use http::{HeaderValue, Method, Uri, Version};
-use rampart_core::json_escape_into;
+use rampart_core::{json_escape_into, Decision, Identity};
 
 use crate::metrics::{CodeMetrics, RouteMetrics};
 use crate::upstream::Upstream;
@@ -137,6 +137,8 @@ pub struct Exchange {
     pub body_failure: OnceLock<rampart_core::Problem>,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Who the caller proved to be, and every access decision about the request.
+    pub access: OnceLock<AccessRecord>,
     /// The matched route's counters (unset: the request matched no route).
     pub route_metrics: OnceLock<Arc<RouteMetrics>>,
     unrouted: Arc<RouteMetrics>,
@@ -178,6 +180,7 @@ impl Exchange {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             route_metrics: OnceLock::new(),
+            access: OnceLock::new(),
             unrouted: s.unrouted,
             codes: s.codes,
         }
@@ -241,6 +244,9 @@ impl Exchange {
         if let Some(code) = self.code.get() {
             let _ = write!(o, ",\"code\":\"{code}\"");
         }
+        if let Some(a) = self.access.get() {
+            a.write_json(&mut o);
+        }
         o.push_str("}\n");
         o
     }
@@ -257,8 +263,55 @@ impl Drop for Exchange {
         if let Some(code) = self.code.get() {
             self.codes.record(code);
         }
+        if let (Some(a), Some(m)) = (self.access.get(), self.route_metrics.get()) {
+            for d in &a.decisions {
+                m.decisions.record(*d);
+            }
+        }
         if let Some(log) = &self.log {
             log.push(self.line());
+        }
+    }
+}
+
+/// The identity and access part of an exchange.
+#[derive(Debug, Default)]
+pub struct AccessRecord {
+    pub identity: Option<Arc<Identity>>,
+    pub decisions: Vec<Decision>,
+}
+
+impl AccessRecord {
+    /// Appends `"consumer"`, `"auth_method"`, `"credential"`, `"subject"` and
+    /// `"decisions"` fields. The credential is its public id, never the secret.
+    fn write_json(&self, o: &mut String) {
+        if let Some(id) = &self.identity {
+            if let Some(c) = &id.consumer {
+                o.push_str(",\"consumer\":\"");
+                json_escape_into(o, c);
+                o.push('"');
+            }
+            let _ = write!(o, ",\"auth_method\":\"{}\"", id.method);
+            if let Some(c) = &id.credential {
+                o.push_str(",\"credential\":\"");
+                json_escape_into(o, c);
+                o.push('"');
+            }
+            if !id.subject.is_empty() {
+                o.push_str(",\"subject\":\"");
+                json_escape_into(o, &id.subject);
+                o.push('"');
+            }
+        }
+        if !self.decisions.is_empty() {
+            o.push_str(",\"decisions\":[");
+            for (i, d) in self.decisions.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                let _ = write!(o, "\"{}:{}\"", d.reason.code(), d.outcome.as_str());
+            }
+            o.push(']');
         }
     }
 }

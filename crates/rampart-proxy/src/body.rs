@@ -43,6 +43,8 @@ impl RequestBodyError {
 /// The client's body on its way upstream.
 pub struct RequestBody {
     inner: Option<Incoming>,
+    /// A body read whole before forwarding (a filter needed it), sent as one frame.
+    buffered: Option<Bytes>,
     limit: u64,
     received: u64,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -65,6 +67,7 @@ impl RequestBody {
         };
         Self {
             inner,
+            buffered: None,
             limit,
             received: 0,
             deadline: None,
@@ -77,6 +80,7 @@ impl RequestBody {
     pub fn empty(exchange: Arc<Exchange>) -> Self {
         Self {
             inner: None,
+            buffered: None,
             limit: 0,
             received: 0,
             deadline: None,
@@ -85,9 +89,18 @@ impl RequestBody {
         }
     }
 
+    /// A body that was read whole already.
+    pub fn buffered(bytes: Bytes, exchange: Arc<Exchange>) -> Self {
+        let mut b = Self::empty(exchange);
+        if !bytes.is_empty() {
+            b.buffered = Some(bytes);
+        }
+        b
+    }
+
     /// True when there is no body at all (so the request can be replayed on retry).
     pub fn is_empty(&self) -> bool {
-        self.inner.is_none()
+        self.inner.is_none() && self.buffered.is_none()
     }
 
     fn fail(
@@ -109,6 +122,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(b) = this.buffered.take() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -146,10 +162,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_none()
+        self.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(b) = &self.buffered {
+            return SizeHint::with_exact(b.len() as u64);
+        }
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)

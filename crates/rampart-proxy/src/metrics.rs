@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Method;
-use rampart_core::Problem;
+use rampart_core::{Decision, Outcome, Problem, Reason};
 
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
@@ -39,6 +39,36 @@ pub struct RouteMetrics {
     buckets: [AtomicU64; BUCKETS.len()],
     duration_micros: AtomicU64,
     count: AtomicU64,
+    /// Identity and access decisions, by reason and outcome.
+    pub decisions: DecisionCounters,
+}
+
+/// One counter per (reason, outcome).
+#[derive(Debug)]
+pub struct DecisionCounters(Box<[AtomicU64]>);
+
+impl Default for DecisionCounters {
+    fn default() -> Self {
+        Self(
+            (0..Reason::ALL.len() * Outcome::ALL.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+}
+
+impl DecisionCounters {
+    pub fn record(&self, d: Decision) {
+        let o = Outcome::ALL
+            .iter()
+            .position(|x| *x == d.outcome)
+            .unwrap_or(0);
+        self.0[d.reason.index() * Outcome::ALL.len() + o].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self, r: usize, o: usize) -> u64 {
+        self.0[r * Outcome::ALL.len() + o].load(Ordering::Relaxed)
+    }
 }
 
 impl RouteMetrics {
@@ -100,14 +130,25 @@ pub struct CodeMetrics {
 impl Default for CodeMetrics {
     fn default() -> Self {
         Self {
-            counts: Problem::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            counts: (0..Problem::ALL.len() + Reason::ALL.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 }
 
 impl CodeMetrics {
     pub fn record(&self, code: &str) {
-        if let Some(i) = Problem::ALL.iter().position(|p| p.code == code) {
+        let i = Problem::ALL
+            .iter()
+            .position(|p| p.code == code)
+            .or_else(|| {
+                Reason::ALL
+                    .iter()
+                    .position(|r| r.code() == code)
+                    .map(|i| i + Problem::ALL.len())
+            });
+        if let Some(i) = i {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -173,6 +214,37 @@ pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes
                 p.code,
                 p.status.as_u16()
             );
+        }
+    }
+    for (i, r) in Reason::ALL.iter().enumerate() {
+        let n = codes.counts[Problem::ALL.len() + i].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "rampart_gateway_responses_total{{code=\"{}\",status=\"{}\"}} {n}",
+                r.code(),
+                r.status()
+            );
+        }
+    }
+    out.push_str(
+        "# HELP rampart_access_decisions_total Identity and access decisions, by route, reason and outcome.\n",
+    );
+    out.push_str("# TYPE rampart_access_decisions_total counter\n");
+    for (route, m) in routes {
+        for (ri, r) in Reason::ALL.iter().enumerate() {
+            for (oi, o) in Outcome::ALL.iter().enumerate() {
+                let n = m.decisions.get(ri, oi);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "rampart_access_decisions_total{{route=\"{}\",reason=\"{}\",outcome=\"{}\"}} {n}",
+                        escape(route),
+                        r.code(),
+                        o.as_str()
+                    );
+                }
+            }
         }
     }
 }

@@ -33,6 +33,21 @@ pub struct RoutePlan {
     pub preserve_host: bool,
     /// This route's counters (carried over by name across reloads).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
+    /// The inbound chain (authenticate, authorize, …), attached by the binary after
+    /// compiling; run in order on every request of the route.
+    pub filters: Vec<Arc<dyn rampart_core::Filter>>,
+}
+
+impl RoutePlan {
+    /// Appends a filter to the route's inbound chain.
+    pub fn push_filter(&mut self, f: Arc<dyn rampart_core::Filter>) {
+        self.filters.push(f);
+    }
+
+    /// Whether a filter needs the whole body before it decides.
+    pub fn needs_body(&self) -> bool {
+        self.filters.iter().any(|f| f.needs_body())
+    }
 }
 
 impl RoutePlan {
@@ -252,6 +267,7 @@ impl Plan {
                 rewrite: r.rewrite.clone(),
                 max_body_bytes: r.max_body_bytes.unwrap_or(spec.limits.max_body_bytes).0,
                 preserve_host: r.preserve_host,
+                filters: Vec::new(),
                 metrics: Arc::default(),
             });
         }
@@ -336,6 +352,7 @@ mod tests {
         .unwrap();
         let targets = vec![t];
         RoutePlan {
+            filters: Vec::new(),
             name: "r".into(),
             upstream: Arc::new(Upstream {
                 name: "u".into(),

@@ -12,10 +12,12 @@ use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use rampart_core::{Problem, TlsPeer, PROBLEM_JSON};
+use rampart_core::{
+    Denial, Filter, Flow, Outcome, Problem, Reason, RequestCtx, TlsPeer, PROBLEM_JSON,
+};
 use tokio::time::Instant;
 
-use crate::access_log::{AccessLog, Exchange, ExchangeStart};
+use crate::access_log::{AccessLog, AccessRecord, Exchange, ExchangeStart};
 use crate::body::{InFlight, RequestBody, ResponseBody};
 use crate::forward::{forward, ForwardJob};
 use crate::h1_guard::ConnShared;
@@ -81,6 +83,26 @@ impl Ctx {
             || p.status == StatusCode::PAYLOAD_TOO_LARGE
         {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+impl Ctx {
+    /// Renders an access denial: 401 or 403 with the generic problem body (the precise
+    /// reason goes to the log and metrics only) and the `WWW-Authenticate` challenge.
+    pub(crate) fn deny(self, d: Denial) -> Response<ResponseBody> {
+        let p = if d.reason.status() == 401 {
+            Problem::UNAUTHENTICATED
+        } else {
+            Problem::FORBIDDEN
+        };
+        // The log's code is the precise reason, not the generic one the client sees (set
+        // first: the code is set once).
+        let _ = self.exchange.code.set(d.reason.code());
+        let mut resp = self.problem(p);
+        if let Some(c) = d.challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
         resp
     }
@@ -225,7 +247,10 @@ async fn route_and_forward(
     if host.is_empty() {
         return ctx.problem(Problem::MISSING_HOST);
     }
-    let path = match crate::path::normalize(req.uri().path()) {
+    // A cheap clone (shared bytes): the normalised path may borrow from it while the
+    // filters get the request head mutably.
+    let target = req.uri().clone();
+    let path = match crate::path::normalize(target.path()) {
         Ok(p) => p,
         Err(e) => {
             tracing::debug!(reason = ?e, "unsafe request path");
@@ -235,6 +260,7 @@ async fn route_and_forward(
     let Some(route_id) = plan.router.find(&host, &path, req.method(), req.headers()) else {
         return ctx.problem(Problem::ROUTE_NOT_FOUND);
     };
+    drop(host);
     let route = &plan.routes[route_id];
     let _ = ctx.exchange.route.set(route.name.clone());
     let _ = ctx.exchange.route_metrics.set(route.metrics.clone());
@@ -247,17 +273,59 @@ async fn route_and_forward(
         }
     }
 
+    let (mut parts, incoming) = req.into_parts();
+    let hash_key = hash_key(&route.upstream, &parts, client_ip);
+    // The inbound chain: identity and access filters see the request as the client sent
+    // it (minus nothing), and may strip credentials and set identity headers.
+    let mut buffered = None;
+    let mut incoming = Some(incoming);
+    if !route.filters.is_empty() {
+        if route.needs_body() {
+            let body = RequestBody::new(
+                incoming.take().expect("body present"),
+                route.max_body_bytes,
+                plan.limits.body_timeout,
+                ctx.exchange.clone(),
+            );
+            match http_body_util::BodyExt::collect(body).await {
+                Ok(b) => buffered = Some(b.to_bytes()),
+                Err(e) => return ctx.problem(e.problem()),
+            }
+        }
+        let mut rcx = RequestCtx {
+            head: &mut parts,
+            path: &path,
+            route: &route.name,
+            client_ip,
+            tls_peer: conn.tls_peer.as_deref(),
+            tls: conn.tls,
+            body: buffered.as_ref(),
+            now: std::time::SystemTime::now(),
+            identity: None,
+            decisions: Vec::new(),
+        };
+        let denial = run_filters(&route.filters, &mut rcx).await;
+        let record = AccessRecord {
+            identity: rcx.identity.take(),
+            decisions: std::mem::take(&mut rcx.decisions),
+        };
+        let _ = ctx.exchange.access.set(record);
+        if let Some(d) = denial {
+            return ctx.deny(d);
+        }
+    }
+
     let upstream = route.upstream.clone();
     upstream.retries.budget.deposit();
 
     // Upstream target: the normalised (and rewritten) path plus the original query. When
     // neither normalisation nor a rewrite changed anything, the parsed original is reused.
     let new_path = route.rewrite(&path);
-    let unchanged = matches!(new_path, Cow::Borrowed(p) if p.len() == req.uri().path().len());
-    let path_and_query = match (unchanged, req.uri().path_and_query()) {
+    let unchanged = matches!(new_path, Cow::Borrowed(p) if p.len() == parts.uri.path().len());
+    let path_and_query = match (unchanged, parts.uri.path_and_query()) {
         (true, Some(pq)) => pq.clone(),
         _ => {
-            let text = match req.uri().query() {
+            let text = match parts.uri.query() {
                 Some(q) => format!("{new_path}?{q}"),
                 None => new_path.into_owned(),
             };
@@ -267,9 +335,6 @@ async fn route_and_forward(
             }
         }
     };
-    drop(host);
-    let hash_key = hash_key(&upstream, &req, client_ip);
-    let (mut parts, incoming) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::set_forwarding(
         &mut parts.headers,
@@ -281,12 +346,15 @@ async fn route_and_forward(
         .headers
         .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
 
-    let body = RequestBody::new(
-        incoming,
-        route.max_body_bytes,
-        plan.limits.body_timeout,
-        ctx.exchange.clone(),
-    );
+    let body = match (incoming, buffered) {
+        (Some(incoming), _) => RequestBody::new(
+            incoming,
+            route.max_body_bytes,
+            plan.limits.body_timeout,
+            ctx.exchange.clone(),
+        ),
+        (None, b) => RequestBody::buffered(b.unwrap_or_default(), ctx.exchange.clone()),
+    };
     let replayable = body.is_empty() && is_idempotent(&parts.method) && !upgrade;
     let deadline = started + upstream.timeouts.request;
     forward(ForwardJob {
@@ -305,13 +373,41 @@ async fn route_and_forward(
     .await
 }
 
-fn hash_key(upstream: &Upstream, req: &Request<Incoming>, client_ip: IpAddr) -> u64 {
+/// How many times one filter may ask to wait before the request is refused.
+const MAX_WAITS: usize = 2;
+
+/// Runs `filters` in order; returns the denial that stopped the chain, if any.
+async fn run_filters(filters: &[Arc<dyn Filter>], cx: &mut RequestCtx<'_>) -> Option<Denial> {
+    for f in filters {
+        let mut waits = 0;
+        loop {
+            match f.on_request(cx) {
+                Flow::Continue => break,
+                Flow::Deny(d) => return Some(d),
+                Flow::Wait(w) if waits < MAX_WAITS => {
+                    waits += 1;
+                    w.await;
+                }
+                Flow::Wait(_) => {
+                    cx.record(Reason::JwtNoKeys, Outcome::Deny);
+                    return Some(Denial {
+                        reason: Reason::JwtNoKeys,
+                        challenge: None,
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+fn hash_key(upstream: &Upstream, req: &http::request::Parts, client_ip: IpAddr) -> u64 {
     use crate::upstream::hash_bytes as balance_hash;
     if !upstream.balancer.needs_hash() {
         return 0;
     }
     if let Some(rampart_config::HashOn::Header(name)) = &upstream.hash_on {
-        if let Some(v) = req.headers().get(name.as_str()) {
+        if let Some(v) = req.headers.get(name.as_str()) {
             return balance_hash(v.as_bytes());
         }
     }

@@ -27,7 +27,43 @@ pub fn secret_fingerprint(value: &str) -> String {
 /// `base`.
 pub fn compile_str(yaml: &str, base: &Path) -> Result<Plan, ConfigErrors> {
     let spec = rampart_config::parse(yaml)?;
-    Plan::compile(&spec, base)
+    compile_spec(&spec, base)
+}
+
+/// Compiles a validated spec: the data-plane plan, then each route's inbound chain
+/// (authenticate, then authorize) from the identity and authorization crates.
+pub fn compile_spec(spec: &rampart_config::Spec, base: &Path) -> Result<Plan, ConfigErrors> {
+    let plan = Plan::compile(spec, base);
+    let identity = rampart_identity::IdentityPlan::compile(spec, base);
+    let (mut plan, identity) = match (plan, identity) {
+        (Ok(p), Ok(i)) => (p, i),
+        (p, i) => {
+            let mut all = p.err().map(|e| e.0).unwrap_or_default();
+            all.extend(i.err().unwrap_or_default());
+            return Err(ConfigErrors(all));
+        }
+    };
+    let mut errors = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        let Some(route) = plan.routes.iter_mut().find(|p| *p.name == *r.name) else {
+            continue;
+        };
+        match identity.route_filter(r) {
+            Ok(f) => route.push_filter(std::sync::Arc::new(f)),
+            Err(e) => errors.push(ConfigError::new(format!("routes[{i}].authenticate"), e)),
+        }
+        if let Some(a) = &r.authorize {
+            route.push_filter(std::sync::Arc::new(rampart_authz::Authorize::new(
+                a,
+                r.auth_mode,
+            )));
+        }
+    }
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Parses, validates and compiles a config file (the `validate` and `run` path).
@@ -37,7 +73,7 @@ pub fn compile_file(path: &Path) -> Result<Plan, ConfigErrors> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    Plan::compile(&spec, base)
+    compile_spec(&spec, base)
 }
 
 /// Compiles `yaml` and starts serving it.

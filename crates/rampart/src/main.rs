@@ -36,6 +36,11 @@ enum Command {
         #[arg(long)]
         admin: String,
     },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Start the gateway in front of a built-in echo API and print example requests.
     Demo {
         /// Plain HTTP port on 127.0.0.1 (0 picks a free one).
@@ -45,6 +50,71 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         https_port: u16,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key for a consumer: prints the key (once; it is stored nowhere) and the
+    /// config entry with its peppered hash. The pepper is read through the config's
+    /// `identity.api_keys.pepper` reference.
+    New {
+        /// The consumer the key is for.
+        #[arg(long)]
+        consumer: String,
+        /// The config file whose pepper reference to use.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Public id of the key (default: <consumer>-<key's public id>).
+        #[arg(long)]
+        id: Option<String>,
+        /// Expiry, RFC 3339 (e.g. 2027-01-31T00:00:00Z), for rotation windows.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+}
+
+fn keys_new(
+    consumer: &str,
+    config: &std::path::Path,
+    id: Option<String>,
+    expires: Option<String>,
+) -> anyhow::Result<()> {
+    let spec = rampart_config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pepper_ref = spec.identity.api_keys.pepper.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "identity.api_keys.pepper is not set in {}",
+            config.display()
+        )
+    })?;
+    let base = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let pepper = pepper_ref
+        .resolve(base)
+        .map_err(|e| anyhow::anyhow!("identity.api_keys.pepper: {e}"))?;
+    if !spec.consumers.iter().any(|c| c.id == consumer) {
+        eprintln!(
+            "note: consumer {consumer:?} is not in {} yet; add it with the entry below",
+            config.display()
+        );
+    }
+    if let Some(e) = &expires {
+        humantime::parse_rfc3339_weak(e)
+            .map_err(|_| anyhow::anyhow!("--expires: write RFC 3339, e.g. 2027-01-31T00:00:00Z"))?;
+    }
+    let key = rampart_identity::api_key::generate(pepper.expose().as_bytes())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let id = id.unwrap_or_else(|| format!("{consumer}-{}", key.public_id));
+    println!("key: {}", key.key);
+    let mut entry = format!("{{ id: {id}, hash: \"{}\"", key.hash);
+    if let Some(e) = expires {
+        entry.push_str(&format!(", expires: {e}"));
+    }
+    entry.push_str(" }");
+    println!("config: - {entry}");
+    eprintln!("The key is shown once and stored nowhere. Add the config line under consumers[id={consumer}].api_keys and reload.");
+    Ok(())
 }
 
 fn init_logging() {
@@ -63,8 +133,28 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Keys {
+            command:
+                KeysCommand::New {
+                    consumer,
+                    config,
+                    id,
+                    expires,
+                },
+        } => match keys_new(&consumer, &config, id, expires) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rampart keys new: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Validate { config } => match rampart::compile_file(&config) {
             Ok(plan) => {
+                if let Ok(spec) = rampart_config::load_file(&config) {
+                    for w in rampart_config::warnings(&spec) {
+                        eprintln!("warning: {w}");
+                    }
+                }
                 println!(
                     "{}: OK ({} listeners, {} routes, {} upstreams)",
                     config.display(),

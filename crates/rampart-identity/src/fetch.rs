@@ -1,0 +1,163 @@
+//! A small HTTPS GET for key sets and discovery documents: one request per connection,
+//! a deadline on the whole exchange, a size cap on the body, and certificates checked
+//! against the configured CA bundle or the system roots. It runs only on the identity
+//! background runtime, never on a request's worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+
+/// Documents larger than this are refused.
+const MAX_BODY: usize = 1 << 20;
+
+/// A fetched document and how long the server says it may be cached.
+pub struct Fetched {
+    pub body: bytes::Bytes,
+    pub max_age: Option<Duration>,
+}
+
+/// TLS trust for fetches.
+pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// GETs `url` (already checked by `rampart_config::fetchable_url`).
+pub async fn get(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Fetched, String> {
+    tokio::time::timeout(timeout, get_inner(url, tls))
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
+}
+
+async fn get_inner(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Fetched, String> {
+    let uri: http::Uri = url.parse().map_err(|_| "invalid URL".to_string())?;
+    let host = uri.host().ok_or("URL without host")?.to_string();
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect((bare_host.as_str(), port))
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let _ = tcp.set_nodelay(true);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = http::Request::get(path)
+        .header(
+            http::header::HOST,
+            uri.authority().map_or(host.as_str(), |a| a.as_str()),
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::USER_AGENT, "rampart")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = if https {
+        let name = rustls_pki_types::ServerName::try_from(bare_host.clone())
+            .map_err(|_| "invalid TLS server name".to_string())?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        send(TokioIo::new(stream), req).await?
+    } else {
+        send(TokioIo::new(tcp), req).await?
+    };
+    let (parts, body) = resp.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(format!("status {}", parts.status.as_u16()));
+    }
+    let max_age = parts
+        .headers
+        .get(http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| format!("body unreadable or over {MAX_BODY} bytes"))?
+        .to_bytes();
+    Ok(Fetched { body, max_age })
+}
+
+async fn send<T>(
+    io: TokioIo<T>,
+    req: http::Request<Empty<bytes::Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    tokio::spawn(conn);
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))
+}
+
+/// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as 0.
+fn max_age(v: &str) -> Option<Duration> {
+    let mut out = None;
+    for d in v.split(',').map(str::trim) {
+        let lower = d.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(n) = lower.strip_prefix("max-age=") {
+            out = n
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(
+            max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+    }
+}
