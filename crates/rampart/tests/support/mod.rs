@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod jwt;
 pub mod process;
 pub mod upstream;
 
