@@ -48,7 +48,34 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A client leaf with common name `cn` and a URI subjectAltName (a SPIFFE ID, say).
+    pub fn client_with_uri(&self, cn: &str, uri: &str) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 impl Leaf {
+    /// SHA-256 of the certificate's DER, lowercase hex.
+    pub fn fingerprint(&self) -> String {
+        use rustls_pki_types::pem::PemObject;
+        use sha2::Digest;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap();
+        sha2::Sha256::digest(der.as_ref())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Writes `<name>.pem` and `<name>.key` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let cert = dir.join(format!("{name}.pem"));
