@@ -4,6 +4,8 @@
 //! config, so a typo in an attribute name fails the load, not a request.
 #![forbid(unsafe_code)]
 
+pub mod cedar;
 mod rules;
 
+pub use cedar::{CedarPolicy, CedarSchema};
 pub use rules::Authorize;

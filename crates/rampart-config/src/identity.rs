@@ -288,9 +288,13 @@ pub struct AuthorizeSpec {
     /// Cedar policy files; when set, a request is denied unless a policy permits it.
     #[serde(default)]
     pub policies: Vec<PathBuf>,
-    /// The route-level action name policies may use (`Action::"orders.read"`).
+    /// The route-level action name policies see instead of the HTTP method
+    /// (`Action::"orders.read"`); the method is still in `context.method`.
     #[serde(default)]
     pub action: Option<String>,
+    /// Request headers policies may read, as `context.headers["x-tenant"]`.
+    #[serde(default)]
+    pub policy_headers: Vec<String>,
 }
 
 /// Where a route reads API keys from.

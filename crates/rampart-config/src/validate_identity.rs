@@ -213,6 +213,14 @@ pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
                     );
                 }
             }
+            for (k, h) in a.policy_headers.iter().enumerate() {
+                if http_header_name(h).is_none() {
+                    err(
+                        format!("{p}.authorize.policy_headers[{k}]"),
+                        format!("{h:?} is not a valid header name"),
+                    );
+                }
+            }
             if let Some(action) = &a.action {
                 if action.is_empty() || action.contains('"') || action.contains('\\') {
                     err(

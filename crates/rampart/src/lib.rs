@@ -44,6 +44,10 @@ pub fn compile_spec(spec: &rampart_config::Spec, base: &Path) -> Result<Plan, Co
         }
     };
     let mut errors = Vec::new();
+    let cedar = match rampart_authz::CedarSchema::generate(spec) {
+        Ok(c) => c,
+        Err(e) => return Err(ConfigErrors(e)),
+    };
     for (i, r) in spec.routes.iter().enumerate() {
         let Some(route) = plan.routes.iter_mut().find(|p| *p.name == *r.name) else {
             continue;
@@ -53,10 +57,23 @@ pub fn compile_spec(spec: &rampart_config::Spec, base: &Path) -> Result<Plan, Co
             Err(e) => errors.push(ConfigError::new(format!("routes[{i}].authenticate"), e)),
         }
         if let Some(a) = &r.authorize {
-            route.push_filter(std::sync::Arc::new(rampart_authz::Authorize::new(
-                a,
-                r.auth_mode,
-            )));
+            let has_rules = !(a.roles_any.is_empty()
+                && a.roles_all.is_empty()
+                && a.scopes_any.is_empty()
+                && a.scopes_all.is_empty()
+                && a.consumers.is_empty());
+            if has_rules || a.policies.is_empty() {
+                route.push_filter(std::sync::Arc::new(rampart_authz::Authorize::new(
+                    a,
+                    r.auth_mode,
+                )));
+            }
+            if let (false, Some(schema)) = (a.policies.is_empty(), &cedar) {
+                match rampart_authz::CedarPolicy::load(schema, i, r, base) {
+                    Ok(p) => route.push_filter(std::sync::Arc::new(p)),
+                    Err(e) => errors.extend(e),
+                }
+            }
         }
     }
     if errors.is_empty() {
