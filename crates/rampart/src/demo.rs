@@ -23,6 +23,12 @@ listeners:
     bind: "127.0.0.1:{HTTPS}"
     tls:
       certificates: [{ cert_file: demo-cert.pem, key_file: demo-key.pem }]
+identity:
+  api_keys: { pepper: { file: demo-pepper.txt } }
+consumers:
+  - id: demo-partner
+    roles: [orders-reader]
+    api_keys: [{ id: demo-key, hash: "{KEY_HASH}" }]
 upstreams:
   echo:
     targets: [{ url: "http://127.0.0.1:{ECHO}" }]
@@ -35,6 +41,8 @@ routes:
   - name: orders
     match: { path: "/v1/orders/{id}", methods: [GET] }
     upstream: echo
+    authenticate: [api_key]
+    authorize: { roles_any: [orders-reader] }
 "#;
 
 /// Answers every request with a JSON description of what it received.
@@ -129,7 +137,15 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
     let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     write_self_signed(&dir)?;
+    // A pepper and a key made for this run only: the config holds just the key's hash.
+    let pepper = rampart_identity::api_key::generate(b"demo")
+        .map_err(|e| anyhow::anyhow!(e))?
+        .key;
+    std::fs::write(dir.join("demo-pepper.txt"), &pepper)?;
+    let key =
+        rampart_identity::api_key::generate(pepper.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
     let yaml = DEMO_CONFIG
+        .replace("{KEY_HASH}", &key.hash)
         .replace("{ECHO}", &echo.port().to_string())
         .replace("{HTTP}", &http_port.to_string())
         .replace("{HTTPS}", &https_port.to_string());
@@ -144,7 +160,7 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
          Try these (each prints what the upstream received, or the gateway's problem+json):\n",
         https.port()
     );
-    for (what, cmd) in example_requests(http, https, &cert) {
+    for (what, cmd) in example_requests(http, https, &cert, &key.key) {
         let _ = writeln!(out, "# {what}\n{cmd}\n");
     }
     let _ = writeln!(
@@ -163,6 +179,7 @@ pub fn example_requests(
     http: SocketAddr,
     https: SocketAddr,
     cert: &Path,
+    api_key: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
         ("a proxied GET (the route strips /echo)", format!("curl -s http://{http}/echo/hello?name=world")),
@@ -170,12 +187,16 @@ pub fn example_requests(
             "a proxied POST with a JSON body",
             format!("curl -s -X POST http://{http}/echo/items -H 'content-type: application/json' -d '{{\"name\":\"widget\"}}'"),
         ),
-        ("a path-parameter route (GET only)", format!("curl -s http://{http}/v1/orders/42")),
+        (
+            "an API-key route (GET only; the key was made for this run, the upstream sees X-Consumer-Id)",
+            format!("curl -s http://{http}/v1/orders/42 -H 'X-API-Key: {api_key}'"),
+        ),
         (
             "HTTPS with HTTP/2, verifying the demo's self-signed certificate",
             format!("curl -s --http2 --cacert {} https://localhost:{}/echo/secure", cert.display(), https.port()),
         ),
         ("no route matches: 404 problem+json", format!("curl -s http://{http}/nowhere")),
         ("path traversal is refused: 400 problem+json", format!("curl -s --path-as-is http://{http}/echo/../../etc/passwd")),
+        ("the API-key route without a key: 401 problem+json", format!("curl -s http://{http}/v1/orders/42")),
     ]
 }

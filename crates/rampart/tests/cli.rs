@@ -178,7 +178,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 6, "{commands:?}");
+    assert_eq!(commands.len(), 7, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -208,6 +208,16 @@ fn demo_answers_its_own_printed_curl_commands() {
         outputs[5].contains("\"code\":\"request.bad_path\""),
         "{}",
         outputs[5]
+    );
+    assert!(
+        outputs[2].contains("\"x-consumer-id\":\"demo-partner\""),
+        "{}",
+        outputs[2]
+    );
+    assert!(
+        outputs[6].contains("\"code\":\"auth.required\""),
+        "{}",
+        outputs[6]
     );
     // Ctrl-C stops it cleanly.
     Command::new("kill")
