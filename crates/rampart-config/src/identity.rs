@@ -230,6 +230,12 @@ pub struct ConsumerSpec {
     /// Shared secrets for signed requests.
     #[serde(default)]
     pub signing_keys: Vec<SigningKeySpec>,
+    /// Limits for this consumer, replacing its plan's on `by: consumer` policies.
+    #[serde(default)]
+    pub limits: Vec<crate::LimitSpec>,
+    /// Max in-flight requests, replacing its plan's.
+    #[serde(default)]
+    pub concurrency: Option<u64>,
 }
 
 /// A stored API key: only its peppered hash, as printed by `rampart keys new`.

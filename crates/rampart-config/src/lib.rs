@@ -11,11 +11,13 @@
 mod error;
 mod identity;
 mod load;
+mod ratelimit;
 mod secret;
 mod spec;
 mod units;
 mod validate;
 mod validate_identity;
+mod validate_limits;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, parse};

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::identity::*;
+pub use crate::ratelimit::*;
 use crate::units::{ByteSize, Duration};
 
 /// The whole config file.
@@ -54,6 +55,15 @@ pub struct Spec {
     /// Known callers, their credentials, roles, plan and attributes.
     #[serde(default)]
     pub consumers: Vec<ConsumerSpec>,
+    /// Named tiers of limits, referenced by `consumers[].plan`.
+    #[serde(default)]
+    pub plans: BTreeMap<String, PlanSpec>,
+    /// Rate limits applied on every route (before the route's own).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitSpec>,
+    /// The Redis shared by every instance, for `store: redis` limits.
+    #[serde(default)]
+    pub redis: Option<RedisSpec>,
 }
 
 /// One bound address that accepts client connections.
@@ -186,6 +196,9 @@ pub struct LimitsSpec {
     pub max_connections: usize,
     /// Most client connections open at once from one IP address.
     pub max_connections_per_ip: usize,
+    /// New connections one IP address may open (GCRA: `rate` with `burst`), checked at
+    /// accept, before any TLS work.
+    pub new_connections_per_ip: Option<ConnectionRateSpec>,
     /// HTTP/2: most concurrent streams per connection.
     pub h2_max_concurrent_streams: u32,
     /// HTTP/2: most streams a client may reset before the connection is closed
@@ -205,6 +218,7 @@ impl Default for LimitsSpec {
             idle_timeout: Duration::secs(60),
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            new_connections_per_ip: None,
             h2_max_concurrent_streams: 100,
             h2_max_pending_resets: 20,
         }
@@ -510,6 +524,12 @@ pub struct RouteSpec {
     /// upstream; by default it is removed.
     #[serde(default)]
     pub forward_credentials: bool,
+    /// This route's rate limit policy (after any global `rate_limits`).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Max in-flight requests on this route (or per consumer on it).
+    #[serde(default)]
+    pub concurrency: Option<ConcurrencySpec>,
 }
 
 fn header_source() -> Vec<ApiKeySource> {

@@ -117,6 +117,10 @@ pub struct RequestCtx<'a> {
     pub now: SystemTime,
     pub identity: Option<Arc<Identity>>,
     pub decisions: Vec<Decision>,
+    /// Headers for the response, whatever it turns out to be (`RateLimit`, …).
+    pub response_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Held until the response has been sent (concurrency slots).
+    pub guards: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl RequestCtx<'_> {
@@ -131,6 +135,22 @@ pub trait Filter: Send + Sync {
     /// Runs on every request of the route. Must not block; see [`Flow::Wait`].
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow;
 
+    /// Whether this filter must await I/O (a Redis round trip) to decide; the proxy then
+    /// calls [`Filter::on_request_async`] instead of [`Filter::on_request`].
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    /// The asynchronous form of [`Filter::on_request`], for filters whose
+    /// [`Filter::is_async`] is true.
+    fn on_request_async<'a>(
+        &'a self,
+        cx: &'a mut RequestCtx<'_>,
+    ) -> Pin<Box<dyn Future<Output = Flow> + Send + 'a>> {
+        let flow = self.on_request(cx);
+        Box::pin(std::future::ready(flow))
+    }
+
     /// Whether this filter needs the whole request body in [`RequestCtx::body`] (request
     /// signatures cover a body digest). The proxy then buffers the body, within the
     /// route's body limit, before the chain runs.
@@ -142,5 +162,16 @@ pub trait Filter: Send + Sync {
 impl std::fmt::Debug for dyn Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Filter")
+    }
+}
+
+/// Something that adds its own series to `/metrics` (Prometheus text format).
+pub trait MetricsSource: Send + Sync {
+    fn render(&self, out: &mut String);
+}
+
+impl std::fmt::Debug for dyn MetricsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsSource")
     }
 }

@@ -3,11 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod filter;
+pub mod gcra;
 mod peer;
 mod problem;
 mod reason;
 
-pub use filter::{Decision, Denial, Filter, Flow, Identity, Mode, Outcome, RequestCtx, Wait};
+pub use filter::{
+    Decision, Denial, Filter, Flow, Identity, MetricsSource, Mode, Outcome, RequestCtx, Wait,
+};
 pub use peer::TlsPeer;
 pub use problem::{json_escape_into, Problem, PROBLEM_JSON};
 pub use reason::Reason;

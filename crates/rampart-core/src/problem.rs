@@ -52,6 +52,8 @@ problems! {
     UPSTREAM_OVERLOADED => SERVICE_UNAVAILABLE, "The upstream service is at its request limit", "upstream.overloaded";
     UNAUTHENTICATED => UNAUTHORIZED, "Valid credentials are required", "auth.required";
     FORBIDDEN => FORBIDDEN, "The credentials do not permit this request", "authz.denied";
+    RATE_LIMITED => TOO_MANY_REQUESTS, "Too many requests; retry after the time in Retry-After", "limit.exceeded";
+    LIMIT_UNAVAILABLE => SERVICE_UNAVAILABLE, "The rate limit could not be checked", "limit.unavailable";
 }
 
 impl Problem {

@@ -18,7 +18,7 @@ macro_rules! reasons {
                 match self { $(Reason::$name => $code),* }
             }
 
-            /// The status a denial for this reason answers with (401 or 403).
+            /// The status a denial for this reason answers with (401, 403, 429 or 503).
             pub fn status(self) -> u16 {
                 match self { $(Reason::$name => $status),* }
             }
@@ -61,6 +61,12 @@ reasons! {
     ConsumerNotAllowed => "authz.consumer_not_allowed", 403;
     PolicyDenied => "authz.policy_denied", 403;
     Unidentified => "authz.unidentified", 403;
+    RateLimited => "limit.rate.exceeded", 429;
+    QuotaExceeded => "limit.quota.exceeded", 429;
+    RateShadow => "limit.rate.shadow", 429;
+    ConcurrencyLimited => "limit.concurrency", 429;
+    ConcurrencyShadow => "limit.concurrency.shadow", 429;
+    LimitStoreError => "limit.store_error", 503;
 }
 
 impl Reason {

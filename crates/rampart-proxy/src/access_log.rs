@@ -139,6 +139,8 @@ pub struct Exchange {
     pub bytes_out: AtomicU64,
     /// Who the caller proved to be, and every access decision about the request.
     pub access: OnceLock<AccessRecord>,
+    /// Held until the exchange ends (concurrency slots).
+    pub guards: OnceLock<Vec<Box<dyn std::any::Any + Send + Sync>>>,
     /// The matched route's counters (unset: the request matched no route).
     pub route_metrics: OnceLock<Arc<RouteMetrics>>,
     unrouted: Arc<RouteMetrics>,
@@ -181,6 +183,7 @@ impl Exchange {
             bytes_out: AtomicU64::new(0),
             route_metrics: OnceLock::new(),
             access: OnceLock::new(),
+            guards: OnceLock::new(),
             unrouted: s.unrouted,
             codes: s.codes,
         }

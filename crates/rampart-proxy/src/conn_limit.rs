@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rampart_core::gcra::Gcra;
+
 const SHARDS: usize = 64;
 
 /// Counts open client connections.
@@ -16,7 +18,15 @@ pub struct ConnLimiter {
     pub max_total: AtomicUsize,
     pub max_per_ip: AtomicUsize,
     per_ip: Vec<Mutex<HashMap<IpAddr, usize>>>,
+    /// New connections per IP (GCRA); replaced on reload.
+    pub rate: arc_swap::ArcSwapOption<Gcra>,
+    /// Per-IP theoretical arrival times, sharded like `per_ip`.
+    tats: Vec<Mutex<HashMap<IpAddr, u64>>>,
+    epoch: std::time::Instant,
 }
+
+/// Per-shard bound on remembered connection rates (idle entries are dropped first).
+const MAX_RATE_ENTRIES: usize = 4096;
 
 /// One admitted connection; dropping it gives the slot back.
 #[derive(Debug)]
@@ -30,6 +40,8 @@ pub struct ConnPermit {
 pub enum Refused {
     Total,
     PerIp,
+    /// The IP opened new connections faster than `new_connections_per_ip`.
+    Rate,
 }
 
 impl ConnLimiter {
@@ -39,18 +51,53 @@ impl ConnLimiter {
             max_total: AtomicUsize::new(max_total),
             max_per_ip: AtomicUsize::new(max_per_ip),
             per_ip: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            rate: arc_swap::ArcSwapOption::empty(),
+            tats: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            epoch: std::time::Instant::now(),
         })
     }
 
-    fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
+    fn shard_index(ip: &IpAddr) -> usize {
         let h = match ip {
             IpAddr::V4(v4) => u32::from(*v4) as usize,
             IpAddr::V6(v6) => (u128::from(*v6) ^ (u128::from(*v6) >> 64)) as usize,
         };
-        &self.per_ip[h.wrapping_mul(0x9E37_79B9) % SHARDS]
+        h.wrapping_mul(0x9E37_79B9) % SHARDS
+    }
+
+    /// Whether `ip` may open one more connection now under the new-connection rate.
+    fn rate_ok(&self, ip: IpAddr) -> bool {
+        let guard = self.rate.load();
+        let Some(g) = guard.as_deref() else {
+            return true;
+        };
+        // Starts at one hour so a fresh address never looks ahead of now.
+        let now = self.epoch.elapsed().as_nanos() as u64 + 3_600_000_000_000;
+        let mut map = self.tats[Self::shard_index(&ip)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let tat = map.get(&ip).copied().unwrap_or(0);
+        let (v, new_tat) = g.check(tat, now, 1);
+        if v.allowed {
+            if map.len() >= MAX_RATE_ENTRIES && !map.contains_key(&ip) {
+                map.retain(|_, t| *t > now);
+                if map.len() >= MAX_RATE_ENTRIES {
+                    map.clear();
+                }
+            }
+            map.insert(ip, new_tat);
+        }
+        v.allowed
+    }
+
+    fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
+        &self.per_ip[Self::shard_index(ip)]
     }
 
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        if !self.rate_ok(ip) {
+            return Err(Refused::Rate);
+        }
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total.load(Ordering::Relaxed) {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::Total);

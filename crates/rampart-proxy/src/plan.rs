@@ -90,6 +90,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// New connections per IP (GCRA), checked at accept.
+    pub new_connections_per_ip: Option<rampart_core::gcra::Gcra>,
     pub h2_max_concurrent_streams: u32,
     pub h2_max_pending_resets: usize,
 }
@@ -127,6 +129,8 @@ pub struct Plan {
     pub unrouted: Arc<crate::metrics::RouteMetrics>,
     /// Counters of gateway-generated answers by reason code.
     pub codes: Arc<crate::metrics::CodeMetrics>,
+    /// Feature crates' own series for `/metrics` (rate limits, Redis).
+    pub metric_sources: Vec<Arc<dyn rampart_core::MetricsSource>>,
 }
 
 impl Plan {
@@ -320,6 +324,13 @@ impl Plan {
                 body_timeout: l.body_timeout.get(),
                 max_connections: l.max_connections,
                 max_connections_per_ip: l.max_connections_per_ip,
+                new_connections_per_ip: l.new_connections_per_ip.as_ref().map(|c| {
+                    rampart_core::gcra::Gcra::new(
+                        c.rate.count,
+                        c.rate.period.as_nanos() as u64,
+                        c.burst.unwrap_or(c.rate.count),
+                    )
+                }),
                 h2_max_concurrent_streams: l.h2_max_concurrent_streams,
                 h2_max_pending_resets: l.h2_max_pending_resets,
             },
@@ -334,6 +345,7 @@ impl Plan {
             loaded_at: std::time::SystemTime::now(),
             unrouted: Arc::default(),
             codes: Arc::default(),
+            metric_sources: Vec::new(),
         })
     }
 }

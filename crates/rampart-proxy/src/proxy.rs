@@ -92,10 +92,11 @@ impl Ctx {
     /// Renders an access denial: 401 or 403 with the generic problem body (the precise
     /// reason goes to the log and metrics only) and the `WWW-Authenticate` challenge.
     pub(crate) fn deny(self, d: Denial) -> Response<ResponseBody> {
-        let p = if d.reason.status() == 401 {
-            Problem::UNAUTHENTICATED
-        } else {
-            Problem::FORBIDDEN
+        let p = match d.reason.status() {
+            401 => Problem::UNAUTHENTICATED,
+            429 => Problem::RATE_LIMITED,
+            503 => Problem::LIMIT_UNAVAILABLE,
+            _ => Problem::FORBIDDEN,
         };
         // The log's code is the precise reason, not the generic one the client sees (set
         // first: the code is set once).
@@ -279,6 +280,7 @@ async fn route_and_forward(
     // it (minus nothing), and may strip credentials and set identity headers.
     let mut buffered = None;
     let mut incoming = Some(incoming);
+    let mut response_headers = Vec::new();
     if !route.filters.is_empty() {
         if route.needs_body() {
             let body = RequestBody::new(
@@ -303,15 +305,27 @@ async fn route_and_forward(
             now: std::time::SystemTime::now(),
             identity: None,
             decisions: Vec::new(),
+            response_headers: Vec::new(),
+            guards: Vec::new(),
         };
         let denial = run_filters(&route.filters, &mut rcx).await;
         let record = AccessRecord {
             identity: rcx.identity.take(),
             decisions: std::mem::take(&mut rcx.decisions),
         };
+        response_headers = std::mem::take(&mut rcx.response_headers);
+        let guards = std::mem::take(&mut rcx.guards);
         let _ = ctx.exchange.access.set(record);
+        if !guards.is_empty() {
+            // Released when the exchange ends: after the response body has been sent.
+            let _ = ctx.exchange.guards.set(guards);
+        }
         if let Some(d) = denial {
-            return ctx.deny(d);
+            let mut resp = ctx.deny(d);
+            for (n, v) in response_headers {
+                resp.headers_mut().append(n, v);
+            }
+            return resp;
         }
     }
 
@@ -357,7 +371,7 @@ async fn route_and_forward(
     };
     let replayable = body.is_empty() && is_idempotent(&parts.method) && !upgrade;
     let deadline = started + upstream.timeouts.request;
-    forward(ForwardJob {
+    let mut resp = forward(ForwardJob {
         ctx,
         route,
         upstream,
@@ -370,7 +384,11 @@ async fn route_and_forward(
         deadline,
         client_upgrade,
     })
-    .await
+    .await;
+    for (n, v) in response_headers {
+        resp.headers_mut().append(n, v);
+    }
+    resp
 }
 
 /// How many times one filter may ask to wait before the request is refused.
@@ -381,7 +399,12 @@ async fn run_filters(filters: &[Arc<dyn Filter>], cx: &mut RequestCtx<'_>) -> Op
     for f in filters {
         let mut waits = 0;
         loop {
-            match f.on_request(cx) {
+            let flow = if f.is_async() {
+                f.on_request_async(cx).await
+            } else {
+                f.on_request(cx)
+            };
+            match flow {
                 Flow::Continue => break,
                 Flow::Deny(d) => return Some(d),
                 Flow::Wait(w) if waits < MAX_WAITS => {

@@ -114,6 +114,9 @@ impl Gateway {
             plan.limits.max_connections,
             plan.limits.max_connections_per_ip,
         );
+        limiter
+            .rate
+            .store(plan.limits.new_connections_per_ip.map(Arc::new));
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(plan),
             access_log,
@@ -276,6 +279,9 @@ impl Gateway {
                 plan.limits.max_connections_per_ip,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            self.limiter
+                .rate
+                .store(plan.limits.new_connections_per_ip.map(Arc::new));
             let plan = Arc::new(plan);
             for u in &plan.upstreams {
                 health::spawn_checks(&self.background, u);

@@ -322,6 +322,9 @@ fn metrics(state: &State) -> Response<Full<Bytes>> {
         .map(|l| (&*l.name, &*l.metrics))
         .collect();
     rampart_proxy::metrics::render_upstreams_and_listeners(&mut out, &targets, &listeners);
+    for source in &plan.metric_sources {
+        source.render(&mut out);
+    }
     let _ = writeln!(out, "# HELP rampart_connections_open Client connections open.\n# TYPE rampart_connections_open gauge\nrampart_connections_open {}", gw.open_connections());
     out.push_str("# HELP rampart_target_healthy 1 when a target may receive traffic (health checks and passive ejection).\n# TYPE rampart_target_healthy gauge\n");
     let now = rampart_proxy::upstream::now_ms();

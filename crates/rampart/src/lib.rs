@@ -76,6 +76,20 @@ pub fn compile_spec(spec: &rampart_config::Spec, base: &Path) -> Result<Plan, Co
             }
         }
     }
+    // Limits run last: they count by the identity the filters above proved.
+    match rampart_limits::LimitsPlan::compile(spec, base) {
+        Ok(limits) => {
+            for route in plan.routes.iter_mut() {
+                if let Some(filters) = limits.routes.get(&*route.name) {
+                    for f in filters {
+                        route.push_filter(f.clone());
+                    }
+                }
+            }
+            plan.metric_sources.push(limits.metrics());
+        }
+        Err(e) => errors.extend(e),
+    }
     if errors.is_empty() {
         Ok(plan)
     } else {

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod client;
 pub mod jwt;
 pub mod process;
+pub mod redis;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -1,0 +1,359 @@
+//! Abuse prevention (DESIGN.md §1, the rate-limit phase): rate limits (GCRA) and quotas
+//! (sliding window) per consumer, API key, client IP, route, header or claim, kept per
+//! process or cluster-wide on Redis; plans; concurrency limits; RFC-draft `RateLimit`
+//! headers; shadow mode.
+//!
+//! [`LimitsPlan::compile`] builds each route's filters once per load. State outlives
+//! reloads: local limiters are found again by policy name and the Redis connection by
+//! its settings, so a reload neither resets anyone's budget nor reconnects.
+#![forbid(unsafe_code)]
+
+pub mod concurrency;
+pub mod local;
+pub mod policy;
+pub mod redis_store;
+pub mod window;
+
+pub use rampart_core::gcra;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use rampart_config::{
+    ConfigError, LimitKey, LimitSpec, LimitStore, PolicyMode, RateLimitSpec, Spec,
+};
+use rampart_core::{Filter, MetricsSource, Mode};
+
+use gcra::Gcra;
+use local::{Limit, LocalStore};
+use policy::{LimitInfo, LimitSet, PolicyMetrics, RateLimit, Store};
+use redis_store::RedisStore;
+
+/// Keys held per local policy before idle ones are evicted.
+const MAX_KEYS: usize = 200_000;
+
+/// A policy's name, counters and (local policies) state, for `/metrics`.
+type PolicyEntry = (Arc<str>, Arc<PolicyMetrics>, Option<Arc<LocalStore>>);
+
+/// Every route's limit filters, plus what `/metrics` shows about them.
+pub struct LimitsPlan {
+    pub routes: HashMap<String, Vec<Arc<dyn Filter>>>,
+    policies: Vec<PolicyEntry>,
+    redis: Option<Arc<RedisStore>>,
+}
+
+fn local_registry() -> &'static Mutex<HashMap<String, Weak<LocalStore>>> {
+    static R: OnceLock<Mutex<HashMap<String, Weak<LocalStore>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+fn redis_registry() -> &'static Mutex<HashMap<String, Weak<RedisStore>>> {
+    static R: OnceLock<Mutex<HashMap<String, Weak<RedisStore>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+fn metrics_registry() -> &'static Mutex<HashMap<String, Weak<PolicyMetrics>>> {
+    static R: OnceLock<Mutex<HashMap<String, Weak<PolicyMetrics>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// The state kept under `name` (shared with the previous config's policy of that name).
+fn local_store(name: &str) -> Arc<LocalStore> {
+    let mut r = local_registry().lock().unwrap_or_else(|p| p.into_inner());
+    r.retain(|_, w| w.strong_count() > 0);
+    if let Some(s) = r.get(name).and_then(Weak::upgrade) {
+        return s;
+    }
+    let s = Arc::new(LocalStore::new(MAX_KEYS));
+    r.insert(name.to_string(), Arc::downgrade(&s));
+    s
+}
+
+fn policy_metrics(name: &str) -> Arc<PolicyMetrics> {
+    let mut r = metrics_registry().lock().unwrap_or_else(|p| p.into_inner());
+    r.retain(|_, w| w.strong_count() > 0);
+    if let Some(s) = r.get(name).and_then(Weak::upgrade) {
+        return s;
+    }
+    let s = Arc::new(PolicyMetrics::default());
+    r.insert(name.to_string(), Arc::downgrade(&s));
+    s
+}
+
+/// Compiles a list of limits.
+pub fn limit_set(name: &str, specs: &[LimitSpec]) -> LimitSet {
+    let mut limits = Vec::new();
+    let mut info = Vec::new();
+    for s in specs {
+        if let Some(r) = s.rate {
+            let burst = s.burst.unwrap_or(r.count).max(1);
+            limits.push(Limit::Rate(Gcra::new(
+                r.count,
+                r.period.as_nanos() as u64,
+                burst,
+            )));
+            info.push(LimitInfo {
+                quota: r.count,
+                window_secs: r.period.as_secs().max(1),
+            });
+        } else if let Some(q) = s.quota {
+            limits.push(Limit::Quota(window::Window {
+                limit: q.count,
+                window: q.period.as_nanos() as u64,
+            }));
+            info.push(LimitInfo {
+                quota: q.count,
+                window_secs: q.period.as_secs().max(1),
+            });
+        }
+    }
+    LimitSet {
+        policy_header: policy::policy_header(name, &info),
+        limits: limits.into(),
+        info: info.into(),
+    }
+}
+
+fn mode(m: PolicyMode) -> Mode {
+    match m {
+        PolicyMode::Enforce => Mode::Enforce,
+        PolicyMode::Shadow => Mode::Shadow,
+    }
+}
+
+impl LimitsPlan {
+    /// Compiles `spec`'s limits; secrets (the Redis password) resolve against `base`.
+    pub fn compile(spec: &Spec, base: &Path) -> Result<Self, Vec<ConfigError>> {
+        let mut errs = Vec::new();
+        let redis = match &spec.redis {
+            Some(r) => {
+                let password = match &r.password {
+                    Some(p) => match p.resolve(base) {
+                        Ok(s) => Some(s.expose().to_string()),
+                        Err(e) => {
+                            errs.push(ConfigError::new("redis.password", e));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let reg_key = format!("{r:?}\n{}", password.as_deref().map(str::len).unwrap_or(0));
+                let mut reg = redis_registry().lock().unwrap_or_else(|p| p.into_inner());
+                reg.retain(|_, w| w.strong_count() > 0);
+                match reg.get(&reg_key).and_then(Weak::upgrade) {
+                    Some(s) => Some(s),
+                    None => match RedisStore::new(r, password) {
+                        Ok(s) => {
+                            let s = Arc::new(s);
+                            reg.insert(reg_key, Arc::downgrade(&s));
+                            Some(s)
+                        }
+                        Err(e) => {
+                            errs.push(ConfigError::new("redis.url", e));
+                            None
+                        }
+                    },
+                }
+            }
+            None => None,
+        };
+        // The limits each consumer gets from `by: consumer` policies without own limits.
+        let mut consumer_specs: HashMap<Arc<str>, Vec<LimitSpec>> = HashMap::new();
+        let mut consumer_concurrency: HashMap<Arc<str>, u64> = HashMap::new();
+        for c in &spec.consumers {
+            let plan = c.plan.as_ref().and_then(|p| spec.plans.get(p));
+            let limits = if !c.limits.is_empty() {
+                c.limits.clone()
+            } else {
+                plan.map(|p| p.limits.clone()).unwrap_or_default()
+            };
+            if !limits.is_empty() {
+                consumer_specs.insert(c.id.as_str().into(), limits);
+            }
+            if let Some(n) = c.concurrency.or_else(|| plan.and_then(|p| p.concurrency)) {
+                consumer_concurrency.insert(c.id.as_str().into(), n);
+            }
+        }
+        let mut policies = Vec::new();
+        let mut build = |name: String,
+                         p: &RateLimitSpec,
+                         errs: &mut Vec<ConfigError>,
+                         at: String|
+         -> Option<Arc<dyn Filter>> {
+            let store = match p.store {
+                LimitStore::Local => Store::Local(local_store(&name)),
+                LimitStore::Redis => match &redis {
+                    Some(r) => Store::Redis {
+                        redis: r.clone(),
+                        consistency: p.consistency,
+                        lease: p.lease.max(1),
+                        on_error: p.on_store_error,
+                        fallback: local_store(&format!("{name}\nfallback")),
+                        expected_nodes: p.expected_nodes.max(1),
+                        leases: Default::default(),
+                    },
+                    None => {
+                        errs.push(ConfigError::new(
+                            at,
+                            "store: redis needs the top-level redis settings",
+                        ));
+                        return None;
+                    }
+                },
+            };
+            let fixed = (!p.limits.is_empty()).then(|| limit_set(&name, &p.limits));
+            let by_consumer = if fixed.is_none() {
+                consumer_specs
+                    .iter()
+                    .map(|(c, l)| (c.clone(), limit_set(&name, l)))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            let metrics = policy_metrics(&name);
+            let local = match &store {
+                Store::Local(s) => Some(s.clone()),
+                Store::Redis { .. } => None,
+            };
+            policies.push((Arc::<str>::from(name.as_str()), metrics.clone(), local));
+            Some(Arc::new(RateLimit {
+                name: name.into(),
+                by: p.by.clone(),
+                fixed,
+                by_consumer,
+                store,
+                mode: mode(p.mode),
+                cost: p.cost.max(1),
+                headers: p.headers,
+                metrics,
+            }))
+        };
+        let mut global = Vec::new();
+        for (i, p) in spec.rate_limits.iter().enumerate() {
+            let name = p.name.clone().unwrap_or_else(|| format!("global-{i}"));
+            if let Some(f) = build(name, p, &mut errs, format!("rate_limits[{i}].store")) {
+                global.push(f);
+            }
+        }
+        let mut routes = HashMap::new();
+        for (i, r) in spec.routes.iter().enumerate() {
+            let mut filters = global.clone();
+            if let Some(p) = &r.rate_limit {
+                let name = p.name.clone().unwrap_or_else(|| r.name.clone());
+                if let Some(f) = build(name, p, &mut errs, format!("routes[{i}].rate_limit.store"))
+                {
+                    filters.push(f);
+                }
+            }
+            if let Some(c) = &r.concurrency {
+                let per = if c.by == LimitKey::Consumer {
+                    consumer_concurrency.clone()
+                } else {
+                    HashMap::new()
+                };
+                filters.push(Arc::new(concurrency::Concurrency::new(
+                    c.by.clone(),
+                    c.max,
+                    per,
+                    mode(r.auth_mode),
+                )));
+            }
+            if !filters.is_empty() {
+                routes.insert(r.name.clone(), filters);
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(Self {
+            routes,
+            policies,
+            redis,
+        })
+    }
+
+    /// The metrics source for `/metrics`.
+    pub fn metrics(&self) -> Arc<dyn MetricsSource> {
+        Arc::new(LimitsMetrics {
+            policies: self.policies.clone(),
+            redis: self.redis.clone(),
+        })
+    }
+}
+
+struct LimitsMetrics {
+    policies: Vec<PolicyEntry>,
+    redis: Option<Arc<RedisStore>>,
+}
+
+impl MetricsSource for LimitsMetrics {
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP rampart_rate_limit_decisions_total Rate-limit decisions, by policy and outcome.\n# TYPE rampart_rate_limit_decisions_total counter\n");
+        for (name, m, _) in &self.policies {
+            for (i, o) in policy::OUTCOMES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "rampart_rate_limit_decisions_total{{policy=\"{}\",outcome=\"{o}\"}} {}",
+                    escape(name),
+                    m.decisions[i].load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP rampart_rate_limit_lease_refills_total Batched mode: leases taken from Redis.\n# TYPE rampart_rate_limit_lease_refills_total counter\n");
+        for (name, m, _) in &self.policies {
+            let _ = writeln!(
+                out,
+                "rampart_rate_limit_lease_refills_total{{policy=\"{}\"}} {}",
+                escape(name),
+                m.lease_refills.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP rampart_rate_limit_keys Client keys held by a local limiter.\n# TYPE rampart_rate_limit_keys gauge\n");
+        for (name, _, local) in &self.policies {
+            if let Some(l) = local {
+                let _ = writeln!(
+                    out,
+                    "rampart_rate_limit_keys{{policy=\"{}\"}} {}",
+                    escape(name),
+                    l.len()
+                );
+            }
+        }
+        if let Some(r) = &self.redis {
+            let m = &r.metrics;
+            let _ = writeln!(out, "# HELP rampart_redis_calls_total Calls to Redis.\n# TYPE rampart_redis_calls_total counter\nrampart_redis_calls_total {}", m.calls.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP rampart_redis_errors_total Failed or timed-out Redis calls.\n# TYPE rampart_redis_errors_total counter\nrampart_redis_errors_total {}", m.errors.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP rampart_redis_breaker_opened_total Times the Redis breaker opened.\n# TYPE rampart_redis_breaker_opened_total counter\nrampart_redis_breaker_opened_total {}", m.breaker_opened.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP rampart_redis_short_circuited_total Decisions made without calling Redis because the breaker was open.\n# TYPE rampart_redis_short_circuited_total counter\nrampart_redis_short_circuited_total {}", m.short_circuited.load(Ordering::Relaxed));
+            out.push_str("# HELP rampart_redis_latency_seconds Redis call latency.\n# TYPE rampart_redis_latency_seconds histogram\n");
+            let mut cum = 0;
+            for (i, ub) in redis_store::LATENCY_BUCKETS.iter().enumerate() {
+                cum += m.latency[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "rampart_redis_latency_seconds_bucket{{le=\"{ub}\"}} {cum}"
+                );
+            }
+            let calls = m.calls.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rampart_redis_latency_seconds_bucket{{le=\"+Inf\"}} {calls}"
+            );
+            let _ = writeln!(
+                out,
+                "rampart_redis_latency_seconds_sum {}",
+                m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(out, "rampart_redis_latency_seconds_count {calls}");
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

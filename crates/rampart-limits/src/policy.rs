@@ -1,0 +1,407 @@
+//! A compiled rate-limit policy and the filter that applies it to a route.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderName, HeaderValue};
+use rampart_config::{Consistency, LimitKey, OnStoreError};
+use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Reason, RequestCtx};
+
+use crate::local::{Check, Limit, LocalStore};
+use crate::redis_store::{grant_check, RedisStore};
+
+/// Outcome labels of the decision metric.
+pub const OUTCOMES: [&str; 4] = ["allowed", "limited", "shadow_limited", "store_error"];
+
+/// Counters of one policy.
+#[derive(Default)]
+pub struct PolicyMetrics {
+    pub decisions: [AtomicU64; 4],
+    pub lease_refills: AtomicU64,
+}
+
+/// One limit as configured, for headers: `"name";q=…;w=…`.
+#[derive(Debug, Clone)]
+pub struct LimitInfo {
+    pub quota: u64,
+    pub window_secs: u64,
+}
+
+/// The limits that apply to a request, with their header names.
+#[derive(Clone)]
+pub struct LimitSet {
+    pub limits: Arc<[Limit]>,
+    pub info: Arc<[LimitInfo]>,
+    /// The rendered `RateLimit-Policy` value.
+    pub policy_header: HeaderValue,
+}
+
+/// Batched mode: per client key, the units leased and when the lease ends.
+pub type Leases = Mutex<HashMap<Vec<u8>, (u64, u64)>>;
+
+/// Where the state lives.
+pub enum Store {
+    Local(Arc<LocalStore>),
+    Redis {
+        redis: Arc<RedisStore>,
+        consistency: Consistency,
+        lease: u64,
+        on_error: OnStoreError,
+        /// Per-node fallback state (limits divided by `expected_nodes`).
+        fallback: Arc<LocalStore>,
+        expected_nodes: u64,
+        /// Batched mode: units leased per client key and when the lease ends (ns on the
+        /// fallback store's clock).
+        leases: Arc<Leases>,
+    },
+}
+
+/// A rate-limit policy on a route.
+pub struct RateLimit {
+    pub name: Arc<str>,
+    pub by: Vec<LimitKey>,
+    /// Fixed limits, or `None` for "the consumer's limits" (looked up in `by_consumer`).
+    pub fixed: Option<LimitSet>,
+    pub by_consumer: HashMap<Arc<str>, LimitSet>,
+    pub store: Store,
+    pub mode: Mode,
+    pub cost: u64,
+    pub headers: bool,
+    pub metrics: Arc<PolicyMetrics>,
+}
+
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+impl RateLimit {
+    /// The client key: the `by` parts joined, prefixed with the policy name.
+    fn key(&self, cx: &RequestCtx<'_>) -> Vec<u8> {
+        let mut k = Vec::with_capacity(64);
+        k.extend_from_slice(self.name.as_bytes());
+        for part in &self.by {
+            k.push(0x1f);
+            match part {
+                LimitKey::Ip => {
+                    let _ = write!(ByteWriter(&mut k), "{}", cx.client_ip);
+                }
+                LimitKey::Route => k.extend_from_slice(cx.route.as_bytes()),
+                LimitKey::Consumer => {
+                    match cx.identity.as_ref().and_then(|i| i.consumer.as_deref()) {
+                        Some(c) => k.extend_from_slice(c.as_bytes()),
+                        // Anonymous callers share nothing: each counts by its address.
+                        None => {
+                            let _ = write!(ByteWriter(&mut k), "anon:{}", cx.client_ip);
+                        }
+                    }
+                }
+                LimitKey::ApiKey => match cx.identity.as_ref() {
+                    Some(i) if i.method == "api_key" => {
+                        k.extend_from_slice(i.credential.as_deref().unwrap_or("").as_bytes())
+                    }
+                    _ => {
+                        let _ = write!(ByteWriter(&mut k), "anon:{}", cx.client_ip);
+                    }
+                },
+                LimitKey::Header(h) => {
+                    if let Some(v) = cx.head.headers.get(h.as_str()) {
+                        k.extend_from_slice(v.as_bytes());
+                    }
+                }
+                LimitKey::Claim(c) => {
+                    if let Some(v) = cx.identity.as_ref().and_then(|i| i.attributes.get(c)) {
+                        match v {
+                            serde_json::Value::String(s) => k.extend_from_slice(s.as_bytes()),
+                            other => {
+                                let _ = write!(ByteWriter(&mut k), "{other}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        k
+    }
+
+    fn limits_for(&self, cx: &RequestCtx<'_>) -> Option<LimitSet> {
+        if let Some(f) = &self.fixed {
+            return Some(f.clone());
+        }
+        let c = cx.identity.as_ref()?.consumer.as_deref()?;
+        self.by_consumer.get(c).cloned()
+    }
+
+    fn count(&self, outcome: usize) {
+        self.metrics.decisions[outcome].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Applies the checks: records the decision, sets headers, answers 429 when needed.
+    fn conclude(&self, cx: &mut RequestCtx<'_>, set: &LimitSet, checks: &[Check]) -> Flow {
+        // The strictest limit is the one with the least left (or, refused, the longest wait).
+        let refused = checks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.allowed)
+            .max_by_key(|(_, c)| c.retry_after);
+        let (idx, strictest) = match refused {
+            Some(r) => r,
+            None => match checks.iter().enumerate().min_by_key(|(_, c)| c.remaining) {
+                Some(c) => c,
+                None => return Flow::Continue,
+            },
+        };
+        let info = &set.info[idx];
+        let mut rl = String::with_capacity(48);
+        let _ = write!(
+            rl,
+            "\"{}\";r={};t={}",
+            sf_name(&self.name, idx),
+            strictest.remaining,
+            secs_ceil(strictest.reset)
+        );
+        let rl = HeaderValue::from_str(&rl).ok();
+        let _ = info;
+        if refused.is_none() {
+            self.count(0);
+            if self.headers {
+                cx.response_headers
+                    .push((RATELIMIT_POLICY.clone(), set.policy_header.clone()));
+                if let Some(v) = rl {
+                    cx.response_headers.push((RATELIMIT.clone(), v));
+                }
+            }
+            return Flow::Continue;
+        }
+        let quota = matches!(set.limits[idx], Limit::Quota(_));
+        if self.mode == Mode::Shadow {
+            self.count(2);
+            cx.record(Reason::RateShadow, Outcome::ShadowDeny);
+            return Flow::Continue;
+        }
+        self.count(1);
+        let reason = if quota {
+            Reason::QuotaExceeded
+        } else {
+            Reason::RateLimited
+        };
+        cx.record(reason, Outcome::Deny);
+        cx.response_headers
+            .push((RATELIMIT_POLICY.clone(), set.policy_header.clone()));
+        if let Some(v) = rl {
+            cx.response_headers.push((RATELIMIT.clone(), v));
+        }
+        let retry = secs_ceil(strictest.retry_after).max(1);
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            cx.response_headers.push((http::header::RETRY_AFTER, v));
+        }
+        Flow::Deny(Denial {
+            reason,
+            challenge: None,
+        })
+    }
+
+    fn store_failed(
+        &self,
+        cx: &mut RequestCtx<'_>,
+        set: &LimitSet,
+        key: &mut Vec<u8>,
+        err: &str,
+    ) -> Flow {
+        let Store::Redis {
+            on_error,
+            fallback,
+            expected_nodes,
+            ..
+        } = &self.store
+        else {
+            return Flow::Continue;
+        };
+        self.count(3);
+        tracing::debug!(policy = %self.name, error = err, "rate limit store error");
+        match on_error {
+            OnStoreError::Allow => {
+                cx.record(Reason::LimitStoreError, Outcome::Allow);
+                Flow::Continue
+            }
+            OnStoreError::Deny => {
+                cx.record(Reason::LimitStoreError, Outcome::Deny);
+                Flow::Deny(Denial {
+                    reason: Reason::LimitStoreError,
+                    challenge: None,
+                })
+            }
+            OnStoreError::Local => {
+                let scaled: Vec<Limit> = set
+                    .limits
+                    .iter()
+                    .map(|l| l.scaled(*expected_nodes))
+                    .collect();
+                let checks = fallback.check(key, &scaled, self.cost);
+                self.conclude(cx, set, &checks)
+            }
+        }
+    }
+}
+
+/// Structured-field token for a policy: `<name>` or `<name>-<i>` for the i-th limit.
+fn sf_name(name: &str, i: usize) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if i == 0 {
+        clean
+    } else {
+        format!("{clean}-{i}")
+    }
+}
+
+/// Renders `RateLimit-Policy` for a limit set of policy `name`.
+pub fn policy_header(name: &str, info: &[LimitInfo]) -> HeaderValue {
+    let v: Vec<String> = info
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("\"{}\";q={};w={}", sf_name(name, i), l.quota, l.window_secs))
+        .collect();
+    HeaderValue::from_str(&v.join(", ")).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn secs_ceil(nanos: u64) -> u64 {
+    nanos.div_ceil(1_000_000_000)
+}
+
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Redis keys for one client: one per limit, all with the same hash tag.
+fn redis_keys(key: &[u8], n: usize) -> Vec<String> {
+    let mut tag = String::with_capacity(key.len() + 8);
+    for b in key {
+        match *b {
+            b'{' | b'}' | b'%' => {
+                let _ = write!(tag, "%{b:02X}");
+            }
+            0x1f => tag.push('|'),
+            b if b.is_ascii_graphic() => tag.push(b as char),
+            b => {
+                let _ = write!(tag, "%{b:02X}");
+            }
+        }
+    }
+    (0..n)
+        .map(|i| format!("rampart:rl:{{{tag}}}:{i}"))
+        .collect()
+}
+
+impl Filter for RateLimit {
+    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        let Some(set) = self.limits_for(cx) else {
+            return Flow::Continue;
+        };
+        let mut key = self.key(cx);
+        match &self.store {
+            Store::Local(s) => {
+                let checks = s.check(&mut key, &set.limits, self.cost);
+                self.conclude(cx, &set, &checks)
+            }
+            // Redis-backed policies take the async path.
+            Store::Redis { .. } => Flow::Continue,
+        }
+    }
+
+    fn is_async(&self) -> bool {
+        matches!(self.store, Store::Redis { .. })
+    }
+
+    fn on_request_async<'a>(
+        &'a self,
+        cx: &'a mut RequestCtx<'_>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Flow> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(set) = self.limits_for(cx) else {
+                return Flow::Continue;
+            };
+            let mut key = self.key(cx);
+            let Store::Redis {
+                redis,
+                consistency,
+                lease,
+                fallback,
+                leases,
+                ..
+            } = &self.store
+            else {
+                let Store::Local(s) = &self.store else {
+                    return Flow::Continue;
+                };
+                let checks = s.check(&mut key, &set.limits, self.cost);
+                return self.conclude(cx, &set, &checks);
+            };
+            let keys = redis_keys(&key, set.limits.len());
+            match consistency {
+                Consistency::Exact => {
+                    match redis.take(&keys, &set.limits, self.cost, self.cost).await {
+                        Ok(g) => {
+                            let check = grant_check(&g, self.cost);
+                            let checks = vec![check; set.limits.len().min(1)];
+                            self.conclude(cx, &set, &checks)
+                        }
+                        Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                    }
+                }
+                Consistency::Batched => {
+                    let now = fallback.now();
+                    {
+                        let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some((units, until)) = map.get_mut(&key) {
+                            if *until > now && *units >= self.cost {
+                                *units -= self.cost;
+                                let check = Check {
+                                    allowed: true,
+                                    remaining: *units,
+                                    retry_after: 0,
+                                    reset: *until - now,
+                                };
+                                drop(map);
+                                return self.conclude(cx, &set, &[check]);
+                            }
+                        }
+                    }
+                    self.metrics.lease_refills.fetch_add(1, Ordering::Relaxed);
+                    let want = (*lease).max(self.cost);
+                    match redis.take(&keys, &set.limits, want, self.cost).await {
+                        Ok(g) => {
+                            let check = grant_check(&g, self.cost);
+                            if check.allowed {
+                                let left = g.granted - self.cost;
+                                let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
+                                if map.len() > 100_000 {
+                                    map.retain(|_, (_, until)| *until > now);
+                                }
+                                // A lease lives at most a second, so unused units go back
+                                // to the shared budget's time line quickly.
+                                map.insert(key, (left, now + 1_000_000_000));
+                            }
+                            self.conclude(cx, &set, &[check])
+                        }
+                        Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                    }
+                }
+            }
+        })
+    }
+}
