@@ -147,16 +147,24 @@ impl<'de> Deserialize<'de> for LimitKey {
 
 /// Keys may be written as one value (`by: ip`) or a list (`by: [consumer, route]`).
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LimitKey>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(LimitKey),
-        Many(Vec<LimitKey>),
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = Vec<LimitKey>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a limit key (consumer, api_key, ip, route, header:NAME, claim:NAME) or a list of them")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            LimitKey::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|k| vec![k])
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = seq.next_element::<LimitKey>()? {
+                out.push(k);
+            }
+            Ok(out)
+        }
     }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(k) => vec![k],
-        OneOrMany::Many(v) => v,
-    })
+    d.deserialize_any(V)
 }
 
 /// Where limit state lives.

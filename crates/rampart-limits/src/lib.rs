@@ -177,6 +177,9 @@ impl LimitsPlan {
                 consumer_concurrency.insert(c.id.as_str().into(), n);
             }
         }
+        // State is found again by config directory and policy name: a reload of the same
+        // config keeps it, another gateway in the same process does not share it.
+        let scope = base.display().to_string();
         let mut policies = Vec::new();
         let mut build = |name: String,
                          p: &RateLimitSpec,
@@ -184,14 +187,14 @@ impl LimitsPlan {
                          at: String|
          -> Option<Arc<dyn Filter>> {
             let store = match p.store {
-                LimitStore::Local => Store::Local(local_store(&name)),
+                LimitStore::Local => Store::Local(local_store(&format!("{scope}\n{name}"))),
                 LimitStore::Redis => match &redis {
                     Some(r) => Store::Redis {
                         redis: r.clone(),
                         consistency: p.consistency,
                         lease: p.lease.max(1),
                         on_error: p.on_store_error,
-                        fallback: local_store(&format!("{name}\nfallback")),
+                        fallback: local_store(&format!("{scope}\n{name}\nfallback")),
                         expected_nodes: p.expected_nodes.max(1),
                         leases: Default::default(),
                     },
@@ -213,7 +216,7 @@ impl LimitsPlan {
             } else {
                 HashMap::new()
             };
-            let metrics = policy_metrics(&name);
+            let metrics = policy_metrics(&format!("{scope}\n{name}"));
             let local = match &store {
                 Store::Local(s) => Some(s.clone()),
                 Store::Redis { .. } => None,
