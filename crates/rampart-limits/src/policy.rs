@@ -39,8 +39,20 @@ pub struct LimitSet {
     pub policy_header: HeaderValue,
 }
 
-/// Batched mode: per client key, the units leased and when the lease ends.
-pub type Leases = Mutex<HashMap<Vec<u8>, (u64, u64)>>;
+/// Batched mode: a node's lease for one client key.
+#[derive(Default)]
+pub struct Lease {
+    units: u64,
+    /// Nanoseconds (the fallback store's clock) when unspent units lapse.
+    until: u64,
+    /// Set while one request refills from Redis; the others wait on it.
+    refill: Option<Arc<tokio::sync::Notify>>,
+    /// Redis refused the last refill: refuse locally until then.
+    denied_until: u64,
+}
+
+/// Batched mode: leases per client key.
+pub type Leases = Mutex<HashMap<Vec<u8>, Lease>>;
 
 /// Where the state lives.
 pub enum Store {
@@ -364,42 +376,99 @@ impl Filter for RateLimit {
                     }
                 }
                 Consistency::Batched => {
-                    let now = fallback.now();
-                    {
-                        let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some((units, until)) = map.get_mut(&key) {
-                            if *until > now && *units >= self.cost {
-                                *units -= self.cost;
+                    // One refill per key per node at a time: the others wait for it and
+                    // then spend its units, so a burst of requests costs one round trip
+                    // and no leased unit is stranded.
+                    let deadline = fallback.now() + 1_000_000_000;
+                    loop {
+                        let now = fallback.now();
+                        if now > deadline {
+                            break;
+                        }
+                        let notify = {
+                            let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
+                            if map.len() > 100_000 {
+                                map.retain(|_, l| l.until > now || l.refill.is_some());
+                            }
+                            let l = map.entry(key.clone()).or_default();
+                            if l.until > now && l.units >= self.cost {
+                                l.units -= self.cost;
                                 let check = Check {
                                     allowed: true,
-                                    remaining: *units,
+                                    remaining: l.units,
                                     retry_after: 0,
-                                    reset: *until - now,
+                                    reset: l.until - now,
                                 };
                                 drop(map);
                                 return self.conclude(cx, &set, &[check]);
                             }
-                        }
-                    }
-                    self.metrics.lease_refills.fetch_add(1, Ordering::Relaxed);
-                    let want = (*lease).max(self.cost);
-                    match redis.take(&keys, &set.limits, want, self.cost).await {
-                        Ok(g) => {
-                            let check = grant_check(&g, self.cost);
-                            if check.allowed {
-                                let left = g.granted - self.cost;
-                                let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
-                                if map.len() > 100_000 {
-                                    map.retain(|_, (_, until)| *until > now);
-                                }
-                                // A lease lives at most a second, so unused units go back
-                                // to the shared budget's time line quickly.
-                                map.insert(key, (left, now + 1_000_000_000));
+                            if l.denied_until > now {
+                                // The last refill was refused: so is this request, without
+                                // asking Redis again.
+                                let check = Check {
+                                    allowed: false,
+                                    remaining: 0,
+                                    retry_after: l.denied_until - now,
+                                    reset: l.denied_until - now,
+                                };
+                                drop(map);
+                                return self.conclude(cx, &set, &[check]);
                             }
-                            self.conclude(cx, &set, &[check])
+                            match &l.refill {
+                                Some(n) => Some(n.clone()),
+                                None => {
+                                    l.refill = Some(Arc::new(tokio::sync::Notify::new()));
+                                    None
+                                }
+                            }
+                        };
+                        if let Some(n) = notify {
+                            // A refill is in flight: wait for it (bounded), then look again.
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_millis(200),
+                                n.notified(),
+                            )
+                            .await;
+                            continue;
                         }
-                        Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                        self.metrics.lease_refills.fetch_add(1, Ordering::Relaxed);
+                        let want = (*lease).max(self.cost);
+                        let result = redis.take(&keys, &set.limits, want, self.cost).await;
+                        let waiters = {
+                            let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
+                            let l = map.entry(key.clone()).or_default();
+                            if let Ok(g) = &result {
+                                if g.granted < self.cost {
+                                    let wait = (g.retry_after_us * 1000).clamp(1, 1_000_000_000);
+                                    l.denied_until = fallback.now() + wait;
+                                } else {
+                                    let now = fallback.now();
+                                    if l.until <= now {
+                                        l.units = 0;
+                                    }
+                                    // A lease lives at most a second.
+                                    l.units += g.granted - self.cost;
+                                    l.until = now + 1_000_000_000;
+                                }
+                            }
+                            l.refill.take()
+                        };
+                        if let Some(n) = waiters {
+                            n.notify_waiters();
+                        }
+                        return match result {
+                            Ok(g) => self.conclude(cx, &set, &[grant_check(&g, self.cost)]),
+                            Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                        };
                     }
+                    // Waited a second without getting units: refuse.
+                    let check = Check {
+                        allowed: false,
+                        remaining: 0,
+                        retry_after: 1_000_000_000,
+                        reset: 1_000_000_000,
+                    };
+                    self.conclude(cx, &set, &[check])
                 }
             }
         })
