@@ -283,3 +283,87 @@ fn limit_config_mistakes_are_named_by_path() {
         assert!(err.contains(want), "{extra}\nwanted {want:?} in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn api_key_and_claim_keys_count_per_credential_and_per_claim_value() {
+    use support::jwt::{claims, TestKey};
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pepper.txt"), PEPPER).unwrap();
+    let rsa = TestKey::rsa();
+    std::fs::write(dir.path().join("idp.pem"), rsa.rsa_pem()).unwrap();
+    let (k1, k2) = (
+        generate(PEPPER.as_bytes()).unwrap(),
+        generate(PEPPER.as_bytes()).unwrap(),
+    );
+    let yaml = format!(
+        r#"version: 1
+access_log: {{ enabled: false }}
+listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
+identity:
+  api_keys: {{ pepper: {{ file: pepper.txt }} }}
+  jwt: {{ idp: {{ issuer: "https://idp.example", audiences: [orders-api], algorithms: [RS256], jwks_file: idp.pem }} }}
+consumers:
+  - {{ id: acme, api_keys: [{{ id: k1, hash: "{}" }}, {{ id: k2, hash: "{}" }}] }}
+upstreams: {{ up: {{ targets: [{{ url: "http://{}" }}] }} }}
+routes:
+  - {{ name: keys, match: {{ path_prefix: /keys }}, upstream: up, authenticate: [api_key], rate_limit: {{ by: api_key, limits: [{{ rate: 1/min }}] }} }}
+  - {{ name: claims, match: {{ path_prefix: /claims }}, upstream: up, authenticate: ["jwt:idp"], rate_limit: {{ by: "claim:tenant", limits: [{{ rate: 1/min }}] }} }}
+"#,
+        k1.hash, k2.hash, up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    // Two keys of one consumer: each has its own budget.
+    for k in [&k1, &k2] {
+        assert_eq!(
+            get_with(gw.http(), "/keys", &[("x-api-key", &k.key)])
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            get_with(gw.http(), "/keys", &[("x-api-key", &k.key)])
+                .await
+                .status,
+            429
+        );
+    }
+    // Two tokens (different subjects) of one tenant share a budget; another tenant does not.
+    let token = |sub: &str, tenant: &str| {
+        let mut c = claims("https://idp.example");
+        c["sub"] = sub.into();
+        c["tenant"] = tenant.into();
+        format!("Bearer {}", rsa.mint("k", &c))
+    };
+    let call = |t: String| {
+        let addr = gw.http();
+        async move {
+            get_with(addr, "/claims", &[("authorization", &t)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(call(token("u1", "t1")).await, 200);
+    assert_eq!(call(token("u2", "t1")).await, 429);
+    assert_eq!(call(token("u3", "t2")).await, 200);
+}
+
+#[tokio::test]
+async fn new_connections_per_ip_are_limited_at_accept() {
+    let up = TestUpstream::echo();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlimits: {{ new_connections_per_ip: {{ rate: 3/min, burst: 3 }} }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\nupstreams: {{ up: {{ targets: [{{ url: \"http://{}\" }}] }} }}\nroutes: [{{ name: r, match: {{ path_prefix: / }}, upstream: up }}]\n",
+        up.addr
+    );
+    let gw = start(&yaml);
+    for _ in 0..3 {
+        assert_eq!(get(gw.http(), "/").await.status, 200);
+    }
+    // The fourth connection in the same minute is closed at accept, before any request.
+    let text = raw(gw.http(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        text.is_empty(),
+        "expected the connection to be closed, got {text:?}"
+    );
+    assert_eq!(up.hits(), 3);
+}
