@@ -45,6 +45,7 @@ access_log: {{ output: "{}" }}
 listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
 identity:
   api_keys: {{ pepper: {{ file: pepper.txt }}, query_param: api_key }}
+plans: {{ gold: {{}} }}
 consumers:
   - id: acme
     plan: gold
