@@ -271,6 +271,10 @@ pub struct RedisSpec {
     pub nodes: Vec<String>,
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// CA bundle (PEM) that signs the Redis server certificate, for `rediss://` URLs;
+    /// default: the system roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Timeout of one call.
     #[serde(default = "fifty_ms")]
     pub timeout: Duration,

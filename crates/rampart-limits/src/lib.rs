@@ -145,7 +145,7 @@ impl LimitsPlan {
                 reg.retain(|_, w| w.strong_count() > 0);
                 match reg.get(&reg_key).and_then(Weak::upgrade) {
                     Some(s) => Some(s),
-                    None => match RedisStore::new(r, password) {
+                    None => match RedisStore::new(r, password, base) {
                         Ok(s) => {
                             let s = Arc::new(s);
                             reg.insert(reg_key, Arc::downgrade(&s));

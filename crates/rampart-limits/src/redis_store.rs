@@ -156,7 +156,27 @@ pub enum StoreError {
 
 impl RedisStore {
     /// Builds the store; connects lazily on first use (never at config load).
-    pub fn new(spec: &rampart_config::RedisSpec, password: Option<String>) -> Result<Self, String> {
+    pub fn new(
+        spec: &rampart_config::RedisSpec,
+        password: Option<String>,
+        base: &std::path::Path,
+    ) -> Result<Self, String> {
+        let certs = match &spec.ca_file {
+            Some(f) => {
+                let path = if f.is_absolute() {
+                    f.clone()
+                } else {
+                    base.join(f)
+                };
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read ca_file {}: {}", path.display(), e.kind()))?;
+                Some(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                })
+            }
+            None => None,
+        };
         let mut urls = vec![spec.url.clone()];
         urls.extend(spec.nodes.iter().cloned());
         for u in &urls {
@@ -170,6 +190,9 @@ impl RedisStore {
             let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone());
             if let Some(p) = &password {
                 b = b.password(p.clone());
+            }
+            if let Some(c) = certs {
+                b = b.certs(c);
             }
             let client = b.build().map_err(|e| format!("Redis cluster: {e}"))?;
             Box::new(move || {
@@ -186,7 +209,11 @@ impl RedisStore {
                 let settings = info.redis_settings().clone().set_password(p.clone());
                 info = info.set_redis_settings(settings);
             }
-            let client = redis::Client::open(info).map_err(|e| format!("Redis: {e}"))?;
+            let client = match certs {
+                Some(c) => redis::Client::build_with_tls(info, c),
+                None => redis::Client::open(info),
+            }
+            .map_err(|e| format!("Redis: {e}"))?;
             let timeout = spec.timeout.get();
             Box::new(move || {
                 let client = client.clone();

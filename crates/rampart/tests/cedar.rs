@@ -79,12 +79,7 @@ fn setup(up: &TestUpstream) -> Setup {
 
 impl Setup {
     async fn line(&self, needle: &str) -> String {
-        let p = self.gw.dir.path().join("access.log");
-        let text = wait_for_file(&p, |t| t.contains(needle)).await;
-        text.lines()
-            .find(|l| l.contains(needle))
-            .unwrap()
-            .to_string()
+        access_log_line(&self.gw.dir.path().join("access.log"), needle).await
     }
 }
 

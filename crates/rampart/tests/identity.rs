@@ -94,12 +94,7 @@ routes:
 
 impl Fixture {
     async fn log(&self, needle: &str) -> String {
-        let path = self.gw.dir.path().join("access.log");
-        let text = wait_for_file(&path, |t| t.contains(needle)).await;
-        text.lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{text}"))
-            .to_string()
+        access_log_line(&self.gw.dir.path().join("access.log"), needle).await
     }
 
     fn metrics(&self) -> String {
@@ -380,14 +375,5 @@ fn identity_config_mistakes_are_named_by_path() {
             "routes[0].authorize: authorization needs an identity",
         ),
     ];
-    for (extra, want) in cases {
-        let yaml = format!(
-            "version: 1\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\nupstreams: {{ up: {{ targets: [{{ url: \"http://127.0.0.1:9\" }}] }} }}\n{extra}\n"
-        );
-        let err = rampart::compile_str(&yaml, std::path::Path::new("."))
-            .err()
-            .unwrap_or_else(|| panic!("accepted: {extra}"))
-            .to_string();
-        assert!(err.contains(want), "{extra}\nwanted {want:?}, got:\n{err}");
-    }
+    assert_config_errors(&cases);
 }

@@ -124,13 +124,8 @@ async fn call(s: &Setup, path: &str, token: &str) -> Reply {
 
 impl Setup {
     async fn log_code(&self, needle: &str) -> String {
-        let p = self.gw.dir.path().join("access.log");
-        let text = wait_for_file(&p, |t| t.contains(needle)).await;
-        let line = text
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle} in {text}"));
-        let v: Value = serde_json::from_str(line).unwrap();
+        let line = access_log_line(&self.gw.dir.path().join("access.log"), needle).await;
+        let v: Value = serde_json::from_str(&line).unwrap();
         v["code"].as_str().unwrap_or("").to_string()
     }
 }
@@ -252,12 +247,7 @@ async fn kid_values_are_only_lookup_keys() {
     let rsa = TestKey::rsa();
     let idp = Idp::start(vec![rsa.jwk("r1")]).await;
     let s = gateway(&idp, "");
-    assert_eq!(
-        call(&s, "/warm", &rsa.mint("r1", &claims(&idp.issuer())))
-            .await
-            .status,
-        200
-    );
+    warm(&s, &rsa, &idp).await;
     for (i, kid) in [
         "../../../../etc/passwd",
         "' OR '1'='1",
@@ -451,12 +441,7 @@ async fn a_flood_of_random_kids_causes_at_most_one_fetch_per_cooldown() {
     let rsa = TestKey::rsa();
     let idp = Idp::start(vec![rsa.jwk("r1")]).await;
     let s = gateway(&idp, "");
-    assert_eq!(
-        call(&s, "/warm", &rsa.mint("r1", &claims(&idp.issuer())))
-            .await
-            .status,
-        200
-    );
+    warm(&s, &rsa, &idp).await;
     assert_eq!(idp.hits("/jwks").await, 1);
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -585,6 +570,12 @@ async fn a_token_without_the_required_scope_is_403() {
     c.as_object_mut().unwrap().remove("scope");
     c["scp"] = json!(["orders:read"]);
     assert_eq!(call(&s, "/scp", &rsa.mint("r1", &c)).await.status, 200);
+}
+
+/// One valid request, so the key set is loaded.
+async fn warm(s: &Setup, key: &TestKey, idp: &Idp) {
+    let r = call(s, "/warm", &key.mint("r1", &claims(&idp.issuer()))).await;
+    assert_eq!(r.status, 200);
 }
 
 /// Polls `cond` every 100 ms for up to 10 s.

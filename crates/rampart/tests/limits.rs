@@ -272,16 +272,7 @@ fn limit_config_mistakes_are_named_by_path() {
         ("consumers: [{ id: a, plan: platinum }]", "consumers[0].plan: unknown plan"),
         ("redis: { url: \"http://127.0.0.1:6379\" }", "redis.url"),
     ];
-    for (extra, want) in cases {
-        let yaml = format!(
-            "version: 1\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\nupstreams: {{ up: {{ targets: [{{ url: \"http://127.0.0.1:9\" }}] }} }}\n{extra}\n"
-        );
-        let err = rampart::compile_str(&yaml, std::path::Path::new("."))
-            .err()
-            .unwrap_or_else(|| panic!("accepted: {extra}"))
-            .to_string();
-        assert!(err.contains(want), "{extra}\nwanted {want:?} in:\n{err}");
-    }
+    assert_config_errors(&cases);
 }
 
 #[tokio::test]

@@ -147,10 +147,8 @@ fn signed_post(
 
 impl Signed {
     async fn code(&self, needle: &str) -> String {
-        let p = self.gw.dir.path().join("access.log");
-        let text = wait_for_file(&p, |t| t.contains(needle)).await;
-        let line = text.lines().find(|l| l.contains(needle)).unwrap();
-        serde_json::from_str::<serde_json::Value>(line).unwrap()["code"]
+        let line = access_log_line(&self.gw.dir.path().join("access.log"), needle).await;
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["code"]
             .as_str()
             .unwrap_or("")
             .to_string()

@@ -214,3 +214,64 @@ async fn redis_cluster_limits_keys_on_different_slots() {
         "keys on one node only: {per_node:?}"
     );
 }
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_works() {
+    use support::certs::{write_ca, TestCa};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("redis-ca");
+    let (cert, key) = ca
+        .leaf("redis", &["127.0.0.1", "localhost"])
+        .write(dir.path(), "redis");
+    let ca_path = write_ca(&ca, dir.path(), "redis-ca");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--tls-auth-clients",
+            "no",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca_path)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "TLS redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let up = TestUpstream::echo();
+    let r = format!(
+        "{{ url: \"rediss://127.0.0.1:{port}\", ca_file: \"{}\", timeout: 1s }}",
+        ca_path.display()
+    );
+    let gw = gateway(&up, &r, "{ by: route, store: redis, consistency: exact, on_store_error: deny, limits: [{ quota: 2/hour }] }");
+    assert_eq!(statuses_now(gw.http(), "/t", 3).await, [200, 200, 429]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -72,3 +72,27 @@ pub async fn wait_for_file(path: &Path, pred: impl Fn(&str) -> bool) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Asserts that each config fragment (appended to a minimal valid config with one
+/// upstream `up`) is refused with an error containing its expected text.
+pub fn assert_config_errors(cases: &[(&str, &str)]) {
+    for (extra, want) in cases {
+        let yaml = format!(
+            "version: 1\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\nupstreams: {{ up: {{ targets: [{{ url: \"http://127.0.0.1:9\" }}] }} }}\n{extra}\n"
+        );
+        let err = rampart::compile_str(&yaml, Path::new("."))
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {extra}"))
+            .to_string();
+        assert!(err.contains(want), "{extra}\nwanted {want:?} in:\n{err}");
+    }
+}
+
+/// The first access log line in `path` containing `needle` (waits up to 5 s for it).
+pub async fn access_log_line(path: &Path, needle: &str) -> String {
+    let text = wait_for_file(path, |t| t.contains(needle)).await;
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no access log line with {needle:?} in:\n{text}"))
+        .to_string()
+}
