@@ -20,13 +20,8 @@ PROXY_CORE=${PROXY_CORE:-1}
 LOAD_CORE=${LOAD_CORE:-0}
 OUT=bench/out-limits
 mkdir -p "$OUT"
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
+source bench/lib.sh
+bench_need nginx:nginx-light wrk:wrk redis-server:redis-server
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p rampart
 BIN=target/release/rampart
 TICK=$(getconf CLK_TCK)
@@ -49,40 +44,25 @@ routes:
   - { name: batched, match: { path_prefix: /batched }, upstream: up, rate_limit: { by: ip, headers: false, store: redis, consistency: batched, lease: 100, $LIMIT } }
   - { name: exact, match: { path_prefix: /exact }, upstream: up, rate_limit: { by: ip, headers: false, store: redis, consistency: exact, $LIMIT } }
 YAML
-BODY=$(printf 'x%.0s' $(seq 1 100))
-cat > "$OUT/upstream.conf" <<NGX
-worker_processes 1; daemon off; pid $ABS_OUT/upstream.pid; error_log stderr error;
-events { worker_connections 8192; }
-http { access_log off; keepalive_requests 10000000;
-  server { listen 127.0.0.1:$UP_PORT backlog=4096; location / { return 200 "$BODY"; } } }
-NGX
+write_upstream_conf "$ABS_OUT" "$UP_PORT"
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 taskset -c "$LOAD_CORE" redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no >/dev/null & pids+=($!)
 REDIS_PID=$!
 taskset -c "$LOAD_CORE" nginx -c "$ABS_OUT/upstream.conf" -p "$ABS_OUT" & pids+=($!)
 RAMPART_LOG=error taskset -c "$PROXY_CORE" "$BIN" run --config "$OUT/rampart.yaml" 2>"$OUT/rampart.err" & pids+=($!)
 RMP_PID=$!
-for port in $UP_PORT $RMP $REDIS_PORT; do
-  for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-done
-sleep 0.5
+wait_ports $UP_PORT $RMP $REDIS_PORT
 for r in none local batched exact; do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RMP/$r")" = 200 ] || { echo "$r: not 200"; cat "$OUT/rampart.err"; exit 1; }
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for route in none local batched exact; do
     t0=$(cpu_ticks "$RMP_PID"); r0=$(cpu_ticks "$REDIS_PID")
-    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$RMP/$route")
+    reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$route")
     t1=$(cpu_ticks "$RMP_PID"); r1=$(cpu_ticks "$REDIS_PID")
-    if grep -q "Non-2xx" <<<"$out"; then echo "$out"; exit 1; fi
-    reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
     echo "$round $route $reqs $(( t1 - t0 )) $(( r1 - r0 ))" | tee -a "$OUT/raw.txt"
   done
 done

@@ -1,0 +1,50 @@
+# Shared by bench/auth.sh and bench/limits.sh (sourced, not run).
+
+# bench_need CMD:PACKAGE...: installs the Debian packages of missing commands.
+bench_need() {
+  local need=() spec
+  for spec in "$@"; do
+    command -v "${spec%%:*}" >/dev/null || need+=("${spec#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+}
+
+# write_upstream_conf DIR PORT: an nginx upstream answering 200 with a 100-byte body.
+write_upstream_conf() {
+  local dir=$1 port=$2 body
+  body=$(printf 'x%.0s' $(seq 1 100))
+  cat > "$dir/upstream.conf" <<NGX
+worker_processes 1; daemon off; pid $dir/upstream.pid; error_log stderr error;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 10000000;
+  server { listen 127.0.0.1:$port backlog=4096; location / { return 200 "$body"; } } }
+NGX
+}
+
+# Background processes started with `pids+=($!)` are stopped on exit.
+pids=()
+bench_cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap bench_cleanup EXIT
+
+# wait_ports PORT...: until each accepts connections (10 s each at most).
+wait_ports() {
+  local port
+  for port in "$@"; do
+    for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  done
+  sleep 0.5
+}
+
+# cpu_ticks PID: user + system CPU of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wrk_requests CORE CONNS SECONDS URL [wrk args...]: the request count; fails on non-2xx.
+wrk_requests() {
+  local core=$1 conns=$2 secs=$3 url=$4 out
+  shift 4
+  out=$(taskset -c "$core" wrk -t1 -c"$conns" -d"${secs}s" "$@" "$url")
+  if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; return 1; fi
+  sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out"
+}
