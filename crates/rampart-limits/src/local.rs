@@ -82,6 +82,29 @@ impl From<WindowVerdict> for Check {
     }
 }
 
+/// One limit's verdict on `state` (absent = a fresh key) and the state to keep if
+/// admitted.
+fn decide(l: &Limit, state: Option<State>, now: u64, cost: u64) -> (Check, State) {
+    match l {
+        Limit::Rate(g) => {
+            let tat = match state {
+                Some(State::Gcra(t)) => t,
+                _ => 0,
+            };
+            let (v, t) = g.check(tat, now, cost);
+            (Check::from(v), State::Gcra(t))
+        }
+        Limit::Quota(w) => {
+            let c = match state {
+                Some(State::Window(c)) => c,
+                _ => Counts::default(),
+            };
+            let (v, c) = w.check(c, now, cost);
+            (Check::from(v), State::Window(c))
+        }
+    }
+}
+
 /// Sharded per-process state.
 pub struct LocalStore {
     shards: Vec<Mutex<HashMap<Box<[u8]>, State>>>,
@@ -121,6 +144,25 @@ impl LocalStore {
     pub fn check(&self, key: &mut Vec<u8>, limits: &[Limit], cost: u64) -> Vec<Check> {
         let now = self.now();
         let base = key.len();
+        // One limit (the common case): decide and commit under one lock, updating the
+        // entry in place; a key is only copied when it is new.
+        if let [l] = limits {
+            key.push(0);
+            let shard = &self.shards[shard_of(key)];
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let (check, new) = decide(l, map.get(key.as_slice()).copied(), now, cost);
+            if check.allowed {
+                match map.get_mut(key.as_slice()) {
+                    Some(state) => *state = new,
+                    None => {
+                        drop(map);
+                        self.store(key.clone(), new, now);
+                    }
+                }
+            }
+            key.truncate(base);
+            return vec![check];
+        }
         let mut out = Vec::with_capacity(limits.len());
         let mut all = true;
         let mut pending = Vec::with_capacity(limits.len());
@@ -129,26 +171,8 @@ impl LocalStore {
             key.push(i as u8);
             let shard = &self.shards[shard_of(key)];
             let map = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let state = map.get(key.as_slice()).copied();
+            let (check, new) = decide(l, map.get(key.as_slice()).copied(), now, cost);
             drop(map);
-            let (check, new) = match l {
-                Limit::Rate(g) => {
-                    let tat = match state {
-                        Some(State::Gcra(t)) => t,
-                        _ => 0,
-                    };
-                    let (v, t) = g.check(tat, now, cost);
-                    (Check::from(v), State::Gcra(t))
-                }
-                Limit::Quota(w) => {
-                    let c = match state {
-                        Some(State::Window(c)) => c,
-                        _ => Counts::default(),
-                    };
-                    let (v, c) = w.check(c, now, cost);
-                    (Check::from(v), State::Window(c))
-                }
-            };
             all &= check.allowed;
             out.push(check);
             pending.push((key.clone(), new));
@@ -156,13 +180,21 @@ impl LocalStore {
         key.truncate(base);
         if all {
             for (k, state) in pending {
-                self.store(k, state, now, limits);
+                let shard = &self.shards[shard_of(&k)];
+                let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+                match map.get_mut(k.as_slice()) {
+                    Some(s) => *s = state,
+                    None => {
+                        drop(map);
+                        self.store(k, state, now);
+                    }
+                }
             }
         }
         out
     }
 
-    fn store(&self, key: Vec<u8>, state: State, now: u64, _limits: &[Limit]) {
+    fn store(&self, key: Vec<u8>, state: State, now: u64) {
         let shard = &self.shards[shard_of(&key)];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.per_shard && !map.contains_key(key.as_slice()) {

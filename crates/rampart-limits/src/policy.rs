@@ -137,12 +137,12 @@ impl RateLimit {
         k
     }
 
-    fn limits_for(&self, cx: &RequestCtx<'_>) -> Option<LimitSet> {
+    fn limits_for(&self, cx: &RequestCtx<'_>) -> Option<&LimitSet> {
         if let Some(f) = &self.fixed {
-            return Some(f.clone());
+            return Some(f);
         }
         let c = cx.identity.as_ref()?.consumer.as_deref()?;
-        self.by_consumer.get(c).cloned()
+        self.by_consumer.get(c)
     }
 
     fn count(&self, outcome: usize) {
@@ -164,7 +164,10 @@ impl RateLimit {
                 None => return Flow::Continue,
             },
         };
-        let info = &set.info[idx];
+        if refused.is_none() && !self.headers {
+            self.count(0);
+            return Flow::Continue;
+        }
         let mut rl = String::with_capacity(48);
         let _ = write!(
             rl,
@@ -174,7 +177,6 @@ impl RateLimit {
             secs_ceil(strictest.reset)
         );
         let rl = HeaderValue::from_str(&rl).ok();
-        let _ = info;
         if refused.is_none() {
             self.count(0);
             if self.headers {
@@ -328,7 +330,7 @@ impl Filter for RateLimit {
         match &self.store {
             Store::Local(s) => {
                 let checks = s.check(&mut key, &set.limits, self.cost);
-                self.conclude(cx, &set, &checks)
+                self.conclude(cx, set, &checks)
             }
             // Redis-backed policies take the async path.
             Store::Redis { .. } => Flow::Continue,
@@ -361,7 +363,7 @@ impl Filter for RateLimit {
                     return Flow::Continue;
                 };
                 let checks = s.check(&mut key, &set.limits, self.cost);
-                return self.conclude(cx, &set, &checks);
+                return self.conclude(cx, set, &checks);
             };
             let keys = redis_keys(&key, set.limits.len());
             match consistency {
@@ -370,9 +372,9 @@ impl Filter for RateLimit {
                         Ok(g) => {
                             let check = grant_check(&g, self.cost);
                             let checks = vec![check; set.limits.len().min(1)];
-                            self.conclude(cx, &set, &checks)
+                            self.conclude(cx, set, &checks)
                         }
-                        Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                        Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),
                     }
                 }
                 Consistency::Batched => {
@@ -400,7 +402,7 @@ impl Filter for RateLimit {
                                     reset: l.until - now,
                                 };
                                 drop(map);
-                                return self.conclude(cx, &set, &[check]);
+                                return self.conclude(cx, set, &[check]);
                             }
                             if l.denied_until > now {
                                 // The last refill was refused: so is this request, without
@@ -412,7 +414,7 @@ impl Filter for RateLimit {
                                     reset: l.denied_until - now,
                                 };
                                 drop(map);
-                                return self.conclude(cx, &set, &[check]);
+                                return self.conclude(cx, set, &[check]);
                             }
                             match &l.refill {
                                 Some(n) => Some(n.clone()),
@@ -457,8 +459,8 @@ impl Filter for RateLimit {
                             n.notify_waiters();
                         }
                         return match result {
-                            Ok(g) => self.conclude(cx, &set, &[grant_check(&g, self.cost)]),
-                            Err(e) => self.store_failed(cx, &set, &mut key, &e.to_string()),
+                            Ok(g) => self.conclude(cx, set, &[grant_check(&g, self.cost)]),
+                            Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),
                         };
                     }
                     // Waited a second without getting units: refuse.
@@ -468,7 +470,7 @@ impl Filter for RateLimit {
                         retry_after: 1_000_000_000,
                         reset: 1_000_000_000,
                     };
-                    self.conclude(cx, &set, &[check])
+                    self.conclude(cx, set, &[check])
                 }
             }
         })
