@@ -259,6 +259,23 @@ impl RateLimit {
     }
 }
 
+/// Ends a lease refill: clears the in-flight mark and wakes the requests waiting on it.
+struct RefillGuard<'a> {
+    leases: &'a Leases,
+    key: &'a [u8],
+}
+
+impl Drop for RefillGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let refill = map.get_mut(self.key).and_then(|l| l.refill.take());
+        drop(map);
+        if let Some(n) = refill {
+            n.notify_waiters();
+        }
+    }
+}
+
 /// Structured-field token for a policy: `<name>` or `<name>-<i>` for the i-th limit.
 fn sf_name(name: &str, i: usize) -> String {
     let clean: String = name
@@ -433,10 +450,14 @@ impl Filter for RateLimit {
                             .await;
                             continue;
                         }
+                        // Whatever happens to this request from here (even its future
+                        // being dropped because the client left), the guard ends the
+                        // refill and wakes the waiters.
+                        let guard = RefillGuard { leases, key: &key };
                         self.metrics.lease_refills.fetch_add(1, Ordering::Relaxed);
                         let want = (*lease).max(self.cost);
                         let result = redis.take(&keys, &set.limits, want, self.cost).await;
-                        let waiters = {
+                        {
                             let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
                             let l = map.entry(key.clone()).or_default();
                             if let Ok(g) = &result {
@@ -453,11 +474,8 @@ impl Filter for RateLimit {
                                     l.until = now + 1_000_000_000;
                                 }
                             }
-                            l.refill.take()
-                        };
-                        if let Some(n) = waiters {
-                            n.notify_waiters();
                         }
+                        drop(guard);
                         return match result {
                             Ok(g) => self.conclude(cx, set, &[grant_check(&g, self.cost)]),
                             Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),

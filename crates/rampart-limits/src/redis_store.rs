@@ -80,7 +80,7 @@ for i = 1, n do
   local p2 = tonumber(ARGV[3 + 3 * i])
   if kind == 1 then
     local tat = st[i] + avail * p1
-    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+    redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
   else
     redis.call('HSET', KEYS[i], 'i', st[i][1], 'c', st[i][2] + avail, 'p', st[i][3])
     redis.call('PEXPIRE', KEYS[i], math.floor(2 * p2 / 1000) + 1000)
@@ -339,8 +339,12 @@ impl RedisStore {
         inv.arg(want).arg(min).arg(limits.len());
         for l in limits {
             match l {
+                // Microseconds, fractional: a rate above one per microsecond still has a
+                // non-zero interval.
                 Limit::Rate(g) => {
-                    inv.arg(1).arg(g.interval / 1000).arg(g.tolerance / 1000);
+                    inv.arg(1)
+                        .arg(g.interval as f64 / 1000.0)
+                        .arg(g.tolerance as f64 / 1000.0);
                 }
                 Limit::Quota(w) => {
                     inv.arg(2).arg(w.limit).arg(w.window / 1000);
