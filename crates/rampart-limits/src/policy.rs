@@ -382,9 +382,9 @@ impl Filter for RateLimit {
                 let checks = s.check(&mut key, &set.limits, self.cost);
                 return self.conclude(cx, set, &checks);
             };
-            let keys = redis_keys(&key, set.limits.len());
             match consistency {
                 Consistency::Exact => {
+                    let keys = redis_keys(&key, set.limits.len());
                     match redis.take(&keys, &set.limits, self.cost, self.cost).await {
                         Ok(g) => {
                             let check = grant_check(&g, self.cost);
@@ -409,7 +409,13 @@ impl Filter for RateLimit {
                             if map.len() > 100_000 {
                                 map.retain(|_, l| l.until > now || l.refill.is_some());
                             }
-                            let l = map.entry(key.clone()).or_default();
+                            // The common case (a live lease) allocates nothing.
+                            if !map.contains_key(key.as_slice()) {
+                                map.insert(key.clone(), Lease::default());
+                            }
+                            let Some(l) = map.get_mut(key.as_slice()) else {
+                                continue;
+                            };
                             if l.until > now && l.units >= self.cost {
                                 l.units -= self.cost;
                                 let check = Check {
@@ -456,6 +462,7 @@ impl Filter for RateLimit {
                         let guard = RefillGuard { leases, key: &key };
                         self.metrics.lease_refills.fetch_add(1, Ordering::Relaxed);
                         let want = (*lease).max(self.cost);
+                        let keys = redis_keys(&key, set.limits.len());
                         let result = redis.take(&keys, &set.limits, want, self.cost).await;
                         {
                             let mut map = leases.lock().unwrap_or_else(|p| p.into_inner());
