@@ -376,21 +376,14 @@ impl Filter for RateLimit {
                 ..
             } = &self.store
             else {
-                let Store::Local(s) = &self.store else {
-                    return Flow::Continue;
-                };
-                let checks = s.check(&mut key, &set.limits, self.cost);
-                return self.conclude(cx, set, &checks);
+                // Only Redis-backed policies are async; a local one decides synchronously.
+                return self.on_request(cx);
             };
             match consistency {
                 Consistency::Exact => {
                     let keys = redis_keys(&key, set.limits.len());
                     match redis.take(&keys, &set.limits, self.cost, self.cost).await {
-                        Ok(g) => {
-                            let check = grant_check(&g, self.cost);
-                            let checks = vec![check; set.limits.len().min(1)];
-                            self.conclude(cx, set, &checks)
-                        }
+                        Ok(g) => self.conclude(cx, set, &[grant_check(&g, self.cost)]),
                         Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),
                     }
                 }

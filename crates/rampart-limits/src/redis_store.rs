@@ -180,11 +180,9 @@ impl RedisStore {
         let mut urls = vec![spec.url.clone()];
         urls.extend(spec.nodes.iter().cloned());
         for u in &urls {
-            let info: redis::ConnectionInfo = u
-                .as_str()
+            u.as_str()
                 .parse::<redis::ConnectionInfo>()
                 .map_err(|e| format!("invalid Redis URL {u:?}: {e}"))?;
-            drop(info);
         }
         let connect: Box<dyn Fn() -> ConnectFuture + Send + Sync> = if spec.cluster {
             let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone());
