@@ -2,9 +2,13 @@
 //! `rampart validate` rejects a policy that names an attribute no consumer has, a context
 //! field that does not exist, or an action no route uses. The request maps as:
 //!
-//! - principal: `Consumer::"<id or subject>"` with `roles`, `scopes`, `plan`, `method`,
-//!   `subject` and `attributes` (the consumer's configured attributes; for JWT callers,
-//!   the token claims that match a declared attribute's name and type);
+//! - principal: `Consumer::"<id>"` for a caller resolved to a configured consumer, or
+//!   `Subject::"<issuer>:<sub>"` for a token subject that maps to none. The two never
+//!   share a namespace, so a token whose `sub` equals a consumer id cannot match
+//!   `principal == Consumer::"that-id"`. Both carry `roles`, `scopes`, `plan`, `method`,
+//!   `subject` and `attributes` (the consumer's configured attributes, which win over
+//!   token claims; for unmapped JWT callers, the claims that match a declared
+//!   attribute's name and type);
 //! - action: the route's `authorize.action`, or the HTTP method (`Action::"GET"`);
 //! - resource: `Route::"<route name>"` with `name` and `path` (the normalised path);
 //! - context: `client_ip` (ipaddr), `time` (unix seconds), `method`, `path`, `tls`,
@@ -97,6 +101,8 @@ pub struct CedarSchema {
     schema: Schema,
     attributes: BTreeMap<String, AttrType>,
     consumer_type: EntityTypeName,
+    /// Token subjects that map to no configured consumer.
+    subject_type: EntityTypeName,
     route_type: EntityTypeName,
     action_type: EntityTypeName,
     /// Cedar source of the schema (shown by `rampart validate` on errors).
@@ -173,9 +179,9 @@ impl CedarSchema {
             .collect();
         let actions: Vec<String> = actions.iter().map(|a| quote(a)).collect();
         let text = format!(
-            "entity Consumer = {{\n  \"subject\": String,\n  \"method\": String,\n  \"roles\": Set<String>,\n  \"scopes\": Set<String>,\n  \"plan\"?: String,\n  \"attributes\": {{ {} }},\n}};\n\
+            "entity Consumer, Subject = {{\n  \"subject\": String,\n  \"method\": String,\n  \"roles\": Set<String>,\n  \"scopes\": Set<String>,\n  \"plan\"?: String,\n  \"attributes\": {{ {} }},\n}};\n\
              entity Route = {{ \"name\": String, \"path\": String }};\n\
-             action {} appliesTo {{\n  principal: [Consumer],\n  resource: [Route],\n  context: {{\n    \"client_ip\": ipaddr,\n    \"time\": Long,\n    \"method\": String,\n    \"path\": String,\n    \"tls\": Bool,\n    \"mtls\": Bool,\n    \"headers\": {{ {} }},\n  }},\n}};\n",
+             action {} appliesTo {{\n  principal: [Consumer, Subject],\n  resource: [Route],\n  context: {{\n    \"client_ip\": ipaddr,\n    \"time\": Long,\n    \"method\": String,\n    \"path\": String,\n    \"tls\": Bool,\n    \"mtls\": Bool,\n    \"headers\": {{ {} }},\n  }},\n}};\n",
             attrs.join(", "),
             actions.join(", "),
             header_fields.join(", "),
@@ -197,6 +203,7 @@ impl CedarSchema {
             schema,
             attributes,
             consumer_type: ty("Consumer"),
+            subject_type: ty("Subject"),
             route_type: ty("Route"),
             action_type: ty("Action"),
             text,
@@ -328,8 +335,18 @@ impl CedarPolicy {
 
     fn principal(&self, id: &Identity) -> Entity {
         let s = &self.schema;
-        let name = id.consumer.as_deref().unwrap_or(&id.subject);
-        let uid = EntityUid::from_type_name_and_id(s.consumer_type.clone(), EntityId::new(name));
+        let (ty, name) = match id.consumer.as_deref() {
+            Some(c) => (&s.consumer_type, c.to_string()),
+            None => (
+                &s.subject_type,
+                format!(
+                    "{}:{}",
+                    id.credential.as_deref().unwrap_or(id.method),
+                    id.subject
+                ),
+            ),
+        };
+        let uid = EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(&name));
         let strings = |v: &[Arc<str>]| {
             RestrictedExpression::new_set(
                 v.iter()
@@ -365,8 +382,8 @@ impl CedarPolicy {
         }
         Entity::new(uid, attrs, HashSet::new()).unwrap_or_else(|_| {
             Entity::with_uid(EntityUid::from_type_name_and_id(
-                s.consumer_type.clone(),
-                EntityId::new(name),
+                ty.clone(),
+                EntityId::new(&name),
             ))
         })
     }

@@ -22,6 +22,8 @@ pub struct IdentitySpec {
     pub jwt: BTreeMap<String, JwtIssuerSpec>,
     pub signatures: SignaturesSpec,
     pub headers: IdentityHeadersSpec,
+    /// Brute-force protection: failed authentications allowed per client address.
+    pub auth_failures: crate::AuthFailureSpec,
 }
 
 /// API keys: where they are read from and the pepper their stored hashes are keyed with.
@@ -165,7 +167,8 @@ pub struct SignaturesSpec {
     /// Requests whose timestamp is further than this from the gateway's clock are refused;
     /// nonces are remembered for twice this long.
     pub max_skew: Duration,
-    /// Nonces remembered at most (per gateway process).
+    /// Nonces remembered at most per signing key (per gateway process). Each key has its
+    /// own bound, so one client flooding nonces can only exhaust its own key's share.
     pub nonce_cache_entries: usize,
 }
 

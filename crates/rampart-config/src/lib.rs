@@ -8,6 +8,7 @@
 //! [`ConfigError`] shape.
 #![forbid(unsafe_code)]
 
+mod edge;
 mod error;
 mod identity;
 mod load;
@@ -19,6 +20,7 @@ mod validate;
 mod validate_identity;
 mod validate_limits;
 
+pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, parse};
 pub use secret::{Secret, SecretRef};

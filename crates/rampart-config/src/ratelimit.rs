@@ -269,6 +269,10 @@ pub struct RedisSpec {
     /// More cluster seed nodes.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// The ACL user name (Redis 6+); the URL itself must not carry credentials.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password, as a secret reference (never in the URL).
     #[serde(default)]
     pub password: Option<SecretRef>,
     /// CA bundle (PEM) that signs the Redis server certificate, for `rediss://` URLs;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+pub use crate::edge::LimitsSpec;
 pub use crate::identity::*;
 pub use crate::ratelimit::*;
 use crate::units::{ByteSize, Duration};
@@ -173,58 +174,6 @@ impl<'de> Deserialize<'de> for TlsVersion {
     }
 }
 
-/// Limits applied to every connection and request. Defaults follow DESIGN.md §6.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsSpec {
-    /// Largest request header block (request line + headers). Over it: 431.
-    pub max_header_bytes: ByteSize,
-    /// Most header fields in one request. Over it: 431.
-    pub max_headers: usize,
-    /// Longest request target (path + query). Over it: 414.
-    pub max_uri_bytes: ByteSize,
-    /// Largest request body, unless a route says otherwise. Over it: 413.
-    pub max_body_bytes: ByteSize,
-    /// The whole header block must arrive within this time of its first byte. Else: 408.
-    pub header_timeout: Duration,
-    /// The whole request body must arrive within this time (a total deadline, not a
-    /// per-read one, so a body trickled a byte at a time is cut). Else: 408.
-    pub body_timeout: Duration,
-    /// A keep-alive connection with no request in progress is closed after this long.
-    pub idle_timeout: Duration,
-    /// Most client connections open at once, per process. Further ones are closed at accept.
-    pub max_connections: usize,
-    /// Most client connections open at once from one IP address.
-    pub max_connections_per_ip: usize,
-    /// New connections one IP address may open (GCRA: `rate` with `burst`), checked at
-    /// accept, before any TLS work.
-    pub new_connections_per_ip: Option<ConnectionRateSpec>,
-    /// HTTP/2: most concurrent streams per connection.
-    pub h2_max_concurrent_streams: u32,
-    /// HTTP/2: most streams a client may reset before the connection is closed
-    /// (Rapid Reset, CVE-2023-44487).
-    pub h2_max_pending_resets: usize,
-}
-
-impl Default for LimitsSpec {
-    fn default() -> Self {
-        Self {
-            max_header_bytes: ByteSize::kib(16),
-            max_headers: 100,
-            max_uri_bytes: ByteSize::kib(8),
-            max_body_bytes: ByteSize::mib(1),
-            header_timeout: Duration::secs(10),
-            body_timeout: Duration::secs(30),
-            idle_timeout: Duration::secs(60),
-            max_connections: 10_000,
-            max_connections_per_ip: 256,
-            new_connections_per_ip: None,
-            h2_max_concurrent_streams: 100,
-            h2_max_pending_resets: 20,
-        }
-    }
-}
-
 /// The access log: one JSON line per request.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -260,6 +209,14 @@ pub struct AdminSpec {
     /// certificate from the given CA (mTLS), and the audit log names its subject.
     #[serde(default)]
     pub tls: Option<TlsSpec>,
+    /// Most admin connections open at once (default 16); further ones are closed at
+    /// accept.
+    #[serde(default = "admin_max_connections")]
+    pub max_connections: usize,
+}
+
+fn admin_max_connections() -> usize {
+    16
 }
 
 fn admin_bind() -> SocketAddr {
@@ -530,6 +487,20 @@ pub struct RouteSpec {
     /// Max in-flight requests on this route (or per consumer on it).
     #[serde(default)]
     pub concurrency: Option<ConcurrencySpec>,
+    /// Forward WebSocket upgrades (`Upgrade: websocket`) on this route. Off by default:
+    /// an upgrade request is then sent as a plain request, without its upgrade headers.
+    /// No other protocol (`h2c`, ...) is ever forwarded.
+    #[serde(default)]
+    pub websocket: bool,
+    /// Pass `;` path parameters (`/a;v=1/b`) through verbatim. Off by default: a `;` in
+    /// the path is refused with 400, because servlet containers resolve
+    /// `/public/..;/admin` to `/admin` while the gateway routes it under `/public`.
+    #[serde(default)]
+    pub allow_path_parameters: bool,
+    /// Accept `%25` (an encoded `%`) in the path. Off by default: `%252e%252e` is a
+    /// double encoding that an upstream decoding twice reads as `..`.
+    #[serde(default)]
+    pub allow_encoded_percent: bool,
 }
 
 fn header_source() -> Vec<ApiKeySource> {

@@ -141,6 +141,9 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
                 ),
             );
         }
+        if admin.max_connections == 0 {
+            err("admin.max_connections".into(), "must be at least 1".into());
+        }
         if admin.bind.port() != 0 && spec.listeners.iter().any(|l| l.bind == admin.bind) {
             err(
                 "admin.bind".into(),

@@ -143,16 +143,53 @@ pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
                 .enumerate()
                 .map(|(i, u)| (format!("nodes[{i}]"), u)),
         ) {
-            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-                errs.push(ConfigError::new(
+            // The URL is shown by `GET /config` and in error messages, so it must not
+            // carry a secret; neither does this message echo it.
+            let rest = u
+                .strip_prefix("redis://")
+                .or_else(|| u.strip_prefix("rediss://"));
+            match rest {
+                None => errs.push(ConfigError::new(
                     format!("redis.{k}"),
-                    format!("{u:?} must start with redis:// or rediss://"),
-                ));
+                    "must start with redis:// or rediss://",
+                )),
+                Some(rest)
+                    if rest
+                        .split(['/', '?', '#'])
+                        .next()
+                        .is_some_and(|a| a.contains('@')) =>
+                {
+                    errs.push(ConfigError::new(
+                        format!("redis.{k}"),
+                        "must not carry credentials (user:password@): set redis.username and \
+                         redis.password (a secret reference) instead",
+                    ))
+                }
+                Some(_) => {}
             }
         }
         if r.timeout.get().is_zero() {
             errs.push(ConfigError::new("redis.timeout", "must be more than 0"));
         }
+    }
+    if !(32..=128).contains(&spec.limits.ipv6_prefix) {
+        errs.push(ConfigError::new(
+            "limits.ipv6_prefix",
+            "must be between 32 and 128 (bits)",
+        ));
+    }
+    let af = &spec.identity.auth_failures;
+    if af.enabled && af.burst == 0 {
+        errs.push(ConfigError::new(
+            "identity.auth_failures.burst",
+            "must be at least 1",
+        ));
+    }
+    if af.enabled && af.max_clients == 0 {
+        errs.push(ConfigError::new(
+            "identity.auth_failures.max_clients",
+            "must be at least 1",
+        ));
     }
     if let Some(c) = &spec.limits.new_connections_per_ip {
         if c.burst == Some(0) {

@@ -2,12 +2,14 @@
 //! facts about a client connection that later phases (identity, policy, logs) rely on.
 #![forbid(unsafe_code)]
 
+pub mod addr;
 mod filter;
 pub mod gcra;
 mod peer;
 mod problem;
 mod reason;
 
+pub use addr::{canonical_ip, client_bucket};
 pub use filter::{
     Decision, Denial, Filter, Flow, Identity, MetricsSource, Mode, Outcome, RequestCtx, Wait,
 };

@@ -29,6 +29,10 @@ problems! {
     BAD_PATH => BAD_REQUEST, "The request path cannot be normalised safely", "request.bad_path";
     BAD_REQUEST_TARGET => BAD_REQUEST, "The request target is not valid", "request.bad_target";
     MISSING_HOST => BAD_REQUEST, "The request has no valid Host", "http.bad_host";
+    INVALID_HOST => BAD_REQUEST, "The Host is not a valid host[:port]", "http.invalid_host";
+    UNDERSCORE_HEADER => BAD_REQUEST, "Header names containing underscores are not accepted", "http.underscore_header";
+    PATH_PARAMETERS => BAD_REQUEST, "Path parameters (;) are not accepted on this route", "request.path_parameters";
+    DOUBLE_ENCODING => BAD_REQUEST, "An encoded percent sign (%25) is not accepted on this route", "request.double_encoding";
     DUPLICATE_HOST => BAD_REQUEST, "The request has more than one Host header", "http.duplicate_host";
     CL_TE_CONFLICT => BAD_REQUEST, "Content-Length and Transfer-Encoding must not both be sent", "http.cl_te_conflict";
     BAD_CONTENT_LENGTH => BAD_REQUEST, "Content-Length is invalid or repeated", "http.bad_content_length";

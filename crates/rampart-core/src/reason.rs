@@ -55,6 +55,8 @@ reasons! {
     SignatureInvalid => "auth.signature.invalid", 401;
     SignatureSkew => "auth.signature.skew", 401;
     SignatureReplay => "auth.signature.replay", 401;
+    CredentialRepeated => "auth.credential_repeated", 401;
+    AuthFailuresExceeded => "auth.too_many_failures", 429;
     AuthzOk => "authz.ok", 403;
     RoleMissing => "authz.role_missing", 403;
     ScopeMissing => "authz.scope_missing", 403;
@@ -67,6 +69,7 @@ reasons! {
     ConcurrencyLimited => "limit.concurrency", 429;
     ConcurrencyShadow => "limit.concurrency.shadow", 429;
     LimitStoreError => "limit.store_error", 503;
+    LimitStateFull => "limit.state_full", 503;
 }
 
 impl Reason {

@@ -164,12 +164,92 @@ impl Authenticate {
     }
 }
 
+impl Authenticate {
+    /// True when a credential this route reads is sent more than once (two
+    /// `Authorization` headers, two API-key headers or query parameters): only one would
+    /// be checked, and the other might be what the upstream reads.
+    fn repeated_credential(&self, cx: &RequestCtx<'_>) -> bool {
+        let h = &cx.head.headers;
+        let twice = |name: &http::HeaderName| h.get_all(name).iter().nth(1).is_some();
+        let api_key = self.methods.iter().any(|m| matches!(m, Method::ApiKey));
+        let reads_authorization = self
+            .methods
+            .iter()
+            .any(|m| matches!(m, Method::Jwt(_) | Method::Signature))
+            || (api_key && self.sources.contains(&ApiKeySource::Bearer));
+        if reads_authorization && twice(&http::header::AUTHORIZATION) {
+            return true;
+        }
+        if api_key
+            && self.sources.contains(&ApiKeySource::Header)
+            && twice(&self.plan.api_key_header)
+        {
+            return true;
+        }
+        if api_key && self.sources.contains(&ApiKeySource::Query) {
+            if let (Some(p), Some(q)) = (self.plan.api_key_query.as_deref(), cx.head.uri.query()) {
+                let n = q
+                    .split('&')
+                    .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) == p)
+                    .count();
+                return n > 1;
+            }
+        }
+        false
+    }
+
+    /// Refuses a client that is over its failed-authentication budget, before any
+    /// credential is read.
+    fn refuse_brute_force(&self, cx: &mut RequestCtx<'_>) -> Option<Flow> {
+        let limiter = self.plan.failures.as_ref()?;
+        if self.mode != Mode::Enforce || !limiter.is_blocked(cx.client_ip) {
+            return None;
+        }
+        cx.record(Reason::AuthFailuresExceeded, Outcome::Deny);
+        cx.response_headers
+            .push((http::header::RETRY_AFTER, limiter.retry_after.clone()));
+        Some(Flow::Deny(Denial {
+            reason: Reason::AuthFailuresExceeded,
+            challenge: None,
+        }))
+    }
+
+    /// The answer to a failed authentication; a presented-but-bad credential counts
+    /// against the client's failure budget.
+    fn fail(&self, cx: &mut RequestCtx<'_>, reason: Reason) -> Flow {
+        if reason != Reason::Missing {
+            if let Some(l) = &self.plan.failures {
+                l.record_failure(cx.client_ip);
+            }
+        }
+        if self.mode == Mode::Shadow {
+            cx.record(reason, Outcome::ShadowDeny);
+            return Flow::Continue;
+        }
+        cx.record(reason, Outcome::Deny);
+        Flow::Deny(Denial {
+            reason,
+            challenge: Some(if reason == Reason::Missing {
+                self.challenge.clone()
+            } else {
+                self.challenge_invalid.clone()
+            }),
+        })
+    }
+}
+
 impl Filter for Authenticate {
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         // Runs again after a wait; the strip is idempotent.
         self.strip_identity_headers(cx);
         if self.methods.is_empty() {
             return Flow::Continue;
+        }
+        if let Some(flow) = self.refuse_brute_force(cx) {
+            return flow;
+        }
+        if self.repeated_credential(cx) {
+            return self.fail(cx, Reason::CredentialRepeated);
         }
         let mut failure = None;
         for m in &self.methods {
@@ -192,20 +272,7 @@ impl Filter for Authenticate {
                 }
             }
         }
-        let reason = failure.unwrap_or(Reason::Missing);
-        if self.mode == Mode::Shadow {
-            cx.record(reason, Outcome::ShadowDeny);
-            return Flow::Continue;
-        }
-        cx.record(reason, Outcome::Deny);
-        Flow::Deny(Denial {
-            reason,
-            challenge: Some(if reason == Reason::Missing {
-                self.challenge.clone()
-            } else {
-                self.challenge_invalid.clone()
-            }),
-        })
+        self.fail(cx, failure.unwrap_or(Reason::Missing))
     }
 
     fn needs_body(&self) -> bool {

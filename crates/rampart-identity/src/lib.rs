@@ -9,6 +9,7 @@
 pub mod api_key;
 mod authenticate;
 mod background;
+pub mod brute_force;
 mod consumers;
 mod fetch;
 pub mod jwt;
@@ -40,6 +41,8 @@ pub struct IdentityPlan {
     pub mtls_identities: Vec<Resolved>,
     pub signatures: signature::SignatureVerifier,
     pub issuers: HashMap<String, Arc<jwt::Issuer>>,
+    /// Brute-force protection shared by every authenticated route (`None` when off).
+    pub failures: Option<Arc<brute_force::FailureLimiter>>,
 }
 
 /// Key sources survive reloads that leave their settings alone, so a reload does not
@@ -125,6 +128,9 @@ impl IdentityPlan {
                                 ),
                                 not_before: s.not_before.map(|t| t.0),
                                 expires: s.expires.map(|t| t.0),
+                                nonces: signature::NonceCache::new(
+                                    id.signatures.nonce_cache_entries,
+                                ),
                             },
                         );
                     }
@@ -196,9 +202,14 @@ impl IdentityPlan {
             signatures: signature::SignatureVerifier {
                 keys: signing,
                 max_skew: id.signatures.max_skew.get(),
-                nonces: signature::NonceCache::new(id.signatures.nonce_cache_entries),
             },
             issuers,
+            failures: id.auth_failures.enabled.then(|| {
+                Arc::new(brute_force::FailureLimiter::new(
+                    &id.auth_failures,
+                    spec.limits.ipv6_prefix,
+                ))
+            }),
         }))
     }
 

@@ -40,6 +40,9 @@ pub struct SigningKey {
     pub key: hmac::Key,
     pub not_before: Option<SystemTime>,
     pub expires: Option<SystemTime>,
+    /// The nonces this key has signed recently. One cache per key, so a client that
+    /// floods valid nonces can only exhaust its own key's share, never lock out others.
+    pub nonces: NonceCache,
 }
 
 /// The parameters of a signature header.
@@ -146,11 +149,13 @@ pub fn canonical(
     Some(out)
 }
 
-/// Nonces seen recently, shared by every worker (a replay may land on any of them).
-/// Sharded so workers rarely meet on the same lock; bounded so a flood cannot grow it.
+/// Nonces one signing key has used recently, shared by every worker (a replay may land on
+/// any of them). Sharded by a keyed hash so workers rarely meet on one lock and a client
+/// cannot aim its nonces at one shard; bounded so a flood cannot grow it.
 pub struct NonceCache {
     shards: Vec<Mutex<HashMap<String, u64>>>,
     per_shard: usize,
+    hasher: std::hash::RandomState,
 }
 
 impl NonceCache {
@@ -159,18 +164,18 @@ impl NonceCache {
         Self {
             shards: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: capacity.div_ceil(n).max(16),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
-    /// Records `key` until `until` (unix seconds); false if it was already there or the
-    /// cache is full of live entries (fail closed).
-    fn insert(&self, key: String, now: u64, until: u64) -> bool {
-        let h = key
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    /// Records `nonce` until `until` (unix seconds); false if it was already there or the
+    /// cache is full of live entries (fail closed, for this key only).
+    fn insert(&self, nonce: &str, now: u64, until: u64) -> bool {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(nonce);
         let shard = &self.shards[(h % self.shards.len() as u64) as usize];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(exp) = map.get(&key) {
+        if let Some(exp) = map.get(nonce) {
             if *exp > now {
                 return false;
             }
@@ -181,7 +186,7 @@ impl NonceCache {
                 return false;
             }
         }
-        map.insert(key, until);
+        map.insert(nonce.to_owned(), until);
         true
     }
 }
@@ -190,7 +195,6 @@ impl NonceCache {
 pub struct SignatureVerifier {
     pub keys: HashMap<String, SigningKey>,
     pub max_skew: Duration,
-    pub nonces: NonceCache,
 }
 
 impl SignatureVerifier {
@@ -229,10 +233,7 @@ impl SignatureVerifier {
             .map_err(|_| Reason::SignatureInvalid)?;
         // Only a valid signature may take a nonce slot, so junk cannot fill the cache.
         let until = p.timestamp + 2 * self.max_skew.as_secs() + 1;
-        if !self
-            .nonces
-            .insert(format!("{id}\n{}", p.nonce), now_s, until)
-        {
+        if !key.nonces.insert(p.nonce, now_s, until) {
             return Err(Reason::SignatureReplay);
         }
         Ok((key.consumer, id.as_str()))

@@ -232,6 +232,7 @@ impl LimitsPlan {
                 cost: p.cost.max(1),
                 headers: p.headers,
                 metrics,
+                v6_prefix: spec.limits.ipv6_prefix,
             }))
         };
         let mut global = Vec::new();

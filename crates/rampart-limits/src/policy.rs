@@ -83,12 +83,19 @@ pub struct RateLimit {
     pub cost: u64,
     pub headers: bool,
     pub metrics: Arc<PolicyMetrics>,
+    /// IPv6 clients are keyed by this prefix.
+    pub v6_prefix: u8,
 }
 
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 impl RateLimit {
+    /// The client address a key counts by (IPv6 by `limits.ipv6_prefix`).
+    fn client(&self, cx: &RequestCtx<'_>) -> std::net::IpAddr {
+        rampart_core::client_bucket(cx.client_ip, self.v6_prefix)
+    }
+
     /// The client key: the `by` parts joined, prefixed with the policy name.
     fn key(&self, cx: &RequestCtx<'_>) -> Vec<u8> {
         let mut k = Vec::with_capacity(64);
@@ -97,7 +104,7 @@ impl RateLimit {
             k.push(0x1f);
             match part {
                 LimitKey::Ip => {
-                    let _ = write!(ByteWriter(&mut k), "{}", cx.client_ip);
+                    let _ = write!(ByteWriter(&mut k), "{}", self.client(cx));
                 }
                 LimitKey::Route => k.extend_from_slice(cx.route.as_bytes()),
                 LimitKey::Consumer => {
@@ -105,7 +112,7 @@ impl RateLimit {
                         Some(c) => k.extend_from_slice(c.as_bytes()),
                         // Anonymous callers share nothing: each counts by its address.
                         None => {
-                            let _ = write!(ByteWriter(&mut k), "anon:{}", cx.client_ip);
+                            let _ = write!(ByteWriter(&mut k), "anon:{}", self.client(cx));
                         }
                     }
                 }
@@ -114,7 +121,7 @@ impl RateLimit {
                         k.extend_from_slice(i.credential.as_deref().unwrap_or("").as_bytes())
                     }
                     _ => {
-                        let _ = write!(ByteWriter(&mut k), "anon:{}", cx.client_ip);
+                        let _ = write!(ByteWriter(&mut k), "anon:{}", self.client(cx));
                     }
                 },
                 LimitKey::Header(h) => {
@@ -216,13 +223,22 @@ impl RateLimit {
         })
     }
 
-    fn store_failed(
-        &self,
-        cx: &mut RequestCtx<'_>,
-        set: &LimitSet,
-        key: &mut Vec<u8>,
-        err: &str,
-    ) -> Flow {
+    /// A new client key found no room in the local state: refused (fail closed; counted
+    /// as a store error), since admitting it unlimited would be the bypass.
+    fn state_full(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        self.count(3);
+        if self.mode == Mode::Shadow {
+            cx.record(Reason::LimitStateFull, Outcome::ShadowDeny);
+            return Flow::Continue;
+        }
+        cx.record(Reason::LimitStateFull, Outcome::Deny);
+        Flow::Deny(Denial {
+            reason: Reason::LimitStateFull,
+            challenge: None,
+        })
+    }
+
+    fn store_failed(&self, cx: &mut RequestCtx<'_>, set: &LimitSet, key: &[u8], err: &str) -> Flow {
         let Store::Redis {
             on_error,
             fallback,
@@ -252,8 +268,10 @@ impl RateLimit {
                     .iter()
                     .map(|l| l.scaled(*expected_nodes))
                     .collect();
-                let checks = fallback.check(key, &scaled, self.cost);
-                self.conclude(cx, set, &checks)
+                match fallback.check(key, &scaled, self.cost) {
+                    Ok(checks) => self.conclude(cx, set, &checks),
+                    Err(_) => self.state_full(cx),
+                }
             }
         }
     }
@@ -343,12 +361,12 @@ impl Filter for RateLimit {
         let Some(set) = self.limits_for(cx) else {
             return Flow::Continue;
         };
-        let mut key = self.key(cx);
+        let key = self.key(cx);
         match &self.store {
-            Store::Local(s) => {
-                let checks = s.check(&mut key, &set.limits, self.cost);
-                self.conclude(cx, set, &checks)
-            }
+            Store::Local(s) => match s.check(&key, &set.limits, self.cost) {
+                Ok(checks) => self.conclude(cx, set, &checks),
+                Err(_) => self.state_full(cx),
+            },
             // Redis-backed policies take the async path.
             Store::Redis { .. } => Flow::Continue,
         }
@@ -366,7 +384,7 @@ impl Filter for RateLimit {
             let Some(set) = self.limits_for(cx) else {
                 return Flow::Continue;
             };
-            let mut key = self.key(cx);
+            let key = self.key(cx);
             let Store::Redis {
                 redis,
                 consistency,
@@ -384,7 +402,7 @@ impl Filter for RateLimit {
                     let keys = redis_keys(&key, set.limits.len());
                     match redis.take(&keys, &set.limits, self.cost, self.cost).await {
                         Ok(g) => self.conclude(cx, set, &[grant_check(&g, self.cost)]),
-                        Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),
+                        Err(e) => self.store_failed(cx, set, &key, &e.to_string()),
                     }
                 }
                 Consistency::Batched => {
@@ -478,7 +496,7 @@ impl Filter for RateLimit {
                         drop(guard);
                         return match result {
                             Ok(g) => self.conclude(cx, set, &[grant_check(&g, self.cost)]),
-                            Err(e) => self.store_failed(cx, set, &mut key, &e.to_string()),
+                            Err(e) => self.store_failed(cx, set, &key, &e.to_string()),
                         };
                     }
                     // Waited a second without getting units: refuse.

@@ -182,12 +182,15 @@ impl RedisStore {
         for u in &urls {
             u.as_str()
                 .parse::<redis::ConnectionInfo>()
-                .map_err(|e| format!("invalid Redis URL {u:?}: {e}"))?;
+                .map_err(|e| format!("invalid Redis URL: {e}"))?;
         }
         let connect: Box<dyn Fn() -> ConnectFuture + Send + Sync> = if spec.cluster {
             let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone());
             if let Some(p) = &password {
                 b = b.password(p.clone());
+            }
+            if let Some(u) = &spec.username {
+                b = b.username(u.clone());
             }
             if let Some(c) = certs {
                 b = b.certs(c);
@@ -203,10 +206,14 @@ impl RedisStore {
                 .as_str()
                 .parse()
                 .map_err(|e| format!("invalid Redis URL: {e}"))?;
+            let mut settings = info.redis_settings().clone();
             if let Some(p) = &password {
-                let settings = info.redis_settings().clone().set_password(p.clone());
-                info = info.set_redis_settings(settings);
+                settings = settings.set_password(p.clone());
             }
+            if let Some(u) = &spec.username {
+                settings = settings.set_username(u.clone());
+            }
+            info = info.set_redis_settings(settings);
             let client = match certs {
                 Some(c) => redis::Client::build_with_tls(info, c),
                 None => redis::Client::open(info),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rampart_core::gcra::Gcra;
@@ -17,6 +17,8 @@ pub struct ConnLimiter {
     total: AtomicUsize,
     pub max_total: AtomicUsize,
     pub max_per_ip: AtomicUsize,
+    /// IPv6 clients are counted by this prefix (`limits.ipv6_prefix`).
+    pub v6_prefix: AtomicU8,
     per_ip: Vec<Mutex<HashMap<IpAddr, usize>>>,
     /// New connections per IP (GCRA); replaced on reload.
     pub rate: arc_swap::ArcSwapOption<Gcra>,
@@ -50,6 +52,7 @@ impl ConnLimiter {
             total: AtomicUsize::new(0),
             max_total: AtomicUsize::new(max_total),
             max_per_ip: AtomicUsize::new(max_per_ip),
+            v6_prefix: AtomicU8::new(64),
             per_ip: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             rate: arc_swap::ArcSwapOption::empty(),
             tats: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -82,7 +85,9 @@ impl ConnLimiter {
             if map.len() >= MAX_RATE_ENTRIES && !map.contains_key(&ip) {
                 map.retain(|_, t| *t > now);
                 if map.len() >= MAX_RATE_ENTRIES {
-                    map.clear();
+                    // Every remembered address is still being limited: forgetting one
+                    // would reset its budget, so the newcomer is refused (fail closed).
+                    return false;
                 }
             }
             map.insert(ip, new_tat);
@@ -94,7 +99,9 @@ impl ConnLimiter {
         &self.per_ip[Self::shard_index(ip)]
     }
 
+    /// Admits one connection from `ip` (counted by its IPv6 prefix) or says why not.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let ip = rampart_core::client_bucket(ip, self.v6_prefix.load(Ordering::Relaxed));
         if !self.rate_ok(ip) {
             return Err(Refused::Rate);
         }
@@ -156,5 +163,19 @@ mod tests {
         assert_eq!(l.try_acquire(b).unwrap_err(), Refused::Total);
         drop(p1);
         assert!(l.try_acquire(a).is_ok());
+    }
+
+    #[test]
+    fn counts_ipv6_clients_by_their_prefix() {
+        let l = ConnLimiter::new(10, 2);
+        let hosts: Vec<IpAddr> = ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ffff::3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let _a = l.try_acquire(hosts[0]).unwrap();
+        let _b = l.try_acquire(hosts[1]).unwrap();
+        assert_eq!(l.try_acquire(hosts[2]).unwrap_err(), Refused::PerIp);
+        let other: IpAddr = "2001:db8:0:2::1".parse().unwrap();
+        assert!(l.try_acquire(other).is_ok());
     }
 }

@@ -161,6 +161,10 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     body = RequestBody::empty(ctx.exchange.clone());
                     continue;
                 }
+                if !upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    // No upgrade was offered: a 101 is a protocol error, never a tunnel.
+                    return ctx.problem(Problem::UPSTREAM_PROTOCOL);
+                }
                 if upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
                     // The guard stopped checking framing after the upgrade head; a refused
                     // upgrade must not leave the connection open for unchecked requests.

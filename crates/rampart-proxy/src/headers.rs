@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1), plus the
 /// non-standard ones clients and proxies still send.
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -17,13 +17,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    // RFC 9113 §3.1 / RFC 7540 §3.2.1: connection-specific, and the carrier of an h2c
+    // upgrade; never forwarded.
+    HeaderName::from_static("http2-settings"),
 ];
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 
@@ -181,7 +183,6 @@ pub fn set_forwarding(
             headers.insert(X_FORWARDED_PORT.clone(), peer.port.clone());
         }
     } else {
-        headers.remove(&X_REAL_IP);
         headers.insert(X_FORWARDED_FOR.clone(), peer.xff.clone());
         headers.insert(
             X_FORWARDED_PROTO.clone(),

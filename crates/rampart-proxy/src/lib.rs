@@ -4,10 +4,12 @@
 
 pub mod access_log;
 pub mod body;
+pub mod client_headers;
 pub mod conn_limit;
 mod forward;
 pub mod h1_guard;
 pub mod headers;
+pub mod host;
 pub mod metrics;
 pub mod path;
 pub mod plan;

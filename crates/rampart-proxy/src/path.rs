@@ -9,7 +9,12 @@
 //!   percent-encoding are rejected: they cannot be normalised without guessing what the
 //!   upstream will make of them;
 //! - empty segments (`//`) are merged and `.` segments removed;
-//! - `..` removes the previous segment; a `..` that would climb above the root is rejected.
+//! - `..` removes the previous segment; a `..` that would climb above the root is rejected;
+//! - percent-encoded bytes that are not valid UTF-8 (overlong `%C0%AE` for `.`, lone
+//!   continuation bytes, ...) are rejected: lenient decoders read them as `.` or `/`.
+//!
+//! Two more shapes are refused after routing unless the route opts in
+//! ([`opt_in_problem`]): `;` path parameters and `%25` double encodings.
 
 use std::borrow::Cow;
 
@@ -22,6 +27,9 @@ pub enum PathError {
     EncodedNul,
     Backslash,
     AboveRoot,
+    /// Percent-encoded bytes that do not form UTF-8 (RFC 3629 §3: overlong forms such as
+    /// `%C0%AE` are invalid).
+    InvalidUtf8,
     /// A byte that is not printable ASCII (hyper's parser already refuses these; the check
     /// keeps this function correct for any input).
     InvalidCharacter,
@@ -72,6 +80,9 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
             }
         }
     }
+    if bytes.contains(&b'%') && !escapes_are_utf8(bytes) {
+        return Err(PathError::InvalidUtf8);
+    }
     let trailing_slash =
         decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
     let mut segments: Vec<&str> = Vec::new();
@@ -119,6 +130,48 @@ fn is_already_normal(bytes: &[u8]) -> bool {
         }
         rest = &rest[end + 1..];
     }
+}
+
+/// True when the bytes the percent-escapes of `path` stand for, read with the literal
+/// characters around them, are valid UTF-8. Called only after every escape was checked
+/// to be two hex digits.
+fn escapes_are_utf8(path: &[u8]) -> bool {
+    let mut raw = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' {
+            match (
+                path.get(i + 1).and_then(|c| hex(*c)),
+                path.get(i + 2).and_then(|c| hex(*c)),
+            ) {
+                (Some(hi), Some(lo)) => raw.push(hi << 4 | lo),
+                _ => return false,
+            }
+            i += 3;
+        } else {
+            raw.push(path[i]);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&raw).is_ok()
+}
+
+/// The problem for a path shape the route has not opted in to: a `;` (path parameters)
+/// or a `%25` (an encoded `%`, the mark of a double encoding). `raw` is the path as the
+/// client sent it.
+pub fn opt_in_problem(
+    raw: &str,
+    allow_parameters: bool,
+    allow_encoded_percent: bool,
+) -> Option<rampart_core::Problem> {
+    let b = raw.as_bytes();
+    if !allow_parameters && b.contains(&b';') {
+        return Some(rampart_core::Problem::PATH_PARAMETERS);
+    }
+    if !allow_encoded_percent && b.windows(3).any(|w| w == b"%25") {
+        return Some(rampart_core::Problem::DOUBLE_ENCODING);
+    }
+    None
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -185,6 +238,37 @@ mod tests {
         assert_eq!(normalize("/caf\u{e9}"), Err(PathError::InvalidCharacter));
         assert_eq!(normalize("/a b"), Err(PathError::InvalidCharacter));
         assert_eq!(normalize("/a\nb"), Err(PathError::InvalidCharacter));
+    }
+
+    #[test]
+    fn rejects_overlong_and_invalid_utf8_escapes() {
+        for p in [
+            "/%C0%AE%C0%AE/x",
+            "/a%c0%afb",
+            "/%E0%80%AE",
+            "/%80",
+            "/%FF",
+            "/%C3",
+        ] {
+            assert_eq!(normalize(p), Err(PathError::InvalidUtf8), "{p}");
+        }
+        assert_eq!(ok("/caf%C3%A9"), "/caf%C3%A9");
+    }
+
+    #[test]
+    fn path_parameters_and_encoded_percent_need_opt_in() {
+        use rampart_core::Problem;
+        assert_eq!(
+            opt_in_problem("/x/..;/admin", false, false),
+            Some(Problem::PATH_PARAMETERS)
+        );
+        assert_eq!(opt_in_problem("/x/..;/admin", true, false), None);
+        assert_eq!(
+            opt_in_problem("/%252e%252e/", false, false),
+            Some(Problem::DOUBLE_ENCODING)
+        );
+        assert_eq!(opt_in_problem("/%252e", false, true), None);
+        assert_eq!(opt_in_problem("/plain/path", false, false), None);
     }
 
     #[test]

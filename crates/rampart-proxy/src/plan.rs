@@ -31,6 +31,12 @@ pub struct RoutePlan {
     pub rewrite: Option<RewriteSpec>,
     pub max_body_bytes: u64,
     pub preserve_host: bool,
+    /// Forward WebSocket upgrades.
+    pub websocket: bool,
+    /// Pass `;` path parameters through instead of refusing them.
+    pub allow_path_parameters: bool,
+    /// Accept `%25` in the path.
+    pub allow_encoded_percent: bool,
     /// This route's counters (carried over by name across reloads).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
     /// The inbound chain (authenticate, authorize, …), attached by the binary after
@@ -94,6 +100,8 @@ pub struct Limits {
     pub new_connections_per_ip: Option<rampart_core::gcra::Gcra>,
     pub h2_max_concurrent_streams: u32,
     pub h2_max_pending_resets: usize,
+    /// IPv6 clients are counted by this prefix (bits).
+    pub ipv6_prefix: u8,
 }
 
 /// The admin API's settings with its token resolved.
@@ -104,6 +112,8 @@ pub struct AdminPlan {
     pub token: Option<rampart_config::Secret>,
     /// TLS (and optional mTLS) for the admin listener.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most admin connections open at once.
+    pub max_connections: usize,
 }
 
 /// Everything the data plane reads, compiled.
@@ -113,6 +123,8 @@ pub struct Plan {
     pub listeners: Vec<ListenerPlan>,
     pub limits: Limits,
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// How client headers are cleaned before the filters run.
+    pub header_rules: crate::client_headers::HeaderRules,
     pub router: Router,
     pub routes: Vec<RoutePlan>,
     pub upstreams: Vec<Arc<Upstream>>,
@@ -271,6 +283,9 @@ impl Plan {
                 rewrite: r.rewrite.clone(),
                 max_body_bytes: r.max_body_bytes.unwrap_or(spec.limits.max_body_bytes).0,
                 preserve_host: r.preserve_host,
+                websocket: r.websocket,
+                allow_path_parameters: r.allow_path_parameters,
+                allow_encoded_percent: r.allow_encoded_percent,
                 filters: Vec::new(),
                 metrics: Arc::default(),
             });
@@ -295,12 +310,21 @@ impl Plan {
                 }),
             bind: a.bind,
             token: a.token.as_ref().and_then(|t| match t.resolve(base) {
+                // A guessable token guards reloads and the effective config.
+                Ok(secret) if secret.expose().len() < 32 => {
+                    errors.push(ConfigError::new(
+                        "admin.token",
+                        "must be at least 32 bytes (e.g. `openssl rand -hex 32`)",
+                    ));
+                    None
+                }
                 Ok(secret) => Some(secret),
                 Err(reason) => {
                     errors.push(ConfigError::new("admin.token", reason));
                     None
                 }
             }),
+            max_connections: a.max_connections,
         });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -333,7 +357,9 @@ impl Plan {
                 }),
                 h2_max_concurrent_streams: l.h2_max_concurrent_streams,
                 h2_max_pending_resets: l.h2_max_pending_resets,
+                ipv6_prefix: l.ipv6_prefix,
             },
+            header_rules: header_rules(spec),
             trusted_proxies: spec.trusted_proxies.iter().map(|c| c.0).collect(),
             router,
             routes,
@@ -347,6 +373,31 @@ impl Plan {
             codes: Arc::default(),
             metric_sources: Vec::new(),
         })
+    }
+}
+
+/// The header names this config makes gateway-owned (identity headers, their strip list,
+/// the API-key header), lower-case, for the underscore-twin rule.
+fn header_rules(spec: &Spec) -> crate::client_headers::HeaderRules {
+    let h = &spec.identity.headers;
+    let mut owned: Vec<Box<str>> = [
+        &h.consumer,
+        &h.subject,
+        &h.roles,
+        &h.scopes,
+        &h.method,
+        &h.credential,
+        &spec.identity.api_keys.header,
+    ]
+    .into_iter()
+    .chain(h.strip.iter())
+    .map(|n| n.to_ascii_lowercase().replace('_', "-").into_boxed_str())
+    .collect();
+    owned.sort();
+    owned.dedup();
+    crate::client_headers::HeaderRules {
+        underscores: spec.limits.headers_with_underscores,
+        owned,
     }
 }
 
@@ -392,6 +443,9 @@ mod tests {
             rewrite,
             max_body_bytes: 0,
             preserve_host: false,
+            websocket: false,
+            allow_path_parameters: false,
+            allow_encoded_percent: false,
             metrics: Arc::default(),
         }
     }

@@ -170,17 +170,25 @@ pub async fn handle(
         Some(v) if peer_trusted && headers::is_acceptable_request_id(v) => v.clone(),
         _ => new_request_id(),
     };
-    let client_ip = headers::client_ip(peer_ip, peer_trusted, req.headers(), |ip| {
-        plan.is_trusted(ip)
-    });
+    let client_ip = rampart_core::canonical_ip(headers::client_ip(
+        peer_ip,
+        peer_trusted,
+        req.headers(),
+        |ip| plan.is_trusted(ip),
+    ));
     let rejection = conn
         .h1
         .as_ref()
         .and_then(|h1| h1.rejection_for(req.uri().path()));
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host (HTTP/2's
+    // `:authority` likewise); routing, forwarding and filters all see that one value.
     let host_value = match req.uri().authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => req.headers().get(header::HOST).cloned(),
     };
+    let bad_host = host_value
+        .as_ref()
+        .is_some_and(|h| !crate::host::is_valid_host(h.as_bytes()));
     let exchange = Arc::new(Exchange::new(
         conn.shared.access_log.clone(),
         ExchangeStart {
@@ -208,10 +216,14 @@ pub async fn handle(
         tracing::debug!(code = p.code, peer = %conn.peer, "rejected malformed request");
         return Ok(ctx.problem(p));
     }
+    if bad_host {
+        tracing::debug!(peer = %conn.peer, "rejected invalid Host");
+        return Ok(ctx.problem(Problem::INVALID_HOST));
+    }
     // Boxed: hyper keeps the handler's future allocation for the connection's lifetime, so
     // keeping this outer future small keeps idle keep-alive connections small; the large
     // routing/forwarding state lives only while a request is in flight.
-    Ok(Box::pin(route_and_forward(
+    let mut resp = Box::pin(route_and_forward(
         &conn,
         &plan,
         req,
@@ -220,7 +232,19 @@ pub async fn handle(
         client_ip,
         peer_trusted,
     ))
-    .await)
+    .await;
+    // The guard holds the connection after an upgrade-shaped head: anything but a 101
+    // must close it, so no later request is read without the guard's checks.
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS
+        && conn
+            .h1
+            .as_ref()
+            .is_some_and(|h1| h1.holding.load(Ordering::Acquire))
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(resp)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -263,6 +287,17 @@ async fn route_and_forward(
     };
     drop(host);
     let route = &plan.routes[route_id];
+    // Servlet containers read `;` as a path-parameter separator (`/public/..;/admin` is
+    // `/admin` to Tomcat) and a double-decoding upstream reads `%252e` as `.`: both make
+    // the upstream resolve another path than the one routed, so both are opt-in.
+    if let Some(p) = crate::path::opt_in_problem(
+        target.path(),
+        route.allow_path_parameters,
+        route.allow_encoded_percent,
+    ) {
+        tracing::debug!(code = p.code, route = %route.name, "path feature not allowed on route");
+        return ctx.problem(p);
+    }
     let _ = ctx.exchange.route.set(route.name.clone());
     let _ = ctx.exchange.route_metrics.set(route.metrics.clone());
     let _ = ctx.exchange.upstream.set(route.upstream.clone());
@@ -275,6 +310,33 @@ async fn route_and_forward(
     }
 
     let (mut parts, incoming) = req.into_parts();
+    // The client's head is cleaned before any filter sees it (see client_headers): what a
+    // client names in `Connection` can never remove what the gateway sets afterwards.
+    // A tunnel only where the guard is holding the connection for this head's answer (an
+    // upgrade without a body) and the route forwards WebSockets.
+    let tunnel = upgrade
+        && route.websocket
+        && conn
+            .h1
+            .as_ref()
+            .is_some_and(|h1| h1.holding.load(Ordering::Acquire))
+        && crate::client_headers::is_websocket_upgrade(&parts.headers);
+    if let Err(p) = crate::client_headers::sanitize(
+        &mut parts.headers,
+        peer_trusted,
+        tunnel,
+        &plan.header_rules,
+    ) {
+        tracing::debug!(code = p.code, "rejected request header");
+        return ctx.problem(p);
+    }
+    if let Some(a) = &original_host {
+        if parts.uri.authority().is_some() {
+            parts.headers.insert(header::HOST, a.clone());
+        }
+    }
+    // An upgrade the route does not forward goes upstream as a plain request.
+    let client_upgrade = if tunnel { client_upgrade } else { None };
     let hash_key = hash_key(&route.upstream, &parts, client_ip);
     // The inbound chain: identity and access filters see the request as the client sent
     // it (minus nothing), and may strip credentials and set identity headers.
@@ -349,7 +411,6 @@ async fn route_and_forward(
             }
         }
     };
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::set_forwarding(
         &mut parts.headers,
         &conn.peer_headers,
@@ -369,7 +430,7 @@ async fn route_and_forward(
         ),
         (None, b) => RequestBody::buffered(b.unwrap_or_default(), ctx.exchange.clone()),
     };
-    let replayable = body.is_empty() && is_idempotent(&parts.method) && !upgrade;
+    let replayable = body.is_empty() && is_idempotent(&parts.method) && !tunnel;
     let deadline = started + upstream.timeouts.request;
     let mut resp = forward(ForwardJob {
         ctx,

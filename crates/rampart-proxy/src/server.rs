@@ -117,6 +117,10 @@ impl Gateway {
         limiter
             .rate
             .store(plan.limits.new_connections_per_ip.map(Arc::new));
+        limiter.v6_prefix.store(
+            plan.limits.ipv6_prefix,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(plan),
             access_log,
@@ -282,6 +286,10 @@ impl Gateway {
             self.limiter
                 .rate
                 .store(plan.limits.new_connections_per_ip.map(Arc::new));
+            self.limiter.v6_prefix.store(
+                plan.limits.ipv6_prefix,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let plan = Arc::new(plan);
             for u in &plan.upstreams {
                 health::spawn_checks(&self.background, u);
@@ -497,7 +505,12 @@ async fn accept_loop(
 ) {
     loop {
         let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
+            // One canonical form from here on: an IPv4 client of a dual-stack listener is
+            // `a.b.c.d`, never `::ffff:a.b.c.d`, in limits, logs, headers and policies.
+            Ok((tcp, peer)) => (
+                tcp,
+                SocketAddr::new(rampart_core::canonical_ip(peer.ip()), peer.port()),
+            ),
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

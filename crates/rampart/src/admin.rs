@@ -14,7 +14,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -92,23 +92,32 @@ pub fn start(
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
+                let open = Arc::new(AtomicUsize::new(0));
                 loop {
                     let (tcp, peer) = tokio::select! {
                         _ = &mut stop_rx => return,
                         r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                     };
+                    let plan = state.gateway.plan();
+                    let Some(settings) = plan.admin.as_ref() else { continue };
+                    // A small cap: the admin API serves operators, not crowds.
+                    let Some(slot) = AdminSlot::take(&open, settings.max_connections) else {
+                        tracing::warn!(target: "audit", %peer, "admin connection refused: too many open");
+                        continue;
+                    };
+                    let (tls, head) = (settings.tls.clone(), plan.limits.head);
+                    drop(plan);
                     let state = state.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         // TLS (and mTLS) when configured: the verified client certificate's
                         // subject names the caller in the audit log.
-                        let tls = state.gateway.plan().admin.as_ref().and_then(|a| a.tls.clone());
                         let Some(config) = tls else {
-                            let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, None, req));
-                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                            serve(state, peer, None, tcp, head).await;
                             return;
                         };
                         let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
-                        let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), accept).await {
+                        let stream = match tokio::time::timeout(head.header_timeout, accept).await {
                             Ok(Ok(s)) => s,
                             _ => {
                                 tracing::warn!(target: "audit", %peer, "admin TLS handshake refused");
@@ -116,8 +125,7 @@ pub fn start(
                             }
                         };
                         let subject = rampart_proxy::tls::peer_identity(stream.get_ref().1).map(|p| Arc::<str>::from(p.subject));
-                        let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, subject.clone(), req));
-                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        serve(state, peer, subject, stream, head).await;
                     });
                 }
             });
@@ -128,6 +136,67 @@ pub fn start(
         stop: Some(stop),
         thread: Some(thread),
     }))
+}
+
+/// One open admin connection, counted against `admin.max_connections`.
+struct AdminSlot(Arc<AtomicUsize>);
+
+impl AdminSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(open.clone()))
+    }
+}
+
+impl Drop for AdminSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one admin connection behind the same strict HTTP/1 guard as public listeners:
+/// RFC 9112 framing without repairs, the header deadline and the idle timeout.
+async fn serve<IO>(
+    state: Arc<State>,
+    peer: SocketAddr,
+    subject: Option<Arc<str>>,
+    io: IO,
+    head: rampart_proxy::h1_guard::HeadLimits,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = rampart_proxy::h1_guard::ConnShared::new();
+    let guard = rampart_proxy::h1_guard::H1Guard::new(io, head, conn.clone());
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let rejection = conn.rejection_for(req.uri().path());
+        let state = state.clone();
+        let subject = subject.clone();
+        async move {
+            match rejection {
+                Some(p) => {
+                    tracing::warn!(target: "audit", %peer, code = p.code, "admin request refused: malformed");
+                    let mut r = json_response(
+                        p.status,
+                        json!({"status": p.status.as_u16(), "title": p.title, "code": p.code}),
+                    );
+                    r.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                    Ok(r)
+                }
+                None => handle(state, peer, subject, req).await,
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(guard), svc)
+        .await;
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

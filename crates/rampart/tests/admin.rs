@@ -9,7 +9,7 @@ use http::Request;
 use http_body_util::Full;
 use support::*;
 
-const TOKEN: &str = "adm-7f3a9c2e51d84b6a";
+const TOKEN: &str = "adm-7f3a9c2e51d84b6a-0c94e1d27b5f3a86";
 
 fn config(up: &TestUpstream, admin: &str) -> String {
     format!(

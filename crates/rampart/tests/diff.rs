@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use support::*;
 
-const TOKEN: &str = "diff-token-5be1c0";
+const TOKEN: &str = "diff-token-5be1c0-93ab07d1e4c2f6a8b5";
 
 fn running_config(a: &TestUpstream, b: &TestUpstream) -> String {
     format!(
@@ -114,14 +114,18 @@ routes:
     // shows as a changed fingerprint, never as a value.
     let rotated_dir = dir.path().join("rotated");
     std::fs::create_dir(&rotated_dir).unwrap();
-    std::fs::write(rotated_dir.join("token"), "a-rotated-secret-value").unwrap();
+    std::fs::write(
+        rotated_dir.join("token"),
+        "a-rotated-secret-value-7d2f91c3e8b4a605",
+    )
+    .unwrap();
     let rotated = rotated_dir.join("rampart.yaml");
     std::fs::copy(&same, &rotated).unwrap();
     let (code, out) = diff(&rotated, admin.addr(), Some(TOKEN));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("admin.token.fingerprint: "), "{out}");
     assert!(
-        !out.contains("a-rotated-secret-value") && !out.contains(TOKEN),
+        !out.contains("a-rotated-secret-value-7d2f91c3e8b4a605") && !out.contains(TOKEN),
         "{out}"
     );
 

@@ -275,7 +275,10 @@ async fn passes_websocket_upgrades_through() {
     // An Upgrade handshake reaches the upstream, the 101 comes back, and bytes then flow
     // both ways over the same connection.
     let up = TestUpstream::echo();
-    let gw = start(&simple_config(&[up.addr], ""));
+    let gw = start(&format!(
+        "{}    websocket: true\n",
+        simple_config(&[up.addr], "")
+    ));
     let mut tcp = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
     tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 1024];

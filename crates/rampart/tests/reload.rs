@@ -408,7 +408,7 @@ async fn websocket_and_http2_connections_survive_a_reload() {
     let yaml = |prefix: &str| {
         format!(
             "version: 1\naccess_log: {{ enabled: false }}\nlisteners:\n  - {{ name: public, bind: \"127.0.0.1:0\" }}\n  - name: tls\n    bind: \"127.0.0.1:0\"\n    tls: {{ certificates: [{{ cert_file: api.pem, key_file: api.key }}] }}\n\
-             upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: {prefix} }}, upstream: up }}\n",
+             upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\nroutes:\n  - {{ name: all, match: {{ path_prefix: {prefix} }}, upstream: up, websocket: true }}\n",
             up.addr
         )
     };

@@ -4,6 +4,7 @@
 
 pub mod jwks;
 pub mod keys;
+mod strict_json;
 pub mod token;
 
 use std::cell::RefCell;
@@ -194,8 +195,10 @@ impl Issuer {
                         roles.push(r.as_str().into());
                     }
                 }
+                // The operator's attributes win: a token may not rewrite what the config
+                // says about its consumer (`tier`, `tenant`, ...).
                 for (k, v) in &c.attributes {
-                    attributes.entry(k.clone()).or_insert_with(|| v.clone());
+                    attributes.insert(k.clone(), v.clone());
                 }
             }
         }
@@ -231,8 +234,21 @@ pub fn key_source(
     let name: Arc<str> = name.into();
     if let Some(secret) = &spec.secret {
         let s = secret.resolve(base)?;
-        if s.expose().len() < 32 {
-            return Err("secret: an HS* secret must be at least 32 bytes (RFC 7518 §3.2)".into());
+        // RFC 7518 §3.2: a key at least as long as the hash output.
+        let need = spec
+            .algorithms
+            .iter()
+            .map(|a| match a {
+                rampart_config::JwtAlgorithm::HS384 => 48,
+                rampart_config::JwtAlgorithm::HS512 => 64,
+                _ => 32,
+            })
+            .max()
+            .unwrap_or(32);
+        if s.expose().len() < need {
+            return Err(format!(
+                "secret: must be at least {need} bytes for the algorithms listed (RFC 7518 §3.2)"
+            ));
         }
         return Ok(KeySource::local(
             name,

@@ -9,6 +9,8 @@ use rampart_config::JwtAlgorithm;
 use rampart_core::Reason;
 use serde_json::{Map, Value};
 
+use super::strict_json;
+
 /// Longest token accepted (a header block is 16 KiB at most anyway).
 pub const MAX_TOKEN_BYTES: usize = 8192;
 
@@ -42,8 +44,8 @@ pub fn parse<'a>(token: &'a [u8], allowed: &[JwtAlgorithm]) -> Result<Parsed<'a>
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(Reason::JwtMalformed);
     }
-    let header: Map<String, Value> =
-        serde_json::from_slice(&decode(h)?).map_err(|_| Reason::JwtMalformed)?;
+    // RFC 7515 §4: member names must be unique; a repeated one is refused, not resolved.
+    let header = strict_json::parse_object(&decode(h)?).ok_or(Reason::JwtMalformed)?;
     let alg = match header.get("alg") {
         Some(Value::String(a)) => crate::jwt::keys::parse_alg(a).ok_or(Reason::JwtAlgorithm)?,
         _ => return Err(Reason::JwtMalformed),
@@ -67,8 +69,7 @@ pub fn parse<'a>(token: &'a [u8], allowed: &[JwtAlgorithm]) -> Result<Parsed<'a>
         Some(Value::String(t)) => Some(t.clone()),
         Some(_) => return Err(Reason::JwtMalformed),
     };
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&decode(p)?).map_err(|_| Reason::JwtMalformed)?;
+    let claims = strict_json::parse_object(&decode(p)?).ok_or(Reason::JwtMalformed)?;
     Ok(Parsed {
         alg,
         kid,

@@ -167,9 +167,12 @@ pub(super) fn check_head(head: &[u8], limits: &HeadLimits) -> Result<State, Prob
             digits: 0,
         }));
     }
-    if method == b"CONNECT" || (upgrade && connection_upgrade) {
-        // hyper takes over the connection after the upgrade; what follows is not HTTP/1.
-        return Ok(State::Passthrough);
+    let has_body = content_length.is_some_and(|n| n > 0);
+    if !has_body && (method == b"CONNECT" || (upgrade && connection_upgrade)) {
+        // What follows may not be HTTP/1 if (and only if) the answer is a 101: hold it
+        // until the response shows which. An upgrade with a body is an ordinary request
+        // (the gateway never tunnels it), so its framing is followed as usual.
+        return Ok(State::Hold);
     }
     Ok(match content_length {
         Some(n) if n > 0 => State::Length(n),

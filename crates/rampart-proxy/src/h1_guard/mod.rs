@@ -57,6 +57,9 @@ pub struct ConnShared {
     /// Path of the synthetic request that carries a rejection to the service. Random per
     /// connection, so a client cannot forge one.
     pub reject_path: String,
+    /// Set while the guard holds the connection after an upgrade-shaped head (see
+    /// [`State::Hold`]): the service must answer with `101` or close the connection.
+    pub holding: std::sync::atomic::AtomicBool,
 }
 
 impl ConnShared {
@@ -68,6 +71,7 @@ impl ConnShared {
             in_flight: AtomicUsize::new(0),
             rejection: OnceLock::new(),
             reject_path: format!("/.rampart-rejected-{:016x}", h.finish()),
+            holding: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -88,7 +92,13 @@ enum State {
     Length(u64),
     /// Inside a chunked body.
     Chunked(Chunk),
-    /// After an upgrade/CONNECT head: bytes pass unchecked (hyper hands them over).
+    /// After an upgrade/CONNECT head, until its response is written: nothing after the
+    /// head is read or released. A `101 Switching Protocols` actually written turns the
+    /// connection into a tunnel ([`State::Passthrough`]); any other answer goes out with
+    /// `Connection: close` (the service sees [`ConnShared::holding`]) and nothing more is
+    /// read, so a refused upgrade can never switch the checks off for later requests.
+    Hold,
+    /// After a `101` was written: bytes pass unchecked (hyper hands them to the tunnel).
     Passthrough,
     /// After a rejection: the synthetic request has been handed over and nothing more is
     /// read. Reads stay pending (not EOF: hyper drops an in-flight request on EOF), and
@@ -120,6 +130,14 @@ pub struct H1Guard<IO> {
     eof: bool,
     timer_kind: Timer,
     timer: Pin<Box<Sleep>>,
+    /// `buf[..head_searched]` holds no head terminator: a head trickled in byte by byte is
+    /// searched once, not once per read (which would be quadratic).
+    head_searched: usize,
+    /// While holding: the first bytes of the response written so far (its status line).
+    status_probe: [u8; 12],
+    probe_len: usize,
+    /// The reader parked while holding, woken when the response decides the state.
+    parked: Option<std::task::Waker>,
 }
 
 impl<IO> H1Guard<IO> {
@@ -135,6 +153,37 @@ impl<IO> H1Guard<IO> {
             eof: false,
             timer_kind: Timer::None,
             timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            head_searched: 0,
+            status_probe: [0; 12],
+            probe_len: 0,
+            parked: None,
+        }
+    }
+
+    /// While holding: looks at the response bytes `written`; once the status line is in,
+    /// either opens the tunnel (a real `101`) or stops reading for good.
+    fn probe_response(&mut self, written: &[u8]) {
+        let take = written.len().min(self.status_probe.len() - self.probe_len);
+        self.status_probe[self.probe_len..self.probe_len + take].copy_from_slice(&written[..take]);
+        self.probe_len += take;
+        if self.probe_len < self.status_probe.len() {
+            return;
+        }
+        if &self.status_probe == b"HTTP/1.1 101" {
+            self.state = State::Passthrough;
+        } else {
+            // Not switching: the response carries `Connection: close`; what the client
+            // sent after the head is discarded unread.
+            self.buf.clear();
+            self.ready = 0;
+            self.scanned = 0;
+            self.state = State::Rejected;
+        }
+        self.shared
+            .holding
+            .store(false, std::sync::atomic::Ordering::Release);
+        if let Some(w) = self.parked.take() {
+            w.wake();
         }
     }
 
@@ -166,16 +215,28 @@ impl<IO> H1Guard<IO> {
                             .count();
                         if skip > 0 {
                             self.buf.drain(..skip);
+                            self.head_searched = 0;
                             continue;
                         }
                     }
-                    match find_head_end(&self.buf) {
+                    let from = self.head_searched.saturating_sub(3);
+                    let found = find_head_end(&self.buf[from..]).map(|e| e + from);
+                    self.head_searched = self.buf.len();
+                    match found {
                         Some(end) => match check_head(&self.buf[..end], &self.limits) {
                             Ok(next) => {
+                                self.head_searched = 0;
                                 self.ready = end;
                                 self.scanned = end;
                                 self.state = next;
                                 self.timer_kind = Timer::None;
+                                if next == State::Hold {
+                                    self.shared
+                                        .holding
+                                        .store(true, std::sync::atomic::Ordering::Release);
+                                    self.probe_len = 0;
+                                    return Ok(());
+                                }
                             }
                             Err(p) => {
                                 self.reject(p);
@@ -217,6 +278,8 @@ impl<IO> H1Guard<IO> {
                     self.ready = self.scanned;
                     self.state = next.map_or(State::Head, State::Chunked);
                 }
+                // Bytes after an upgrade head wait for its response.
+                State::Hold => return Ok(()),
                 State::Passthrough | State::Closed | State::Rejected => {
                     self.scanned = self.buf.len();
                     self.ready = self.scanned;
@@ -268,6 +331,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
                 return Poll::Ready(Ok(()));
             }
             if this.state == State::Rejected {
+                return Poll::Pending;
+            }
+            if this.state == State::Hold {
+                this.parked = Some(cx.waker().clone());
                 return Poll::Pending;
             }
             if this.state == State::Closed || (this.eof && this.buf.len() == this.scanned) {
@@ -328,7 +395,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let res = Pin::new(&mut self.io).poll_write(cx, buf);
+        if self.state == State::Hold {
+            if let Poll::Ready(Ok(n)) = res {
+                self.probe_response(&buf[..n]);
+            }
+        }
+        res
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
@@ -341,7 +414,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if self.state == State::Hold {
+            if let Poll::Ready(Ok(mut n)) = res {
+                for b in bufs {
+                    if n == 0 || self.state != State::Hold {
+                        break;
+                    }
+                    let take = n.min(b.len());
+                    self.probe_response(&b[..take]);
+                    n -= take;
+                }
+            }
+        }
+        res
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
