@@ -257,3 +257,67 @@ pub fn sign(
         base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier() -> SignatureVerifier {
+        let key = |consumer| SigningKey {
+            consumer,
+            key: hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef0123456789abcdef"),
+            not_before: None,
+            expires: None,
+            nonces: NonceCache::new(16),
+        };
+        SignatureVerifier {
+            keys: [("a".to_string(), key(0)), ("b".to_string(), key(1))].into(),
+            max_skew: Duration::from_secs(300),
+        }
+    }
+
+    fn signed(v: &SignatureVerifier, key_id: &str, nonce: &str) -> Result<usize, Reason> {
+        let (mut head, _) = http::Request::get("/x")
+            .header("host", "api.example")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let now = SystemTime::now();
+        let ts = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let value = sign(
+            b"0123456789abcdef0123456789abcdef",
+            key_id,
+            &head,
+            b"",
+            ts,
+            nonce,
+            "host",
+        )
+        .unwrap();
+        head.headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&value).unwrap(),
+        );
+        let h = SignatureVerifier::present(&head).unwrap().clone();
+        v.verify(&h, &head, b"", now).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn refuses_a_replayed_nonce() {
+        let v = verifier();
+        assert_eq!(signed(&v, "a", "nonce-0001"), Ok(0));
+        assert_eq!(signed(&v, "a", "nonce-0001"), Err(Reason::SignatureReplay));
+        // The same nonce under another key is that key's own.
+        assert_eq!(signed(&v, "b", "nonce-0001"), Ok(1));
+    }
+
+    #[test]
+    fn one_key_flooding_nonces_cannot_lock_out_another() {
+        let v = verifier();
+        let refused = (0..2000)
+            .filter(|i| signed(&v, "a", &format!("flood-{i}")).is_err())
+            .count();
+        assert!(refused > 0, "key a's cache never filled");
+        assert_eq!(signed(&v, "b", "fresh-nonce"), Ok(1));
+    }
+}
