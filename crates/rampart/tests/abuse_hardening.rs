@@ -250,9 +250,7 @@ fn refuses_admin_tokens_shorter_than_32_bytes() {
     let yaml = "version: 1\nlisteners: [{ name: public, bind: \"127.0.0.1:0\" }]\nadmin: { bind: \"127.0.0.1:0\", token: { file: t } }\nupstreams: { up: { targets: [{ url: \"http://127.0.0.1:9\" }] } }\n";
     let err = format!(
         "{:#}",
-        rampart::compile_str(yaml, dir.path())
-            .err()
-            .expect("accepted")
+        rampart::compile_str(yaml, dir.path()).expect_err("accepted")
     );
     assert!(
         err.contains("admin.token: must be at least 32 bytes"),
@@ -272,9 +270,7 @@ fn refuses_credentials_in_a_redis_url_without_echoing_them() {
         );
         let err = format!(
             "{:#}",
-            rampart::compile_str(&yaml, std::path::Path::new("."))
-                .err()
-                .expect("accepted")
+            rampart::compile_str(&yaml, std::path::Path::new(".")).expect_err("accepted")
         );
         assert!(
             err.contains("redis.url: must not carry credentials"),
