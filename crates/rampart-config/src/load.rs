@@ -31,7 +31,7 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
     options.with_snippet = false;
     options.strict_booleans = true;
     let mut failed_at: Option<String> = None;
-    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options.clone(), |de| {
         let mut track = serde_path_to_error::Track::new();
         let inner = serde_path_to_error::Deserializer::new(de, &mut track);
         match Spec::deserialize(inner) {
@@ -46,13 +46,14 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
         Ok(spec) => spec,
         Err(e) => {
             let path = failed_at.filter(|p| p != ".").unwrap_or_default();
-            let reason = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .trim()
-                .to_string();
+            let reason = first_line(&e.to_string());
+            if reason.starts_with("unknown field") {
+                // Report every unknown key and, once they are set aside, every semantic
+                // mistake too, in one run.
+                if let Some(all) = every_error(text, options) {
+                    return Err(ConfigErrors(all));
+                }
+            }
             return Err(ConfigError::new(path, reason).into());
         }
     };
@@ -61,6 +62,72 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
         Ok(spec)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("invalid YAML").trim().to_string()
+}
+
+/// Most unknown keys reported from one file.
+const MAX_UNKNOWN_KEYS: usize = 100;
+
+/// Re-reads `text` as a plain YAML tree and deserialises it again and again, each time
+/// setting aside the unknown key that stopped it, then validates what parsed. Returns
+/// every unknown key and every semantic error, or `None` when the file cannot be read as
+/// a tree at all (the first error then stands alone).
+fn every_error(text: &str, options: serde_saphyr::Options) -> Option<Vec<ConfigError>> {
+    let mut tree: serde_json::Value = serde_saphyr::from_str_with_options(text, options).ok()?;
+    let mut errors = Vec::new();
+    for _ in 0..MAX_UNKNOWN_KEYS {
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(&tree, &mut track);
+        match Spec::deserialize(de) {
+            Ok(spec) => {
+                errors.extend(validate(&spec));
+                return Some(errors);
+            }
+            Err(e) => {
+                let path = track.path();
+                let reason = first_line(&e.to_string());
+                let shown = path.to_string();
+                errors.push(ConfigError::new(
+                    if shown == "." { String::new() } else { shown },
+                    reason.clone(),
+                ));
+                if !reason.starts_with("unknown field") || !remove_key(&mut tree, &path) {
+                    return Some(errors);
+                }
+            }
+        }
+    }
+    Some(errors)
+}
+
+/// Removes the map key `path` points at; false when the path does not lead to one.
+fn remove_key(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for s in parents {
+        node = match (s, node) {
+            (Segment::Seq { index }, serde_json::Value::Array(a)) => match a.get_mut(*index) {
+                Some(n) => n,
+                None => return false,
+            },
+            (Segment::Map { key }, serde_json::Value::Object(m)) => match m.get_mut(key) {
+                Some(n) => n,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        serde_json::Value::Object(m) => m.remove(key).is_some(),
+        _ => false,
     }
 }
 

@@ -43,6 +43,28 @@ fn rejects_unknown_key_with_its_path() {
 }
 
 #[test]
+fn reports_every_unknown_key_and_the_semantic_errors_in_one_run() {
+    let yaml = format!(
+        "{MINIMAL}  - name: second\n    match: {{ path_prefix: /b }}\n    upstream: nowhere\n    upstrem: typo\nlisteners_extra: 1\n"
+    );
+    let errs = errors_of(&yaml);
+    assert!(
+        errs.iter().any(|e| e.starts_with("routes[1].upstrem: unknown field")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("listeners_extra: unknown field")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("routes[1].upstream") && e.contains("nowhere")),
+        "{errs:?}"
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+#[test]
 fn rejects_wrong_type_with_its_path() {
     let yaml = MINIMAL.replace(
         "targets: [{ url: \"http://127.0.0.1:9000\" }]",
