@@ -31,17 +31,18 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
     options.with_snippet = false;
     options.strict_booleans = true;
     let mut failed_at: Option<String> = None;
-    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options.clone(), |de| {
-        let mut track = serde_path_to_error::Track::new();
-        let inner = serde_path_to_error::Deserializer::new(de, &mut track);
-        match Spec::deserialize(inner) {
-            Ok(spec) => Ok(spec),
-            Err(e) => {
-                failed_at = Some(track.path().to_string());
-                Err(e)
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, options.clone(), |de| {
+            let mut track = serde_path_to_error::Track::new();
+            let inner = serde_path_to_error::Deserializer::new(de, &mut track);
+            match Spec::deserialize(inner) {
+                Ok(spec) => Ok(spec),
+                Err(e) => {
+                    failed_at = Some(track.path().to_string());
+                    Err(e)
+                }
             }
-        }
-    });
+        });
     let spec = match result {
         Ok(spec) => spec,
         Err(e) => {
@@ -66,7 +67,11 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("invalid YAML").trim().to_string()
+    s.lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string()
 }
 
 /// Most unknown keys reported from one file.
@@ -89,7 +94,7 @@ fn every_error(text: &str, options: serde_saphyr::Options) -> Option<Vec<ConfigE
             }
             Err(e) => {
                 let path = track.path();
-                let reason = first_line(&e.to_string());
+                let reason = same_wording(&first_line(&e.to_string()));
                 let shown = path.to_string();
                 errors.push(ConfigError::new(
                     if shown == "." { String::new() } else { shown },
@@ -102,6 +107,15 @@ fn every_error(text: &str, options: serde_saphyr::Options) -> Option<Vec<ConfigE
         }
     }
     Some(errors)
+}
+
+/// serde's own wording quotes the expected names (`` expected one of `a`, `b` ``); the
+/// YAML loader's does not. One file's errors read alike.
+fn same_wording(reason: &str) -> String {
+    match reason.split_once(", expected ") {
+        Some((head, tail)) => format!("{head}, expected {}", tail.replace('`', "")),
+        None => reason.to_string(),
+    }
 }
 
 /// Removes the map key `path` points at; false when the path does not lead to one.

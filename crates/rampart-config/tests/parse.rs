@@ -49,11 +49,13 @@ fn reports_every_unknown_key_and_the_semantic_errors_in_one_run() {
     );
     let errs = errors_of(&yaml);
     assert!(
-        errs.iter().any(|e| e.starts_with("routes[1].upstrem: unknown field")),
+        errs.iter()
+            .any(|e| e.starts_with("routes[1].upstrem: unknown field")),
         "{errs:?}"
     );
     assert!(
-        errs.iter().any(|e| e.starts_with("listeners_extra: unknown field")),
+        errs.iter()
+            .any(|e| e.starts_with("listeners_extra: unknown field")),
         "{errs:?}"
     );
     assert!(

@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Development certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// Start the gateway in front of a built-in echo API and print example requests.
     Demo {
         /// Plain HTTP port on 127.0.0.1 (0 picks a free one).
@@ -49,6 +54,21 @@ enum Command {
         /// HTTPS port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 8443)]
         https_port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a development CA and certificates signed by it (dev-ca.pem/.key,
+    /// server.pem/.key, client.pem/.key) into a directory, e.g. where
+    /// examples/tls.yaml expects them. Not for production.
+    Dev {
+        /// Directory to write into (created when missing).
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// DNS names or IP addresses of the server certificate (repeatable).
+        #[arg(long = "host", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        hosts: Vec<String>,
     },
 }
 
@@ -145,6 +165,21 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rampart keys new: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Certs {
+            command: CertsCommand::Dev { out, hosts },
+        } => match rampart::certs::write_dev_certs(&out, &hosts) {
+            Ok(written) => {
+                for f in &written.files {
+                    println!("wrote {}", f.display());
+                }
+                eprintln!("Development certificates only: the CA key is beside the certificates it signs.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rampart certs dev: {e:#}");
                 ExitCode::FAILURE
             }
         },
