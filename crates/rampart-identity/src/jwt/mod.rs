@@ -4,7 +4,7 @@
 
 pub mod jwks;
 pub mod keys;
-mod strict_json;
+pub mod strict_json;
 pub mod token;
 
 use std::cell::RefCell;
