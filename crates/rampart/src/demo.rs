@@ -198,5 +198,10 @@ pub fn example_requests(
         ("no route matches: 404 problem+json", format!("curl -s http://{http}/nowhere")),
         ("path traversal is refused: 400 problem+json", format!("curl -s --path-as-is http://{http}/echo/../../etc/passwd")),
         ("the API-key route without a key: 401 problem+json", format!("curl -s http://{http}/v1/orders/42")),
+        (
+            "forged identity is stripped: Connection cannot remove the gateway's X-Consumer-Id, and the X_Consumer_Id twin and X-Original-URL never arrive",
+            format!("curl -s http://{http}/v1/orders/42 -H 'X-API-Key: {api_key}' -H 'Connection: x-consumer-id' -H 'X_Consumer_Id: admin' -H 'X-Original-URL: /admin'"),
+        ),
+        ("a servlet path parameter (/..;/) is refused: 400 problem+json", format!("curl -s --path-as-is 'http://{http}/echo/..;/admin'")),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 7, "{commands:?}");
+    assert_eq!(commands.len(), 9, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -294,6 +294,19 @@ fn demo_answers_its_own_printed_curl_commands() {
         outputs[6].contains("\"code\":\"auth.required\""),
         "{}",
         outputs[6]
+    );
+    let forged: serde_json::Value = serde_json::from_str(&outputs[7]).unwrap();
+    let seen = forged["headers"].as_object().unwrap();
+    assert_eq!(seen["x-consumer-id"], "demo-partner", "{}", outputs[7]);
+    assert!(
+        !seen.contains_key("x_consumer_id") && !seen.contains_key("x-original-url"),
+        "{}",
+        outputs[7]
+    );
+    assert!(
+        outputs[8].contains("\"code\":\"request.path_parameters\""),
+        "{}",
+        outputs[8]
     );
     // Ctrl-C stops it cleanly.
     Command::new("kill")
