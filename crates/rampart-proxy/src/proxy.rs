@@ -310,8 +310,6 @@ async fn route_and_forward(
     }
 
     let (mut parts, incoming) = req.into_parts();
-    // The client's head is cleaned before any filter sees it (see client_headers): what a
-    // client names in `Connection` can never remove what the gateway sets afterwards.
     // A tunnel only where the guard is holding the connection for this head's answer (an
     // upgrade without a body) and the route forwards WebSockets.
     let tunnel = upgrade
@@ -321,6 +319,8 @@ async fn route_and_forward(
             .as_ref()
             .is_some_and(|h1| h1.holding.load(Ordering::Acquire))
         && crate::client_headers::is_websocket_upgrade(&parts.headers);
+    // The client's head is cleaned before any filter sees it (see client_headers): what a
+    // client names in `Connection` can never remove what the gateway sets afterwards.
     if let Err(p) = crate::client_headers::sanitize(
         &mut parts.headers,
         peer_trusted,
@@ -338,8 +338,8 @@ async fn route_and_forward(
     // An upgrade the route does not forward goes upstream as a plain request.
     let client_upgrade = if tunnel { client_upgrade } else { None };
     let hash_key = hash_key(&route.upstream, &parts, client_ip);
-    // The inbound chain: identity and access filters see the request as the client sent
-    // it (minus nothing), and may strip credentials and set identity headers.
+    // The inbound chain: identity and access filters see the cleaned client request, and
+    // may strip credentials and set identity headers.
     let mut buffered = None;
     let mut incoming = Some(incoming);
     let mut response_headers = Vec::new();
