@@ -29,11 +29,20 @@ fn claims_text(extra: &str) -> String {
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 fn gateway(up: &TestUpstream) -> TestGateway {
+    gateway_on(up, "127.0.0.1:0")
+}
+
+fn gateway_on(up: &TestUpstream, bind: &str) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hs.secret"), SECRET).unwrap();
     std::fs::write(
         dir.path().join("acme.cedar"),
         "permit (principal == Consumer::\"acme\", action, resource);",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("loopback.cedar"),
+        "permit (principal, action, resource) when { context.client_ip.isInRange(ip(\"127.0.0.0/8\")) };",
     )
     .unwrap();
     std::fs::write(
@@ -45,7 +54,7 @@ fn gateway(up: &TestUpstream) -> TestGateway {
         r#"version: 1
 workers: 1
 access_log: {{ output: "{}" }}
-listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
+listeners: [{{ name: public, bind: "{bind}" }}]
 identity:
   jwt:
     hs: {{ issuer: "{ISS}", audiences: [orders-api], algorithms: [HS256], secret: {{ file: hs.secret }}, consumer_claim: client_id }}
@@ -57,6 +66,7 @@ routes:
   - {{ name: api, match: {{ path_prefix: /api }}, upstream: up, authenticate: ["jwt:hs"] }}
   - {{ name: acme-only, match: {{ path_prefix: /acme }}, upstream: up, authenticate: ["jwt:hs"], authorize: {{ policies: [acme.cedar] }} }}
   - {{ name: gold, match: {{ path_prefix: /gold }}, upstream: up, authenticate: ["jwt:hs"], authorize: {{ policies: [gold.cedar] }} }}
+  - {{ name: loopback, match: {{ path_prefix: /loopback }}, upstream: up, authenticate: ["jwt:hs"], authorize: {{ policies: [loopback.cedar] }} }}
 "#,
         dir.path().join("access.log").display(),
         up.addr
@@ -159,4 +169,41 @@ async fn configured_attributes_win_over_token_claims() {
     // An unmapped subject's own claims still count for it (as a Subject).
     let unmapped = raw_token(HEADER, &claims_text(r#","sub":"u-3","tier":"gold""#));
     assert_eq!(call(&gw, "/gold/x", &unmapped).await.status, 200);
+}
+
+#[tokio::test]
+async fn refuses_repeated_authorization_headers() {
+    let up = TestUpstream::echo();
+    let gw = gateway(&up);
+    let good = raw_token(HEADER, &claims_text(r#","sub":"alice""#));
+    let req = format!(
+        "GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {good}\r\nAuthorization: Bearer forged.token.here\r\n\r\n"
+    );
+    let text = raw(gw.http(), req.as_bytes()).await;
+    assert_eq!(raw_status(&text), 401, "{text}");
+    assert_eq!(up.hits(), 0);
+    let line = access_log_line(
+        &gw.dir.path().join("access.log"),
+        "auth.credential_repeated",
+    )
+    .await;
+    assert!(line.contains("/api/x"), "{line}");
+    assert_eq!(call(&gw, "/api/x", &good).await.status, 200);
+}
+
+#[tokio::test]
+async fn cedar_sees_ipv4_clients_of_a_dual_stack_listener_as_ipv4() {
+    // `::ffff:127.0.0.1` is not in 127.0.0.0/8 for Cedar: uncanonicalised, every IPv4
+    // client of a `[::]` listener was denied on every such policy.
+    let up = TestUpstream::echo();
+    let gw = gateway_on(&up, "[::]:0");
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], gw.http().port()));
+    let token = raw_token(HEADER, &claims_text(r#","sub":"alice""#));
+    let r = get_with(
+        v4,
+        "/loopback/x",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }
