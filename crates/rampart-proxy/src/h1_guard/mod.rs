@@ -484,6 +484,62 @@ mod tests {
         }
     }
 
+    async fn read_some(g: &mut H1Guard<tokio::io::DuplexStream>) -> Option<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(1), g.read(&mut buf)).await {
+            Ok(Ok(n)) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    }
+
+    const UPGRADE_THEN_BARE_LF: &[u8] =
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /x HTTP/1.1\nHost: a\n\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn releases_nothing_after_a_refused_upgrade() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let shared = ConnShared::new();
+        let mut g = H1Guard::new(server, LIMITS, shared.clone());
+        client.write_all(UPGRADE_THEN_BARE_LF).await.unwrap();
+        let head = read_some(&mut g).await.unwrap();
+        assert!(head.ends_with(b"Upgrade: websocket\r\n\r\n"));
+        assert!(shared.holding.load(Ordering::Acquire));
+        // Held: nothing more until the answer is written.
+        assert_eq!(read_some(&mut g).await, None);
+        g.write_all(b"HTTP/1.1 401 Unauthorized\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!shared.holding.load(Ordering::Acquire));
+        assert_eq!(
+            read_some(&mut g).await,
+            None,
+            "the bare-LF request was released"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_the_tunnel_only_once_a_101_is_written() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let shared = ConnShared::new();
+        let mut g = H1Guard::new(server, LIMITS, shared.clone());
+        client.write_all(UPGRADE_THEN_BARE_LF).await.unwrap();
+        let _head = read_some(&mut g).await.unwrap();
+        assert_eq!(read_some(&mut g).await, None);
+        // Written in two pieces: the status line is recognised across writes.
+        g.write_all(b"HTTP/1.1 1").await.unwrap();
+        g.write_all(b"01 Switching Protocols\r\n\r\n")
+            .await
+            .unwrap();
+        // What follows the head is now tunnel data, passed on unchecked.
+        assert_eq!(
+            read_some(&mut g).await.unwrap(),
+            b"GET /x HTTP/1.1\nHost: a\n\n".to_vec()
+        );
+    }
+
     #[test]
     fn follows_chunked_framing_including_trailers() {
         let body = b"5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET";
