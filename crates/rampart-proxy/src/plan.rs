@@ -148,10 +148,7 @@ pub struct Plan {
 impl Plan {
     /// True when `ip` is a trusted proxy whose forwarding headers we believe.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = rampart_core::canonical_ip(ip);
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
