@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod body;
 pub mod client_headers;
 pub mod conn_limit;
+mod connection;
 mod forward;
 pub mod h1_guard;
 pub mod headers;

@@ -1,0 +1,237 @@
+//! One client connection, from accept to close: the connection caps, TLS (with the
+//! handshake deadline), then HTTP/1 behind the strict guard or HTTP/2, each draining
+//! gracefully when the gateway stops.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::conn_limit::{ConnLimiter, ConnPermit};
+use crate::h1_guard::{ConnShared, H1Guard};
+use crate::headers::PeerHeaders;
+use crate::plan::Plan;
+use crate::proxy::{self, ConnCtx, Shared};
+use crate::server::wait_true;
+use crate::upstream::Stream;
+
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    listener: tokio::net::TcpListener,
+    limiter: Arc<ConnLimiter>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            // One canonical form from here on: an IPv4 client of a dual-stack listener is
+            // `a.b.c.d`, never `::ffff:a.b.c.d`, in limits, logs, headers and policies.
+            Ok((tcp, peer)) => (
+                tcp,
+                SocketAddr::new(rampart_core::canonical_ip(peer.ip()), peer.port()),
+            ),
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let permit = match limiter.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!(peer = %peer, reason = ?why, "connection refused by connection limits");
+                drop(tcp);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            shared.clone(),
+            name.clone(),
+            tcp,
+            peer,
+            permit,
+        ));
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: ConnPermit,
+) {
+    let plan = shared.plan.load_full();
+    // Looked up per connection in the plan current at accept time, so a reload's new
+    // certificates apply to new handshakes while open connections keep their own.
+    let Some(listener) = plan.listeners.iter().find(|l| l.name == name) else {
+        return;
+    };
+    let _active = ActiveConnection::new(listener.metrics.clone());
+    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let limits = plan.limits;
+    match listener.tls.clone() {
+        None => {
+            let ctx = ConnCtx {
+                shared: shared.clone(),
+                peer,
+                local_port,
+                listener: name,
+                tls: false,
+                tls_peer: None,
+                h1: None,
+                peer_headers: PeerHeaders::new(peer.ip(), false, local_port),
+            };
+            let drain = shared.drain.subscribe();
+            let io = Stream::<tokio_rustls::server::TlsStream<TcpStream>>::Plain(tcp);
+            serve_h1(ctx, io, &plan, drain).await;
+        }
+        Some(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let tls = match tokio::time::timeout(limits.head.header_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    listener.metrics.tls_failures[tls_failure_reason(&e)]
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    listener.metrics.tls_failures[0]
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            };
+            let (_, session) = tls.get_ref();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let tls_peer = crate::tls::peer_identity(session).map(Arc::new);
+            let ctx = ConnCtx {
+                shared: shared.clone(),
+                peer,
+                local_port,
+                listener: name,
+                tls: true,
+                tls_peer,
+                h1: None,
+                peer_headers: PeerHeaders::new(peer.ip(), true, local_port),
+            };
+            let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
+            if h2 {
+                serve_h2(ctx, io, &plan, shared.drain.subscribe()).await;
+            } else {
+                serve_h1(ctx, io, &plan, shared.drain.subscribe()).await;
+            }
+        }
+    }
+}
+
+async fn serve_h1<T>(mut ctx: ConnCtx, io: Stream<T>, plan: &Plan, drain: watch::Receiver<bool>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = plan.limits;
+    let conn_shared = ConnShared::new();
+    ctx.h1 = Some(conn_shared.clone());
+    let guard = H1Guard::new(io, limits.head, conn_shared);
+    let ctx = Arc::new(ctx);
+    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .writev(false)
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_headers(limits.head.max_headers.max(1))
+        .max_buf_size((limits.head.max_head_bytes + 8192).max(8192));
+    let conn = builder
+        .serve_connection(TokioIo::new(guard), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut drain = drain;
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = wait_true(&mut drain) => {
+            // Finish the request in flight (answered with `Connection: close`), or close
+            // at once when idle.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
+    }
+}
+
+async fn serve_h2<T>(ctx: ConnCtx, io: Stream<T>, plan: &Plan, mut drain: watch::Receiver<bool>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = plan.limits;
+    let ctx = Arc::new(ctx);
+    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.head.max_head_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+        .max_local_error_reset_streams(limits.h2_max_pending_resets)
+        .keep_alive_interval(limits.head.idle_timeout / 2)
+        .keep_alive_timeout(limits.head.header_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = wait_true(&mut drain) => {
+            // GOAWAY: streams in flight finish, no new ones start.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
+
+/// Index into [`crate::metrics::TLS_FAILURE_REASONS`] for a failed handshake.
+fn tls_failure_reason(e: &io::Error) -> usize {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::NoCertificatesPresented | rustls::Error::InvalidCertificate(_)) => 1,
+        Some(
+            rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InappropriateHandshakeMessage { .. },
+        ) => 2,
+        Some(rustls::Error::AlertReceived(_)) => 3,
+        _ => 4,
+    }
+}
+
+/// Counts a connection as open on its listener while it lives.
+struct ActiveConnection(Arc<crate::metrics::ListenerMetrics>);
+
+impl ActiveConnection {
+    fn new(m: Arc<crate::metrics::ListenerMetrics>) -> Self {
+        m.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(m)
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
