@@ -1,139 +1,135 @@
-//! The seam between the data plane and the feature crates (identity, authorization, and
-//! later limits and inspection): a route carries a list of [`Filter`]s, compiled once per
-//! config load, and the proxy runs them in order on every request that takes the route.
+//! The seam between the data plane and the feature crates: one trait with one method per
+//! phase of an exchange (DESIGN.md §1), each with a no-op default, so a filter implements
+//! only the phases it acts in. A route carries its filters, compiled once per config load
+//! and sorted by [`Phase`]; the proxy calls every phase of every filter in that order.
+//!
+//! The phases, in the order an exchange meets them:
+//!
+//! 1. [`Filter::on_connect`]: once per connection, before any HTTP work.
+//! 2. [`Filter::on_request`]: the inbound chain; a filter continues, denies or waits.
+//! 3. [`Filter::on_upstream_request`]: the final head towards the upstream.
+//! 4. [`Filter::on_response`]: the response head, from the upstream or the gateway.
+//! 5. [`Filter::response_body`]: an optional rewriter of the response body's frames.
+//! 6. [`Filter::on_log`]: always, even on a refusal, after the last byte.
 //!
 //! A filter answers synchronously on the hot path. Only when it truly has to wait (a cold
-//! start with no signing keys yet) does it hand back a future; the proxy awaits it and asks
-//! again, so the common case allocates nothing for the call itself.
+//! start with no signing keys yet, a Redis round trip) does it hand back a future, so the
+//! common case allocates nothing for the call itself.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
-use crate::{Reason, TlsPeer};
+use crate::context::{ConnectInfo, ExchangeCtx, RequestCtx, ResponseCtx};
+use crate::record::ExchangeRecord;
+use crate::Reason;
 
 /// A future a filter needs awaited before it can decide.
 pub type Wait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where a filter sits in a route's chain. The chain is sorted by this once, when the
+/// config is compiled; filters of the same phase keep the order their features were
+/// listed in. The order is the one of DESIGN.md §1: cheap refusals first, identity before
+/// the checks that use it, limits counted by the identity proved, transforms last; then
+/// the response side, body rewriters before header policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Allow and deny lists of client addresses.
+    IpRules,
+    /// Size and shape limits on the request.
+    RequestLimits,
+    /// Schema validation and injection detection.
+    Validation,
+    /// Proving who the caller is (API key, JWT, mTLS, signature).
+    Authenticate,
+    /// Deciding what the proved caller may do (roles, scopes, Cedar).
+    Authorize,
+    /// Rate limits, quotas and concurrency, counted per proved identity.
+    RateLimit,
+    /// Rewriting the request towards the upstream.
+    Transform,
+    /// Rewriting the response body (masking, field allow-lists).
+    ResponseBody,
+    /// Response header policy (security headers, add/set/remove).
+    ResponseHeaders,
+}
 
 /// What a filter tells the proxy to do next.
 pub enum Flow {
     /// Go on to the next filter, then the upstream.
     Continue,
-    /// Answer the request with this denial; nothing further runs.
+    /// Answer the request with this denial; nothing further of the inbound chain runs.
     Deny(Denial),
     /// Await this, then call the same filter again.
     Wait(Wait),
 }
 
-/// A refusal: the status class and the precise reason. The response body only carries
-/// the generic problem for the status (401 or 403), so a caller cannot learn which check
-/// failed; the reason goes to the access log, the audit trail and the metrics.
+/// A refusal: the precise reason, and any headers the answer must carry. The response
+/// is rendered from the reason alone ([`Reason::problem`]), in one place, so a caller
+/// cannot learn which check failed; the reason goes to the log, the audit trail and the
+/// metrics.
 #[derive(Debug, Clone)]
 pub struct Denial {
     pub reason: Reason,
-    /// `WWW-Authenticate` for 401s (RFC 6750 §3), or `None`.
-    pub challenge: Option<HeaderValue>,
+    /// Headers of the refusal (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// How a policy acts on its decision (DESIGN.md §1: every policy can be rolled out in
-/// shadow mode first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    #[default]
-    Enforce,
-    /// The decision is computed, logged and counted, and the request goes on.
-    Shadow,
-}
-
-/// What happened to one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Allow,
-    Deny,
-    /// Would have been denied; shadow mode let it through.
-    ShadowDeny,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::ShadowDeny];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-            Outcome::ShadowDeny => "shadow_deny",
+impl Denial {
+    pub fn new(reason: Reason) -> Denial {
+        Denial {
+            reason,
+            headers: Vec::new(),
         }
     }
-}
 
-/// One recorded decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub reason: Reason,
-    pub outcome: Outcome,
-}
-
-/// Who the caller is, once a filter has proved it. Shared (`Arc`) because the proxy, the
-/// later filters and the log phase all read it.
-#[derive(Debug, Clone, Default)]
-pub struct Identity {
-    /// The configured consumer this caller resolved to, if any.
-    pub consumer: Option<Arc<str>>,
-    /// The subject: the consumer id, a JWT `sub`, or a certificate subject.
-    pub subject: Arc<str>,
-    /// How the identity was proved: `api_key`, `jwt`, `mtls` or `signature`.
-    pub method: &'static str,
-    /// The public id of the credential used (API key id, JWT issuer name, signing key
-    /// id); never the credential itself.
-    pub credential: Option<Arc<str>>,
-    pub roles: Vec<Arc<str>>,
-    pub scopes: Vec<Arc<str>>,
-    /// The consumer's plan (tier), for limits.
-    pub plan: Option<Arc<str>>,
-    /// Free-form attributes for policies: the consumer's configured attributes, or the
-    /// verified token's claims.
-    pub attributes: Arc<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// The facts a filter may read about a request, and the slots it may fill. The request
-/// head is mutable so identity filters can strip credentials and set identity headers.
-pub struct RequestCtx<'a> {
-    pub head: &'a mut http::request::Parts,
-    /// The normalised path the route matched.
-    pub path: &'a str,
-    pub route: &'a str,
-    /// The client address, trusted-proxy aware.
-    pub client_ip: IpAddr,
-    /// The verified client certificate, on mTLS listeners.
-    pub tls_peer: Option<&'a TlsPeer>,
-    pub tls: bool,
-    /// The whole request body, present only when a filter of the route asked for it.
-    pub body: Option<&'a Bytes>,
-    pub now: SystemTime,
-    pub identity: Option<Arc<Identity>>,
-    pub decisions: Vec<Decision>,
-    /// Headers for the response, whatever it turns out to be (`RateLimit`, …).
-    pub response_headers: Vec<(http::HeaderName, HeaderValue)>,
-    /// Held until the response has been sent (concurrency slots).
-    pub guards: Vec<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-impl RequestCtx<'_> {
-    /// Records `reason` as `outcome`.
-    pub fn record(&mut self, reason: Reason, outcome: Outcome) {
-        self.decisions.push(Decision { reason, outcome });
+    /// Adds a header to the refusal.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Denial {
+        self.headers.push((name, value));
+        self
     }
 }
 
-/// One step of a route's inbound chain.
+/// A rewriter of one response body, created per exchange by [`Filter::response_body`].
+/// It sees the body's data frames in order and returns what goes to the client in their
+/// place. It may hold data back (to see a whole JSON value, say) but must bound what it
+/// holds: [`BodyRewriter::max_buffer`] is enforced by the proxy, which ends the response
+/// with an error rather than buffer more.
+pub trait BodyRewriter: Send {
+    /// Called with each data frame; `end` is true for the last call (whose `data` may be
+    /// empty). Returns the bytes to send now (possibly empty).
+    fn on_data(&mut self, data: Bytes, end: bool) -> Bytes;
+
+    /// The most bytes this rewriter may hold back between calls.
+    fn max_buffer(&self) -> usize {
+        1 << 20
+    }
+}
+
+/// One filter of a route's chain. Every method but [`Filter::phase`] has a no-op default.
 pub trait Filter: Send + Sync {
-    /// Runs on every request of the route. Must not block; see [`Flow::Wait`].
-    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow;
+    /// Where the filter sits in the chain.
+    fn phase(&self) -> Phase;
+
+    /// A short, stable name for logs and docs (`authenticate`, `rate_limit`).
+    fn name(&self) -> &'static str;
+
+    /// Once per connection, before any HTTP work: on plain listeners at accept, on TLS
+    /// listeners once the ClientHello has been read and before the handshake is answered
+    /// (so [`ConnectInfo::client_hello`] is filled). A `Err(reason)` closes the connection
+    /// without a response; the refusal is counted by reason. Runs for the gateway-wide
+    /// connect filters only (no route is known yet). Default: accept.
+    fn on_connect(&self, _cx: &ConnectInfo<'_>) -> Result<(), Reason> {
+        Ok(())
+    }
+
+    /// The inbound chain, on every request of the route, in phase order. Must not block;
+    /// see [`Flow::Wait`]. Default: continue.
+    fn on_request(&self, _cx: &mut RequestCtx<'_>) -> Flow {
+        Flow::Continue
+    }
 
     /// Whether this filter must await I/O (a Redis round trip) to decide; the proxy then
     /// calls [`Filter::on_request_async`] instead of [`Filter::on_request`].
@@ -157,17 +153,40 @@ pub trait Filter: Send + Sync {
     fn needs_body(&self) -> bool {
         false
     }
+
+    /// The request head as it will be sent upstream (forwarding headers, request id and
+    /// rewritten target already set), once the whole inbound chain has passed. Not run for
+    /// refused requests. Default: leave it.
+    fn on_upstream_request(&self, _head: &mut http::request::Parts, _cx: &mut ExchangeCtx) {}
+
+    /// The response head before it is sent: the upstream's answer, or the gateway's own
+    /// (a refusal, a problem) when [`ResponseCtx::own`] is set. Runs for every response of
+    /// the route, and for answers to requests that matched no route with the gateway-wide
+    /// response filters. Default: leave it.
+    fn on_response(&self, _cx: &mut ResponseCtx<'_>) {}
+
+    /// Asks to see the response body: a rewriter for this exchange, or `None` (the
+    /// default) to let the body stream through untouched at no cost. Called after
+    /// [`Filter::on_response`], for upstream responses only; a filter that rewrites must
+    /// remove `Content-Length` in `on_response`.
+    fn response_body(&self, _cx: &ResponseCtx<'_>) -> Option<Box<dyn BodyRewriter>> {
+        None
+    }
+
+    /// After the last byte of the response was sent (or the exchange was abandoned);
+    /// always runs, refusals included. Must not block. Default: nothing.
+    fn on_log(&self, _record: &ExchangeRecord<'_>) {}
 }
 
 impl std::fmt::Debug for dyn Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Filter")
+        write!(f, "Filter({}, {:?})", self.name(), self.phase())
     }
 }
 
 /// Something that adds its own series to `/metrics` (Prometheus text format).
 pub trait MetricsSource: Send + Sync {
-    fn render(&self, out: &mut String);
+    fn render(&self, out: &mut crate::metrics_text::MetricsText);
 }
 
 impl std::fmt::Debug for dyn MetricsSource {

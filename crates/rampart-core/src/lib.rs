@@ -1,18 +1,31 @@
-//! Types shared by every Rampart crate: the problems the gateway answers with, and the
-//! facts about a client connection that later phases (identity, policy, logs) rely on.
+//! Types shared by every Rampart crate: the phase trait every filter implements, the
+//! exchange context that lives from accept to log, the decisions and problems the gateway
+//! answers with, the one responder that renders them, and the state that outlives a
+//! reload.
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod context;
+mod decision;
+mod feature;
 mod filter;
 pub mod gcra;
+pub mod metrics_text;
 mod peer;
 mod problem;
 mod reason;
+pub mod record;
+pub mod respond;
+pub mod state;
 
 pub use addr::{canonical_ip, client_bucket};
-pub use filter::{
-    Decision, Denial, Filter, Flow, Identity, MetricsSource, Mode, Outcome, RequestCtx, Wait,
-};
+pub use context::{ClientHello, ConnectInfo, ExchangeCtx, Extensions, RequestCtx, ResponseCtx};
+pub use decision::{Decision, Identity, Mode, Outcome};
+pub use feature::FeaturePlan;
+pub use filter::{BodyRewriter, Denial, Filter, Flow, MetricsSource, Phase, Wait};
+pub use metrics_text::MetricsText;
 pub use peer::TlsPeer;
 pub use problem::{json_escape_into, Problem, PROBLEM_JSON};
 pub use reason::Reason;
+pub use record::ExchangeRecord;
+pub use state::StateStore;

@@ -1,10 +1,13 @@
 //! Stable reason codes for every identity and access decision. The code is what an
 //! operator greps for: it is written to the access log and the audit trail, and labels
-//! the decision metrics. Responses never carry it (they only say 401 or 403), so a caller
+//! the decision metrics. Responses never carry it (they carry only the generic problem of
+//! [`Reason::problem`]: 401, 403, 429 or 503), so a caller
 //! cannot probe which check failed.
 
+use crate::Problem;
+
 macro_rules! reasons {
-    ($($name:ident => $code:literal, $status:literal;)*) => {
+    ($($name:ident => $code:literal, $problem:ident;)*) => {
         /// Why a request was allowed or refused.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Reason { $($name),* }
@@ -18,61 +21,68 @@ macro_rules! reasons {
                 match self { $(Reason::$name => $code),* }
             }
 
-            /// The status a denial for this reason answers with (401, 403, 429 or 503).
-            pub fn status(self) -> u16 {
-                match self { $(Reason::$name => $status),* }
+            /// The problem a denial for this reason answers with. Deliberately generic
+            /// (one per status): the body tells a caller "401" or "429", never which
+            /// check failed; the precise code goes to the log and the metrics.
+            pub fn problem(self) -> Problem {
+                match self { $(Reason::$name => Problem::$problem),* }
             }
         }
     };
 }
 
 reasons! {
-    Missing => "auth.missing", 401;
-    ApiKeyOk => "auth.api_key.ok", 401;
-    ApiKeyUnknown => "auth.api_key.unknown", 401;
-    ApiKeyMalformed => "auth.api_key.malformed", 401;
-    ApiKeyExpired => "auth.api_key.expired", 401;
-    ApiKeyNotYetValid => "auth.api_key.not_yet_valid", 401;
-    JwtOk => "auth.jwt.ok", 401;
-    JwtMalformed => "auth.jwt.malformed", 401;
-    JwtAlgorithm => "auth.jwt.bad_algorithm", 401;
-    JwtUnknownKey => "auth.jwt.unknown_kid", 401;
-    JwtNoKeys => "auth.jwt.no_keys", 401;
-    JwtSignature => "auth.jwt.bad_signature", 401;
-    JwtExpired => "auth.jwt.expired", 401;
-    JwtNotYetValid => "auth.jwt.not_yet_valid", 401;
-    JwtIssuedInFuture => "auth.jwt.issued_in_future", 401;
-    JwtLifetime => "auth.jwt.lifetime_too_long", 401;
-    JwtIssuer => "auth.jwt.bad_issuer", 401;
-    JwtAudience => "auth.jwt.bad_audience", 401;
-    JwtType => "auth.jwt.bad_type", 401;
-    JwtMissingClaim => "auth.jwt.missing_claim", 401;
-    MtlsOk => "auth.mtls.ok", 401;
-    MtlsUnknown => "auth.mtls.unknown_certificate", 401;
-    SignatureOk => "auth.signature.ok", 401;
-    SignatureMalformed => "auth.signature.malformed", 401;
-    SignatureUnknownKey => "auth.signature.unknown_key", 401;
-    SignatureInvalid => "auth.signature.invalid", 401;
-    SignatureSkew => "auth.signature.skew", 401;
-    SignatureReplay => "auth.signature.replay", 401;
-    CredentialRepeated => "auth.credential_repeated", 401;
-    AuthFailuresExceeded => "auth.too_many_failures", 429;
-    AuthzOk => "authz.ok", 403;
-    RoleMissing => "authz.role_missing", 403;
-    ScopeMissing => "authz.scope_missing", 403;
-    ConsumerNotAllowed => "authz.consumer_not_allowed", 403;
-    PolicyDenied => "authz.policy_denied", 403;
-    Unidentified => "authz.unidentified", 403;
-    RateLimited => "limit.rate.exceeded", 429;
-    QuotaExceeded => "limit.quota.exceeded", 429;
-    RateShadow => "limit.rate.shadow", 429;
-    ConcurrencyLimited => "limit.concurrency", 429;
-    ConcurrencyShadow => "limit.concurrency.shadow", 429;
-    LimitStoreError => "limit.store_error", 503;
-    LimitStateFull => "limit.state_full", 503;
+    Missing => "auth.missing", UNAUTHENTICATED;
+    ApiKeyOk => "auth.api_key.ok", UNAUTHENTICATED;
+    ApiKeyUnknown => "auth.api_key.unknown", UNAUTHENTICATED;
+    ApiKeyMalformed => "auth.api_key.malformed", UNAUTHENTICATED;
+    ApiKeyExpired => "auth.api_key.expired", UNAUTHENTICATED;
+    ApiKeyNotYetValid => "auth.api_key.not_yet_valid", UNAUTHENTICATED;
+    JwtOk => "auth.jwt.ok", UNAUTHENTICATED;
+    JwtMalformed => "auth.jwt.malformed", UNAUTHENTICATED;
+    JwtAlgorithm => "auth.jwt.bad_algorithm", UNAUTHENTICATED;
+    JwtUnknownKey => "auth.jwt.unknown_kid", UNAUTHENTICATED;
+    JwtNoKeys => "auth.jwt.no_keys", UNAUTHENTICATED;
+    JwtSignature => "auth.jwt.bad_signature", UNAUTHENTICATED;
+    JwtExpired => "auth.jwt.expired", UNAUTHENTICATED;
+    JwtNotYetValid => "auth.jwt.not_yet_valid", UNAUTHENTICATED;
+    JwtIssuedInFuture => "auth.jwt.issued_in_future", UNAUTHENTICATED;
+    JwtLifetime => "auth.jwt.lifetime_too_long", UNAUTHENTICATED;
+    JwtIssuer => "auth.jwt.bad_issuer", UNAUTHENTICATED;
+    JwtAudience => "auth.jwt.bad_audience", UNAUTHENTICATED;
+    JwtType => "auth.jwt.bad_type", UNAUTHENTICATED;
+    JwtMissingClaim => "auth.jwt.missing_claim", UNAUTHENTICATED;
+    MtlsOk => "auth.mtls.ok", UNAUTHENTICATED;
+    MtlsUnknown => "auth.mtls.unknown_certificate", UNAUTHENTICATED;
+    SignatureOk => "auth.signature.ok", UNAUTHENTICATED;
+    SignatureMalformed => "auth.signature.malformed", UNAUTHENTICATED;
+    SignatureUnknownKey => "auth.signature.unknown_key", UNAUTHENTICATED;
+    SignatureInvalid => "auth.signature.invalid", UNAUTHENTICATED;
+    SignatureSkew => "auth.signature.skew", UNAUTHENTICATED;
+    SignatureReplay => "auth.signature.replay", UNAUTHENTICATED;
+    CredentialRepeated => "auth.credential_repeated", UNAUTHENTICATED;
+    AuthFailuresExceeded => "auth.too_many_failures", RATE_LIMITED;
+    AuthzOk => "authz.ok", FORBIDDEN;
+    RoleMissing => "authz.role_missing", FORBIDDEN;
+    ScopeMissing => "authz.scope_missing", FORBIDDEN;
+    ConsumerNotAllowed => "authz.consumer_not_allowed", FORBIDDEN;
+    PolicyDenied => "authz.policy_denied", FORBIDDEN;
+    Unidentified => "authz.unidentified", FORBIDDEN;
+    RateLimited => "limit.rate.exceeded", RATE_LIMITED;
+    QuotaExceeded => "limit.quota.exceeded", RATE_LIMITED;
+    RateShadow => "limit.rate.shadow", RATE_LIMITED;
+    ConcurrencyLimited => "limit.concurrency", RATE_LIMITED;
+    ConcurrencyShadow => "limit.concurrency.shadow", RATE_LIMITED;
+    LimitStoreError => "limit.store_error", LIMIT_UNAVAILABLE;
+    LimitStateFull => "limit.state_full", LIMIT_UNAVAILABLE;
 }
 
 impl Reason {
+    /// The status a denial for this reason answers with.
+    pub fn status(self) -> u16 {
+        self.problem().status.as_u16()
+    }
+
     /// The index of this reason in [`Reason::ALL`].
     pub fn index(self) -> usize {
         self as usize

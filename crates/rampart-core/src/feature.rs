@@ -1,0 +1,30 @@
+//! What a feature crate hands the gateway when it compiles: its filters, per route, tagged
+//! with their phase (the gateway sorts each route's chain by phase), plus gateway-wide
+//! filters and its `/metrics` series. Routes are keyed by their index in the config's
+//! `routes` list, never by name.
+
+use std::sync::Arc;
+
+use crate::{Filter, MetricsSource};
+
+/// One feature's compiled contribution to a plan.
+#[derive(Default)]
+pub struct FeaturePlan {
+    /// `routes[i]` are the filters of the config's route `i` (empty: none).
+    pub routes: Vec<Vec<Arc<dyn Filter>>>,
+    /// Filters of exchanges that matched no route (their response and log phases run).
+    pub unrouted: Vec<Arc<dyn Filter>>,
+    /// Gateway-wide filters whose [`Filter::on_connect`] runs on every connection.
+    pub connect: Vec<Arc<dyn Filter>>,
+    pub metrics: Vec<Arc<dyn MetricsSource>>,
+}
+
+impl FeaturePlan {
+    /// An empty plan for a config with `routes` routes.
+    pub fn for_routes(routes: usize) -> FeaturePlan {
+        FeaturePlan {
+            routes: (0..routes).map(|_| Vec::new()).collect(),
+            ..FeaturePlan::default()
+        }
+    }
+}
