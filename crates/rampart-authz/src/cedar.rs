@@ -25,7 +25,7 @@ use cedar_policy::{
     RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use rampart_config::{ConfigError, PolicyMode, RouteSpec, Spec};
-use rampart_core::{Filter, Flow, Identity, Mode, Reason, RequestCtx};
+use rampart_core::{Filter, Flow, Identity, Mode, Phase, Reason, RequestCtx};
 use serde_json::Value;
 
 /// The HTTP methods that are Cedar actions.
@@ -469,6 +469,14 @@ impl CedarPolicy {
 }
 
 impl Filter for CedarPolicy {
+    fn phase(&self) -> Phase {
+        Phase::Authorize
+    }
+
+    fn name(&self) -> &'static str {
+        "cedar"
+    }
+
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         let result = match cx.identity.clone() {
             None => Err(Reason::Unidentified),

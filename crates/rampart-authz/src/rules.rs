@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rampart_config::{AuthorizeSpec, PolicyMode};
-use rampart_core::{Denial, Filter, Flow, Identity, Mode, Outcome, Reason, RequestCtx};
+use rampart_core::{Denial, Filter, Flow, Identity, Mode, Outcome, Phase, Reason, RequestCtx};
 
 /// A route's authorization step. With no identity (a shadow-mode authentication that
 /// failed) every rule fails: deny by default.
@@ -79,20 +79,30 @@ pub(crate) fn decide(cx: &mut RequestCtx<'_>, mode: Mode, result: Result<Reason,
         }
         Err(r) => {
             cx.record(r, Outcome::Deny);
-            let challenge = (r == Reason::ScopeMissing).then(|| {
-                http::HeaderValue::from_static(
-                    "Bearer realm=\"rampart\", error=\"insufficient_scope\"",
-                )
-            });
-            Flow::Deny(Denial {
-                reason: r,
-                challenge,
-            })
+            let mut denial = Denial::new(r);
+            if r == Reason::ScopeMissing {
+                // RFC 6750 §3.1: a token without the needed scope is `insufficient_scope`.
+                denial = denial.with_header(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static(
+                        "Bearer realm=\"rampart\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            Flow::Deny(denial)
         }
     }
 }
 
 impl Filter for Authorize {
+    fn phase(&self) -> Phase {
+        Phase::Authorize
+    }
+
+    fn name(&self) -> &'static str {
+        "authorize"
+    }
+
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         let result = self.check(cx.identity.as_deref()).map(|()| Reason::AuthzOk);
         decide(cx, self.mode, result)

@@ -65,6 +65,9 @@ pub struct Spec {
     /// The Redis shared by every instance, for `store: redis` limits.
     #[serde(default)]
     pub redis: Option<RedisSpec>,
+    /// Security headers and add/set/remove rules for every response.
+    #[serde(default)]
+    pub response_headers: crate::ResponseHeadersSpec,
 }
 
 /// One bound address that accepts client connections.
@@ -501,6 +504,9 @@ pub struct RouteSpec {
     /// double encoding that an upstream decoding twice reads as `..`.
     #[serde(default)]
     pub allow_encoded_percent: bool,
+    /// This route's response header rules, on top of the gateway-wide ones.
+    #[serde(default)]
+    pub response_headers: Option<crate::ResponseHeadersSpec>,
 }
 
 fn header_source() -> Vec<ApiKeySource> {

@@ -95,17 +95,12 @@ impl Denial {
 /// A rewriter of one response body, created per exchange by [`Filter::response_body`].
 /// It sees the body's data frames in order and returns what goes to the client in their
 /// place. It may hold data back (to see a whole JSON value, say) but must bound what it
-/// holds: [`BodyRewriter::max_buffer`] is enforced by the proxy, which ends the response
-/// with an error rather than buffer more.
+/// holds: past its bound it answers `Err(code)`, and the proxy aborts the response (the
+/// client sees an incomplete body, never a silently wrong one) and logs `code`.
 pub trait BodyRewriter: Send {
-    /// Called with each data frame; `end` is true for the last call (whose `data` may be
-    /// empty). Returns the bytes to send now (possibly empty).
-    fn on_data(&mut self, data: Bytes, end: bool) -> Bytes;
-
-    /// The most bytes this rewriter may hold back between calls.
-    fn max_buffer(&self) -> usize {
-        1 << 20
-    }
+    /// Called with each data frame, and once more with `end` set (and `data` empty) when
+    /// the upstream body has ended. Returns the bytes to send now (possibly none).
+    fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str>;
 }
 
 /// One filter of a route's chain. Every method but [`Filter::phase`] has a no-op default.

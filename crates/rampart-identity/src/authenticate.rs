@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use rampart_config::ApiKeySource;
-use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Reason, RequestCtx};
+use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Phase, Reason, RequestCtx};
 
 use crate::consumers::Resolved;
 use crate::jwt::{Issuer, Verified};
@@ -111,7 +111,7 @@ impl Authenticate {
                 }
             }
             Method::Mtls => {
-                let Some(peer) = cx.tls_peer else {
+                let Some(peer) = cx.tls_peer.as_deref() else {
                     return Attempt::Absent;
                 };
                 match plan.certificates.find(peer) {
@@ -206,12 +206,10 @@ impl Authenticate {
             return None;
         }
         cx.record(Reason::AuthFailuresExceeded, Outcome::Deny);
-        cx.response_headers
-            .push((http::header::RETRY_AFTER, limiter.retry_after.clone()));
-        Some(Flow::Deny(Denial {
-            reason: Reason::AuthFailuresExceeded,
-            challenge: None,
-        }))
+        Some(Flow::Deny(
+            Denial::new(Reason::AuthFailuresExceeded)
+                .with_header(http::header::RETRY_AFTER, limiter.retry_after.clone()),
+        ))
     }
 
     /// The answer to a failed authentication; a presented-but-bad credential counts
@@ -227,18 +225,26 @@ impl Authenticate {
             return Flow::Continue;
         }
         cx.record(reason, Outcome::Deny);
-        Flow::Deny(Denial {
-            reason,
-            challenge: Some(if reason == Reason::Missing {
-                self.challenge.clone()
-            } else {
-                self.challenge_invalid.clone()
-            }),
-        })
+        let challenge = if reason == Reason::Missing {
+            &self.challenge
+        } else {
+            &self.challenge_invalid
+        };
+        Flow::Deny(
+            Denial::new(reason).with_header(http::header::WWW_AUTHENTICATE, challenge.clone()),
+        )
     }
 }
 
 impl Filter for Authenticate {
+    fn phase(&self) -> Phase {
+        Phase::Authenticate
+    }
+
+    fn name(&self) -> &'static str {
+        "authenticate"
+    }
+
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         // Runs again after a wait; the strip is idempotent.
         self.strip_identity_headers(cx);

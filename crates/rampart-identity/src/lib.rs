@@ -1,9 +1,9 @@
 //! Proofs of identity (DESIGN.md §1, the authenticate phase): hashed API keys, JWT bearer
 //! tokens with JWKS/OIDC key sets, mTLS client certificates and HMAC-signed requests.
 //!
-//! [`IdentityPlan::compile`] turns the config's `identity` and `consumers` into lookup
-//! tables once per load; [`IdentityPlan::route_filter`] gives each route the
-//! [`rampart_core::Filter`] that runs its `authenticate` list.
+//! [`compile`] turns the config's `identity` and `consumers` into lookup tables once per
+//! load ([`IdentityPlan`]) and gives each route the [`rampart_core::Filter`] that runs its
+//! `authenticate` list.
 #![forbid(unsafe_code)]
 
 pub mod api_key;
@@ -18,11 +18,11 @@ pub mod signature;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use rampart_config::{ConfigError, RouteSpec, Spec};
-use rampart_core::Mode;
+use rampart_core::{FeaturePlan, Mode, StateStore};
 
 pub use authenticate::{Authenticate, Method};
 pub use consumers::{Consumers, HeaderNames, Resolved};
@@ -45,17 +45,41 @@ pub struct IdentityPlan {
     pub failures: Option<Arc<brute_force::FailureLimiter>>,
 }
 
-/// Key sources survive reloads that leave their settings alone, so a reload does not
-/// empty the keys and send every request back to a cold start.
-fn key_source_registry() -> &'static Mutex<HashMap<String, Weak<jwt::jwks::KeySource>>> {
-    static R: std::sync::OnceLock<Mutex<HashMap<String, Weak<jwt::jwks::KeySource>>>> =
-        std::sync::OnceLock::new();
-    R.get_or_init(Default::default)
+/// The feature's entry point: every route's authentication filter, tagged
+/// [`rampart_core::Phase::Authenticate`] (every route gets one: even a public route must
+/// remove client-sent identity headers).
+pub fn compile(
+    spec: &Spec,
+    base: &Path,
+    state: &StateStore,
+) -> Result<FeaturePlan, Vec<ConfigError>> {
+    let plan = IdentityPlan::compile(spec, base, state)?;
+    let mut out = FeaturePlan::for_routes(spec.routes.len());
+    let mut errs = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        match plan.route_filter(r) {
+            Ok(f) => out.routes[i].push(Arc::new(f)),
+            Err(e) => errs.push(ConfigError::new(format!("routes[{i}].authenticate"), e)),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
 }
 
 impl IdentityPlan {
     /// Compiles `spec`'s identity settings, resolving secrets relative to `base`.
-    pub fn compile(spec: &Spec, base: &Path) -> Result<Arc<Self>, Vec<ConfigError>> {
+    ///
+    /// Remote key sets (JWKS URLs, OIDC discovery) and the failed-authentication table
+    /// are kept in `state` while their settings stay the same, so a reload neither sends
+    /// every request back to a cold key fetch nor forgives a brute-forcing client.
+    pub fn compile(
+        spec: &Spec,
+        base: &Path,
+        state: &StateStore,
+    ) -> Result<Arc<Self>, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let mut err = |path: String, reason: String| errs.push(ConfigError { path, reason });
         let id = &spec.identity;
@@ -148,10 +172,6 @@ impl IdentityPlan {
         );
 
         let mut issuers = HashMap::new();
-        let mut registry = key_source_registry()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        registry.retain(|_, w| w.strong_count() > 0);
         for (name, s) in &id.jwt {
             let remote = s.secret.is_none() && s.jwks_file.is_none();
             // Remote sources are shared across reloads when their settings are equal.
@@ -159,31 +179,23 @@ impl IdentityPlan {
                 "{name}\n{}\n{:?}\n{}\n{:?}\n{:?}",
                 s.issuer, s.jwks_url, s.discovery, s.ca_file, s.refresh
             );
-            let existing = remote
-                .then(|| registry.get(&reuse_key).and_then(Weak::upgrade))
-                .flatten();
-            let source = match existing {
-                Some(src) => src,
-                None => match jwt::key_source(name, s, base) {
-                    Ok(src) => {
-                        let src = Arc::new(src);
-                        if remote {
-                            registry.insert(reuse_key, Arc::downgrade(&src));
-                        }
-                        src
-                    }
-                    Err(e) => {
-                        err(format!("identity.jwt.{name}"), e);
-                        continue;
-                    }
-                },
+            let source = if remote {
+                state.get_or_try_insert(&reuse_key, || jwt::key_source(name, s, base))
+            } else {
+                jwt::key_source(name, s, base).map(Arc::new)
+            };
+            let source = match source {
+                Ok(src) => src,
+                Err(e) => {
+                    err(format!("identity.jwt.{name}"), e);
+                    continue;
+                }
             };
             issuers.insert(
                 name.clone(),
                 Arc::new(jwt::Issuer::new(name, s.clone(), source)),
             );
         }
-        drop(registry);
 
         let api_key_header = HeaderName::from_bytes(id.api_keys.header.as_bytes())
             .unwrap_or(HeaderName::from_static("x-api-key"));
@@ -205,10 +217,10 @@ impl IdentityPlan {
             },
             issuers,
             failures: id.auth_failures.enabled.then(|| {
-                Arc::new(brute_force::FailureLimiter::new(
-                    &id.auth_failures,
-                    spec.limits.ipv6_prefix,
-                ))
+                let key = format!("{:?}\n{}", id.auth_failures, spec.limits.ipv6_prefix);
+                state.get_or_insert(&key, || {
+                    brute_force::FailureLimiter::new(&id.auth_failures, spec.limits.ipv6_prefix)
+                })
             }),
         }))
     }

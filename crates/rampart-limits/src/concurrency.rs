@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rampart_config::LimitKey;
-use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Reason, RequestCtx};
+use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Phase, Reason, RequestCtx};
 
 /// A held slot; dropping it frees the slot.
 struct Slot(Arc<AtomicU64>);
@@ -58,6 +58,14 @@ impl Concurrency {
 }
 
 impl Filter for Concurrency {
+    fn phase(&self) -> Phase {
+        Phase::RateLimit
+    }
+
+    fn name(&self) -> &'static str {
+        "concurrency"
+    }
+
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         let (counter, max) = self.counter(cx);
         let now = counter.fetch_add(1, Ordering::AcqRel) + 1;
@@ -69,14 +77,10 @@ impl Filter for Concurrency {
                 return Flow::Continue;
             }
             cx.record(Reason::ConcurrencyLimited, Outcome::Deny);
-            cx.response_headers.push((
+            return Flow::Deny(Denial::new(Reason::ConcurrencyLimited).with_header(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),
             ));
-            return Flow::Deny(Denial {
-                reason: Reason::ConcurrencyLimited,
-                challenge: None,
-            });
         }
         cx.guards.push(Box::new(slot));
         Flow::Continue

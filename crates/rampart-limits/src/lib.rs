@@ -17,15 +17,14 @@ pub mod window;
 pub use rampart_core::gcra;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 
 use rampart_config::{
     ConfigError, LimitKey, LimitSpec, LimitStore, PolicyMode, RateLimitSpec, Spec,
 };
-use rampart_core::{Filter, MetricsSource, Mode};
+use rampart_core::{FeaturePlan, Filter, MetricsSource, MetricsText, Mode, StateStore};
 
 use gcra::Gcra;
 use local::{Limit, LocalStore};
@@ -40,47 +39,35 @@ type PolicyEntry = (Arc<str>, Arc<PolicyMetrics>, Option<Arc<LocalStore>>);
 
 /// Every route's limit filters, plus what `/metrics` shows about them.
 pub struct LimitsPlan {
-    pub routes: HashMap<String, Vec<Arc<dyn Filter>>>,
+    /// `routes[i]`: the filters of the config's route `i`.
+    pub routes: Vec<Vec<Arc<dyn Filter>>>,
     policies: Vec<PolicyEntry>,
     redis: Option<Arc<RedisStore>>,
 }
 
-fn local_registry() -> &'static Mutex<HashMap<String, Weak<LocalStore>>> {
-    static R: OnceLock<Mutex<HashMap<String, Weak<LocalStore>>>> = OnceLock::new();
-    R.get_or_init(Default::default)
+/// The feature's entry point: every route's limit filters, tagged [`rampart_core::Phase::RateLimit`],
+/// and the limits' `/metrics` series.
+pub fn compile(
+    spec: &Spec,
+    base: &Path,
+    state: &StateStore,
+) -> Result<FeaturePlan, Vec<ConfigError>> {
+    let limits = LimitsPlan::compile(spec, base, state)?;
+    let metrics = limits.metrics();
+    Ok(FeaturePlan {
+        routes: limits.routes,
+        metrics: vec![metrics],
+        ..FeaturePlan::default()
+    })
 }
 
-fn redis_registry() -> &'static Mutex<HashMap<String, Weak<RedisStore>>> {
-    static R: OnceLock<Mutex<HashMap<String, Weak<RedisStore>>>> = OnceLock::new();
-    R.get_or_init(Default::default)
+/// The state kept for policy `name` (the previous config's, when it had one by that name).
+fn local_store(state: &StateStore, name: &str) -> Arc<LocalStore> {
+    state.get_or_insert(name, || LocalStore::new(MAX_KEYS))
 }
 
-fn metrics_registry() -> &'static Mutex<HashMap<String, Weak<PolicyMetrics>>> {
-    static R: OnceLock<Mutex<HashMap<String, Weak<PolicyMetrics>>>> = OnceLock::new();
-    R.get_or_init(Default::default)
-}
-
-/// The state kept under `name` (shared with the previous config's policy of that name).
-fn local_store(name: &str) -> Arc<LocalStore> {
-    let mut r = local_registry().lock().unwrap_or_else(|p| p.into_inner());
-    r.retain(|_, w| w.strong_count() > 0);
-    if let Some(s) = r.get(name).and_then(Weak::upgrade) {
-        return s;
-    }
-    let s = Arc::new(LocalStore::new(MAX_KEYS));
-    r.insert(name.to_string(), Arc::downgrade(&s));
-    s
-}
-
-fn policy_metrics(name: &str) -> Arc<PolicyMetrics> {
-    let mut r = metrics_registry().lock().unwrap_or_else(|p| p.into_inner());
-    r.retain(|_, w| w.strong_count() > 0);
-    if let Some(s) = r.get(name).and_then(Weak::upgrade) {
-        return s;
-    }
-    let s = Arc::new(PolicyMetrics::default());
-    r.insert(name.to_string(), Arc::downgrade(&s));
-    s
+fn policy_metrics(state: &StateStore, name: &str) -> Arc<PolicyMetrics> {
+    state.get_or_insert(name, PolicyMetrics::default)
 }
 
 /// Compiles a list of limits.
@@ -126,7 +113,7 @@ fn mode(m: PolicyMode) -> Mode {
 
 impl LimitsPlan {
     /// Compiles `spec`'s limits; secrets (the Redis password) resolve against `base`.
-    pub fn compile(spec: &Spec, base: &Path) -> Result<Self, Vec<ConfigError>> {
+    pub fn compile(spec: &Spec, base: &Path, state: &StateStore) -> Result<Self, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let redis = match &spec.redis {
             Some(r) => {
@@ -140,22 +127,20 @@ impl LimitsPlan {
                     },
                     None => None,
                 };
-                let reg_key = format!("{r:?}\n{}", password.as_deref().map(str::len).unwrap_or(0));
-                let mut reg = redis_registry().lock().unwrap_or_else(|p| p.into_inner());
-                reg.retain(|_, w| w.strong_count() > 0);
-                match reg.get(&reg_key).and_then(Weak::upgrade) {
-                    Some(s) => Some(s),
-                    None => match RedisStore::new(r, password, base) {
-                        Ok(s) => {
-                            let s = Arc::new(s);
-                            reg.insert(reg_key, Arc::downgrade(&s));
-                            Some(s)
-                        }
-                        Err(e) => {
-                            errs.push(ConfigError::new("redis.url", e));
-                            None
-                        }
-                    },
+                // The connection is kept across reloads while its settings (and the
+                // password's value: a rotated password reconnects) stay the same.
+                let key = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    password.hash(&mut h);
+                    format!("{r:?}\n{:x}", h.finish())
+                };
+                match state.get_or_try_insert(&key, || RedisStore::new(r, password, base)) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errs.push(ConfigError::new("redis.url", e));
+                        None
+                    }
                 }
             }
             None => None,
@@ -177,9 +162,7 @@ impl LimitsPlan {
                 consumer_concurrency.insert(c.id.as_str().into(), n);
             }
         }
-        // State is found again by config directory and policy name: a reload of the same
-        // config keeps it, another gateway in the same process does not share it.
-        let scope = base.display().to_string();
+        // State is found again by policy name: a reload keeps it.
         let mut policies = Vec::new();
         let mut build = |name: String,
                          p: &RateLimitSpec,
@@ -187,14 +170,14 @@ impl LimitsPlan {
                          at: String|
          -> Option<Arc<dyn Filter>> {
             let store = match p.store {
-                LimitStore::Local => Store::Local(local_store(&format!("{scope}\n{name}"))),
+                LimitStore::Local => Store::Local(local_store(state, &name)),
                 LimitStore::Redis => match &redis {
                     Some(r) => Store::Redis {
                         redis: r.clone(),
                         consistency: p.consistency,
                         lease: p.lease.max(1),
                         on_error: p.on_store_error,
-                        fallback: local_store(&format!("{scope}\n{name}\nfallback")),
+                        fallback: local_store(state, &format!("{name}\nfallback")),
                         expected_nodes: p.expected_nodes.max(1),
                         leases: Default::default(),
                     },
@@ -216,7 +199,7 @@ impl LimitsPlan {
             } else {
                 HashMap::new()
             };
-            let metrics = policy_metrics(&format!("{scope}\n{name}"));
+            let metrics = policy_metrics(state, &name);
             let local = match &store {
                 Store::Local(s) => Some(s.clone()),
                 Store::Redis { .. } => None,
@@ -242,7 +225,7 @@ impl LimitsPlan {
                 global.push(f);
             }
         }
-        let mut routes = HashMap::new();
+        let mut routes = Vec::with_capacity(spec.routes.len());
         for (i, r) in spec.routes.iter().enumerate() {
             let mut filters = global.clone();
             if let Some(p) = &r.rate_limit {
@@ -265,9 +248,7 @@ impl LimitsPlan {
                     mode(r.auth_mode),
                 )));
             }
-            if !filters.is_empty() {
-                routes.insert(r.name.clone(), filters);
-            }
+            routes.push(filters);
         }
         if !errs.is_empty() {
             return Err(errs);
@@ -294,70 +275,89 @@ struct LimitsMetrics {
 }
 
 impl MetricsSource for LimitsMetrics {
-    fn render(&self, out: &mut String) {
-        out.push_str("# HELP rampart_rate_limit_decisions_total Rate-limit decisions, by policy and outcome.\n# TYPE rampart_rate_limit_decisions_total counter\n");
+    fn render(&self, out: &mut MetricsText) {
+        out.family(
+            "rampart_rate_limit_decisions_total",
+            "counter",
+            "Rate-limit decisions, by policy and outcome.",
+        );
         for (name, m, _) in &self.policies {
             for (i, o) in policy::OUTCOMES.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "rampart_rate_limit_decisions_total{{policy=\"{}\",outcome=\"{o}\"}} {}",
-                    escape(name),
-                    m.decisions[i].load(Ordering::Relaxed)
+                out.sample(
+                    "rampart_rate_limit_decisions_total",
+                    &[("policy", name), ("outcome", o)],
+                    m.decisions[i].load(Ordering::Relaxed),
                 );
             }
         }
-        out.push_str("# HELP rampart_rate_limit_lease_refills_total Batched mode: leases taken from Redis.\n# TYPE rampart_rate_limit_lease_refills_total counter\n");
+        out.family(
+            "rampart_rate_limit_lease_refills_total",
+            "counter",
+            "Batched mode: leases taken from Redis.",
+        );
         for (name, m, _) in &self.policies {
-            let _ = writeln!(
-                out,
-                "rampart_rate_limit_lease_refills_total{{policy=\"{}\"}} {}",
-                escape(name),
-                m.lease_refills.load(Ordering::Relaxed)
+            out.sample(
+                "rampart_rate_limit_lease_refills_total",
+                &[("policy", name)],
+                m.lease_refills.load(Ordering::Relaxed),
             );
         }
-        out.push_str("# HELP rampart_rate_limit_keys Client keys held by a local limiter.\n# TYPE rampart_rate_limit_keys gauge\n");
+        out.family(
+            "rampart_rate_limit_keys",
+            "gauge",
+            "Client keys held by a local limiter.",
+        );
         for (name, _, local) in &self.policies {
             if let Some(l) = local {
-                let _ = writeln!(
-                    out,
-                    "rampart_rate_limit_keys{{policy=\"{}\"}} {}",
-                    escape(name),
-                    l.len()
+                out.sample(
+                    "rampart_rate_limit_keys",
+                    &[("policy", name)],
+                    l.len() as u64,
                 );
             }
         }
         if let Some(r) = &self.redis {
             let m = &r.metrics;
-            let _ = writeln!(out, "# HELP rampart_redis_calls_total Calls to Redis.\n# TYPE rampart_redis_calls_total counter\nrampart_redis_calls_total {}", m.calls.load(Ordering::Relaxed));
-            let _ = writeln!(out, "# HELP rampart_redis_errors_total Failed or timed-out Redis calls.\n# TYPE rampart_redis_errors_total counter\nrampart_redis_errors_total {}", m.errors.load(Ordering::Relaxed));
-            let _ = writeln!(out, "# HELP rampart_redis_breaker_opened_total Times the Redis breaker opened.\n# TYPE rampart_redis_breaker_opened_total counter\nrampart_redis_breaker_opened_total {}", m.breaker_opened.load(Ordering::Relaxed));
-            let _ = writeln!(out, "# HELP rampart_redis_short_circuited_total Decisions made without calling Redis because the breaker was open.\n# TYPE rampart_redis_short_circuited_total counter\nrampart_redis_short_circuited_total {}", m.short_circuited.load(Ordering::Relaxed));
-            out.push_str("# HELP rampart_redis_latency_seconds Redis call latency.\n# TYPE rampart_redis_latency_seconds histogram\n");
-            let mut cum = 0;
-            for (i, ub) in redis_store::LATENCY_BUCKETS.iter().enumerate() {
-                cum += m.latency[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "rampart_redis_latency_seconds_bucket{{le=\"{ub}\"}} {cum}"
-                );
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            for (name, help, value) in [
+                (
+                    "rampart_redis_calls_total",
+                    "Calls to Redis.",
+                    load(&m.calls),
+                ),
+                (
+                    "rampart_redis_errors_total",
+                    "Failed or timed-out Redis calls.",
+                    load(&m.errors),
+                ),
+                (
+                    "rampart_redis_breaker_opened_total",
+                    "Times the Redis breaker opened.",
+                    load(&m.breaker_opened),
+                ),
+                (
+                    "rampart_redis_short_circuited_total",
+                    "Decisions made without calling Redis because the breaker was open.",
+                    load(&m.short_circuited),
+                ),
+            ] {
+                out.family(name, "counter", help);
+                out.sample(name, &[], value);
             }
-            let calls = m.calls.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "rampart_redis_latency_seconds_bucket{{le=\"+Inf\"}} {calls}"
+            out.family(
+                "rampart_redis_latency_seconds",
+                "histogram",
+                "Redis call latency.",
             );
-            let _ = writeln!(
-                out,
-                "rampart_redis_latency_seconds_sum {}",
-                m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            let counts: Vec<u64> = m.latency.iter().map(load).collect();
+            out.histogram(
+                "rampart_redis_latency_seconds",
+                &[],
+                &redis_store::LATENCY_BUCKETS,
+                &counts,
+                load(&m.calls),
+                load(&m.latency_sum_us) as f64 / 1e6,
             );
-            let _ = writeln!(out, "rampart_redis_latency_seconds_count {calls}");
         }
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderName, HeaderValue};
 use rampart_config::{Consistency, LimitKey, OnStoreError};
-use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Reason, RequestCtx};
+use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Phase, Reason, RequestCtx};
 
 use crate::local::{Check, Limit, LocalStore};
 use crate::redis_store::{grant_check, RedisStore};
@@ -214,13 +214,11 @@ impl RateLimit {
             cx.response_headers.push((RATELIMIT.clone(), v));
         }
         let retry = secs_ceil(strictest.retry_after).max(1);
+        let mut denial = Denial::new(reason);
         if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-            cx.response_headers.push((http::header::RETRY_AFTER, v));
+            denial = denial.with_header(http::header::RETRY_AFTER, v);
         }
-        Flow::Deny(Denial {
-            reason,
-            challenge: None,
-        })
+        Flow::Deny(denial)
     }
 
     /// A new client key found no room in the local state: refused (fail closed; counted
@@ -232,10 +230,7 @@ impl RateLimit {
             return Flow::Continue;
         }
         cx.record(Reason::LimitStateFull, Outcome::Deny);
-        Flow::Deny(Denial {
-            reason: Reason::LimitStateFull,
-            challenge: None,
-        })
+        Flow::Deny(Denial::new(Reason::LimitStateFull))
     }
 
     fn store_failed(&self, cx: &mut RequestCtx<'_>, set: &LimitSet, key: &[u8], err: &str) -> Flow {
@@ -257,10 +252,7 @@ impl RateLimit {
             }
             OnStoreError::Deny => {
                 cx.record(Reason::LimitStoreError, Outcome::Deny);
-                Flow::Deny(Denial {
-                    reason: Reason::LimitStoreError,
-                    challenge: None,
-                })
+                Flow::Deny(Denial::new(Reason::LimitStoreError))
             }
             OnStoreError::Local => {
                 let scaled: Vec<Limit> = set
@@ -357,6 +349,14 @@ fn redis_keys(key: &[u8], n: usize) -> Vec<String> {
 }
 
 impl Filter for RateLimit {
+    fn phase(&self) -> Phase {
+        Phase::RateLimit
+    }
+
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         let Some(set) = self.limits_for(cx) else {
             return Flow::Continue;

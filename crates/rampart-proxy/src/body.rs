@@ -13,10 +13,10 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
-use rampart_core::Problem;
+use rampart_core::{BodyRewriter, Problem};
 use tokio::time::{Instant, Sleep};
 
-use crate::access_log::Exchange;
+use crate::exchange::Exchange;
 use crate::h1_guard::ConnShared;
 
 /// Why the client's request body could not be forwarded.
@@ -236,6 +236,10 @@ enum Kind {
         pool: Option<PoolReturn>,
         deadline: Pin<Box<Sleep>>,
         _load: TargetLoad,
+        /// Response-body rewriters of the route's filters (usually none).
+        rewriters: Vec<Box<dyn BodyRewriter>>,
+        /// Set once the rewriters have been told the body ended.
+        flushed: bool,
     },
 }
 
@@ -262,6 +266,7 @@ impl ResponseBody {
         load: TargetLoad,
         exchange: Arc<Exchange>,
         in_flight: Option<InFlight>,
+        rewriters: Vec<Box<dyn BodyRewriter>>,
     ) -> Self {
         let mut body = Self {
             kind: Kind::Upstream {
@@ -269,12 +274,24 @@ impl ResponseBody {
                 pool,
                 deadline,
                 _load: load,
+                rewriters,
+                flushed: false,
             },
             exchange: Some(exchange),
             _in_flight: in_flight,
         };
         body.return_if_done();
         body
+    }
+
+    /// Drops the upstream side, records why the body was cut short (the log's code) and
+    /// returns the error that makes hyper abort the response.
+    fn abort(&mut self, code: &'static str) -> BoxError {
+        self.kind = Kind::Full(None);
+        if let Some(x) = &self.exchange {
+            let _ = x.code.set(code);
+        }
+        format!("response aborted: {code}").into()
     }
 
     fn return_if_done(&mut self) {
@@ -300,45 +317,76 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match &mut this.kind {
-            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream {
-                inner, deadline, ..
-            } => {
-                let res = Pin::new(inner).poll_frame(cx);
-                match &res {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(d), Some(x)) = (frame.data_ref(), &this.exchange) {
-                            x.bytes_out.fetch_add(d.len() as u64, Ordering::Relaxed);
-                        }
-                        this.return_if_done();
+        if let Kind::Full(b) = &mut this.kind {
+            return Poll::Ready(b.take().map(|b| Ok(Frame::data(b))));
+        }
+        loop {
+            let Kind::Upstream {
+                inner,
+                deadline,
+                rewriters,
+                flushed,
+                ..
+            } = &mut this.kind
+            else {
+                return Poll::Ready(None);
+            };
+            let frame = match Pin::new(&mut *inner).poll_frame(cx) {
+                Poll::Pending => {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        // The whole-request timeout fired mid-body: abort, so the client
+                        // sees an incomplete response (never a silently truncated one), and
+                        // drop the upstream connection.
+                        return Poll::Ready(Some(Err(this.abort("upstream.timeout"))));
                     }
-                    Poll::Ready(None) => this.return_if_done(),
-                    Poll::Ready(Some(Err(_))) => {}
-                    Poll::Pending => {
-                        if deadline.as_mut().poll(cx).is_ready() {
-                            // The whole-request timeout fired mid-body: abort, so the
-                            // client sees an incomplete response (never a silently
-                            // truncated one), and drop the upstream connection.
-                            this.kind = Kind::Full(None);
-                            if let Some(x) = &this.exchange {
-                                let _ = x.code.set("upstream.timeout");
-                            }
-                            return Poll::Ready(Some(Err(
-                                "upstream response exceeded the request timeout".into(),
-                            )));
-                        }
-                    }
+                    return Poll::Pending;
                 }
-                res.map(|o| o.map(|r| r.map_err(BoxError::from)))
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(BoxError::from(e)))),
+                Poll::Ready(Some(Ok(frame))) => Some(frame),
+                Poll::Ready(None) => None,
+            };
+            let frame = if rewriters.is_empty() {
+                frame
+            } else {
+                // Rewriters see each data frame, and the end of the body once.
+                let (data, end) = match frame {
+                    Some(f) => match f.into_data() {
+                        Ok(d) => (d, inner.is_end_stream()),
+                        Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                    },
+                    None if *flushed => return Poll::Ready(None),
+                    None => (Bytes::new(), true),
+                };
+                *flushed |= end;
+                let mut out = Ok(data);
+                for rw in rewriters.iter_mut() {
+                    out = out.and_then(|d| rw.on_data(d, end));
+                }
+                match out {
+                    Err(code) => return Poll::Ready(Some(Err(this.abort(code)))),
+                    Ok(d) if d.is_empty() && !end => continue,
+                    Ok(d) if d.is_empty() => None,
+                    Ok(d) => Some(Frame::data(d)),
+                }
+            };
+            if let (Some(d), Some(x)) = (frame.as_ref().and_then(|f| f.data_ref()), &this.exchange)
+            {
+                x.bytes_out.fetch_add(d.len() as u64, Ordering::Relaxed);
             }
+            this.return_if_done();
+            return Poll::Ready(frame.map(Ok));
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+            Kind::Upstream {
+                inner,
+                rewriters,
+                flushed,
+                ..
+            } => inner.is_end_stream() && (rewriters.is_empty() || *flushed),
         }
     }
 
@@ -346,7 +394,11 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Upstream { inner, .. } => inner.size_hint(),
+            Kind::Upstream {
+                inner, rewriters, ..
+            } if rewriters.is_empty() => inner.size_hint(),
+            // A rewritten body's length is not known in advance.
+            Kind::Upstream { .. } => SizeHint::default(),
         }
     }
 }

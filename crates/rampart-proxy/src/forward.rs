@@ -7,15 +7,13 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use rampart_config::UpstreamProtocol;
 use rampart_core::Problem;
 use tokio::time::Instant;
 
 use crate::body::{PoolReturn, RequestBody, ResponseBody, TargetLoad};
-use crate::headers::{self, X_REQUEST_ID};
 use crate::plan::RoutePlan;
-use crate::proxy::Ctx;
+use crate::respond::Ctx;
 use crate::upstream::pool::{self, Sender};
 use crate::upstream::{SelectError, Upstream};
 
@@ -171,8 +169,7 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     ctx.close = true;
                 }
                 timer.as_mut().reset(deadline);
-                return respond(
-                    ctx,
+                return ctx.upstream_response(
                     resp,
                     pool_return,
                     timer,
@@ -286,59 +283,6 @@ async fn send(
             },
         };
     }
-}
-
-fn respond(
-    mut ctx: Ctx,
-    mut resp: Response<Incoming>,
-    pool_return: Option<PoolReturn>,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    load: TargetLoad,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    upstream: &Upstream,
-) -> Response<ResponseBody> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        if let Some(client_side) = client_upgrade {
-            let upstream_side = hyper::upgrade::on(&mut resp);
-            let name = upstream.name.clone();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_side, upstream_side) {
-                    Ok((c, u)) => {
-                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                            tracing::debug!(upstream = %name, error = %e, "upgraded connection ended");
-                        }
-                    }
-                    Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
-                }
-            });
-        }
-    }
-    let (mut parts, incoming) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers, switching);
-    headers::strip_upstream_identity(&mut parts.headers);
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
-    if ctx.in_flight.is_some() && !switching && ctx.close {
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    ctx.exchange
-        .status
-        .store(parts.status.as_u16(), Ordering::Relaxed);
-    let exchange = ctx.exchange.clone();
-    let body = ResponseBody::upstream(
-        incoming,
-        pool_return,
-        deadline,
-        load,
-        exchange,
-        ctx.in_flight.take(),
-    );
-    Response::from_parts(parts, body)
 }
 
 /// True when a target other than `index` and those already tried could take a retry.

@@ -37,24 +37,18 @@ pub struct RoutePlan {
     pub allow_path_parameters: bool,
     /// Accept `%25` in the path.
     pub allow_encoded_percent: bool,
-    /// This route's counters (carried over by name across reloads).
+    /// This route's counters (kept in the state store by route name, so they survive
+    /// reloads).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
-    /// The inbound chain (authenticate, authorize, …), attached by the binary after
-    /// compiling; run in order on every request of the route.
-    pub filters: Vec<Arc<dyn rampart_core::Filter>>,
-}
-
-impl RoutePlan {
-    /// Appends a filter to the route's inbound chain.
-    pub fn push_filter(&mut self, f: Arc<dyn rampart_core::Filter>) {
-        self.filters.push(f);
-    }
-
+    /// The route's chain, sorted by phase ([`Plan::attach`]); every phase of every filter
+    /// runs in this order.
+    pub filters: Chain,
     /// Whether a filter needs the whole body before it decides.
-    pub fn needs_body(&self) -> bool {
-        self.filters.iter().any(|f| f.needs_body())
-    }
+    pub needs_body: bool,
 }
+
+/// A compiled chain of filters, shared by the plan and the exchanges running it.
+pub type Chain = Arc<[Arc<dyn rampart_core::Filter>]>;
 
 impl RoutePlan {
     /// Applies the route's rewrite to a normalised, matched path.
@@ -143,6 +137,12 @@ pub struct Plan {
     pub codes: Arc<crate::metrics::CodeMetrics>,
     /// Feature crates' own series for `/metrics` (rate limits, Redis).
     pub metric_sources: Vec<Arc<dyn rampart_core::MetricsSource>>,
+    /// The response and log phases of exchanges that matched no route.
+    pub unrouted_filters: Chain,
+    /// Gateway-wide filters run on every new connection.
+    pub connect_filters: Chain,
+    /// The gateway's reload-surviving state this plan was compiled against.
+    pub state: Arc<rampart_core::StateStore>,
 }
 
 impl Plan {
@@ -152,9 +152,47 @@ impl Plan {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
+    /// Adds the features' filters: each route's chain becomes its filters from every
+    /// feature, sorted by phase (a stable sort: within a phase, features keep the order
+    /// they are listed in). `features[k].routes[i]` belongs to the config's route `i`.
+    pub fn attach(&mut self, features: Vec<rampart_core::FeaturePlan>) -> Result<(), ConfigErrors> {
+        let mut routes: Vec<Vec<Arc<dyn rampart_core::Filter>>> =
+            self.routes.iter().map(|r| r.filters.to_vec()).collect();
+        let mut unrouted = self.unrouted_filters.to_vec();
+        let mut connect = self.connect_filters.to_vec();
+        for f in features {
+            if f.routes.len() > routes.len() {
+                return Err(ConfigErrors(vec![ConfigError::new(
+                    "routes",
+                    "a feature compiled more routes than the config has",
+                )]));
+            }
+            for (i, chain) in f.routes.into_iter().enumerate() {
+                routes[i].extend(chain);
+            }
+            unrouted.extend(f.unrouted);
+            connect.extend(f.connect);
+            self.metric_sources.extend(f.metrics);
+        }
+        for (route, mut chain) in self.routes.iter_mut().zip(routes) {
+            chain.sort_by_key(|f| f.phase());
+            route.needs_body = chain.iter().any(|f| f.needs_body());
+            route.filters = chain.into();
+        }
+        unrouted.sort_by_key(|f| f.phase());
+        self.unrouted_filters = unrouted.into();
+        self.connect_filters = connect.into();
+        Ok(())
+    }
+
     /// Compiles a validated spec. `base` is the directory relative file paths are read
-    /// from (the config file's directory). Reports every error found.
-    pub fn compile(spec: &Spec, base: &Path) -> Result<Plan, ConfigErrors> {
+    /// from (the config file's directory); `state` is the gateway's reload-surviving
+    /// state (counters are found there by name). Reports every error found.
+    pub fn compile(
+        spec: &Spec,
+        base: &Path,
+        state: &Arc<rampart_core::StateStore>,
+    ) -> Result<Plan, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
 
         let mut listeners = Vec::new();
@@ -173,7 +211,7 @@ impl Plan {
                 name: l.name.as_str().into(),
                 bind: l.bind,
                 tls,
-                metrics: Arc::default(),
+                metrics: state.get_or_insert(&l.name, crate::metrics::ListenerMetrics::default),
             });
         }
 
@@ -246,7 +284,15 @@ impl Plan {
             let path = match (&m.path, &m.path_prefix) {
                 (Some(p), _) => PathSpec::Pattern(p.clone()),
                 (None, Some(p)) => PathSpec::Prefix(p.clone()),
-                (None, None) => continue,
+                // Validation guarantees one; a route is never skipped, so route `i` of the
+                // plan is route `i` of the config (features attach by index).
+                (None, None) => {
+                    errors.push(ConfigError::new(
+                        format!("routes[{i}].match"),
+                        "needs path or path_prefix",
+                    ));
+                    continue;
+                }
             };
             let mut headers = Vec::new();
             for (k, h) in m.headers.iter().enumerate() {
@@ -272,6 +318,13 @@ impl Plan {
                 headers,
             });
             let Some(&ui) = upstream_index.get(&r.upstream) else {
+                // An upstream whose targets are all invalid has its own errors already.
+                if !spec.upstreams.contains_key(&r.upstream) {
+                    errors.push(ConfigError::new(
+                        format!("routes[{i}].upstream"),
+                        "names no configured upstream",
+                    ));
+                }
                 continue;
             };
             routes.push(RoutePlan {
@@ -283,8 +336,9 @@ impl Plan {
                 websocket: r.websocket,
                 allow_path_parameters: r.allow_path_parameters,
                 allow_encoded_percent: r.allow_encoded_percent,
-                filters: Vec::new(),
-                metrics: Arc::default(),
+                filters: Arc::new([]),
+                needs_body: false,
+                metrics: state.get_or_insert(&r.name, crate::metrics::RouteMetrics::default),
             });
         }
         let router = match Router::build(&matchers, |i| format!("routes[{i}]")) {
@@ -366,9 +420,12 @@ impl Plan {
             drain_timeout: spec.drain_timeout.get(),
             spec: Arc::new(spec.clone()),
             loaded_at: std::time::SystemTime::now(),
-            unrouted: Arc::default(),
-            codes: Arc::default(),
+            unrouted: state.get_or_insert("\0unrouted", crate::metrics::RouteMetrics::default),
+            codes: state.get_or_insert("\0codes", crate::metrics::CodeMetrics::default),
             metric_sources: Vec::new(),
+            unrouted_filters: Arc::new([]),
+            connect_filters: Arc::new([]),
+            state: state.clone(),
         })
     }
 }
@@ -412,7 +469,8 @@ mod tests {
         .unwrap();
         let targets = vec![t];
         RoutePlan {
-            filters: Vec::new(),
+            filters: Arc::new([]),
+            needs_body: false,
             name: "r".into(),
             upstream: Arc::new(Upstream {
                 name: "u".into(),

@@ -12,18 +12,18 @@ use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use rampart_core::{
-    Denial, Filter, Flow, Outcome, Problem, Reason, RequestCtx, TlsPeer, PROBLEM_JSON,
-};
+use rampart_core::{ExchangeCtx, Problem, RequestCtx, TlsPeer};
+use rampart_observe::AccessLog;
 use tokio::time::Instant;
 
-use crate::access_log::{AccessLog, AccessRecord, Exchange, ExchangeStart};
 use crate::body::{InFlight, RequestBody, ResponseBody};
+use crate::exchange::{Exchange, ExchangeStart};
 use crate::forward::{forward, ForwardJob};
 use crate::h1_guard::ConnShared;
 use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::plan::Plan;
 use crate::request_id::new_request_id;
+use crate::respond::Ctx;
 use crate::upstream::Upstream;
 
 /// State shared by every connection of a gateway.
@@ -48,65 +48,6 @@ pub struct ConnCtx {
     pub h1: Option<Arc<ConnShared>>,
     /// Forwarding header values for this connection's peer.
     pub peer_headers: PeerHeaders,
-}
-
-/// Everything known about a request once its exchange exists.
-pub(crate) struct Ctx {
-    pub(crate) exchange: Arc<Exchange>,
-    pub(crate) in_flight: Option<InFlight>,
-    pub(crate) close: bool,
-}
-
-impl Ctx {
-    /// Renders a gateway-generated error. The only place problems become responses.
-    pub(crate) fn problem(mut self, p: Problem) -> Response<ResponseBody> {
-        let _ = self.exchange.code.set(p.code);
-        self.exchange
-            .status
-            .store(p.status.as_u16(), Ordering::Relaxed);
-        let body = p.body(self.exchange.request_id.to_str().unwrap_or(""));
-        let mut resp = Response::new(ResponseBody::full(
-            body,
-            Some(self.exchange.clone()),
-            self.in_flight.take(),
-        ));
-        *resp.status_mut() = p.status;
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(X_REQUEST_ID.clone(), self.exchange.request_id.clone());
-        // A malformed or unfinished request leaves the connection in an unknown state:
-        // close it rather than read what follows.
-        if self.close
-            || p.status == StatusCode::BAD_REQUEST
-            || p.status == StatusCode::REQUEST_TIMEOUT
-            || p.status == StatusCode::PAYLOAD_TOO_LARGE
-        {
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
-    }
-}
-
-impl Ctx {
-    /// Renders an access denial: 401 or 403 with the generic problem body (the precise
-    /// reason goes to the log and metrics only) and the `WWW-Authenticate` challenge.
-    pub(crate) fn deny(self, d: Denial) -> Response<ResponseBody> {
-        let p = match d.reason.status() {
-            401 => Problem::UNAUTHENTICATED,
-            429 => Problem::RATE_LIMITED,
-            503 => Problem::LIMIT_UNAVAILABLE,
-            _ => Problem::FORBIDDEN,
-        };
-        // The log's code is the precise reason, not the generic one the client sees (set
-        // first: the code is set once).
-        let _ = self.exchange.code.set(d.reason.code());
-        let mut resp = self.problem(p);
-        if let Some(c) = d.challenge {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
-        }
-        resp
-    }
 }
 
 /// The request host, lower-case and without port: `:authority` (HTTP/2, absolute-form)
@@ -207,11 +148,20 @@ pub async fn handle(
             codes: plan.codes.clone(),
         },
     ));
-    let ctx = Ctx {
+    let cx = ExchangeCtx::new(
+        exchange.request_id.clone(),
+        client_ip,
+        conn.listener.clone(),
+        conn.tls,
+        conn.tls_peer.clone(),
+    );
+    let ctx = Ctx::new(
         exchange,
-        in_flight: conn.h1.clone().map(InFlight::new),
-        close: rejection.is_some(),
-    };
+        conn.h1.clone().map(InFlight::new),
+        rejection.is_some(),
+        cx,
+        plan.unrouted_filters.clone(),
+    );
     if let Some(p) = rejection {
         tracing::debug!(code = p.code, peer = %conn.peer, "rejected malformed request");
         return Ok(ctx.problem(p));
@@ -298,6 +248,9 @@ async fn route_and_forward(
         tracing::debug!(code = p.code, route = %route.name, "path feature not allowed on route");
         return ctx.problem(p);
     }
+    let mut ctx = ctx;
+    ctx.filters = route.filters.clone();
+    ctx.cx().route = Some(route.name.clone());
     let _ = ctx.exchange.route.set(route.name.clone());
     let _ = ctx.exchange.route_metrics.set(route.metrics.clone());
     let _ = ctx.exchange.upstream.set(route.upstream.clone());
@@ -342,9 +295,8 @@ async fn route_and_forward(
     // may strip credentials and set identity headers.
     let mut buffered = None;
     let mut incoming = Some(incoming);
-    let mut response_headers = Vec::new();
     if !route.filters.is_empty() {
-        if route.needs_body() {
+        if route.needs_body {
             let body = RequestBody::new(
                 incoming.take().expect("body present"),
                 route.max_body_bytes,
@@ -360,34 +312,11 @@ async fn route_and_forward(
             head: &mut parts,
             path: &path,
             route: &route.name,
-            client_ip,
-            tls_peer: conn.tls_peer.as_deref(),
-            tls: conn.tls,
             body: buffered.as_ref(),
-            now: std::time::SystemTime::now(),
-            identity: None,
-            decisions: Vec::new(),
-            response_headers: Vec::new(),
-            guards: Vec::new(),
+            exchange: ctx.cx(),
         };
-        let denial = run_filters(&route.filters, &mut rcx).await;
-        let record = AccessRecord {
-            identity: rcx.identity.take(),
-            decisions: std::mem::take(&mut rcx.decisions),
-        };
-        response_headers = std::mem::take(&mut rcx.response_headers);
-        let guards = std::mem::take(&mut rcx.guards);
-        let _ = ctx.exchange.access.set(record);
-        if !guards.is_empty() {
-            // Released when the exchange ends: after the response body has been sent.
-            let _ = ctx.exchange.guards.set(guards);
-        }
-        if let Some(d) = denial {
-            let mut resp = ctx.deny(d);
-            for (n, v) in response_headers {
-                resp.headers_mut().append(n, v);
-            }
-            return resp;
+        if let Some(d) = crate::chain::request(&route.filters, &mut rcx).await {
+            return ctx.deny(d);
         }
     }
 
@@ -420,6 +349,7 @@ async fn route_and_forward(
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
+    crate::chain::upstream_request(&route.filters, &mut parts, ctx.cx());
 
     let body = match (incoming, buffered) {
         (Some(incoming), _) => RequestBody::new(
@@ -432,7 +362,7 @@ async fn route_and_forward(
     };
     let replayable = body.is_empty() && is_idempotent(&parts.method) && !tunnel;
     let deadline = started + upstream.timeouts.request;
-    let mut resp = forward(ForwardJob {
+    forward(ForwardJob {
         ctx,
         route,
         upstream,
@@ -445,44 +375,7 @@ async fn route_and_forward(
         deadline,
         client_upgrade,
     })
-    .await;
-    for (n, v) in response_headers {
-        resp.headers_mut().append(n, v);
-    }
-    resp
-}
-
-/// How many times one filter may ask to wait before the request is refused.
-const MAX_WAITS: usize = 2;
-
-/// Runs `filters` in order; returns the denial that stopped the chain, if any.
-async fn run_filters(filters: &[Arc<dyn Filter>], cx: &mut RequestCtx<'_>) -> Option<Denial> {
-    for f in filters {
-        let mut waits = 0;
-        loop {
-            let flow = if f.is_async() {
-                f.on_request_async(cx).await
-            } else {
-                f.on_request(cx)
-            };
-            match flow {
-                Flow::Continue => break,
-                Flow::Deny(d) => return Some(d),
-                Flow::Wait(w) if waits < MAX_WAITS => {
-                    waits += 1;
-                    w.await;
-                }
-                Flow::Wait(_) => {
-                    cx.record(Reason::JwtNoKeys, Outcome::Deny);
-                    return Some(Denial {
-                        reason: Reason::JwtNoKeys,
-                        challenge: None,
-                    });
-                }
-            }
-        }
-    }
-    None
+    .await
 }
 
 fn hash_key(upstream: &Upstream, req: &http::request::Parts, client_ip: IpAddr) -> u64 {

@@ -11,12 +11,12 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::access_log::AccessLog;
 use crate::conn_limit::ConnLimiter;
 use crate::connection::accept_loop;
 use crate::plan::Plan;
 use crate::proxy::Shared;
 use crate::upstream::health;
+use rampart_observe::AccessLog;
 
 /// A running gateway. Dropping it (or calling [`Gateway::shutdown`]) stops it.
 pub struct Gateway {
@@ -206,6 +206,12 @@ impl Gateway {
             .map(|(_, a, _)| *a)
     }
 
+    /// The gateway's reload-surviving state: compile a new plan against it (see
+    /// `rampart::compile_file_with`) so a reload keeps limits, counters and caches.
+    pub fn state(&self) -> Arc<rampart_core::StateStore> {
+        self.shared.plan.load().state.clone()
+    }
+
     /// The plan currently serving requests.
     pub fn plan(&self) -> Arc<Plan> {
         self.shared.plan.load_full()
@@ -218,7 +224,7 @@ impl Gateway {
     /// new TLS handshakes use the new certificates. Listeners are bound at start: a plan
     /// whose listeners differ (added, removed, renamed or re-bound) is refused with an
     /// error and the running plan stays.
-    pub fn reload(&self, mut plan: Plan) -> Result<(), Vec<String>> {
+    pub fn reload(&self, plan: Plan) -> Result<(), Vec<String>> {
         let _serial = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let mut result = self.check_compatible(&plan);
         // Listener changes: bind every new address before anything changes, so a port in
@@ -254,21 +260,6 @@ impl Gateway {
             }
         }
         if result.is_ok() {
-            // Counters are monotonic across reloads: routes keep theirs by name.
-            let current = self.shared.plan.load();
-            for route in &mut plan.routes {
-                if let Some(old) = current.routes.iter().find(|r| r.name == route.name) {
-                    route.metrics = old.metrics.clone();
-                }
-            }
-            for l in &mut plan.listeners {
-                if let Some(old) = current.listeners.iter().find(|o| o.name == l.name) {
-                    l.metrics = old.metrics.clone();
-                }
-            }
-            plan.unrouted = current.unrouted.clone();
-            plan.codes = current.codes.clone();
-            drop(current);
             self.reloads_ok
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.limiter.max_total.store(
@@ -287,10 +278,13 @@ impl Gateway {
                 std::sync::atomic::Ordering::Relaxed,
             );
             let plan = Arc::new(plan);
+            let plan_state = plan.state.clone();
             for u in &plan.upstreams {
                 health::spawn_checks(&self.background, u);
             }
             self.shared.plan.store(plan);
+            // What no live plan uses any more (a removed policy's table) is freed.
+            plan_state.release_unused();
             let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
             for name in removed {
                 for tx in &self.worker_cmds {
@@ -346,6 +340,12 @@ impl Gateway {
     fn check_compatible(&self, plan: &Plan) -> Result<(), Vec<String>> {
         let current = self.shared.plan.load();
         let mut errors = Vec::new();
+        // State (limits, counters, key caches) carries over only through the gateway's
+        // own store; a plan compiled against another would silently reset it.
+        if !Arc::ptr_eq(&current.state, &plan.state) {
+            errors
+                .push("the new configuration was compiled for another gateway's state".to_string());
+        }
         if current.access_log != plan.access_log {
             errors.push("access_log: changes need a restart in this version".to_string());
         }

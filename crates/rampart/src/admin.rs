@@ -364,8 +364,8 @@ fn config_and_fingerprint(plan: &rampart_proxy::Plan) -> (serde_json::Value, Str
 /// Prometheus text format: request counters and durations by route, gateway answers by
 /// reason code, connections, target health, reloads and the config fingerprint.
 fn metrics(state: &State) -> Response<Full<Bytes>> {
-    use rampart_proxy::metrics::{escape, render_requests};
-    use std::fmt::Write as _;
+    use rampart_core::MetricsText;
+    use rampart_proxy::metrics::{render_requests, render_upstreams_and_listeners};
     let gw = &state.gateway;
     let plan = gw.plan();
     let mut routes: Vec<(&str, &rampart_proxy::metrics::RouteMetrics)> = plan
@@ -374,7 +374,7 @@ fn metrics(state: &State) -> Response<Full<Bytes>> {
         .map(|r| (&*r.name, &*r.metrics))
         .collect();
     routes.push(("", &plan.unrouted));
-    let mut out = String::with_capacity(4096);
+    let mut out = MetricsText::new();
     render_requests(&mut out, &routes, &plan.codes);
     let targets: Vec<(&str, &str, &rampart_proxy::metrics::TargetMetrics)> = plan
         .upstreams
@@ -390,30 +390,61 @@ fn metrics(state: &State) -> Response<Full<Bytes>> {
         .iter()
         .map(|l| (&*l.name, &*l.metrics))
         .collect();
-    rampart_proxy::metrics::render_upstreams_and_listeners(&mut out, &targets, &listeners);
+    render_upstreams_and_listeners(&mut out, &targets, &listeners);
     for source in &plan.metric_sources {
         source.render(&mut out);
     }
-    let _ = writeln!(out, "# HELP rampart_connections_open Client connections open.\n# TYPE rampart_connections_open gauge\nrampart_connections_open {}", gw.open_connections());
-    out.push_str("# HELP rampart_target_healthy 1 when a target may receive traffic (health checks and passive ejection).\n# TYPE rampart_target_healthy gauge\n");
+    out.family(
+        "rampart_connections_open",
+        "gauge",
+        "Client connections open.",
+    );
+    out.sample(
+        "rampart_connections_open",
+        &[],
+        gw.open_connections() as u64,
+    );
+    out.family(
+        "rampart_target_healthy",
+        "gauge",
+        "1 when a target may receive traffic (health checks and passive ejection).",
+    );
     let now = rampart_proxy::upstream::now_ms();
     for u in &plan.upstreams {
         for t in &u.targets {
-            let _ = writeln!(
-                out,
-                "rampart_target_healthy{{upstream=\"{}\",target=\"{}\"}} {}",
-                escape(&u.name),
-                escape(&t.url),
-                u8::from(t.is_available(now))
+            out.sample(
+                "rampart_target_healthy",
+                &[("upstream", &u.name), ("target", &t.url)],
+                u64::from(t.is_available(now)),
             );
         }
     }
     let (ok, failed) = gw.reload_counts();
-    let _ = writeln!(out, "# HELP rampart_reloads_total Configuration reloads by result.\n# TYPE rampart_reloads_total counter\nrampart_reloads_total{{result=\"success\"}} {ok}\nrampart_reloads_total{{result=\"failure\"}} {failed}");
+    out.family(
+        "rampart_reloads_total",
+        "counter",
+        "Configuration reloads by result.",
+    );
+    out.sample("rampart_reloads_total", &[("result", "success")], ok);
+    out.sample("rampart_reloads_total", &[("result", "failure")], failed);
     let (_, fingerprint) = config_and_fingerprint(&plan);
-    let _ = writeln!(out, "# HELP rampart_config_info The running configuration's fingerprint.\n# TYPE rampart_config_info gauge\nrampart_config_info{{fingerprint=\"{fingerprint}\"}} 1");
-    let _ = writeln!(out, "# HELP rampart_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE rampart_access_log_dropped_total counter\nrampart_access_log_dropped_total {}", gw.access_log_dropped());
-    let mut r = Response::new(Full::new(Bytes::from(out)));
+    out.family(
+        "rampart_config_info",
+        "gauge",
+        "The running configuration's fingerprint.",
+    );
+    out.sample("rampart_config_info", &[("fingerprint", &fingerprint)], 1);
+    out.family(
+        "rampart_access_log_dropped_total",
+        "counter",
+        "Access log lines dropped because the writer fell behind.",
+    );
+    out.sample(
+        "rampart_access_log_dropped_total",
+        &[],
+        gw.access_log_dropped(),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(out.finish())));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; version=0.0.4"),

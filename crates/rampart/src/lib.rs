@@ -9,8 +9,10 @@ pub mod diff;
 pub mod reload;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use rampart_config::{ConfigError, ConfigErrors};
+pub use rampart_core::StateStore;
 pub use rampart_proxy::{Gateway, Plan};
 
 /// A short fingerprint of a secret value (first 16 hex digits of its SHA-256), so two
@@ -24,88 +26,79 @@ pub fn secret_fingerprint(value: &str) -> String {
         .collect()
 }
 
-/// Parses, validates and compiles YAML text. Relative file paths in it are read from
-/// `base`.
+/// A feature's compile step: its filters for each route (by index), tagged with their
+/// phase. Each feature crate exposes one (`rampart_identity::compile`, …).
+pub type Feature = fn(
+    &rampart_config::Spec,
+    &Path,
+    &StateStore,
+) -> Result<rampart_core::FeaturePlan, Vec<ConfigError>>;
+
+/// The features every gateway runs. Their order here only breaks ties between filters
+/// of the same phase; the chain order itself comes from each filter's `Phase`.
+pub const FEATURES: &[Feature] = &[
+    rampart_identity::compile,
+    rampart_authz::compile,
+    rampart_limits::compile,
+    rampart_headers::compile,
+];
+
+/// Parses, validates and compiles YAML text against a fresh state store (a new gateway,
+/// or `validate`). Relative file paths in it are read from `base`.
 pub fn compile_str(yaml: &str, base: &Path) -> Result<Plan, ConfigErrors> {
+    compile_str_with(yaml, base, &StateStore::new())
+}
+
+/// Like [`compile_str`], against a running gateway's state ([`Gateway::state`]), so
+/// reloading the result keeps limits, counters and key caches.
+pub fn compile_str_with(
+    yaml: &str,
+    base: &Path,
+    state: &Arc<StateStore>,
+) -> Result<Plan, ConfigErrors> {
     let spec = rampart_config::parse(yaml)?;
-    compile_spec(&spec, base)
+    compile_spec(&spec, base, state, FEATURES)
 }
 
-/// Compiles a validated spec: the data-plane plan, then each route's inbound chain
-/// (authenticate, then authorize) from the identity and authorization crates.
-pub fn compile_spec(spec: &rampart_config::Spec, base: &Path) -> Result<Plan, ConfigErrors> {
-    let plan = Plan::compile(spec, base);
-    let identity = rampart_identity::IdentityPlan::compile(spec, base);
-    let (mut plan, identity) = match (plan, identity) {
-        (Ok(p), Ok(i)) => (p, i),
-        (p, i) => {
-            let mut all = p.err().map(|e| e.0).unwrap_or_default();
-            all.extend(i.err().unwrap_or_default());
-            return Err(ConfigErrors(all));
-        }
-    };
+/// Compiles a validated spec: the data-plane plan, then every feature's filters, each
+/// route's chain sorted by phase.
+pub fn compile_spec(
+    spec: &rampart_config::Spec,
+    base: &Path,
+    state: &Arc<StateStore>,
+    features: &[Feature],
+) -> Result<Plan, ConfigErrors> {
     let mut errors = Vec::new();
-    let cedar = match rampart_authz::CedarSchema::generate(spec) {
-        Ok(c) => c,
-        Err(e) => return Err(ConfigErrors(e)),
-    };
-    for (i, r) in spec.routes.iter().enumerate() {
-        let Some(route) = plan.routes.iter_mut().find(|p| *p.name == *r.name) else {
-            continue;
-        };
-        match identity.route_filter(r) {
-            Ok(f) => route.push_filter(std::sync::Arc::new(f)),
-            Err(e) => errors.push(ConfigError::new(format!("routes[{i}].authenticate"), e)),
-        }
-        if let Some(a) = &r.authorize {
-            let has_rules = !(a.roles_any.is_empty()
-                && a.roles_all.is_empty()
-                && a.scopes_any.is_empty()
-                && a.scopes_all.is_empty()
-                && a.consumers.is_empty());
-            if has_rules || a.policies.is_empty() {
-                route.push_filter(std::sync::Arc::new(rampart_authz::Authorize::new(
-                    a,
-                    r.auth_mode,
-                )));
-            }
-            if let (false, Some(schema)) = (a.policies.is_empty(), &cedar) {
-                match rampart_authz::CedarPolicy::load(schema, i, r, base) {
-                    Ok(p) => route.push_filter(std::sync::Arc::new(p)),
-                    Err(e) => errors.extend(e),
-                }
-            }
+    let plan = Plan::compile(spec, base, state).map_err(|e| errors.extend(e.0));
+    let mut compiled = Vec::new();
+    for feature in features {
+        match feature(spec, base, state) {
+            Ok(f) => compiled.push(f),
+            Err(e) => errors.extend(e),
         }
     }
-    // Limits run last: they count by the identity the filters above proved.
-    match rampart_limits::LimitsPlan::compile(spec, base) {
-        Ok(limits) => {
-            for route in plan.routes.iter_mut() {
-                if let Some(filters) = limits.routes.get(&*route.name) {
-                    for f in filters {
-                        route.push_filter(f.clone());
-                    }
-                }
-            }
-            plan.metric_sources.push(limits.metrics());
+    match plan {
+        Ok(mut plan) if errors.is_empty() => {
+            plan.attach(compiled)?;
+            Ok(plan)
         }
-        Err(e) => errors.extend(e),
-    }
-    if errors.is_empty() {
-        Ok(plan)
-    } else {
-        Err(ConfigErrors(errors))
+        _ => Err(ConfigErrors(errors)),
     }
 }
 
-/// Parses, validates and compiles a config file (the `validate` and `run` path).
+/// Parses, validates and compiles a config file (the `validate` and first `run` path).
 pub fn compile_file(path: &Path) -> Result<Plan, ConfigErrors> {
+    compile_file_with(path, &StateStore::new())
+}
+
+/// Like [`compile_file`], against a running gateway's state (the reload path).
+pub fn compile_file_with(path: &Path, state: &Arc<StateStore>) -> Result<Plan, ConfigErrors> {
     let spec = rampart_config::load_file(path)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    compile_spec(&spec, base)
+    compile_spec(&spec, base, state, FEATURES)
 }
 
 /// Compiles `yaml` and starts serving it.

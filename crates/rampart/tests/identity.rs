@@ -104,9 +104,9 @@ impl Fixture {
             .iter()
             .map(|r| (&*r.name, &*r.metrics))
             .collect();
-        let mut out = String::new();
+        let mut out = rampart_core::MetricsText::new();
         rampart_proxy::metrics::render_requests(&mut out, &routes, &plan.codes);
-        out
+        out.finish()
     }
 }
 

@@ -202,7 +202,7 @@ async fn plans_apply_per_consumer_and_a_plan_change_by_reload_applies_to_all_on_
     let dir = s.gw.dir.path();
     let yaml = config(&s.up, dir, &s.gold, &s.free, 10);
     assert_ne!(yaml, s.yaml);
-    let plan = rampart::compile_str(&yaml, dir).unwrap();
+    let plan = rampart::compile_str_with(&yaml, dir, &s.gw.gateway.state()).unwrap();
     s.gw.gateway.reload(plan).unwrap();
     let r = get_with(s.gw.http(), "/plan", &[(h[0].0, &h[0].1)]).await;
     assert_eq!(r.status, 200);
@@ -226,10 +226,11 @@ async fn shadow_mode_logs_and_counts_but_lets_requests_pass() {
     .await;
     assert!(text.contains("limit.rate.shadow:shadow_deny"), "{text}");
     let plan = s.gw.gateway.plan();
-    let mut out = String::new();
+    let mut text = rampart_core::MetricsText::new();
     for m in &plan.metric_sources {
-        m.render(&mut out);
+        m.render(&mut text);
     }
+    let out = text.finish();
     assert!(
         out.contains(
             "rampart_rate_limit_decisions_total{policy=\"shadowed\",outcome=\"shadow_limited\"} 2"

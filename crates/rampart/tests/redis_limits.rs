@@ -85,10 +85,11 @@ async fn batched_mode_stays_within_the_documented_bound_with_few_redis_calls() {
     let mut calls = 0;
     for g in &gws {
         let plan = g.gateway.plan();
-        let mut out = String::new();
+        let mut text = rampart_core::MetricsText::new();
         for m in &plan.metric_sources {
-            m.render(&mut out);
+            m.render(&mut text);
         }
+        let out = text.finish();
         calls += out
             .lines()
             .find_map(|l| l.strip_prefix("rampart_rate_limit_lease_refills_total{policy=\"api\"} "))

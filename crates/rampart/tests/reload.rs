@@ -33,7 +33,12 @@ async fn reload_applies_to_new_requests_and_keeps_open_connections() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!((a.hits(), b.hits()), (1, 0));
 
-    let plan = rampart::compile_str(&two_route_config(&a, &b, "/new"), gw.dir.path()).unwrap();
+    let plan = rampart::compile_str_with(
+        &two_route_config(&a, &b, "/new"),
+        gw.dir.path(),
+        &gw.gateway.state(),
+    )
+    .unwrap();
     gw.gateway.reload(plan).unwrap();
     assert!(gw.gateway.last_reload().unwrap().ok);
 
@@ -122,7 +127,9 @@ async fn listeners_are_added_and_removed_without_a_restart() {
         "listeners: [{ name: public, bind: \"127.0.0.1:0\" }, { name: second, bind: \"127.0.0.1:0\" }]",
     );
     gw.gateway
-        .reload(rampart::compile_str(&with_second, gw.dir.path()).unwrap())
+        .reload(
+            rampart::compile_str_with(&with_second, gw.dir.path(), &gw.gateway.state()).unwrap(),
+        )
         .unwrap();
     let second = gw.gateway.addr("second").expect("new listener bound");
     assert_eq!(get(second, "/x").await.status, 200);
@@ -130,7 +137,9 @@ async fn listeners_are_added_and_removed_without_a_restart() {
 
     let only_second = base.replace("name: public", "name: second");
     gw.gateway
-        .reload(rampart::compile_str(&only_second, gw.dir.path()).unwrap())
+        .reload(
+            rampart::compile_str_with(&only_second, gw.dir.path(), &gw.gateway.state()).unwrap(),
+        )
         .unwrap();
     assert!(gw.gateway.addr("public").is_none());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -161,7 +170,7 @@ async fn a_listener_that_cannot_bind_fails_the_reload() {
     ).replace("path_prefix: /old", "path_prefix: /new");
     let errors = gw
         .gateway
-        .reload(rampart::compile_str(&busy, gw.dir.path()).unwrap())
+        .reload(rampart::compile_str_with(&busy, gw.dir.path(), &gw.gateway.state()).unwrap())
         .unwrap_err();
     assert!(
         errors[0].starts_with("listeners[1].bind: cannot bind listener \"busy\""),
@@ -206,7 +215,7 @@ async fn rotated_certificate_is_used_by_new_handshakes_only() {
     let new = ca.leaf("api.example.com", &["api.example.com"]);
     new.write(gw.dir.path(), "api");
     gw.gateway
-        .reload(rampart::compile_str(&yaml, gw.dir.path()).unwrap())
+        .reload(rampart::compile_str_with(&yaml, gw.dir.path(), &gw.gateway.state()).unwrap())
         .unwrap();
 
     let after = tls_connect(gw.http(), "api.example.com", &client)
@@ -268,7 +277,12 @@ async fn no_request_is_lost_across_repeated_reloads() {
     }
     for i in 0..20 {
         let path = if i % 2 == 0 { "/new" } else { "/old" };
-        let plan = rampart::compile_str(&two_route_config(&a, &b, path), gw.dir.path()).unwrap();
+        let plan = rampart::compile_str_with(
+            &two_route_config(&a, &b, path),
+            gw.dir.path(),
+            &gw.gateway.state(),
+        )
+        .unwrap();
         gw.gateway.reload(plan).unwrap();
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -448,7 +462,9 @@ async fn websocket_and_http2_connections_survive_a_reload() {
 
     // Reload to a plan where only /api routes: old connections stay up and follow it.
     gw.gateway
-        .reload(rampart::compile_str(&yaml("/api"), gw.dir.path()).unwrap())
+        .reload(
+            rampart::compile_str_with(&yaml("/api"), gw.dir.path(), &gw.gateway.state()).unwrap(),
+        )
         .unwrap();
 
     ws.write_all(b"still here").await.unwrap();

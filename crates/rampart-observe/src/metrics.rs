@@ -4,11 +4,10 @@
 //! scrape. Labels are bounded by configuration: route names, a fixed method set, status
 //! classes and the fixed set of reason codes; never paths, IPs or consumer ids.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Method;
-use rampart_core::{Decision, Outcome, Problem, Reason};
+use rampart_core::{Decision, MetricsText, Outcome, Problem, Reason};
 
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
@@ -59,11 +58,8 @@ impl Default for DecisionCounters {
 
 impl DecisionCounters {
     pub fn record(&self, d: Decision) {
-        let o = Outcome::ALL
-            .iter()
-            .position(|x| *x == d.outcome)
-            .unwrap_or(0);
-        self.0[d.reason.index() * Outcome::ALL.len() + o].fetch_add(1, Ordering::Relaxed);
+        self.0[d.reason.index() * Outcome::ALL.len() + d.outcome.index()]
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn get(&self, r: usize, o: usize) -> u64 {
@@ -156,92 +152,90 @@ impl CodeMetrics {
 
 /// Renders request metrics. `routes` pairs route names with their counters; the unrouted
 /// counters are labelled `route=""`.
-pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes: &CodeMetrics) {
-    out.push_str(
-        "# HELP rampart_requests_total Requests answered, by route, method and status class.\n",
+pub fn render_requests(
+    out: &mut MetricsText,
+    routes: &[(&str, &RouteMetrics)],
+    codes: &CodeMetrics,
+) {
+    out.family(
+        "rampart_requests_total",
+        "counter",
+        "Requests answered, by route, method and status class.",
     );
-    out.push_str("# TYPE rampart_requests_total counter\n");
     for (route, m) in routes {
         for (mi, method) in METHODS.iter().enumerate() {
             for (ci, class) in CLASSES.iter().enumerate() {
                 let n = m.requests[mi][ci].load(Ordering::Relaxed);
                 if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "rampart_requests_total{{route=\"{}\",method=\"{method}\",status_class=\"{class}\"}} {n}",
-                        escape(route)
+                    out.sample(
+                        "rampart_requests_total",
+                        &[
+                            ("route", route),
+                            ("method", method),
+                            ("status_class", class),
+                        ],
+                        n,
                     );
                 }
             }
         }
     }
-    out.push_str(
-        "# HELP rampart_request_duration_seconds Time from request to response head, by route.\n",
+    out.family(
+        "rampart_request_duration_seconds",
+        "histogram",
+        "Time from request to response head, by route.",
     );
-    out.push_str("# TYPE rampart_request_duration_seconds histogram\n");
     for (route, m) in routes {
-        let route = escape(route);
-        let mut cumulative = 0;
-        for (i, ub) in BUCKETS.iter().enumerate() {
-            cumulative += m.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{route=\"{route}\",le=\"{ub}\"}} {cumulative}");
-        }
-        let count = m.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "rampart_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-        );
-        let sum = m.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "rampart_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-        );
-        let _ = writeln!(
-            out,
-            "rampart_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+        let counts: Vec<u64> = m
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        out.histogram(
+            "rampart_request_duration_seconds",
+            &[("route", route)],
+            &BUCKETS,
+            &counts,
+            m.count.load(Ordering::Relaxed),
+            m.duration_micros.load(Ordering::Relaxed) as f64 / 1e6,
         );
     }
-    out.push_str(
-        "# HELP rampart_gateway_responses_total Answers the gateway gave itself, by reason code.\n",
+    out.family(
+        "rampart_gateway_responses_total",
+        "counter",
+        "Answers the gateway gave itself, by reason code.",
     );
-    out.push_str("# TYPE rampart_gateway_responses_total counter\n");
-    for (i, p) in Problem::ALL.iter().enumerate() {
+    let problems = Problem::ALL.iter().map(|p| (p.code, p.status.as_u16()));
+    let reasons = Reason::ALL.iter().map(|r| (r.code(), r.status()));
+    for (i, (code, status)) in problems.chain(reasons).enumerate() {
         let n = codes.counts[i].load(Ordering::Relaxed);
         if n > 0 {
-            let _ = writeln!(
-                out,
-                "rampart_gateway_responses_total{{code=\"{}\",status=\"{}\"}} {n}",
-                p.code,
-                p.status.as_u16()
+            let status = status.to_string();
+            out.sample(
+                "rampart_gateway_responses_total",
+                &[("code", code), ("status", &status)],
+                n,
             );
         }
     }
-    for (i, r) in Reason::ALL.iter().enumerate() {
-        let n = codes.counts[Problem::ALL.len() + i].load(Ordering::Relaxed);
-        if n > 0 {
-            let _ = writeln!(
-                out,
-                "rampart_gateway_responses_total{{code=\"{}\",status=\"{}\"}} {n}",
-                r.code(),
-                r.status()
-            );
-        }
-    }
-    out.push_str(
-        "# HELP rampart_access_decisions_total Identity and access decisions, by route, reason and outcome.\n",
+    out.family(
+        "rampart_access_decisions_total",
+        "counter",
+        "Identity and access decisions, by route, reason and outcome.",
     );
-    out.push_str("# TYPE rampart_access_decisions_total counter\n");
     for (route, m) in routes {
         for (ri, r) in Reason::ALL.iter().enumerate() {
             for (oi, o) in Outcome::ALL.iter().enumerate() {
                 let n = m.decisions.get(ri, oi);
                 if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "rampart_access_decisions_total{{route=\"{}\",reason=\"{}\",outcome=\"{}\"}} {n}",
-                        escape(route),
-                        r.code(),
-                        o.as_str()
+                    out.sample(
+                        "rampart_access_decisions_total",
+                        &[
+                            ("route", route),
+                            ("reason", r.code()),
+                            ("outcome", o.as_str()),
+                        ],
+                        n,
                     );
                 }
             }
@@ -250,16 +244,11 @@ pub fn render_requests(out: &mut String, routes: &[(&str, &RouteMetrics)], codes
 }
 
 /// A per-target counter family: name, help text, and how to read it.
-type TargetCounter = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&TargetMetrics) -> f64,
-);
+type TargetCounter = (&'static str, &'static str, fn(&TargetMetrics) -> f64);
 
 /// Renders upstream and listener metrics.
 pub fn render_upstreams_and_listeners(
-    out: &mut String,
+    out: &mut MetricsText,
     targets: &[(&str, &str, &TargetMetrics)],
     listeners: &[(&str, &ListenerMetrics)],
 ) {
@@ -268,59 +257,54 @@ pub fn render_upstreams_and_listeners(
         (
             "rampart_upstream_requests_total",
             "Upstream exchanges by target.",
-            "counter",
             |m| m.requests.load(Ordering::Relaxed) as f64,
         ),
         (
             "rampart_upstream_errors_total",
             "Failed upstream exchanges (connect errors, timeouts, 502/503/504).",
-            "counter",
             |m| m.errors.load(Ordering::Relaxed) as f64,
         ),
         (
             "rampart_upstream_response_seconds_sum",
             "Total time to upstream response heads.",
-            "counter",
             |m| m.header_micros.load(Ordering::Relaxed) as f64 / 1e6,
         ),
     ];
-    for (name, help, kind, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (name, help, value) in families {
+        out.family(name, "counter", help);
         for (u, t, m) in targets {
-            let _ = writeln!(
-                out,
-                "{name}{{upstream=\"{}\",target=\"{}\"}} {}",
-                escape(u),
-                escape(t),
-                value(m)
-            );
+            out.sample_f64(name, &[("upstream", u), ("target", t)], value(m));
         }
     }
-    out.push_str("# HELP rampart_listener_connections Client connections open, by listener.\n# TYPE rampart_listener_connections gauge\n");
+    out.family(
+        "rampart_listener_connections",
+        "gauge",
+        "Client connections open, by listener.",
+    );
     for (l, m) in listeners {
-        let _ = writeln!(
-            out,
-            "rampart_listener_connections{{listener=\"{}\"}} {}",
-            escape(l),
-            m.active.load(Ordering::Relaxed)
+        out.sample(
+            "rampart_listener_connections",
+            &[("listener", l)],
+            m.active.load(Ordering::Relaxed),
         );
     }
-    out.push_str("# HELP rampart_tls_handshake_failures_total Failed TLS handshakes, by listener and reason.\n# TYPE rampart_tls_handshake_failures_total counter\n");
+    out.family(
+        "rampart_tls_handshake_failures_total",
+        "counter",
+        "Failed TLS handshakes, by listener and reason.",
+    );
     for (l, m) in listeners {
         for (i, reason) in TLS_FAILURE_REASONS.iter().enumerate() {
             let n = m.tls_failures[i].load(Ordering::Relaxed);
             if n > 0 {
-                let _ = writeln!(out, "rampart_tls_handshake_failures_total{{listener=\"{}\",reason=\"{reason}\"}} {n}", escape(l));
+                out.sample(
+                    "rampart_tls_handshake_failures_total",
+                    &[("listener", l), ("reason", reason)],
+                    n,
+                );
             }
         }
     }
-}
-
-/// Escapes a label value (route and upstream names come from config).
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -335,8 +319,9 @@ mod tests {
         m.record(&Method::from_bytes(b"PROPFIND").unwrap(), 404, 20.0);
         let codes = CodeMetrics::default();
         codes.record("route.not_found");
-        let mut out = String::new();
+        let mut out = MetricsText::new();
         render_requests(&mut out, &[("orders", &m)], &codes);
+        let out = out.finish();
         assert!(
             out.contains(
                 "rampart_requests_total{route=\"orders\",method=\"GET\",status_class=\"2xx\"} 1\n"

@@ -1,0 +1,182 @@
+//! Every response the proxy sends passes through here: the gateway's own answers
+//! (problems and refusals, rendered by `rampart_core::respond`) and the upstream's
+//! answers (cleaned of hop-by-hop and identity-revealing headers). Both run the response
+//! phase, then hand the exchange context to the exchange for its log phase.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rampart_core::{Denial, ExchangeCtx, Problem};
+
+use crate::body::{InFlight, PoolReturn, ResponseBody, TargetLoad};
+use crate::exchange::{Exchange, Finished};
+use crate::headers::{self, X_REQUEST_ID};
+use crate::plan::Chain;
+use crate::upstream::Upstream;
+
+/// Everything known about a request once its exchange exists.
+pub(crate) struct Ctx {
+    pub(crate) exchange: Arc<Exchange>,
+    pub(crate) in_flight: Option<InFlight>,
+    /// Close the client connection after this response.
+    pub(crate) close: bool,
+    /// The exchange context; handed to the exchange when the response is decided (or,
+    /// on an abandoned request, when this is dropped), so the log phase always sees it.
+    cx: Option<ExchangeCtx>,
+    /// The chain whose response and log phases run: the route's once routed, the
+    /// gateway-wide unrouted chain before.
+    pub(crate) filters: Chain,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        exchange: Arc<Exchange>,
+        in_flight: Option<InFlight>,
+        close: bool,
+        cx: ExchangeCtx,
+        filters: Chain,
+    ) -> Ctx {
+        Ctx {
+            exchange,
+            in_flight,
+            close,
+            cx: Some(cx),
+            filters,
+        }
+    }
+
+    /// The exchange context. Present until the response is decided, which consumes `self`.
+    pub(crate) fn cx(&mut self) -> &mut ExchangeCtx {
+        self.cx
+            .as_mut()
+            .expect("the exchange context is present until the response is decided")
+    }
+
+    fn hand_over(&mut self) {
+        if let Some(cx) = self.cx.take() {
+            let _ = self.exchange.finished.set(Finished {
+                cx,
+                filters: self.filters.clone(),
+            });
+        }
+    }
+
+    /// Answers with problem `p`.
+    pub(crate) fn problem(self, p: Problem) -> Response<ResponseBody> {
+        let _ = self.exchange.code.set(p.code);
+        let resp = rampart_core::respond::problem(p, &self.exchange.request_id);
+        self.own(resp)
+    }
+
+    /// Answers a refusal: the generic problem of its reason (the precise reason goes to
+    /// the log and metrics only) with the headers the denying filter attached.
+    pub(crate) fn deny(self, d: Denial) -> Response<ResponseBody> {
+        // The log's code is the precise reason, not the generic one the client sees.
+        let _ = self.exchange.code.set(d.reason.code());
+        let resp = rampart_core::respond::denial(d, &self.exchange.request_id);
+        self.own(resp)
+    }
+
+    fn own(mut self, resp: Response<Bytes>) -> Response<ResponseBody> {
+        let (mut parts, body) = resp.into_parts();
+        // A malformed or unfinished request leaves the connection in an unknown state:
+        // close it rather than read what follows.
+        if self.close
+            || parts.status == StatusCode::BAD_REQUEST
+            || parts.status == StatusCode::REQUEST_TIMEOUT
+            || parts.status == StatusCode::PAYLOAD_TOO_LARGE
+        {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let filters = self.filters.clone();
+        crate::chain::response(&filters, &mut parts, true, self.cx());
+        self.exchange
+            .status
+            .store(parts.status.as_u16(), Ordering::Relaxed);
+        self.hand_over();
+        let body = ResponseBody::full(body, Some(self.exchange.clone()), self.in_flight.take());
+        Response::from_parts(parts, body)
+    }
+
+    /// Passes the upstream's response on: tunnels an accepted upgrade, cleans the head,
+    /// runs the response phase and streams the body (through any rewriters).
+    pub(crate) fn upstream_response(
+        mut self,
+        mut resp: Response<Incoming>,
+        pool_return: Option<PoolReturn>,
+        deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+        load: TargetLoad,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        upstream: &Upstream,
+    ) -> Response<ResponseBody> {
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
+            if let Some(client_side) = client_upgrade {
+                tunnel(
+                    client_side,
+                    hyper::upgrade::on(&mut resp),
+                    upstream.name.clone(),
+                );
+            }
+        }
+        let (mut parts, incoming) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, switching);
+        headers::strip_upstream_identity(&mut parts.headers);
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), self.exchange.request_id.clone());
+        if self.in_flight.is_some() && !switching && self.close {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let filters = self.filters.clone();
+        let rewriters = crate::chain::response(&filters, &mut parts, false, self.cx());
+        self.exchange
+            .status
+            .store(parts.status.as_u16(), Ordering::Relaxed);
+        self.hand_over();
+        let body = ResponseBody::upstream(
+            incoming,
+            pool_return,
+            deadline,
+            load,
+            self.exchange.clone(),
+            self.in_flight.take(),
+            rewriters,
+        );
+        Response::from_parts(parts, body)
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
+/// Copies bytes both ways between the client and the upstream once both upgraded.
+fn tunnel(
+    client_side: hyper::upgrade::OnUpgrade,
+    upstream_side: hyper::upgrade::OnUpgrade,
+    name: Arc<str>,
+) {
+    tokio::spawn(async move {
+        match tokio::try_join!(client_side, upstream_side) {
+            Ok((c, u)) => {
+                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                    tracing::debug!(upstream = %name, error = %e, "upgraded connection ended");
+                }
+            }
+            Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
+        }
+    });
+}
