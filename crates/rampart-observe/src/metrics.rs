@@ -115,6 +115,8 @@ pub const TLS_FAILURE_REASONS: [&str; 5] = [
 pub struct ListenerMetrics {
     pub active: AtomicU64,
     pub tls_failures: [AtomicU64; 5],
+    /// Connections a connect-phase filter refused.
+    pub connect_refused: AtomicU64,
 }
 
 /// Counters of gateway-generated answers, by reason code.
@@ -286,6 +288,18 @@ pub fn render_upstreams_and_listeners(
             "rampart_listener_connections",
             &[("listener", l)],
             m.active.load(Ordering::Relaxed),
+        );
+    }
+    out.family(
+        "rampart_connections_refused_total",
+        "counter",
+        "Connections refused by a connect-phase filter, by listener.",
+    );
+    for (l, m) in listeners {
+        out.sample(
+            "rampart_connections_refused_total",
+            &[("listener", l)],
+            m.connect_refused.load(Ordering::Relaxed),
         );
     }
     out.family(

@@ -77,6 +77,9 @@ async fn serve_connection(
     let limits = plan.limits;
     match listener.tls.clone() {
         None => {
+            if !connect_allowed(&plan, listener, peer, local_port, None) {
+                return;
+            }
             let ctx = ConnCtx {
                 shared: shared.clone(),
                 peer,
@@ -92,11 +95,32 @@ async fn serve_connection(
             serve_h1(ctx, io, &plan, drain).await;
         }
         Some(config) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let tls = match tokio::time::timeout(limits.head.header_timeout, acceptor.accept(tcp))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
+            // One deadline for the whole handshake. The ClientHello is read first, so the
+            // connect phase sees what it offered before any handshake work is done.
+            let deadline = tokio::time::Instant::now() + limits.head.header_timeout;
+            let lazy =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+            let handshake = async {
+                let start = lazy.await?;
+                if !plan.connect_filters.is_empty() {
+                    let hello = start.client_hello();
+                    let facts = rampart_core::ClientHello {
+                        server_name: hello.server_name().map(Into::into),
+                        alpn: hello
+                            .alpn()
+                            .map(|a| a.map(Into::into).collect())
+                            .unwrap_or_default(),
+                        fingerprint: None,
+                    };
+                    if !connect_allowed(&plan, listener, peer, local_port, Some(&facts)) {
+                        return Ok(None);
+                    }
+                }
+                start.into_stream(config).await.map(Some)
+            };
+            let tls = match tokio::time::timeout_at(deadline, handshake).await {
+                Ok(Ok(Some(tls))) => tls,
+                Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
                     listener.metrics.tls_failures[tls_failure_reason(&e)]
@@ -199,6 +223,37 @@ where
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
     }
+}
+
+/// The connect phase: every gateway-wide connect filter, in order. A refusal closes the
+/// connection without a response and is counted on the listener.
+fn connect_allowed(
+    plan: &Plan,
+    listener: &crate::plan::ListenerPlan,
+    peer: SocketAddr,
+    local_port: u16,
+    client_hello: Option<&rampart_core::ClientHello>,
+) -> bool {
+    if plan.connect_filters.is_empty() {
+        return true;
+    }
+    let info = rampart_core::ConnectInfo {
+        peer,
+        listener: &listener.name,
+        local_port,
+        client_hello,
+    };
+    for f in plan.connect_filters.iter() {
+        if let Err(reason) = f.on_connect(&info) {
+            tracing::debug!(peer = %peer, filter = f.name(), code = reason.code(), "connection refused in the connect phase");
+            listener
+                .metrics
+                .connect_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
+    }
+    true
 }
 
 /// Index into [`crate::metrics::TLS_FAILURE_REASONS`] for a failed handshake.
