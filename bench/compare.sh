@@ -3,6 +3,7 @@
 # route and on an API-key route, at 64 and 1,000 keep-alive connections.
 #
 #   bash bench/compare.sh BEFORE_BIN AFTER_BIN      # ROUNDS=3 DURATION=10 by default
+#   BEFORE_EXTRA='response_headers: { ... }' bash bench/compare.sh BIN BIN   # a feature off vs on
 #
 # Both gateways get the same config (1 worker, pinned to core 1; load and upstream on
 # core 0) and are measured in turn, rounds interleaved (before, after, after, before, ...)
@@ -48,6 +49,9 @@ API_KEY=$(sed -n 's/^key: //p' <<<"$KEYGEN")
 ENTRY=$(sed -n 's/^config: - //p' <<<"$KEYGEN")
 config $PORT_BEFORE "$ENTRY" > "$OUT/before.yaml"
 config $PORT_AFTER "$ENTRY" > "$OUT/after.yaml"
+# Optional top-level YAML for one side only: the same build with a feature off vs on.
+if [ -n "${BEFORE_EXTRA:-}" ]; then echo "$BEFORE_EXTRA" >> "$OUT/before.yaml"; fi
+if [ -n "${AFTER_EXTRA:-}" ]; then echo "$AFTER_EXTRA" >> "$OUT/after.yaml"; fi
 write_upstream_conf "$ABS_OUT" "$UP_PORT"
 
 ulimit -n 65536 2>/dev/null || true

@@ -152,9 +152,13 @@ impl IdentityPlan {
                                 ),
                                 not_before: s.not_before.map(|t| t.0),
                                 expires: s.expires.map(|t| t.0),
-                                nonces: signature::NonceCache::new(
-                                    id.signatures.nonce_cache_entries,
-                                ),
+                                // Kept across reloads: a fresh cache would accept, once,
+                                // a request replayed from just before the reload.
+                                nonces: {
+                                    let cap = id.signatures.nonce_cache_entries;
+                                    let key = format!("{}\n{}\n{cap}", c.id, s.id);
+                                    state.get_or_insert(&key, || signature::NonceCache::new(cap))
+                                },
                             },
                         );
                     }

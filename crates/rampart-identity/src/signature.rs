@@ -42,7 +42,7 @@ pub struct SigningKey {
     pub expires: Option<SystemTime>,
     /// The nonces this key has signed recently. One cache per key, so a client that
     /// floods valid nonces can only exhaust its own key's share, never lock out others.
-    pub nonces: NonceCache,
+    pub nonces: std::sync::Arc<NonceCache>,
 }
 
 /// The parameters of a signature header.
@@ -268,7 +268,7 @@ mod tests {
             key: hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef0123456789abcdef"),
             not_before: None,
             expires: None,
-            nonces: NonceCache::new(16),
+            nonces: std::sync::Arc::new(NonceCache::new(16)),
         };
         SignatureVerifier {
             keys: [("a".to_string(), key(0)), ("b".to_string(), key(1))].into(),

@@ -83,6 +83,7 @@ routes:
 struct Signed {
     gw: TestGateway,
     up: TestUpstream,
+    yaml: String,
 }
 
 fn signed_gateway() -> Signed {
@@ -107,6 +108,7 @@ routes:
     Signed {
         gw: start_in(&yaml, dir),
         up,
+        yaml,
     }
 }
 
@@ -176,6 +178,27 @@ async fn a_valid_signature_passes_and_the_body_arrives_intact() {
     assert_eq!(v["headers"]["x-consumer-credential"], "m1");
     assert_eq!(v["body"], "{\"n\":1}");
     assert!(v["headers"].get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_replay_is_refused_across_a_reload() {
+    let s = signed_gateway();
+    let (parts, body) =
+        signed_post("/r", "{}", SECRET, unix_now(), "nonce-reload", false).into_parts();
+    let again = Request::from_parts(parts.clone(), body.clone());
+    assert_eq!(
+        send(s.gw.http(), Request::from_parts(parts, body))
+            .await
+            .status,
+        200
+    );
+    // A reload keeps each signing key's nonce cache (state store), so the window a
+    // fresh cache would open for a captured request stays shut.
+    let plan = rampart::compile_str_with(&s.yaml, s.gw.dir.path(), &s.gw.gateway.state()).unwrap();
+    s.gw.gateway.reload(plan).unwrap();
+    let r = send(s.gw.http(), again).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(s.up.hits(), 1);
 }
 
 #[tokio::test]
