@@ -7,7 +7,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(spec) = rampart_config::parse(text) {
             // A spec that validates must also compile or fail with errors, never panic.
-            let _ = rampart_proxy::Plan::compile(&spec, std::path::Path::new("/nonexistent"));
+            let state = rampart_core::StateStore::new();
+            let _ = rampart_proxy::Plan::compile(&spec, std::path::Path::new("/nonexistent"), &state);
         }
     }
 });

@@ -11,9 +11,10 @@ use rampart_config::UpstreamProtocol;
 use rampart_core::Problem;
 use tokio::time::Instant;
 
-use crate::body::{PoolReturn, RequestBody, ResponseBody, TargetLoad};
 use crate::plan::RoutePlan;
+use crate::request_body::RequestBody;
 use crate::respond::Ctx;
+use crate::response_body::{PoolReturn, ResponseBody, TargetLoad};
 use crate::upstream::pool::{self, Sender};
 use crate::upstream::{SelectError, Upstream};
 

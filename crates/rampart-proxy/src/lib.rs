@@ -1,28 +1,30 @@
-//! Rampart's data plane: listeners, TLS, strict HTTP/1 framing, routing, upstream pools
-//! and the request handler that ties them together.
+//! Rampart's data plane, laid out as a request's journey:
+//!
+//! - [`accept`]: connection caps, the connect phase, TLS, strict HTTP/1 framing, HTTP/2;
+//! - [`request`]: request id, host, path normalisation, routing, header cleaning;
+//! - `proxy` (the handler) and `chain` (runs the route's phases);
+//! - `forward` and [`upstream`]: target choice, pools, retries, health;
+//! - `respond`: every response, own or upstream, through the response phase;
+//! - [`exchange`]: the exchange in flight and its log phase.
 #![forbid(unsafe_code)]
 
-pub mod body;
+pub mod accept;
 mod chain;
-pub mod client_headers;
-pub mod conn_limit;
-mod connection;
 pub mod exchange;
 mod forward;
-pub mod h1_guard;
-pub mod headers;
-pub mod host;
-pub mod path;
 pub mod plan;
 pub mod proxy;
-pub mod request_id;
+pub mod request;
+pub mod request_body;
 mod respond;
-pub mod router;
+pub mod response_body;
 pub mod server;
-pub mod tls;
 pub mod upstream;
 
+// The journey's modules by their own names, as the rest of the workspace knows them.
+pub use accept::{conn_limit, h1_guard, tls};
 pub use plan::Plan;
 /// Counters live in the observe crate; re-exported where the data plane names them.
 pub use rampart_observe::metrics;
+pub use request::{client_headers, headers, host, path, request_id, router};
 pub use server::Gateway;

@@ -16,14 +16,15 @@ use rampart_core::{ExchangeCtx, Problem, RequestCtx, TlsPeer};
 use rampart_observe::AccessLog;
 use tokio::time::Instant;
 
-use crate::body::{InFlight, RequestBody, ResponseBody};
 use crate::exchange::{Exchange, ExchangeStart};
 use crate::forward::{forward, ForwardJob};
 use crate::h1_guard::ConnShared;
 use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::plan::Plan;
+use crate::request_body::RequestBody;
 use crate::request_id::new_request_id;
 use crate::respond::Ctx;
+use crate::response_body::{InFlight, ResponseBody};
 use crate::upstream::Upstream;
 
 /// State shared by every connection of a gateway.

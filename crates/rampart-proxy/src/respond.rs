@@ -13,10 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rampart_core::{Denial, ExchangeCtx, Problem};
 
-use crate::body::{InFlight, PoolReturn, ResponseBody, TargetLoad};
 use crate::exchange::{Exchange, Finished};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::plan::Chain;
+use crate::response_body::{InFlight, PoolReturn, ResponseBody, TargetLoad};
 use crate::upstream::Upstream;
 
 /// Everything known about a request once its exchange exists.

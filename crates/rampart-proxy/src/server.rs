@@ -11,8 +11,8 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
+use crate::accept::connection::accept_loop;
 use crate::conn_limit::ConnLimiter;
-use crate::connection::accept_loop;
 use crate::plan::Plan;
 use crate::proxy::Shared;
 use crate::upstream::health;

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{Stream, Target, Upstream};
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 
 /// A TCP or TLS connection to a target.
 pub type UpstreamIo = Stream<tokio_rustls::client::TlsStream<TcpStream>>;

@@ -1,7 +1,7 @@
-//! Bodies in both directions, streamed. The request body enforces the size limit and the
-//! total body deadline as it streams; the response body counts bytes, returns the
-//! upstream connection to its pool when the exchange finished cleanly, and keeps the
-//! exchange (and so its access log line) alive until the last byte is sent.
+//! The response body on its way to the client, streamed: it counts bytes, runs the
+//! route's body rewriters, returns the upstream connection to its pool when the exchange
+//! finished cleanly, and keeps the exchange (and so its log phase) alive until the last
+//! byte is sent.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,167 +13,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
-use rampart_core::{BodyRewriter, Problem};
-use tokio::time::{Instant, Sleep};
+use rampart_core::BodyRewriter;
+use tokio::time::Sleep;
 
 use crate::exchange::Exchange;
 use crate::h1_guard::ConnShared;
-
-/// Why the client's request body could not be forwarded.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestBodyError {
-    #[error("request body larger than the limit")]
-    TooLarge,
-    #[error("request body did not arrive before the deadline")]
-    Timeout,
-    #[error("client body error: {0}")]
-    Client(#[from] hyper::Error),
-}
-
-impl RequestBodyError {
-    pub fn problem(&self) -> Problem {
-        match self {
-            RequestBodyError::TooLarge => Problem::BODY_TOO_LARGE,
-            RequestBodyError::Timeout => Problem::BODY_TIMEOUT,
-            RequestBodyError::Client(_) => Problem::CLIENT_BODY_ERROR,
-        }
-    }
-}
-
-/// The client's body on its way upstream.
-pub struct RequestBody {
-    inner: Option<Incoming>,
-    /// A body read whole before forwarding (a filter needed it), sent as one frame.
-    buffered: Option<Bytes>,
-    limit: u64,
-    received: u64,
-    deadline: Option<Pin<Box<Sleep>>>,
-    body_timeout: std::time::Duration,
-    /// Also where the first body error is recorded (`body_failure`).
-    exchange: Arc<Exchange>,
-}
-
-impl RequestBody {
-    pub fn new(
-        inner: Incoming,
-        limit: u64,
-        body_timeout: std::time::Duration,
-        exchange: Arc<Exchange>,
-    ) -> Self {
-        let inner = if inner.is_end_stream() {
-            None
-        } else {
-            Some(inner)
-        };
-        Self {
-            inner,
-            buffered: None,
-            limit,
-            received: 0,
-            deadline: None,
-            body_timeout,
-            exchange,
-        }
-    }
-
-    /// A body-less request body, for replaying a request that had none.
-    pub fn empty(exchange: Arc<Exchange>) -> Self {
-        Self {
-            inner: None,
-            buffered: None,
-            limit: 0,
-            received: 0,
-            deadline: None,
-            body_timeout: std::time::Duration::ZERO,
-            exchange,
-        }
-    }
-
-    /// A body that was read whole already.
-    pub fn buffered(bytes: Bytes, exchange: Arc<Exchange>) -> Self {
-        let mut b = Self::empty(exchange);
-        if !bytes.is_empty() {
-            b.buffered = Some(bytes);
-        }
-        b
-    }
-
-    /// True when there is no body at all (so the request can be replayed on retry).
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_none() && self.buffered.is_none()
-    }
-
-    fn fail(
-        &mut self,
-        e: RequestBodyError,
-    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
-        let _ = self.exchange.body_failure.set(e.problem());
-        self.inner = None;
-        Poll::Ready(Some(Err(e)))
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = RequestBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
-        if let Some(b) = this.buffered.take() {
-            return Poll::Ready(Some(Ok(Frame::data(b))));
-        }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        // The deadline starts with the first poll: the whole body must arrive within
-        // `body_timeout`, however it is trickled.
-        let timeout = this.body_timeout;
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.received += data.len() as u64;
-                    this.exchange
-                        .bytes_in
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if this.received > this.limit {
-                        return this.fail(RequestBodyError::TooLarge);
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => this.fail(RequestBodyError::Client(e)),
-            Poll::Ready(None) => {
-                this.inner = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    return this.fail(RequestBodyError::Timeout);
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        if let Some(b) = &self.buffered {
-            return SizeHint::with_exact(b.len() as u64);
-        }
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
-    }
-}
+use crate::request_body::RequestBody;
 
 /// Decrements a connection's in-flight count when the response is done.
 pub struct InFlight(Arc<ConnShared>);
