@@ -29,6 +29,7 @@ consumers:
   - id: demo-partner
     roles: [orders-reader]
     api_keys: [{ id: demo-key, hash: "{KEY_HASH}" }]
+response_headers: { frame_options: deny, referrer_policy: no-referrer }
 upstreams:
   echo:
     targets: [{ url: "http://127.0.0.1:{ECHO}" }]
@@ -203,5 +204,9 @@ pub fn example_requests(
             format!("curl -s http://{http}/v1/orders/42 -H 'X-API-Key: {api_key}' -H 'Connection: x-consumer-id' -H 'X_Consumer_Id: admin' -H 'X-Original-URL: /admin'"),
         ),
         ("a servlet path parameter (/..;/) is refused: 400 problem+json", format!("curl -s --path-as-is 'http://{http}/echo/..;/admin'")),
+        (
+            "security response headers: HSTS (TLS only), nosniff, frame and referrer policy",
+            format!("curl -s -o /dev/null -D - --cacert {} https://localhost:{}/echo/secure", cert.display(), https.port()),
+        ),
     ]
 }

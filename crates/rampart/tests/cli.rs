@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 9, "{commands:?}");
+    assert_eq!(commands.len(), 10, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -308,6 +308,15 @@ fn demo_answers_its_own_printed_curl_commands() {
         "{}",
         outputs[8]
     );
+    let head = outputs[9].to_ascii_lowercase();
+    for h in [
+        "strict-transport-security: max-age=31536000",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "referrer-policy: no-referrer",
+    ] {
+        assert!(head.contains(h), "{h} missing in\n{}", outputs[9]);
+    }
     // Ctrl-C stops it cleanly.
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
