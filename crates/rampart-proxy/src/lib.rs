@@ -19,6 +19,7 @@ pub mod request_body;
 mod respond;
 pub mod response_body;
 pub mod server;
+pub mod status;
 pub mod upstream;
 
 // The journey's modules by their own names, as the rest of the workspace knows them.

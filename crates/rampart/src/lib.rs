@@ -15,16 +15,7 @@ pub use rampart_config::{ConfigError, ConfigErrors};
 pub use rampart_core::StateStore;
 pub use rampart_proxy::{Gateway, Plan};
 
-/// A short fingerprint of a secret value (first 16 hex digits of its SHA-256), so two
-/// configurations can be compared for the same secret without revealing it.
-pub fn secret_fingerprint(value: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(value.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use rampart_proxy::status::secret_fingerprint;
 
 /// A feature's compile step: its filters for each route (by index), tagged with their
 /// phase. Each feature crate exposes one (`rampart_identity::compile`, …).

@@ -1,0 +1,440 @@
+//! The admin API: its own listener (never a public one), bearer-token authentication for
+//! everything but the health probes, and an audit line for every request.
+//!
+//! | method | path | auth | answer |
+//! |---|---|---|---|
+//! | GET | `/healthz` | none | 200 while the process runs |
+//! | GET | `/readyz` | none | 200 when every upstream has a usable target, else 503 |
+//! | GET | `/upstreams` | token | targets with health, ejection and load |
+//! | GET | `/config` | token | the effective config (secrets redacted), fingerprint, load time |
+//! | GET | `/metrics` | token | Prometheus text format |
+//! | GET | `/admin/reload` | token | the last reload's outcome |
+//! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
+//!
+//! It reads only what the gateway publishes about itself (`Gateway::status`,
+//! `effective_config`, `metrics_text`, `last_reload`), never the plan's internals, and
+//! reloads through the callback the binary hands it. Every request, and every refused
+//! connection, is an [`AuditEvent`].
+#![forbid(unsafe_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use rampart_observe::AuditEvent;
+use rampart_proxy::Gateway;
+
+/// How `POST /admin/reload` reloads: re-reads the config the gateway was started from and
+/// swaps it in, or returns every problem found (the running config stays).
+pub type Reload = Box<dyn Fn(&Gateway) -> Result<(), Vec<String>> + Send + Sync>;
+
+/// A running admin listener. Dropping it stops it.
+pub struct Admin {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Admin {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct State {
+    gateway: Arc<Gateway>,
+    /// `None` when the gateway was not started from a file.
+    reload: Option<Reload>,
+}
+
+/// Starts the admin API when the running config has one. `reload` is what
+/// `POST /admin/reload` runs.
+pub fn start(gateway: Arc<Gateway>, reload: Option<Reload>) -> std::io::Result<Option<Admin>> {
+    let Some(admin) = gateway.status().admin else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(admin.bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind the admin API to {}: {e}", admin.bind),
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = Arc::new(State { gateway, reload });
+    let thread = std::thread::Builder::new()
+        .name("rampart-admin".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let open = Arc::new(AtomicUsize::new(0));
+                loop {
+                    let (tcp, peer) = tokio::select! {
+                        _ = &mut stop_rx => return,
+                        r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                    };
+                    let status = state.gateway.status();
+                    let Some(settings) = status.admin.as_ref() else {
+                        continue;
+                    };
+                    // A small cap: the admin API serves operators, not crowds.
+                    let Some(slot) = AdminSlot::take(&open, settings.max_connections) else {
+                        audit(peer, "-", "", "", 0, Some("too_many_connections"));
+                        continue;
+                    };
+                    let (tls, head) = (settings.tls.clone(), status.head);
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        // TLS (and mTLS) when configured: the verified client certificate's
+                        // subject names the caller in the audit log.
+                        let Some(config) = tls else {
+                            serve(state, peer, None, tcp, head).await;
+                            return;
+                        };
+                        let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+                        let stream = match tokio::time::timeout(head.header_timeout, accept).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                audit(peer, "-", "", "", 0, Some("tls_handshake"));
+                                return;
+                            }
+                        };
+                        let subject = rampart_proxy::tls::peer_identity(stream.get_ref().1)
+                            .map(|p| Arc::<str>::from(p.subject));
+                        serve(state, peer, subject, stream, head).await;
+                    });
+                }
+            });
+        })?;
+    tracing::info!(%addr, "admin API listening");
+    Ok(Some(Admin {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    }))
+}
+
+/// One open admin connection, counted against `admin.max_connections`.
+struct AdminSlot(Arc<AtomicUsize>);
+
+impl AdminSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(open.clone()))
+    }
+}
+
+impl Drop for AdminSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one admin connection behind the same strict HTTP/1 guard as public listeners:
+/// RFC 9112 framing without repairs, the header deadline and the idle timeout.
+async fn serve<IO>(
+    state: Arc<State>,
+    peer: SocketAddr,
+    subject: Option<Arc<str>>,
+    io: IO,
+    head: rampart_proxy::h1_guard::HeadLimits,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = rampart_proxy::h1_guard::ConnShared::new();
+    let guard = rampart_proxy::h1_guard::H1Guard::new(io, head, conn.clone());
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let rejection = conn.rejection_for(req.uri().path());
+        let state = state.clone();
+        let subject = subject.clone();
+        async move {
+            match rejection {
+                Some(p) => {
+                    audit(peer, "-", "", "", p.status.as_u16(), Some(p.code));
+                    let mut r = json_response(
+                        p.status,
+                        json!({"status": p.status.as_u16(), "title": p.title, "code": p.code}),
+                    );
+                    r.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                    Ok(r)
+                }
+                None => handle(state, peer, subject, req).await,
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(guard), svc)
+        .await;
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Who is calling, for the audit log: a fingerprint of the presented token (never the
+/// token), or `loopback` when the admin API runs without a token on a loopback address.
+fn authenticate(state: &State, req: &Request<Incoming>) -> Result<String, ()> {
+    let status = state.gateway.status();
+    let Some(admin) = &status.admin else {
+        return Err(());
+    };
+    let Some(expected) = &admin.token else {
+        return Ok("loopback".into());
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(())?;
+    // Compare digests so the comparison is constant-time whatever the lengths.
+    let want = sha2::Sha256::digest(expected.expose().as_bytes());
+    let got = sha2::Sha256::digest(presented.as_bytes());
+    if bool::from(want.ct_eq(&got)) {
+        Ok(format!("token:{}", hex(&want[..6])))
+    } else {
+        Err(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    client_cert: Option<Arc<str>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/healthz") => {
+            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})))
+        }
+        (&Method::GET, "/readyz") => return Ok(readiness(&state)),
+        _ => {}
+    }
+    let who = match authenticate(&state, &req) {
+        Ok(who) => match &client_cert {
+            Some(subject) => format!("{who} cert:{subject}"),
+            None => who,
+        },
+        Err(()) => {
+            audit(
+                peer,
+                "unauthenticated",
+                method.as_str(),
+                &path,
+                401,
+                Some("unauthenticated"),
+            );
+            let mut r = json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"status": 401, "title": "Unauthorized"}),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return Ok(r);
+        }
+    };
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/upstreams") => upstreams(&state),
+        (&Method::GET, "/config") => effective_config(&state),
+        (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/admin/reload") => last_reload(&state),
+        (&Method::POST, "/admin/reload") => reload(&state),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"status": 404, "title": "Not Found"}),
+        ),
+    };
+    audit(
+        peer,
+        &who,
+        method.as_str(),
+        &path,
+        resp.status().as_u16(),
+        None,
+    );
+    Ok(resp)
+}
+
+fn readiness(state: &State) -> Response<Full<Bytes>> {
+    let status = state.gateway.status();
+    if status.draining {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "draining": true}),
+        );
+    }
+    let unavailable: Vec<&str> = status
+        .upstreams
+        .iter()
+        .filter(|u| !u.is_available())
+        .map(|u| u.name.as_str())
+        .collect();
+    if unavailable.is_empty() {
+        json_response(StatusCode::OK, json!({"ready": true}))
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "unavailable_upstreams": unavailable}),
+        )
+    }
+}
+
+fn upstreams(state: &State) -> Response<Full<Bytes>> {
+    let list: Vec<serde_json::Value> = state
+        .gateway
+        .status()
+        .upstreams
+        .iter()
+        .map(|u| {
+            let targets: Vec<serde_json::Value> = u
+                .targets
+                .iter()
+                .map(|t| {
+                    json!({
+                        "url": t.url,
+                        "weight": t.weight,
+                        "healthy": t.healthy,
+                        "ejected": t.ejected,
+                        "in_flight": t.in_flight,
+                    })
+                })
+                .collect();
+            json!({"name": u.name, "targets": targets})
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({"upstreams": list}))
+}
+
+/// Prometheus text format, as the gateway renders it.
+fn metrics(state: &State) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(state.gateway.metrics_text())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+/// The effective config (defaults filled in; secret fields show their reference and
+/// `<redacted>`), its SHA-256 fingerprint and when it was loaded.
+fn effective_config(state: &State) -> Response<Full<Bytes>> {
+    let (config, fingerprint) = state.gateway.effective_config();
+    let at = state
+        .gateway
+        .status()
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    json_response(
+        StatusCode::OK,
+        json!({"fingerprint": fingerprint, "loaded_at_unix": at, "config": config}),
+    )
+}
+
+fn status_json(s: &rampart_proxy::server::ReloadStatus) -> serde_json::Value {
+    let at =
+        s.at.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+    json!({"ok": s.ok, "at_unix": at, "errors": s.errors})
+}
+
+fn last_reload(state: &State) -> Response<Full<Bytes>> {
+    match state.gateway.last_reload() {
+        Some(s) => json_response(StatusCode::OK, json!({"last_reload": status_json(&s)})),
+        None => json_response(StatusCode::OK, json!({"last_reload": null})),
+    }
+}
+
+fn reload(state: &State) -> Response<Full<Bytes>> {
+    let Some(reload) = &state.reload else {
+        return json_response(
+            StatusCode::CONFLICT,
+            json!({"status": 409, "title": "This gateway was not started from a file"}),
+        );
+    };
+    match reload(&state.gateway) {
+        Ok(()) => json_response(StatusCode::OK, json!({"ok": true})),
+        Err(errors) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "errors": errors}),
+        ),
+    }
+}
+
+/// Writes one audit event for the admin listener.
+fn audit(
+    peer: SocketAddr,
+    actor: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    refused: Option<&str>,
+) {
+    AuditEvent {
+        time: std::time::SystemTime::now(),
+        peer,
+        actor,
+        method,
+        path,
+        status,
+        refused,
+    }
+    .emit();
+}
