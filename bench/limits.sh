@@ -2,6 +2,7 @@
 # The cost of rate limiting: Rampart against itself, same run, same upstream.
 #
 #   bash bench/limits.sh         # ROUNDS=3 DURATION=10 CONNS=50 by default
+#   RAMPART_BIN=/path/to/rampart bash bench/limits.sh     # another build (before/after)
 #
 # Four routes on one Rampart (1 worker, pinned to core 1); wrk, the nginx upstream and
 # redis-server share core 0:
@@ -23,7 +24,7 @@ mkdir -p "$OUT"
 source bench/lib.sh
 bench_need nginx:nginx-light wrk:wrk redis-server:redis-server
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p rampart
-BIN=target/release/rampart
+BIN=${RAMPART_BIN:-target/release/rampart}
 TICK=$(getconf CLK_TCK)
 ABS_OUT=$(cd "$OUT" && pwd)
 UP_PORT=18281; RMP=18290; REDIS_PORT=18279
