@@ -11,6 +11,7 @@
 mod edge;
 mod error;
 mod identity;
+mod listener;
 mod load;
 mod ratelimit;
 mod response_headers;
