@@ -101,6 +101,7 @@ impl ExchangeCtx {
         listener: Arc<str>,
         tls: bool,
         tls_peer: Option<Arc<TlsPeer>>,
+        now: SystemTime,
     ) -> ExchangeCtx {
         ExchangeCtx {
             request_id,
@@ -109,7 +110,7 @@ impl ExchangeCtx {
             tls,
             tls_peer,
             route: None,
-            now: SystemTime::now(),
+            now,
             identity: None,
             decisions: Vec::new(),
             response_headers: Vec::new(),

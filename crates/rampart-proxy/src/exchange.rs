@@ -110,6 +110,11 @@ impl Exchange {
         }
     }
 
+    /// When the request head was read (the exchange context's `now` is the same instant).
+    pub fn time(&self) -> SystemTime {
+        self.time
+    }
+
     fn record(&self) -> ExchangeRecord<'_> {
         let upstream = self.upstream.get();
         ExchangeRecord {

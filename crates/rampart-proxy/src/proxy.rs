@@ -155,6 +155,7 @@ pub async fn handle(
         conn.listener.clone(),
         conn.tls,
         conn.tls_peer.clone(),
+        exchange.time(),
     );
     let ctx = Ctx::new(
         exchange,
