@@ -320,7 +320,8 @@ impl Default for CircuitBreakerSpec {
     }
 }
 
-/// Upstream connection pool (each worker thread keeps its own).
+/// Upstream connection pool (each worker thread keeps its own). It grows with demand up to
+/// `max_idle_per_target` idle connections and shrinks as they sit idle for `idle_timeout`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolSpec {
@@ -333,7 +334,9 @@ pub struct PoolSpec {
 impl Default for PoolSpec {
     fn default() -> Self {
         Self {
-            max_idle_per_target: 64,
+            // Enough for an edge's concurrency (1,000 keep-alive clients on one worker);
+            // idle ones close after `idle_timeout`, so a quiet pool costs nothing.
+            max_idle_per_target: 1024,
             idle_timeout: Duration::secs(30),
         }
     }

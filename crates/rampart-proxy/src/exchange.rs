@@ -157,7 +157,7 @@ impl Drop for Exchange {
             }
         }
         if let Some(log) = &self.log {
-            log.push(rampart_observe::access_log::line(&record));
+            log.log(&record);
         }
         if let Some(f) = self.finished.get() {
             for filter in f.filters.iter() {

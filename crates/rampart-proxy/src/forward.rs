@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
+use http_body::Body as _;
 use rampart_config::UpstreamProtocol;
 use rampart_core::Problem;
 use tokio::time::Instant;
@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use crate::plan::RoutePlan;
 use crate::request_body::RequestBody;
 use crate::respond::Ctx;
-use crate::response_body::{PoolReturn, ResponseBody, TargetLoad};
+use crate::response_body::{PoolReturn, ResponseBody, TargetLoad, UpstreamBody};
+use crate::upstream::h1::{self, H1Error, PoolSlot};
 use crate::upstream::pool::{self, Sender};
 use crate::upstream::{SelectError, Upstream};
 
@@ -225,22 +226,96 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
 async fn send(
     upstream: &Upstream,
     index: usize,
+    request: Request<RequestBody>,
+    upgrade: bool,
+) -> Result<(Response<UpstreamBody>, Option<PoolReturn>), AttemptError> {
+    // Most API requests carry no body: those take our own client, driven from this task.
+    if upstream.protocol == UpstreamProtocol::Http1
+        && !upgrade
+        && request.body().is_end_stream()
+        && !request.headers().contains_key(header::TRANSFER_ENCODING)
+    {
+        return send_own(upstream, index, request)
+            .await
+            .map(|r| (r.map(UpstreamBody::Own), None));
+    }
+    send_hyper(upstream, index, request, upgrade)
+        .await
+        .map(|(r, p)| (r.map(UpstreamBody::Hyper), p))
+}
+
+/// A request without a body, on our HTTP/1.1 client ([`h1`]).
+async fn send_own(
+    upstream: &Upstream,
+    index: usize,
+    request: Request<RequestBody>,
+) -> Result<Response<h1::H1Body>, AttemptError> {
+    let target = &upstream.targets[index];
+    let path = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let mut fresh = false;
+    loop {
+        let (conn, reused) = match pool::checkout_h1(upstream, target, fresh).await {
+            Ok(c) => c,
+            Err(e) => return Err(connect_failed(target, e, request)),
+        };
+        let slot = PoolSlot {
+            pool_key: target.pool_key.clone(),
+            max_idle: upstream.max_idle_per_target,
+            idle_timeout: upstream.idle_timeout,
+        };
+        match h1::send(conn, request.method(), &path, request.headers(), slot).await {
+            Ok(resp) => return Ok(resp),
+            // Nothing was written: the upstream cannot have acted on the request.
+            Err(H1Error::Write(_)) if reused => fresh = true,
+            Err(H1Error::Write(_)) => {
+                return Err(AttemptError::NotSent(
+                    Problem::UPSTREAM_CONNECT,
+                    Box::new(request),
+                ))
+            }
+            // A pooled connection closed under us before any answer: the usual keep-alive
+            // race. Only a request that is safe to repeat is sent again.
+            Err(H1Error::ClosedBeforeResponse) if reused && request.method().is_idempotent() => {
+                fresh = true
+            }
+            Err(e) => {
+                tracing::debug!(target_url = %target.url, error = %e, "upstream exchange failed");
+                return Err(AttemptError::Sent(Problem::UPSTREAM_PROTOCOL));
+            }
+        }
+    }
+}
+
+fn connect_failed(
+    target: &crate::upstream::Target,
+    e: pool::ConnectError,
+    request: Request<RequestBody>,
+) -> AttemptError {
+    tracing::debug!(target_url = %target.url, error = %e, "upstream connect failed");
+    let p = match e {
+        pool::ConnectError::Timeout => Problem::UPSTREAM_TIMEOUT,
+        _ => Problem::UPSTREAM_CONNECT,
+    };
+    AttemptError::NotSent(p, Box::new(request))
+}
+
+/// A request with a body (or an upgrade, or to an HTTP/2 upstream), on hyper's client.
+async fn send_hyper(
+    upstream: &Upstream,
+    index: usize,
     mut request: Request<RequestBody>,
     upgrade: bool,
-) -> Result<(Response<Incoming>, Option<PoolReturn>), AttemptError> {
+) -> Result<(Response<hyper::body::Incoming>, Option<PoolReturn>), AttemptError> {
     let target = &upstream.targets[index];
     let mut fresh = upgrade;
     loop {
         let (sender, reused) = match pool::checkout(upstream, target, fresh).await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(target_url = %target.url, error = %e, "upstream connect failed");
-                let p = match e {
-                    pool::ConnectError::Timeout => Problem::UPSTREAM_TIMEOUT,
-                    _ => Problem::UPSTREAM_CONNECT,
-                };
-                return Err(AttemptError::NotSent(p, Box::new(request)));
-            }
+            Err(e) => return Err(connect_failed(target, e, request)),
         };
         let sent = match sender {
             Sender::H1(mut s) => {
@@ -259,6 +334,7 @@ async fn send(
                         sender: s,
                         pool_key: target.pool_key.clone(),
                         max_idle: upstream.max_idle_per_target,
+                        idle_timeout: upstream.idle_timeout,
                     });
                     (resp, pool)
                 })

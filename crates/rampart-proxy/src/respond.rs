@@ -9,14 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rampart_core::{Denial, ExchangeCtx, Problem};
 
 use crate::exchange::{Exchange, Finished};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::plan::Chain;
-use crate::response_body::{InFlight, PoolReturn, ResponseBody, TargetLoad};
+use crate::response_body::{InFlight, PoolReturn, ResponseBody, TargetLoad, UpstreamBody};
 use crate::upstream::Upstream;
 
 /// Everything known about a request once its exchange exists.
@@ -109,7 +108,7 @@ impl Ctx {
     /// runs the response phase and streams the body (through any rewriters).
     pub(crate) fn upstream_response(
         mut self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpstreamBody>,
         pool_return: Option<PoolReturn>,
         deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
         load: TargetLoad,

@@ -60,11 +60,49 @@ impl Drop for TargetLoad {
     }
 }
 
-/// An HTTP/1.1 upstream connection to return to its pool once the response body ends.
+/// A hyper HTTP/1.1 upstream connection to return to its pool once the response body
+/// ends. (Our own client's body returns its connection itself.)
 pub struct PoolReturn {
     pub sender: http1::SendRequest<RequestBody>,
     pub pool_key: Arc<str>,
     pub max_idle: usize,
+    pub idle_timeout: std::time::Duration,
+}
+
+/// The upstream's response body: from our HTTP/1.1 client, or from hyper's (requests
+/// with a body, upgrades, HTTP/2).
+pub enum UpstreamBody {
+    Own(crate::upstream::h1::H1Body),
+    Hyper(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Own(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Own(b) => b.is_end_stream(),
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Own(b) => b.size_hint(),
+            UpstreamBody::Hyper(b) => b.size_hint(),
+        }
+    }
 }
 
 /// What the gateway sends back to the client.
@@ -74,10 +112,13 @@ pub struct ResponseBody {
     _in_flight: Option<InFlight>,
 }
 
+// Not boxed: the upstream variant is the common one, and a box would cost an allocation
+// per proxied response.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Full(Option<Bytes>),
     Upstream {
-        inner: Incoming,
+        inner: UpstreamBody,
         pool: Option<PoolReturn>,
         deadline: Pin<Box<Sleep>>,
         _load: TargetLoad,
@@ -105,7 +146,7 @@ impl ResponseBody {
     }
 
     pub fn upstream(
-        inner: Incoming,
+        inner: UpstreamBody,
         pool: Option<PoolReturn>,
         deadline: Pin<Box<Sleep>>,
         load: TargetLoad,
@@ -143,7 +184,12 @@ impl ResponseBody {
         if let Kind::Upstream { inner, pool, .. } = &mut self.kind {
             if inner.is_end_stream() {
                 if let Some(p) = pool.take() {
-                    crate::upstream::pool::checkin(&p.pool_key, p.sender, p.max_idle);
+                    crate::upstream::pool::checkin(
+                        &p.pool_key,
+                        p.sender,
+                        p.max_idle,
+                        p.idle_timeout,
+                    );
                 }
             }
         }
@@ -186,7 +232,7 @@ impl Body for ResponseBody {
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(BoxError::from(e)))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => Some(frame),
                 Poll::Ready(None) => None,
             };

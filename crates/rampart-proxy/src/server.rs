@@ -168,6 +168,7 @@ impl Gateway {
                 std::thread::Builder::new()
                     .name(format!("rampart-worker-{i}"))
                     .spawn(move || {
+                        rampart_observe::access_log::set_worker(i);
                         let rt = match tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()
@@ -398,10 +399,7 @@ impl Gateway {
 
     /// Access log lines dropped because the writer could not keep up.
     pub fn access_log_dropped(&self) -> u64 {
-        self.shared
-            .access_log
-            .as_ref()
-            .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed))
+        self.shared.access_log.as_ref().map_or(0, |l| l.dropped())
     }
 
     /// Client connections open right now.
@@ -416,8 +414,15 @@ impl Gateway {
 
     fn stop_and_join(&mut self) {
         let _ = self.stop.send(true);
+        if self.threads.is_empty() {
+            return;
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        // Every exchange has ended with its worker: write out the lines still buffered.
+        if let Some(log) = &self.shared.access_log {
+            log.flush();
         }
     }
 }
@@ -458,6 +463,15 @@ async fn worker(
             accepts.insert(name, task);
         }
     }
+    // This worker's upstream pools shrink even when no request comes to trigger it.
+    let reaper = tokio::spawn(async {
+        let mut tick = tokio::time::interval(crate::upstream::pool::REAP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            crate::upstream::pool::reap();
+        }
+    });
     let mut drain = shared.drain.subscribe();
     loop {
         tokio::select! {
@@ -491,6 +505,7 @@ async fn worker(
     for (_, task) in accepts {
         task.abort();
     }
+    reaper.abort();
 }
 
 /// Resolves once the flag is (or becomes) true; never holds the channel's lock across an

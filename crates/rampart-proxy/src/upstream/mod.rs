@@ -3,6 +3,7 @@
 
 mod balance;
 mod budget;
+pub mod h1;
 pub mod health;
 pub mod pool;
 mod stream;

@@ -1,11 +1,18 @@
 //! Upstream connections. Each worker thread keeps its own pools (a thread-local map, so
-//! checkout and checkin are lock-free and never contended): a LIFO stack of idle HTTP/1.1
-//! connections per target, or one shared HTTP/2 connection per target.
+//! checkout and checkin are lock-free and never contended): per target, a LIFO stack of
+//! idle connections of our own HTTP/1.1 client ([`super::h1`], for requests without a
+//! body), one of hyper HTTP/1.1 senders (requests with a body), or one shared HTTP/2
+//! connection.
+//!
+//! A pool grows with demand up to `max_idle_per_target` idle connections and shrinks when
+//! traffic falls: the cold end of each stack is closed once idle for `idle_timeout`, on
+//! every check-in and by a per-worker sweep ([`reap`]) when there is no traffic at all.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -14,6 +21,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::h1::{Conn, PoolSlot};
 use super::{Stream, Target, Upstream};
 use crate::request_body::RequestBody;
 
@@ -37,14 +45,51 @@ pub enum Sender {
     H2(http2::SendRequest<RequestBody>),
 }
 
-struct Idle {
-    sender: http1::SendRequest<RequestBody>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
+}
+
+/// Idle connections of one kind to one target: the warm end at the back.
+struct Stack<C> {
+    idle: VecDeque<Idle<C>>,
+    idle_timeout: Duration,
+}
+
+impl<C> Stack<C> {
+    fn new(idle_timeout: Duration) -> Self {
+        Stack {
+            idle: VecDeque::new(),
+            idle_timeout,
+        }
+    }
+
+    /// Adds a connection at the warm end, closing the cold end's expired ones and the
+    /// coldest beyond `max_idle`.
+    fn push(&mut self, conn: C, now: Instant, max_idle: usize, idle_timeout: Duration) {
+        self.idle_timeout = idle_timeout;
+        self.expire(now);
+        if self.idle.len() >= max_idle {
+            self.idle.pop_front();
+        }
+        self.idle.push_back(Idle { conn, since: now });
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .idle
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) >= self.idle_timeout)
+        {
+            self.idle.pop_front();
+        }
+    }
 }
 
 #[derive(Default)]
 struct Pools {
-    idle: HashMap<Arc<str>, Vec<Idle>>,
+    own: HashMap<Arc<str>, Stack<Conn>>,
+    idle: HashMap<Arc<str>, Stack<http1::SendRequest<RequestBody>>>,
     h2: HashMap<Arc<str>, http2::SendRequest<RequestBody>>,
 }
 
@@ -78,6 +123,73 @@ pub async fn connect_io(upstream: &Upstream, target: &Target) -> Result<Upstream
         .await
         .map_err(|_| ConnectError::Timeout)?
 }
+
+/// Takes an idle connection of our HTTP/1.1 client to `target`, or opens one. The flag is
+/// true for a reused connection (the caller retries once on a fresh one if it turns out
+/// to have been closed under it).
+pub async fn checkout_h1(
+    upstream: &Upstream,
+    target: &Target,
+    fresh: bool,
+) -> Result<(Conn, bool), ConnectError> {
+    if !fresh {
+        let now = Instant::now();
+        let pooled = POOLS.with(|p| {
+            let mut pools = p.borrow_mut();
+            let stack = pools.own.get_mut(&target.pool_key)?;
+            while let Some(mut idle) = stack.idle.pop_back() {
+                if now.duration_since(idle.since) < upstream.idle_timeout && !idle.conn.is_stale() {
+                    return Some(idle.conn);
+                }
+            }
+            None
+        });
+        if let Some(conn) = pooled {
+            return Ok((conn, true));
+        }
+    }
+    // Boxed: connecting is the rare path and its future is large.
+    Box::pin(connect_io(upstream, target))
+        .await
+        .map(|io| (Conn::new(io), false))
+}
+
+/// Returns a connection of our HTTP/1.1 client whose response was read to the end.
+pub fn checkin_h1(conn: Conn, slot: &PoolSlot, now: Instant) {
+    if slot.max_idle == 0 {
+        return;
+    }
+    POOLS.with(|p| {
+        p.borrow_mut()
+            .own
+            .entry(slot.pool_key.clone())
+            .or_insert_with(|| Stack::new(slot.idle_timeout))
+            .push(conn, now, slot.max_idle, slot.idle_timeout);
+    });
+}
+
+/// Closes this worker's idle connections that have been idle too long (or were closed by
+/// their upstream), so a pool shrinks even when no request comes to trigger it.
+pub fn reap() {
+    let now = Instant::now();
+    POOLS.with(|p| {
+        let mut pools = p.borrow_mut();
+        pools.own.retain(|_, s| {
+            s.expire(now);
+            s.idle.retain_mut(|i| !i.conn.is_stale());
+            !s.idle.is_empty()
+        });
+        pools.idle.retain(|_, s| {
+            s.expire(now);
+            s.idle.retain(|i| !i.conn.is_closed());
+            !s.idle.is_empty()
+        });
+        pools.h2.retain(|_, s| !s.is_closed());
+    });
+}
+
+/// How often each worker runs [`reap`].
+pub const REAP_EVERY: Duration = Duration::from_secs(2);
 
 /// Takes a pooled connection to `target`, or opens one. The flag is true for a reused
 /// connection (which may turn out stale; the caller retries those once on a fresh one).
@@ -143,13 +255,13 @@ fn take_pooled(upstream: &Upstream, target: &Target) -> Option<Sender> {
             UpstreamProtocol::Http1 => {
                 let stack = pools.idle.get_mut(&target.pool_key)?;
                 let now = Instant::now();
-                while let Some(idle) = stack.pop() {
-                    if idle.sender.is_closed()
+                while let Some(idle) = stack.idle.pop_back() {
+                    if idle.conn.is_closed()
                         || now.duration_since(idle.since) >= upstream.idle_timeout
                     {
                         continue;
                     }
-                    return Some(Sender::H1(idle.sender));
+                    return Some(Sender::H1(idle.conn));
                 }
                 None
             }
@@ -157,21 +269,21 @@ fn take_pooled(upstream: &Upstream, target: &Target) -> Option<Sender> {
     })
 }
 
-/// Returns an HTTP/1.1 connection whose exchange finished cleanly.
-pub fn checkin(pool_key: &Arc<str>, sender: http1::SendRequest<RequestBody>, max_idle: usize) {
+/// Returns a hyper HTTP/1.1 connection whose exchange finished cleanly.
+pub fn checkin(
+    pool_key: &Arc<str>,
+    sender: http1::SendRequest<RequestBody>,
+    max_idle: usize,
+    idle_timeout: Duration,
+) {
     if sender.is_closed() || max_idle == 0 {
         return;
     }
     POOLS.with(|p| {
-        let mut pools = p.borrow_mut();
-        let stack = pools.idle.entry(pool_key.clone()).or_default();
-        if stack.len() >= max_idle {
-            // Drop the oldest: LIFO keeps the warm end hot and lets the cold end expire.
-            stack.remove(0);
-        }
-        stack.push(Idle {
-            sender,
-            since: Instant::now(),
-        });
+        p.borrow_mut()
+            .idle
+            .entry(pool_key.clone())
+            .or_insert_with(|| Stack::new(idle_timeout))
+            .push(sender, Instant::now(), max_idle, idle_timeout);
     });
 }

@@ -1,0 +1,669 @@
+//! Rampart's own HTTP/1.1 upstream client, for requests without a body (most API
+//! traffic). The request head is written and the response read from the server
+//! connection's own task, and the response body streams straight off the upstream socket
+//! while the client's response is written: no second task per pooled connection, no
+//! channel and oneshot between the two, and an idle pooled connection holds no buffer
+//! (DESIGN.md §8). Requests with a body, upgrades and HTTP/2 upstreams go through hyper's
+//! client, which reads a response while a body is still being sent.
+//!
+//! Parsing is strict where a lenient reading lets a response be read two ways (RFC 9112
+//! §6.3): both `Transfer-Encoding` and `Content-Length`, conflicting or malformed lengths,
+//! bare LF in chunk framing, oversized heads and chunk lines are all a bad gateway, and
+//! the connection is never reused after anything unexpected.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+
+use super::pool::UpstreamIo;
+
+/// Largest response head accepted (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// Most response header fields accepted.
+const MAX_HEADERS: usize = 128;
+/// Read-buffer growth step.
+const READ_CHUNK: usize = 8 * 1024;
+/// Longest chunk-size line (size and extensions) accepted.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Largest trailer section accepted (trailers are read and dropped).
+const MAX_TRAILERS: usize = 16 * 1024;
+
+thread_local! {
+    /// Where request heads are encoded: one buffer per worker, reused by every request.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Why an exchange on our client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// The upstream closed the connection before sending a byte of a response (a pooled
+    /// connection it had just timed out, typically).
+    #[error("connection closed before a response")]
+    ClosedBeforeResponse,
+    /// The request head could not be written; the upstream cannot have acted on it.
+    #[error("writing the request failed: {0}")]
+    Write(io::Error),
+    #[error("reading the response failed: {0}")]
+    Read(io::Error),
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+}
+
+/// An upstream connection owned by a worker: in its pool while idle, by one exchange
+/// (and then its response body) while in use.
+pub struct Conn {
+    io: UpstreamIo,
+    /// Read buffer; empty and unallocated while the connection is idle.
+    buf: BytesMut,
+}
+
+impl Conn {
+    pub fn new(io: UpstreamIo) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// True when an idle connection has something to read: the upstream closed it (EOF,
+    /// reset, TLS close_notify) or sent bytes nobody asked for. Neither can be used. Costs
+    /// no system call while the socket is not readable.
+    pub fn is_stale(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut rb)
+            .is_ready()
+    }
+
+    /// Drops the read buffer before the connection goes idle.
+    fn release(&mut self) {
+        self.buf = BytesMut::new();
+    }
+}
+
+/// Where a connection goes back to once its response body has been read to the end.
+pub struct PoolSlot {
+    pub pool_key: Arc<str>,
+    pub max_idle: usize,
+    pub idle_timeout: Duration,
+}
+
+/// Sends a request without a body on `conn` and reads the response head. The body is
+/// read as the caller polls the returned response's body.
+pub async fn send(
+    mut conn: Conn,
+    method: &Method,
+    path: &PathAndQuery,
+    headers: &HeaderMap,
+    slot: PoolSlot,
+) -> Result<Response<H1Body>, H1Error> {
+    let mut head = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    encode_head(&mut head, method, path, headers);
+    let written = conn.io.write_all(&head).await;
+    head.clear();
+    SCRATCH.with(|s| *s.borrow_mut() = head);
+    written.map_err(H1Error::Write)?;
+
+    let (status, version, headers) = read_head(&mut conn).await?;
+    let framing = framing(method, status, version, &headers)?;
+    let keep_alive = !matches!(framing, Decoder::Close) && persistent(version, &headers);
+    let mut body = H1Body {
+        conn: Some(conn),
+        decoder: framing,
+        keep_alive,
+        slot,
+    };
+    if framing == Decoder::Length(0) {
+        // Nobody polls a body that is already at its end: pool the connection now.
+        body.finish();
+    }
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// `METHOD path HTTP/1.1`, the headers as given, and the blank line. Methods that
+/// normally carry a body get an explicit `Content-Length: 0` when they have none, as
+/// some servers answer 411 without it.
+fn encode_head(out: &mut Vec<u8>, method: &Method, path: &PathAndQuery, headers: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && !headers.contains_key(header::CONTENT_LENGTH)
+    {
+        out.extend_from_slice(b"content-length: 0\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Reads until a complete final (non-1xx) response head is parsed. Interim responses
+/// (100 Continue, 103 Early Hints) are skipped; 101 is refused, as no upgrade was offered.
+async fn read_head(conn: &mut Conn) -> Result<(StatusCode, Version, HeaderMap), H1Error> {
+    let mut got_any = false;
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&mut conn.buf)? {
+                Parsed::Partial => {}
+                Parsed::Interim => continue,
+                Parsed::Final(status, version, headers) => return Ok((status, version, headers)),
+            }
+            if conn.buf.len() >= MAX_HEAD {
+                return Err(H1Error::Malformed("response head too large"));
+            }
+        }
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(READ_CHUNK);
+        }
+        let n = conn.io.read_buf(&mut conn.buf).await.map_err(|e| {
+            if got_any {
+                H1Error::Read(e)
+            } else {
+                closed_or(e)
+            }
+        })?;
+        if n == 0 {
+            return Err(if got_any {
+                H1Error::Malformed("connection closed inside the response head")
+            } else {
+                H1Error::ClosedBeforeResponse
+            });
+        }
+        got_any = true;
+    }
+}
+
+/// A reset before any response byte is the same stale-connection race as a clean close.
+fn closed_or(e: io::Error) -> H1Error {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            H1Error::ClosedBeforeResponse
+        }
+        _ => H1Error::Read(e),
+    }
+}
+
+enum Parsed {
+    Partial,
+    /// A 1xx head was consumed; parse again.
+    Interim,
+    Final(StatusCode, Version, HeaderMap),
+}
+
+fn parse_head(buf: &mut BytesMut) -> Result<Parsed, H1Error> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(H1Error::Malformed("too many response headers"))
+        }
+        Err(_) => return Err(H1Error::Malformed("unparseable response head")),
+    };
+    let code = resp.code.unwrap_or(0);
+    let status =
+        StatusCode::from_u16(code).map_err(|_| H1Error::Malformed("invalid status code"))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(H1Error::Malformed("101 without an upgrade request"));
+    }
+    if status.is_informational() {
+        buf.advance(len);
+        return Ok(Parsed::Interim);
+    }
+    let version = match resp.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    // Field positions, so the values can share the head's bytes once it is frozen.
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        *span = (name, name + h.name.len(), value, value + h.value.len());
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[ns..ne])
+            .map_err(|_| H1Error::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| H1Error::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Parsed::Final(status, version, headers))
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Decoder, H1Error> {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Decoder::Length(0));
+    }
+    let te = headers.contains_key(header::TRANSFER_ENCODING);
+    let cl = headers.contains_key(header::CONTENT_LENGTH);
+    if te {
+        // RFC 9112 §6.3: TE + CL is rejected, not repaired (a smuggling vector).
+        if cl {
+            return Err(H1Error::Malformed(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        if version == Version::HTTP_10 {
+            return Err(H1Error::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 response",
+            ));
+        }
+        let mut last = None;
+        for value in headers.get_all(header::TRANSFER_ENCODING) {
+            let s = value
+                .to_str()
+                .map_err(|_| H1Error::Malformed("invalid Transfer-Encoding"))?;
+            for coding in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if last.is_some_and(|l: &str| l.eq_ignore_ascii_case("chunked")) {
+                    return Err(H1Error::Malformed("chunked is not the last coding"));
+                }
+                last = Some(coding);
+            }
+        }
+        // Only a final `chunked` delimits the body; anything else runs to the close.
+        return Ok(match last {
+            Some(l) if l.eq_ignore_ascii_case("chunked") => Decoder::Chunked(Chunk::Size),
+            _ => Decoder::Close,
+        });
+    }
+    if cl {
+        let mut length = None;
+        for value in headers.get_all(header::CONTENT_LENGTH) {
+            for part in value.as_bytes().split(|&b| b == b',') {
+                let n = parse_length(part.trim_ascii())
+                    .ok_or(H1Error::Malformed("invalid Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(H1Error::Malformed("conflicting Content-Length values"));
+                }
+                length = Some(n);
+            }
+        }
+        return Ok(Decoder::Length(length.unwrap_or(0)));
+    }
+    Ok(Decoder::Close)
+}
+
+/// 1*DIGIT, at most 19 digits (no sign, no spaces, no overflow).
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+/// Whether the connection may carry another request after this response.
+fn persistent(version: Version, headers: &HeaderMap) -> bool {
+    if version != Version::HTTP_11 {
+        return false;
+    }
+    !headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// Where the body decoder is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decoder {
+    /// Bytes of a `Content-Length` body still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Read until the upstream closes.
+    Close,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Bytes of the current chunk still to come.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// In the trailer section (bytes of it seen so far); it is read and dropped.
+    Trailers(usize),
+}
+
+/// A response body read from the upstream socket as the client's response is written.
+/// Read to the end on a persistent connection, it returns the connection to the worker's
+/// pool; dropped early or failed, it closes it.
+pub struct H1Body {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    keep_alive: bool,
+    slot: PoolSlot,
+}
+
+impl H1Body {
+    /// The body ended: pool the connection when it can carry another request (nothing
+    /// unread after the body, a persistent response).
+    fn finish(&mut self) {
+        self.decoder = Decoder::Done;
+        if let Some(mut conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                conn.release();
+                super::pool::checkin_h1(conn, &self.slot, Instant::now());
+            }
+        }
+    }
+
+    /// Fails the body: the connection is closed, never reused.
+    fn fail(&mut self, e: H1Error) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        self.decoder = Decoder::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+/// A line ending in CRLF at the start of `buf`: its length without the CRLF, or `None`
+/// while incomplete. A bare LF or a CR elsewhere in the line is malformed.
+fn line_end(buf: &[u8]) -> Result<Option<usize>, H1Error> {
+    match buf.iter().position(|&b| b == b'\n') {
+        None => Ok(None),
+        Some(0) => Err(H1Error::Malformed("bare LF in chunked framing")),
+        Some(i) if buf[i - 1] != b'\r' || buf[..i - 1].contains(&b'\r') => {
+            Err(H1Error::Malformed("bare LF or CR in chunked framing"))
+        }
+        Some(i) => Ok(Some(i - 1)),
+    }
+}
+
+/// The size from a chunk-size line: 1*HEXDIG, then optional whitespace and extensions
+/// (ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = line[digits..].trim_ascii_start();
+    if digits == 0 || digits > 16 || !(rest.is_empty() || rest[0] == b';') {
+        return Err(H1Error::Malformed("invalid chunk size"));
+    }
+    let mut n = 0u64;
+    for &b in &line[..digits] {
+        let d = (b as char).to_digit(16).unwrap_or(0);
+        n = n
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(u64::from(d)))
+            .ok_or(H1Error::Malformed("chunk size overflows"))?;
+    }
+    Ok(n)
+}
+
+impl http_body::Body for H1Body {
+    type Data = Bytes;
+    type Error = H1Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let this = &mut *self;
+        loop {
+            let decoder = this.decoder;
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Decode what is buffered; `None` means more bytes are needed.
+            let step: Option<Option<Bytes>> = match decoder {
+                Decoder::Done => return Poll::Ready(None),
+                Decoder::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Decoder::Length(rem) if !conn.buf.is_empty() => {
+                    let n = rem.min(conn.buf.len() as u64);
+                    let data = conn.buf.split_to(n as usize).freeze();
+                    if rem == n {
+                        this.finish();
+                    } else {
+                        this.decoder = Decoder::Length(rem - n);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Decoder::Close if !conn.buf.is_empty() => Some(Some(conn.buf.split().freeze())),
+                Decoder::Chunked(Chunk::Size) => match line_end(&conn.buf) {
+                    Err(e) => return this.fail(e),
+                    Ok(None) if conn.buf.len() > MAX_CHUNK_LINE => {
+                        return this.fail(H1Error::Malformed("chunk-size line too long"))
+                    }
+                    Ok(None) => None,
+                    Ok(Some(len)) => {
+                        let size = match chunk_size(&conn.buf[..len]) {
+                            Ok(s) => s,
+                            Err(e) => return this.fail(e),
+                        };
+                        conn.buf.advance(len + 2);
+                        this.decoder = Decoder::Chunked(if size == 0 {
+                            Chunk::Trailers(0)
+                        } else {
+                            Chunk::Data(size)
+                        });
+                        Some(None)
+                    }
+                },
+                Decoder::Chunked(Chunk::Data(rem)) if !conn.buf.is_empty() => {
+                    let n = rem.min(conn.buf.len() as u64);
+                    let data = conn.buf.split_to(n as usize).freeze();
+                    this.decoder = Decoder::Chunked(if rem == n {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(rem - n)
+                    });
+                    Some(Some(data))
+                }
+                Decoder::Chunked(Chunk::DataEnd) if conn.buf.len() >= 2 => {
+                    if &conn.buf[..2] != b"\r\n" {
+                        return this.fail(H1Error::Malformed("chunk data not followed by CRLF"));
+                    }
+                    conn.buf.advance(2);
+                    this.decoder = Decoder::Chunked(Chunk::Size);
+                    Some(None)
+                }
+                Decoder::Chunked(Chunk::Trailers(seen)) => match line_end(&conn.buf) {
+                    Err(e) => return this.fail(e),
+                    Ok(None) if seen + conn.buf.len() > MAX_TRAILERS => {
+                        return this.fail(H1Error::Malformed("trailer section too large"))
+                    }
+                    Ok(None) => None,
+                    Ok(Some(0)) => {
+                        conn.buf.advance(2);
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Some(len)) => {
+                        conn.buf.advance(len + 2);
+                        this.decoder = Decoder::Chunked(Chunk::Trailers(seen + len + 2));
+                        Some(None)
+                    }
+                },
+                _ => None,
+            };
+            match step {
+                Some(Some(data)) if !data.is_empty() => {
+                    return Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            // Need more bytes from the upstream.
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if conn.buf.capacity() - conn.buf.len() < 1024 {
+                let want = match this.decoder {
+                    Decoder::Length(rem) => (rem as usize).clamp(1024, READ_CHUNK * 2),
+                    _ => READ_CHUNK,
+                };
+                conn.buf.reserve(want);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.fail(H1Error::Read(e)),
+                Poll::Ready(Ok(0)) if this.decoder == Decoder::Close => {
+                    // A close-delimited body ends with the connection.
+                    this.decoder = Decoder::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    return this.fail(H1Error::Malformed("connection closed inside the body"))
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.decoder, Decoder::Done | Decoder::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decoder {
+            Decoder::Length(n) => SizeHint::with_exact(n),
+            Decoder::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn frame(pairs: &[(&str, &str)]) -> Result<Decoder, H1Error> {
+        framing(
+            &Method::GET,
+            StatusCode::OK,
+            Version::HTTP_11,
+            &headers(pairs),
+        )
+    }
+
+    #[test]
+    fn te_and_cl_together_are_refused() {
+        let r = frame(&[("transfer-encoding", "chunked"), ("content-length", "5")]);
+        assert!(matches!(r, Err(H1Error::Malformed(_))));
+    }
+
+    #[test]
+    fn conflicting_or_signed_lengths_are_refused() {
+        for v in [
+            "5, 6",
+            "+5",
+            "-1",
+            "5 5",
+            "",
+            "0x10",
+            "99999999999999999999",
+        ] {
+            assert!(frame(&[("content-length", v)]).is_err(), "{v:?}");
+        }
+        assert_eq!(
+            frame(&[("content-length", "7, 7")]).unwrap(),
+            Decoder::Length(7)
+        );
+    }
+
+    #[test]
+    fn chunked_must_be_the_last_coding() {
+        assert!(frame(&[("transfer-encoding", "chunked, gzip")]).is_err());
+        assert_eq!(
+            frame(&[("transfer-encoding", "gzip, chunked")]).unwrap(),
+            Decoder::Chunked(Chunk::Size)
+        );
+        assert_eq!(
+            frame(&[("transfer-encoding", "gzip")]).unwrap(),
+            Decoder::Close
+        );
+    }
+
+    #[test]
+    fn bodiless_statuses_and_head_have_no_body() {
+        let h = headers(&[("content-length", "10")]);
+        for (m, s) in [
+            (Method::HEAD, StatusCode::OK),
+            (Method::GET, StatusCode::NO_CONTENT),
+            (Method::GET, StatusCode::NOT_MODIFIED),
+        ] {
+            assert_eq!(
+                framing(&m, s, Version::HTTP_11, &h).unwrap(),
+                Decoder::Length(0)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        assert_eq!(chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(chunk_size(b"1A;ext=1").unwrap(), 26);
+        assert_eq!(chunk_size(b"10 ;x").unwrap(), 16);
+        for bad in [&b""[..], b"g", b"-1", b"1 x", b"11111111111111111"] {
+            assert!(chunk_size(bad).is_err(), "{bad:?}");
+        }
+        assert!(line_end(b"5\n").is_err());
+        assert!(line_end(b"5\r9\r\n").is_err());
+        assert_eq!(line_end(b"5\r\nabc").unwrap(), Some(1));
+        assert_eq!(line_end(b"5\r").unwrap(), None);
+    }
+
+    #[test]
+    fn persistence_follows_version_and_connection_close() {
+        assert!(persistent(Version::HTTP_11, &headers(&[])));
+        assert!(!persistent(
+            Version::HTTP_11,
+            &headers(&[("connection", "x, Close")])
+        ));
+        assert!(!persistent(Version::HTTP_10, &headers(&[])));
+    }
+}
