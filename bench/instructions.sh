@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Instructions per request of two Rampart builds, under callgrind: repeatable where
-# wall-clock throughput on this shared machine moves by ±10% between rounds.
+# Instructions and heap allocations per request of two Rampart builds, under callgrind:
+# repeatable where wall-clock throughput on this shared machine moves by ±10% between
+# rounds. The regression guard for the hot path.
 #
 #   bash bench/instructions.sh BEFORE_BIN AFTER_BIN     # REQUESTS=20000 CONNS=16
+#   bash bench/instructions.sh BIN BIN                  # one build's figures
+#   CASES="none key" KEEP_CG=1 bash bench/instructions.sh ...  # some routes; keep the callgrind files
 #
-# Each build serves the plain route and the API-key route of bench/compare.sh's config.
-# Counters are zeroed after start-up and a warm-up, so only the requests are counted
-# (user-space instructions of the gateway; the kernel's share is not included).
+# Routes: plain (access log off), API key + role (log off), plain with the access log on,
+# and the full chain (API key + role + local rate limit + access log). Counters are zeroed
+# after start-up and a warm-up, so only the requests are counted: user-space instructions
+# of every gateway thread (the access log writer's included; the kernel's share is not),
+# and calls to malloc/calloc/realloc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE=${1:?before binary}
@@ -25,7 +30,7 @@ config() {
   cat <<YAML
 version: 1
 workers: 1
-access_log: { enabled: false }
+access_log: { enabled: \${LOG:-false}, output: $ABS_OUT/access.log }
 listeners: [{ name: http, bind: "127.0.0.1:$PORT" }]
 identity: { api_keys: { pepper: { file: pepper.txt } } }
 consumers:
@@ -35,12 +40,15 @@ upstreams:
 routes:
   - { name: none, match: { path_prefix: /none }, upstream: up }
   - { name: key, match: { path_prefix: /key }, upstream: up, authenticate: [api_key], authorize: { roles_any: [reader] } }
+  - { name: chain, match: { path_prefix: /chain }, upstream: up, authenticate: [api_key], authorize: { roles_any: [reader] }, rate_limit: { by: ip, headers: false, limits: [{ rate: 100000000/s, burst: 100000000 }] } }
 YAML
 }
-config "{ id: x, hash: \"hmac-sha256:$(printf '0%.0s' $(seq 1 64))\" }" > "$OUT/keygen.yaml"
+config "{ id: x, hash: \"hmac-sha256:$(printf '0%.0s' $(seq 1 64))\" }" | sed 's/\${LOG:-false}/false/' > "$OUT/keygen.yaml"
 KEYGEN=$("$AFTER" keys new --consumer bench --config "$OUT/keygen.yaml" 2>/dev/null)
 API_KEY=$(sed -n 's/^key: //p' <<<"$KEYGEN")
-config "$(sed -n 's/^config: - //p' <<<"$KEYGEN")" > "$OUT/rampart.yaml"
+config "$(sed -n 's/^config: - //p' <<<"$KEYGEN")" > "$OUT/rampart.tmpl"
+sed 's/\${LOG:-false}/false/' "$OUT/rampart.tmpl" > "$OUT/rampart-nolog.yaml"
+sed 's/\${LOG:-false}/true/' "$OUT/rampart.tmpl" > "$OUT/rampart-log.yaml"
 write_upstream_conf "$ABS_OUT" "$UP_PORT"
 nginx -c "$ABS_OUT/upstream.conf" -p "$ABS_OUT" & pids+=($!)
 wait_ports $UP_PORT
@@ -61,10 +69,11 @@ load() {
 : > "$OUT/raw.txt"
 for build in before after; do
   bin=$BEFORE; [ $build = after ] && bin=$AFTER
-  for route in none key; do
-    hdr=(); [ $route = key ] && hdr=(-H "X-API-Key: $API_KEY")
-    RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$ABS_OUT/cg.$build.$route" \
-      --dump-instr=no --collect-atstart=yes "$bin" run --config "$OUT/rampart.yaml" 2>"$OUT/valgrind.$build.$route.err" &
+  for case in ${CASES:-none key none-log chain-log}; do
+    route=${case%-log}; cfg=$OUT/rampart-nolog.yaml; [ "$route" != "$case" ] && cfg=$OUT/rampart-log.yaml
+    hdr=(); [ $route != none ] && hdr=(-H "X-API-Key: $API_KEY")
+    RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$ABS_OUT/cg.$build.$case" \
+      --dump-instr=no --collect-atstart=yes "$bin" run --config "$cfg" 2>"$OUT/valgrind.$build.$case.err" &
     vg=$!
     for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.2; done
     load 400 "$route" "${hdr[@]}"
@@ -72,17 +81,47 @@ for build in before after; do
     load "$REQUESTS" "$route" "${hdr[@]}"
     callgrind_control --dump "$vg" >/dev/null
     kill -INT "$vg"; wait "$vg" 2>/dev/null || true
-    ir=$(for f in "$ABS_OUT"/cg.$build.$route.*; do grep -h '^summary:' "$f" | awk '{print $2}'; done | sort -n | tail -1)
-    echo "$build $route $REQUESTS $ir" | tee -a "$OUT/raw.txt"
-    rm -f "$ABS_OUT"/cg.$build.$route*
+    # Threads dump to separate files: sum them (instructions, and calls to the allocator).
+    read -r ir allocs < <(python3 - "$ABS_OUT"/cg.$build.$case.* <<'PY'
+import re, sys
+ir = allocs = 0
+ALLOC = {"malloc", "calloc", "realloc"}
+for path in sys.argv[1:]:
+    names, last_ir, callee = {}, 0, None
+    for line in open(path, errors="replace"):
+        if line.startswith("summary:"):
+            last_ir = max(last_ir, int(line.split()[1]))
+        elif line.startswith("cfn="):
+            m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.strip())
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                callee = names.get(m.group(1))
+        elif line.startswith("fn="):
+            m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.strip())
+            if m and m.group(2):
+                names[m.group(1)] = m.group(2)
+            callee = None
+        elif line.startswith("calls=") and callee is not None:
+            if callee.split("'")[0] in ALLOC:
+                allocs += int(line.split("=")[1].split()[0])
+            callee = None
+    ir += last_ir
+print(ir, allocs)
+PY
+)
+    echo "$build $case $REQUESTS $ir $allocs" | tee -a "$OUT/raw.txt"
+    [ -n "${KEEP_CG:-}" ] || rm -f "$ABS_OUT"/cg.$build.$case*
   done
 done
 python3 - "$OUT/raw.txt" <<'PY' | tee "$OUT/results.md"
 import sys
-rows = {(r[0], r[1]): int(r[3]) / int(r[2]) for r in (l.split() for l in open(sys.argv[1]) if l.strip())}
-print("| route | before instructions/request | after instructions/request | after / before |")
-print("|---|---|---|---|")
-for route, label in (("none", "plain"), ("key", "API key + role")):
-    b, a = rows[("before", route)], rows[("after", route)]
-    print(f"| {label} | {b:,.0f} | {a:,.0f} | {a / b:.3f}x |")
+rows = {(r[0], r[1]): (int(r[3]) / int(r[2]), int(r[4]) / int(r[2]))
+        for r in (l.split() for l in open(sys.argv[1]) if l.strip())}
+print("| route | before instructions/request | after instructions/request | after / before | before allocations/request | after allocations/request |")
+print("|---|---|---|---|---|---|")
+for case, label in ((c, l) for c, l in (("none", "plain"), ("key", "API key + role"), ("none-log", "plain + access log"),
+                    ("chain-log", "API key + role + local limit + access log")) if ("after", c) in rows):
+    (b, ba), (a, aa) = rows[("before", case)], rows[("after", case)]
+    print(f"| {label} | {b:,.0f} | {a:,.0f} | {a / b:.3f}x | {ba:.1f} | {aa:.1f} |")
 PY

@@ -247,7 +247,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, H1Error> {
         *span = (name, name + h.name.len(), value, value + h.value.len());
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for what the gateway adds to the response (request id, security headers), so
+    // the map is not grown (reallocated) on the way out.
+    let mut headers = HeaderMap::with_capacity(count + 8);
     for &(ns, ne, vs, ve) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| H1Error::Malformed("invalid header name"))?;
