@@ -57,7 +57,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn take(&self, i: usize) -> Option<(String, u64)> {
+    /// Takes a partly filled buffer (the writer's sweep).
+    fn take(&self, i: usize) -> Option<String> {
         let mut s = self.shards[i]
             .0
             .lock()
@@ -65,8 +66,8 @@ impl Shared {
         if s.buf.is_empty() {
             return None;
         }
-        let buf = std::mem::take(&mut s.buf);
-        Some((buf, std::mem::take(&mut s.lines)))
+        s.lines = 0;
+        Some(std::mem::take(&mut s.buf))
     }
 }
 
@@ -218,7 +219,7 @@ impl Writer {
 
     fn sweep(&mut self) {
         for i in 0..SHARDS {
-            if let Some((buf, _)) = self.shared.take(i) {
+            if let Some(buf) = self.shared.take(i) {
                 self.write(&buf);
             }
         }

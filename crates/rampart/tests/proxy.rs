@@ -174,18 +174,23 @@ async fn extends_forwarding_chain_from_trusted_proxy_and_logs_real_client() {
     assert_eq!(line["client_ip"], "198.51.100.7");
 }
 
-#[tokio::test]
-async fn access_log_lines_buffered_at_shutdown_are_written_out() {
-    // Lines wait in per-worker buffers; stopping the gateway writes every one of them
-    // before it returns, so a restart loses no line.
-    let up = TestUpstream::echo();
+/// A gateway in front of `up` that writes its access log to a file in its temp dir.
+fn logging_gateway(up: &TestUpstream) -> (TestGateway, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let cfg = simple_config(&[up.addr], "").replace(
         "access_log: { enabled: false }",
         &format!("access_log: {{ output: {} }}", log.display()),
     );
-    let gw = start_in(&cfg, dir);
+    (start_in(&cfg, dir), log)
+}
+
+#[tokio::test]
+async fn access_log_lines_buffered_at_shutdown_are_written_out() {
+    // Lines wait in per-worker buffers; stopping the gateway writes every one of them
+    // before it returns, so a restart loses no line.
+    let up = TestUpstream::echo();
+    let (gw, log) = logging_gateway(&up);
     for i in 0..50 {
         assert_eq!(get(gw.http(), &format!("/n{i}")).await.status, 200);
     }
@@ -208,13 +213,7 @@ async fn access_log_has_fields_and_no_credentials() {
     // One JSON line per request with the documented fields; query values, Authorization
     // and cookies never appear.
     let up = TestUpstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let cfg = simple_config(&[up.addr], "").replace(
-        "access_log: { enabled: false }",
-        &format!("access_log: {{ output: {} }}", log.display()),
-    );
-    let gw = start_in(&cfg, dir);
+    let (gw, log) = logging_gateway(&up);
     let r = get_with(
         gw.http(),
         "/search?api_key=SECRETKEY1&q=shoes",

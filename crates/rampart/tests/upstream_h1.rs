@@ -124,6 +124,19 @@ fn ok(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A script whose first connection answers once, then closes without a word on reading
+/// its second request (the keep-alive race); every other request gets "fine".
+fn first_connection_drops_its_second_request() -> impl Fn(&str, usize) -> Act + Send + Sync {
+    let seen = AtomicUsize::new(0);
+    move |_, conn| {
+        if conn == 1 && seen.fetch_add(1, Ordering::SeqCst) == 1 {
+            Act::Close
+        } else {
+            Act::Reply(ok("fine"))
+        }
+    }
+}
+
 /// One raw request on a fresh client connection; the whole answer (the gateway closes
 /// after it because the request says so).
 async fn raw_get(gw: &TestGateway, path: &str) -> String {
@@ -309,15 +322,7 @@ async fn a_body_cut_short_is_not_passed_off_as_complete() {
 async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
     // The first connection answers once and then closes when the next request arrives,
     // without a word (the keep-alive race); later connections behave.
-    let up = RawUpstream::start(|_, conn| {
-        static SEEN: AtomicUsize = AtomicUsize::new(0);
-        if conn == 1 && SEEN.fetch_add(1, Ordering::SeqCst) == 1 {
-            Act::Close
-        } else {
-            Act::Reply(ok("fine"))
-        }
-    })
-    .await;
+    let up = RawUpstream::start(first_connection_drops_its_second_request()).await;
     let gw = gateway(up.addr, "");
     for _ in 0..3 {
         let r = get(gw.http(), "/").await;
@@ -328,15 +333,7 @@ async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
 
 #[tokio::test]
 async fn a_closed_connection_is_not_retried_for_a_post() {
-    let up = RawUpstream::start(|_, conn| {
-        static SEEN: AtomicUsize = AtomicUsize::new(0);
-        if conn == 1 && SEEN.fetch_add(1, Ordering::SeqCst) == 1 {
-            Act::Close
-        } else {
-            Act::Reply(ok("fine"))
-        }
-    })
-    .await;
+    let up = RawUpstream::start(first_connection_drops_its_second_request()).await;
     let gw = gateway(up.addr, "");
     assert_eq!(get(gw.http(), "/").await.status, 200);
     // Make sure the gateway's worker has not yet seen the close when the POST goes out:
