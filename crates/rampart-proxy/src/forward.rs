@@ -31,7 +31,8 @@ pub(crate) struct ForwardJob<'a> {
     pub(crate) replayable: bool,
     pub(crate) hash_key: u64,
     pub(crate) deadline: Instant,
-    pub(crate) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The client asked for an upgrade the route forwards: a `101` opens a tunnel.
+    pub(crate) upgrade: bool,
 }
 
 /// Outcome of one attempt that did not produce a usable response.
@@ -54,14 +55,13 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
         replayable,
         hash_key,
         deadline,
-        client_upgrade,
+        upgrade,
     } = job;
     let method = parts.method;
     let mut headers = parts.headers;
     let mut body = body;
     let mut tried: Vec<usize> = Vec::new();
     let mut retries_left = upstream.retries.max;
-    let upgrade = client_upgrade.is_some();
     // One timer serves the whole exchange: it fires at the response-header deadline while
     // an attempt waits for headers, then is moved into the response body and reset to the
     // whole-request deadline.
@@ -171,14 +171,7 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     ctx.close = true;
                 }
                 timer.as_mut().reset(deadline);
-                return ctx.upstream_response(
-                    resp,
-                    pool_return,
-                    timer,
-                    load,
-                    client_upgrade,
-                    &upstream,
-                );
+                return ctx.upstream_response(resp, pool_return, timer, load, upgrade);
             }
             Err(AttemptError::NotSent(problem, request)) => {
                 target.record_failure(&upstream.passive);

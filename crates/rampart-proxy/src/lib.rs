@@ -12,6 +12,7 @@ pub mod accept;
 mod chain;
 pub mod exchange;
 mod forward;
+mod h1_framing;
 pub mod plan;
 pub mod proxy;
 pub mod request;
@@ -23,7 +24,7 @@ pub mod status;
 pub mod upstream;
 
 // The journey's modules by their own names, as the rest of the workspace knows them.
-pub use accept::{conn_limit, h1_guard, tls};
+pub use accept::{conn_limit, h1_guard, h1_server, tls};
 pub use plan::Plan;
 /// Counters live in the observe crate; re-exported where the data plane names them.
 pub use rampart_observe::metrics;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use rampart_core::{ExchangeCtx, Problem, RequestCtx, TlsPeer};
 use rampart_observe::AccessLog;
 use tokio::time::Instant;
@@ -21,6 +20,7 @@ use crate::forward::{forward, ForwardJob};
 use crate::h1_guard::ConnShared;
 use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::plan::Plan;
+pub use crate::request_body::ClientBody;
 use crate::request_body::RequestBody;
 use crate::request_id::new_request_id;
 use crate::respond::Ctx;
@@ -53,7 +53,7 @@ pub struct ConnCtx {
 
 /// The request host, lower-case and without port: `:authority` (HTTP/2, absolute-form)
 /// or `Host`.
-fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
+fn request_host<B>(req: &Request<B>) -> Cow<'_, str> {
     let raw = req
         .uri()
         .authority()
@@ -89,7 +89,7 @@ fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
-fn is_upgrade(req: &Request<Incoming>) -> bool {
+fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
@@ -103,7 +103,7 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 /// Handles one request. Never fails: every error becomes a response.
 pub async fn handle(
     conn: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let plan = conn.shared.plan.load_full();
     let peer_ip = conn.peer.ip();
@@ -203,7 +203,7 @@ pub async fn handle(
 async fn route_and_forward(
     conn: &ConnCtx,
     plan: &Plan,
-    mut req: Request<Incoming>,
+    req: Request<ClientBody>,
     ctx: Ctx,
     original_host: Option<HeaderValue>,
     client_ip: IpAddr,
@@ -211,7 +211,6 @@ async fn route_and_forward(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let upgrade = is_upgrade(&req);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     // Limits that HTTP/2 requests meet here (HTTP/1 heads were checked by the guard).
     if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > plan.limits.head.max_uri_bytes
     {
@@ -290,8 +289,6 @@ async fn route_and_forward(
             parts.headers.insert(header::HOST, a.clone());
         }
     }
-    // An upgrade the route does not forward goes upstream as a plain request.
-    let client_upgrade = if tunnel { client_upgrade } else { None };
     let hash_key = hash_key(&route.upstream, &parts, client_ip);
     // The inbound chain: identity and access filters see the cleaned client request, and
     // may strip credentials and set identity headers.
@@ -375,7 +372,7 @@ async fn route_and_forward(
         replayable,
         hash_key,
         deadline,
-        client_upgrade,
+        upgrade: tunnel,
     })
     .await
 }

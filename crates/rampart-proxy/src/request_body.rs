@@ -24,7 +24,49 @@ pub enum RequestBodyError {
     #[error("request body did not arrive before the deadline")]
     Timeout,
     #[error("client body error: {0}")]
-    Client(#[from] hyper::Error),
+    Client(BoxError),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client's request body as the server read it: HTTP/1 from our own server
+/// ([`crate::h1_server`]), HTTP/2 from hyper's.
+pub enum ClientBody {
+    Empty,
+    H1(crate::h1_server::RequestBody),
+    H2(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            ClientBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::H1(b) => b.is_end_stream(),
+            ClientBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::H1(b) => b.size_hint(),
+            ClientBody::H2(b) => b.size_hint(),
+        }
+    }
 }
 
 impl RequestBodyError {
@@ -39,7 +81,7 @@ impl RequestBodyError {
 
 /// The client's body on its way upstream.
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     /// A body read whole before forwarding (a filter needed it), sent as one frame.
     buffered: Option<Bytes>,
     limit: u64,
@@ -52,7 +94,7 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(
-        inner: Incoming,
+        inner: ClientBody,
         limit: u64,
         body_timeout: std::time::Duration,
         exchange: Arc<Exchange>,

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rampart_core::{Denial, ExchangeCtx, Problem};
 
 use crate::exchange::{Exchange, Finished};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::plan::Chain;
 use crate::response_body::{InFlight, PoolReturn, ResponseBody, TargetLoad, UpstreamBody};
-use crate::upstream::Upstream;
 
 /// Everything known about a request once its exchange exists.
 pub(crate) struct Ctx {
@@ -112,18 +110,14 @@ impl Ctx {
         pool_return: Option<PoolReturn>,
         deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
         load: TargetLoad,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        upstream: &Upstream,
+        upgrade: bool,
     ) -> Response<ResponseBody> {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if switching {
-            if let Some(client_side) = client_upgrade {
-                tunnel(
-                    client_side,
-                    hyper::upgrade::on(&mut resp),
-                    upstream.name.clone(),
-                );
-            }
+        if switching && upgrade {
+            // The server's connection loop joins this to the client once the 101 is out.
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            resp.extensions_mut()
+                .insert(crate::h1_server::UpstreamUpgrade::new(upstream_side));
         }
         let (mut parts, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, switching);
@@ -159,23 +153,4 @@ impl Drop for Ctx {
     fn drop(&mut self) {
         self.hand_over();
     }
-}
-
-/// Copies bytes both ways between the client and the upstream once both upgraded.
-fn tunnel(
-    client_side: hyper::upgrade::OnUpgrade,
-    upstream_side: hyper::upgrade::OnUpgrade,
-    name: Arc<str>,
-) {
-    tokio::spawn(async move {
-        match tokio::try_join!(client_side, upstream_side) {
-            Ok((c, u)) => {
-                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                    tracing::debug!(upstream = %name, error = %e, "upgraded connection ended");
-                }
-            }
-            Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
-        }
-    });
 }

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::conn_limit::{ConnLimiter, ConnPermit};
-use crate::h1_guard::{ConnShared, H1Guard};
+use crate::h1_guard::ConnShared;
 use crate::headers::PeerHeaders;
 use crate::plan::Plan;
 use crate::proxy::{self, ConnCtx, Shared};
@@ -157,41 +157,14 @@ async fn serve_connection(
     }
 }
 
-async fn serve_h1<T>(mut ctx: ConnCtx, io: Stream<T>, plan: &Plan, drain: watch::Receiver<bool>)
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let limits = plan.limits;
-    let conn_shared = ConnShared::new();
-    ctx.h1 = Some(conn_shared.clone());
-    let guard = H1Guard::new(io, limits.head, conn_shared);
-    let ctx = Arc::new(ctx);
-    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .writev(false)
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_headers(limits.head.max_headers.max(1))
-        .max_buf_size((limits.head.max_head_bytes + 8192).max(8192));
-    let conn = builder
-        .serve_connection(TokioIo::new(guard), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let mut drain = drain;
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = wait_true(&mut drain) => {
-            // Finish the request in flight (answered with `Connection: close`), or close
-            // at once when idle.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
-    }
+async fn serve_h1(
+    mut ctx: ConnCtx,
+    io: crate::h1_server::ClientIo,
+    plan: &Plan,
+    drain: watch::Receiver<bool>,
+) {
+    ctx.h1 = Some(ConnShared::new());
+    crate::h1_server::serve(Arc::new(ctx), io, plan.limits.head, drain).await;
 }
 
 async fn serve_h2<T>(ctx: ConnCtx, io: Stream<T>, plan: &Plan, mut drain: watch::Receiver<bool>)
@@ -200,7 +173,9 @@ where
 {
     let limits = plan.limits;
     let ctx = Arc::new(ctx);
-    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        proxy::handle(ctx.clone(), req.map(proxy::ClientBody::H2))
+    });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())

@@ -5,4 +5,5 @@
 pub mod conn_limit;
 pub(crate) mod connection;
 pub mod h1_guard;
+pub mod h1_server;
 pub mod tls;

@@ -4,8 +4,21 @@ use std::time::Duration;
 
 use rampart_core::Problem;
 
-use super::chunked::Chunk;
-use super::{HeadLimits, State};
+use super::HeadLimits;
+
+/// How a checked head's body is framed, and what may follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: the next head follows.
+    Head,
+    /// A `Content-Length` body of this many bytes.
+    Length(u64),
+    /// A chunked body.
+    Chunked,
+    /// An upgrade or CONNECT head without a body: what follows may not be HTTP/1 if (and
+    /// only if) the answer is a `101`.
+    Hold,
+}
 
 /// Checks a complete request head (through the blank line) with the default limits.
 /// Exposed for fuzzing and tests; the guard itself calls the internal checker.
@@ -23,11 +36,11 @@ pub fn check_request_head(head: &[u8]) -> Result<(), Problem> {
     check_head(head, &limits).map(|_| ())
 }
 
-pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-pub(super) fn first_line_longer_than(buf: &[u8], n: usize) -> bool {
+pub fn first_line_longer_than(buf: &[u8], n: usize) -> bool {
     buf.iter()
         .position(|&b| b == b'\n')
         .map_or(buf.len() > n, |p| p > n)
@@ -39,7 +52,7 @@ fn is_tchar(b: u8) -> bool {
 
 /// Checks one complete request head (ending in CRLF CRLF) and returns the framing state
 /// for what follows it.
-pub(super) fn check_head(head: &[u8], limits: &HeadLimits) -> Result<State, Problem> {
+pub fn check_head(head: &[u8], limits: &HeadLimits) -> Result<Framing, Problem> {
     if head.len() > limits.max_head_bytes {
         return Err(Problem::HEADERS_TOO_LARGE);
     }
@@ -162,21 +175,18 @@ pub(super) fn check_head(head: &[u8], limits: &HeadLimits) -> Result<State, Prob
         if http10 || !chunked_last || chunked_count != 1 || !known {
             return Err(Problem::BAD_TRANSFER_ENCODING);
         }
-        return Ok(State::Chunked(Chunk::Size {
-            value: 0,
-            digits: 0,
-        }));
+        return Ok(Framing::Chunked);
     }
     let has_body = content_length.is_some_and(|n| n > 0);
     if !has_body && (method == b"CONNECT" || (upgrade && connection_upgrade)) {
         // What follows may not be HTTP/1 if (and only if) the answer is a 101: hold it
         // until the response shows which. An upgrade with a body is an ordinary request
         // (the gateway never tunnels it), so its framing is followed as usual.
-        return Ok(State::Hold);
+        return Ok(Framing::Hold);
     }
     Ok(match content_length {
-        Some(n) if n > 0 => State::Length(n),
-        _ => State::Head,
+        Some(n) if n > 0 => Framing::Length(n),
+        _ => Framing::Head,
     })
 }
 

@@ -30,7 +30,7 @@ mod head;
 
 use chunked::{scan_chunked, Chunk};
 pub use head::check_request_head;
-use head::{check_head, find_head_end, first_line_longer_than};
+pub(crate) use head::{check_head, find_head_end, first_line_longer_than, Framing};
 
 /// Bytes read from the socket per poll.
 const READ_CHUNK: usize = 8192;
@@ -224,7 +224,16 @@ impl<IO> H1Guard<IO> {
                     self.head_searched = self.buf.len();
                     match found {
                         Some(end) => match check_head(&self.buf[..end], &self.limits) {
-                            Ok(next) => {
+                            Ok(framing) => {
+                                let next = match framing {
+                                    Framing::Head => State::Head,
+                                    Framing::Length(n) => State::Length(n),
+                                    Framing::Chunked => State::Chunked(Chunk::Size {
+                                        value: 0,
+                                        digits: 0,
+                                    }),
+                                    Framing::Hold => State::Hold,
+                                };
                                 self.head_searched = 0;
                                 self.ready = end;
                                 self.scanned = end;

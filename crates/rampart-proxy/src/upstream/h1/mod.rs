@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Context;
@@ -202,9 +203,15 @@ enum Parsed {
 }
 
 fn parse_head(buf: &mut BytesMut) -> Result<Parsed, H1Error> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Uninitialised: zeroing the fields per response cost more than parsing them.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => {
@@ -228,18 +235,25 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, H1Error> {
     };
     // Field positions, so the values can share the head's bytes once it is frozen.
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    // u32 offsets: half the zeroing of usize ones (a head is far below 4 GiB).
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let count = resp.headers.len();
     for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        *span = (name, name + h.name.len(), value, value + h.value.len());
+        let name = (h.name.as_ptr() as usize - base) as u32;
+        let value = (h.value.as_ptr() as usize - base) as u32;
+        *span = (
+            name,
+            name + h.name.len() as u32,
+            value,
+            value + h.value.len() as u32,
+        );
     }
     let head = buf.split_to(len).freeze();
     // Room for what the gateway adds to the response (request id, security headers), so
     // the map is not grown (reallocated) on the way out.
     let mut headers = HeaderMap::with_capacity(count + 8);
     for &(ns, ne, vs, ve) in &spans[..count] {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| H1Error::Malformed("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))

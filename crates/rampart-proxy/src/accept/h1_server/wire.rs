@@ -1,0 +1,231 @@
+//! The client socket of one HTTP/1 connection and the bytes read from it, shared by the
+//! connection loop (heads, responses) and the request body in flight (which may be read
+//! from hyper's upstream client task while the loop writes an early response).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::h1_framing::{Decoder, Step};
+use crate::upstream::Stream;
+
+/// A client connection's transport: plain TCP or TLS.
+pub type ClientIo = Stream<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// Bytes read per system call while a request body or a partial head is read.
+const READ_CHUNK: usize = 8 * 1024;
+/// Stack buffer for the first read of a head: an idle connection holds no read buffer,
+/// and a request's bytes are copied once into a buffer of exactly their size.
+pub(super) const FIRST_READ: usize = 4 * 1024;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The socket and its read state. Locked only for the length of one poll, never across
+/// an await, so the loop and the body never wait on each other.
+pub struct Wire {
+    pub(super) io: ClientIo,
+    /// Read from the socket and not yet consumed (the next head, body bytes).
+    pub(super) buf: BytesMut,
+    /// The current request body's framing; `Done` when it has none or was read whole.
+    pub(super) body: Decoder,
+    /// `100 Continue` owed before the body is read: how much of it is written.
+    pub(super) continue_sent: Option<usize>,
+    /// The loop has given up on the connection: the body reads nothing more.
+    pub(super) abandoned: bool,
+}
+
+pub(super) type SharedWire = Arc<Mutex<Wire>>;
+
+pub(super) fn lock(w: &Mutex<Wire>) -> MutexGuard<'_, Wire> {
+    // A panic while locked leaves only buffers behind, never a broken invariant.
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Wire {
+    pub(super) fn new(io: ClientIo) -> Wire {
+        Wire {
+            io,
+            buf: BytesMut::new(),
+            body: Decoder::Done,
+            continue_sent: None,
+            abandoned: false,
+        }
+    }
+
+    /// Reads what the socket has into `buf`. An empty buffer is filled through a stack
+    /// buffer, so an idle connection never holds an allocation.
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.is_empty() {
+            let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
+            let mut rb = ReadBuf::uninit(&mut storage);
+            return match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let got = rb.filled();
+                    if !got.is_empty() {
+                        self.buf = BytesMut::from(got);
+                    }
+                    Poll::Ready(Ok(got.len()))
+                }
+                other => other.map_ok(|()| 0),
+            };
+        }
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+    }
+
+    /// Writes the owed `100 Continue` (RFC 9110 §10.1.1), if any.
+    fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(at) = self.continue_sent {
+            if at == CONTINUE.len() {
+                self.continue_sent = None;
+                return Pin::new(&mut self.io).poll_flush(cx);
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &CONTINUE[at..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.continue_sent = Some(at + n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Why a client's request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("reading the request body failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("malformed request body: {0}")]
+    Malformed(&'static str),
+    #[error("the client closed the connection inside the request body")]
+    Closed,
+}
+
+/// A request body read off the client socket as it is forwarded.
+pub struct RequestBody {
+    wire: SharedWire,
+    /// Exact length when known (`Content-Length`).
+    length: Option<u64>,
+    done: bool,
+}
+
+impl RequestBody {
+    pub(super) fn new(wire: SharedWire, length: Option<u64>) -> RequestBody {
+        RequestBody {
+            wire,
+            length,
+            done: false,
+        }
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let mut w = lock(&this.wire);
+        if w.abandoned {
+            this.done = true;
+            return Poll::Ready(Some(Err(BodyError::Closed)));
+        }
+        if let Err(e) = std::task::ready!(w.poll_continue(cx)) {
+            this.done = true;
+            return Poll::Ready(Some(Err(e.into())));
+        }
+        loop {
+            let wire = &mut *w;
+            match wire.body.step(&mut wire.buf) {
+                Err(e) => {
+                    wire.abandoned = true;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(BodyError::Malformed(e))));
+                }
+                Ok(Step::Data(data)) => {
+                    if let Some(n) = &mut this.length {
+                        *n -= data.len() as u64;
+                    }
+                    this.done = wire.body.is_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::End) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(Step::NeedMore) => {}
+            }
+            match std::task::ready!(wire.poll_fill(cx)) {
+                Ok(0) => {
+                    wire.abandoned = true;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(BodyError::Closed)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    wire.abandoned = true;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // After an upgrade: what the client sent behind the head goes first.
+        if !self.buf.is_empty() {
+            let n = self.buf.len().min(out.remaining());
+            out.put_slice(&self.buf.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
