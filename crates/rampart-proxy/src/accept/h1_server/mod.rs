@@ -292,8 +292,8 @@ fn parse_request(
         Version::HTTP_11
     };
     // Room for what the gateway adds on the way upstream (forwarding headers, request
-    // id), so the map is not grown on the way.
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + 6);
+    // id, identity headers), so the map is not grown on the way.
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + 12);
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Problem::BAD_HEADER)?;
         let value =
