@@ -5,26 +5,24 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, Version};
 use rampart_core::{ExchangeCtx, Problem, RequestCtx, TlsPeer};
 use rampart_observe::AccessLog;
 use tokio::time::Instant;
 
 use crate::exchange::{Exchange, ExchangeStart};
 use crate::forward::{forward, ForwardJob};
-use crate::h1_guard::ConnShared;
 use crate::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::plan::Plan;
 pub use crate::request_body::ClientBody;
 use crate::request_body::RequestBody;
 use crate::request_id::new_request_id;
 use crate::respond::Ctx;
-use crate::response_body::{InFlight, ResponseBody};
+use crate::response_body::ResponseBody;
 use crate::upstream::Upstream;
 
 /// State shared by every connection of a gateway.
@@ -45,8 +43,8 @@ pub struct ConnCtx {
     pub tls: bool,
     /// The verified client certificate (mTLS), for identity work.
     pub tls_peer: Option<Arc<TlsPeer>>,
-    /// HTTP/1 connections only: the strict-framing guard's shared state.
-    pub h1: Option<Arc<ConnShared>>,
+    /// Served by our HTTP/1 server (responses may carry `Connection`), not HTTP/2.
+    pub http1: bool,
     /// Forwarding header values for this connection's peer.
     pub peer_headers: PeerHeaders,
 }
@@ -92,12 +90,7 @@ fn is_idempotent(m: &http::Method) -> bool {
 fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
-        && req.headers().get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-        })
+        && headers::connection_has(req.headers(), "upgrade")
 }
 
 /// Handles one request. Never fails: every error becomes a response.
@@ -118,10 +111,10 @@ pub async fn handle(
         req.headers(),
         |ip| plan.is_trusted(ip),
     ));
-    let rejection = conn
-        .h1
-        .as_ref()
-        .and_then(|h1| h1.rejection_for(req.uri().path()));
+    let rejection = req
+        .extensions()
+        .get::<crate::h1_server::Rejected>()
+        .map(|r| r.0);
     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host (HTTP/2's
     // `:authority` likewise); routing, forwarding and filters all see that one value.
     let host_value = match req.uri().authority() {
@@ -159,7 +152,7 @@ pub async fn handle(
     );
     let ctx = Ctx::new(
         exchange,
-        conn.h1.clone().map(InFlight::new),
+        conn.http1,
         rejection.is_some(),
         cx,
         plan.unrouted_filters.clone(),
@@ -172,10 +165,10 @@ pub async fn handle(
         tracing::debug!(peer = %conn.peer, "rejected invalid Host");
         return Ok(ctx.problem(Problem::INVALID_HOST));
     }
-    // Boxed: hyper keeps the handler's future allocation for the connection's lifetime, so
-    // keeping this outer future small keeps idle keep-alive connections small; the large
-    // routing/forwarding state lives only while a request is in flight.
-    let mut resp = Box::pin(route_and_forward(
+    // Boxed: the connection's task holds the handler's future for the connection's
+    // lifetime, so keeping this outer future small keeps idle keep-alive connections small;
+    // the large routing/forwarding state lives only while a request is in flight.
+    let resp = Box::pin(route_and_forward(
         &conn,
         &plan,
         req,
@@ -185,17 +178,6 @@ pub async fn handle(
         peer_trusted,
     ))
     .await;
-    // The guard holds the connection after an upgrade-shaped head: anything but a 101
-    // must close it, so no later request is read without the guard's checks.
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS
-        && conn
-            .h1
-            .as_ref()
-            .is_some_and(|h1| h1.holding.load(Ordering::Acquire))
-    {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     Ok(resp)
 }
 
@@ -264,14 +246,11 @@ async fn route_and_forward(
     }
 
     let (mut parts, incoming) = req.into_parts();
-    // A tunnel only where the guard is holding the connection for this head's answer (an
+    // A tunnel only where the server holds the connection for this head's answer (an
     // upgrade without a body) and the route forwards WebSockets.
     let tunnel = upgrade
         && route.websocket
-        && conn
-            .h1
-            .as_ref()
-            .is_some_and(|h1| h1.holding.load(Ordering::Acquire))
+        && parts.extensions.get::<crate::h1_server::Held>().is_some()
         && crate::client_headers::is_websocket_upgrade(&parts.headers);
     // The client's head is cleaned before any filter sees it (see client_headers): what a
     // client names in `Connection` can never remove what the gateway sets afterwards.

@@ -14,12 +14,13 @@ use rampart_core::{Denial, ExchangeCtx, Problem};
 use crate::exchange::{Exchange, Finished};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::plan::Chain;
-use crate::response_body::{InFlight, PoolReturn, ResponseBody, TargetLoad, UpstreamBody};
+use crate::response_body::{PoolReturn, ResponseBody, TargetLoad, UpstreamBody};
 
 /// Everything known about a request once its exchange exists.
 pub(crate) struct Ctx {
     pub(crate) exchange: Arc<Exchange>,
-    pub(crate) in_flight: Option<InFlight>,
+    /// An HTTP/1 exchange: the response may carry `Connection: close`.
+    pub(crate) http1: bool,
     /// Close the client connection after this response.
     pub(crate) close: bool,
     /// The exchange context; handed to the exchange when the response is decided (or,
@@ -33,14 +34,14 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) fn new(
         exchange: Arc<Exchange>,
-        in_flight: Option<InFlight>,
+        http1: bool,
         close: bool,
         cx: ExchangeCtx,
         filters: Chain,
     ) -> Ctx {
         Ctx {
             exchange,
-            in_flight,
+            http1,
             close,
             cx: Some(cx),
             filters,
@@ -98,7 +99,7 @@ impl Ctx {
             .status
             .store(parts.status.as_u16(), Ordering::Relaxed);
         self.hand_over();
-        let body = ResponseBody::full(body, Some(self.exchange.clone()), self.in_flight.take());
+        let body = ResponseBody::full(body, Some(self.exchange.clone()));
         Response::from_parts(parts, body)
     }
 
@@ -125,7 +126,7 @@ impl Ctx {
         parts
             .headers
             .insert(X_REQUEST_ID.clone(), self.exchange.request_id.clone());
-        if self.in_flight.is_some() && !switching && self.close {
+        if self.http1 && !switching && self.close {
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -142,7 +143,6 @@ impl Ctx {
             deadline,
             load,
             self.exchange.clone(),
-            self.in_flight.take(),
             rewriters,
         );
         Response::from_parts(parts, body)

@@ -17,24 +17,7 @@ use rampart_core::BodyRewriter;
 use tokio::time::Sleep;
 
 use crate::exchange::Exchange;
-use crate::h1_guard::ConnShared;
 use crate::request_body::RequestBody;
-
-/// Decrements a connection's in-flight count when the response is done.
-pub struct InFlight(Arc<ConnShared>);
-
-impl InFlight {
-    pub fn new(shared: Arc<ConnShared>) -> Self {
-        shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self(shared)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Decrements a target's in-flight count (circuit breaker, least-requests) when the
 /// upstream exchange is done.
@@ -109,7 +92,6 @@ impl Body for UpstreamBody {
 pub struct ResponseBody {
     kind: Kind,
     exchange: Option<Arc<Exchange>>,
-    _in_flight: Option<InFlight>,
 }
 
 // Not boxed: the upstream variant is the common one, and a box would cost an allocation
@@ -130,18 +112,13 @@ enum Kind {
 }
 
 impl ResponseBody {
-    pub fn full(
-        bytes: Bytes,
-        exchange: Option<Arc<Exchange>>,
-        in_flight: Option<InFlight>,
-    ) -> Self {
+    pub fn full(bytes: Bytes, exchange: Option<Arc<Exchange>>) -> Self {
         if let Some(x) = &exchange {
             x.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
         Self {
             kind: Kind::Full(Some(bytes)),
             exchange,
-            _in_flight: in_flight,
         }
     }
 
@@ -151,7 +128,6 @@ impl ResponseBody {
         deadline: Pin<Box<Sleep>>,
         load: TargetLoad,
         exchange: Arc<Exchange>,
-        in_flight: Option<InFlight>,
         rewriters: Vec<Box<dyn BodyRewriter>>,
     ) -> Self {
         let mut body = Self {
@@ -164,7 +140,6 @@ impl ResponseBody {
                 flushed: false,
             },
             exchange: Some(exchange),
-            _in_flight: in_flight,
         };
         body.return_if_done();
         body

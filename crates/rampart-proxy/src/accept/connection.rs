@@ -12,7 +12,6 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::conn_limit::{ConnLimiter, ConnPermit};
-use crate::h1_guard::ConnShared;
 use crate::headers::PeerHeaders;
 use crate::plan::Plan;
 use crate::proxy::{self, ConnCtx, Shared};
@@ -87,7 +86,7 @@ async fn serve_connection(
                 listener: name,
                 tls: false,
                 tls_peer: None,
-                h1: None,
+                http1: true,
                 peer_headers: PeerHeaders::new(peer.ip(), false, local_port),
             };
             let drain = shared.drain.subscribe();
@@ -144,7 +143,7 @@ async fn serve_connection(
                 listener: name,
                 tls: true,
                 tls_peer,
-                h1: None,
+                http1: !h2,
                 peer_headers: PeerHeaders::new(peer.ip(), true, local_port),
             };
             let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
@@ -158,12 +157,11 @@ async fn serve_connection(
 }
 
 async fn serve_h1(
-    mut ctx: ConnCtx,
+    ctx: ConnCtx,
     io: crate::h1_server::ClientIo,
     plan: &Plan,
     drain: watch::Receiver<bool>,
 ) {
-    ctx.h1 = Some(ConnShared::new());
     crate::h1_server::serve(Arc::new(ctx), io, plan.limits.head, drain).await;
 }
 

@@ -1,7 +1,5 @@
 //! The request-head checker: RFC 9112 without repairs.
 
-use std::time::Duration;
-
 use rampart_core::Problem;
 
 use super::HeadLimits;
@@ -23,24 +21,42 @@ pub enum Framing {
 /// Checks a complete request head (through the blank line) with the default limits.
 /// Exposed for fuzzing and tests; the guard itself calls the internal checker.
 pub fn check_request_head(head: &[u8]) -> Result<(), Problem> {
-    let limits = HeadLimits {
-        max_head_bytes: 16 * 1024,
-        max_headers: 100,
-        max_uri_bytes: 8 * 1024,
-        header_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(60),
-    };
     if !head.ends_with(b"\r\n\r\n") {
         return Err(Problem::MALFORMED);
     }
-    check_head(head, &limits).map(|_| ())
+    check_head(head, &HeadLimits::DEFAULT).map(|_| ())
 }
 
-pub fn find_head_end(buf: &[u8]) -> Option<usize> {
+/// Looks for the end of the request head at the start of `buf`, resuming past the
+/// `searched` bytes already known to hold none: a head trickled in byte by byte is
+/// searched once, not once per read (which would be quadratic). `Ok(None)` while it is
+/// incomplete; an error once no head within the limits can arrive any more.
+pub fn locate_head(
+    buf: &[u8],
+    searched: &mut usize,
+    limits: &HeadLimits,
+) -> Result<Option<usize>, Problem> {
+    let from = (*searched).saturating_sub(3);
+    if let Some(end) = find_head_end(&buf[from..]) {
+        *searched = 0;
+        return Ok(Some(from + end));
+    }
+    *searched = buf.len();
+    if buf.len() > limits.max_head_bytes {
+        return Err(if first_line_longer_than(buf, limits.max_uri_bytes + 32) {
+            Problem::URI_TOO_LONG
+        } else {
+            Problem::HEADERS_TOO_LARGE
+        });
+    }
+    Ok(None)
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-pub fn first_line_longer_than(buf: &[u8], n: usize) -> bool {
+fn first_line_longer_than(buf: &[u8], n: usize) -> bool {
     buf.iter()
         .position(|&b| b == b'\n')
         .map_or(buf.len() > n, |p| p > n)

@@ -30,7 +30,7 @@ mod head;
 
 use chunked::{scan_chunked, Chunk};
 pub use head::check_request_head;
-pub(crate) use head::{check_head, find_head_end, first_line_longer_than, Framing};
+pub(crate) use head::{check_head, locate_head, Framing};
 
 /// Bytes read from the socket per poll.
 const READ_CHUNK: usize = 8192;
@@ -43,6 +43,17 @@ pub struct HeadLimits {
     pub max_uri_bytes: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+}
+
+impl HeadLimits {
+    /// The limits an edge listener has when the config sets none (DESIGN.md §6).
+    pub const DEFAULT: HeadLimits = HeadLimits {
+        max_head_bytes: 16 * 1024,
+        max_headers: 100,
+        max_uri_bytes: 8 * 1024,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
 }
 
 /// State shared between the guard (socket side) and the service (request side) of one
@@ -219,11 +230,8 @@ impl<IO> H1Guard<IO> {
                             continue;
                         }
                     }
-                    let from = self.head_searched.saturating_sub(3);
-                    let found = find_head_end(&self.buf[from..]).map(|e| e + from);
-                    self.head_searched = self.buf.len();
-                    match found {
-                        Some(end) => match check_head(&self.buf[..end], &self.limits) {
+                    match locate_head(&self.buf, &mut self.head_searched, &self.limits) {
+                        Ok(Some(end)) => match check_head(&self.buf[..end], &self.limits) {
                             Ok(framing) => {
                                 let next = match framing {
                                     Framing::Head => State::Head,
@@ -234,7 +242,6 @@ impl<IO> H1Guard<IO> {
                                     }),
                                     Framing::Hold => State::Hold,
                                 };
-                                self.head_searched = 0;
                                 self.ready = end;
                                 self.scanned = end;
                                 self.state = next;
@@ -252,18 +259,9 @@ impl<IO> H1Guard<IO> {
                                 return Ok(());
                             }
                         },
-                        None => {
-                            if self.buf.len() > self.limits.max_head_bytes {
-                                let p = if first_line_longer_than(
-                                    &self.buf,
-                                    self.limits.max_uri_bytes + 32,
-                                ) {
-                                    Problem::URI_TOO_LONG
-                                } else {
-                                    Problem::HEADERS_TOO_LARGE
-                                };
-                                self.reject(p);
-                            }
+                        Ok(None) => return Ok(()),
+                        Err(p) => {
+                            self.reject(p);
                             return Ok(());
                         }
                     }

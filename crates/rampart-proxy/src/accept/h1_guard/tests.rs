@@ -2,13 +2,7 @@
 
 use super::*;
 
-const LIMITS: HeadLimits = HeadLimits {
-    max_head_bytes: 16384,
-    max_headers: 100,
-    max_uri_bytes: 8192,
-    header_timeout: Duration::from_secs(10),
-    idle_timeout: Duration::from_secs(60),
-};
+const LIMITS: HeadLimits = HeadLimits::DEFAULT;
 
 fn check(head: &str) -> Result<Framing, Problem> {
     check_head(head.as_bytes(), &LIMITS)

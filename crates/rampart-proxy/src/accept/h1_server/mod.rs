@@ -13,7 +13,6 @@
 use std::future::{poll_fn, Future};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -26,6 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::h1_framing::{Chunk, Decoder};
 use crate::h1_guard::{self, HeadLimits};
+use crate::headers::connection_has;
 use crate::proxy::{self, ClientBody, ConnCtx};
 
 mod response;
@@ -54,6 +54,16 @@ impl UpstreamUpgrade {
     }
 }
 
+/// Marks the request that carries a rejected head to the handler: it is answered with
+/// this problem, and its (synthetic) target and `Host` are not the client's.
+#[derive(Clone, Copy)]
+pub struct Rejected(pub Problem);
+
+/// Marks an upgrade-shaped head without a body: the server reads nothing after it unless
+/// the answer is a `101`, so only such a request may open a tunnel.
+#[derive(Clone, Copy)]
+pub struct Held;
+
 /// What waiting for the next head ended with.
 enum Next {
     /// A complete head of this many bytes is at the front of the buffer.
@@ -69,9 +79,6 @@ pub(crate) async fn serve(
     limits: HeadLimits,
     mut drain: watch::Receiver<bool>,
 ) {
-    let Some(guard) = ctx.h1.clone() else {
-        return;
-    };
     let wire: SharedWire = Arc::new(Mutex::new(Wire::new(io)));
     // One timer for the connection's idle and header deadlines, moved only when it would
     // fire too late (see `next_head`).
@@ -91,35 +98,35 @@ pub(crate) async fn serve(
                 match parse_request(head, &limits) {
                     Ok(r) => r,
                     Err(p) => {
-                        reject(&ctx, &guard, &wire, p).await;
+                        reject(&ctx, &wire, p).await;
                         break;
                     }
                 }
             }
             Next::Reject(p) => {
-                reject(&ctx, &guard, &wire, p).await;
+                reject(&ctx, &wire, p).await;
                 break;
             }
         };
         let holding = framing == Framing::Hold;
         let head_method = request.method() == Method::HEAD;
         let http10 = request.version() == Version::HTTP_10;
-        let request = attach_body(request, framing, &wire);
+        let mut request = attach_body(request, framing, &wire);
         if holding {
-            guard.holding.store(true, Ordering::Release);
+            request.extensions_mut().insert(Held);
         }
         let resp = match proxy::handle(ctx.clone(), request).await {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        guard.holding.store(false, Ordering::Release);
-        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        // Anything but a 101 after a held head closes the connection, so no later request
+        // is read without the checks.
         let mut answering = Answering {
             head_method,
             http10,
             keep_alive: keep_alive && !holding && !*drain.borrow(),
         };
-        let head = match response::write(&wire, resp, &mut answering).await {
+        let mut head = match response::write(&wire, resp, &mut answering).await {
             Ok(h) => h,
             Err(WriteError::Io(e)) => {
                 tracing::debug!(peer = %ctx.peer, error = %e, "writing the response failed");
@@ -130,8 +137,7 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        if switching && holding {
-            let mut head = head;
+        if holding && head.status == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(up) = head.extensions.remove::<UpstreamUpgrade>() {
                 tunnel(wire, up, &ctx).await;
             }
@@ -142,11 +148,10 @@ pub(crate) async fn serve(
         }
         // A body the handler did not read to its end leaves the connection at an unknown
         // place in the client's bytes: close it rather than guess.
-        let mut w = lock(&wire);
+        let w = lock(&wire);
         if !w.body.is_done() || w.abandoned {
             break;
         }
-        w.continue_sent = None;
     }
     close(&wire).await;
 }
@@ -186,18 +191,10 @@ async fn next_head(wire: &Mutex<Wire>, limits: &HeadLimits, mut timer: Pin<&mut 
             searched = 0;
         }
         if !w.buf.is_empty() {
-            let from = searched.saturating_sub(3);
-            if let Some(end) = h1_guard::find_head_end(&w.buf[from..]) {
-                return Poll::Ready(Next::Head(from + end));
-            }
-            searched = w.buf.len();
-            if w.buf.len() > limits.max_head_bytes {
-                let p = if h1_guard::first_line_longer_than(&w.buf, limits.max_uri_bytes + 32) {
-                    Problem::URI_TOO_LONG
-                } else {
-                    Problem::HEADERS_TOO_LARGE
-                };
-                return Poll::Ready(Next::Reject(p));
+            match h1_guard::locate_head(&w.buf, &mut searched, limits) {
+                Ok(Some(end)) => return Poll::Ready(Next::Head(end)),
+                Ok(None) => {}
+                Err(p) => return Poll::Ready(Next::Reject(p)),
             }
         }
         match w.poll_fill(cx) {
@@ -301,9 +298,9 @@ fn parse_request(
         headers.append(name, value);
     }
     let keep_alive = if version == Version::HTTP_10 {
-        has_token(&headers, "keep-alive")
+        connection_has(&headers, "keep-alive")
     } else {
-        !has_token(&headers, "close")
+        !connection_has(&headers, "close")
     };
     let mut request = Request::new(());
     *request.method_mut() = method;
@@ -313,23 +310,12 @@ fn parse_request(
     Ok((request, framing, keep_alive))
 }
 
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    })
-}
-
 /// Gives the request its body: none, or one read off the wire as it is forwarded.
 fn attach_body(request: Request<()>, framing: Framing, wire: &SharedWire) -> Request<ClientBody> {
-    let decoder = match framing {
+    let (decoder, length) = match framing {
         Framing::None | Framing::Hold => return request.map(|()| ClientBody::Empty),
-        Framing::Length(n) => Decoder::Length(n),
-        Framing::Chunked => Decoder::Chunked(Chunk::Size),
-    };
-    let length = match framing {
-        Framing::Length(n) => Some(n),
-        _ => None,
+        Framing::Length(n) => (Decoder::Length(n), Some(n)),
+        Framing::Chunked => (Decoder::Chunked(Chunk::Size), None),
     };
     let expects_continue = request.version() == Version::HTTP_11
         && request
@@ -348,13 +334,9 @@ fn attach_body(request: Request<()>, framing: Framing, wire: &SharedWire) -> Req
 
 /// Answers a rejected head through the handler (request id, problem body, access log
 /// line), with `Connection: close`.
-async fn reject(ctx: &Arc<ConnCtx>, guard: &h1_guard::ConnShared, wire: &SharedWire, p: Problem) {
-    let _ = guard.rejection.set(p);
+async fn reject(ctx: &Arc<ConnCtx>, wire: &SharedWire, p: Problem) {
     let mut request = Request::new(ClientBody::Empty);
-    *request.uri_mut() = Uri::try_from(guard.reject_path.as_str()).unwrap_or_default();
-    request
-        .headers_mut()
-        .insert(header::HOST, HeaderValue::from_static("rejected.invalid"));
+    request.extensions_mut().insert(Rejected(p));
     let resp = match proxy::handle(ctx.clone(), request).await {
         Ok(r) => r,
         Err(never) => match never {},

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::SystemTime;
 
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Response, StatusCode};
 use http_body::Body;
 use tokio::io::AsyncWrite;
@@ -48,6 +48,12 @@ pub(super) enum WriteError {
     Body,
 }
 
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
 fn write_date(out: &mut Vec<u8>) {
     let now = SystemTime::now();
     let secs = now
@@ -66,13 +72,6 @@ fn write_date(out: &mut Vec<u8>) {
         out.extend_from_slice(&d.1);
         out.extend_from_slice(b"\r\n");
     });
-}
-
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    })
 }
 
 /// How the body is delimited on the wire.
@@ -98,7 +97,7 @@ fn encode_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let says_close = has_token(&head.headers, header::CONNECTION, "close");
+    let says_close = crate::headers::connection_has(&head.headers, "close");
     if says_close {
         a.keep_alive = false;
     }
@@ -203,7 +202,6 @@ pub(super) async fn write(
 ) -> Result<http::response::Parts, WriteError> {
     let (head, mut body) = resp.into_parts();
     let mut out = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    out.clear();
     let framing = encode_head(&mut out, &head, &body, a);
     let result = write_body(wire, &mut out, &mut body, framing).await;
     // Dropping the body ends the exchange (its log phase) once the last byte is out.
@@ -233,9 +231,8 @@ async fn write_body(
             .await;
             let frame = match frame {
                 None => {
-                    write_all(wire, out).await.map_err(WriteError::Io)?;
-                    flush(wire).await.map_err(WriteError::Io)?;
-                    out.clear();
+                    send(wire, out).await?;
+                    flush(wire).await?;
                     continue;
                 }
                 Some(None) => break,
@@ -255,9 +252,8 @@ async fn write_body(
             if data.len() <= COALESCE {
                 out.extend_from_slice(&data);
             } else {
-                write_all(wire, out).await.map_err(WriteError::Io)?;
-                out.clear();
-                write_all(wire, &data).await.map_err(WriteError::Io)?;
+                send(wire, out).await?;
+                write_all(wire, &data).await?;
             }
             if framing == Framing::Chunked {
                 out.extend_from_slice(b"\r\n");
@@ -270,8 +266,13 @@ async fn write_body(
             out.extend_from_slice(b"0\r\n\r\n");
         }
     }
-    if !out.is_empty() {
-        write_all(wire, out).await.map_err(WriteError::Io)?;
-    }
-    flush(wire).await.map_err(WriteError::Io)
+    send(wire, out).await?;
+    Ok(flush(wire).await?)
+}
+
+/// Writes what waits in `out` and empties it.
+async fn send(wire: &SharedWire, out: &mut Vec<u8>) -> io::Result<()> {
+    write_all(wire, out).await?;
+    out.clear();
+    Ok(())
 }

@@ -1,16 +1,8 @@
 //! Request heads parsed after the strict check: framing, keep-alive, shared bytes.
 
-use std::time::Duration;
-
 use super::*;
 
-const LIMITS: HeadLimits = HeadLimits {
-    max_head_bytes: 16384,
-    max_headers: 100,
-    max_uri_bytes: 8192,
-    header_timeout: Duration::from_secs(10),
-    idle_timeout: Duration::from_secs(60),
-};
+const LIMITS: HeadLimits = HeadLimits::DEFAULT;
 
 fn parse(head: &str) -> Result<(Request<()>, Framing, bool), Problem> {
     parse_request(Bytes::copy_from_slice(head.as_bytes()), &LIMITS)

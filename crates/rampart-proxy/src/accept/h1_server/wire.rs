@@ -81,6 +81,30 @@ impl Wire {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 
+    /// The next piece of the current request body: decoded from what is buffered, reading
+    /// more (after any owed `100 Continue`) when that is not enough.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        if self.abandoned {
+            return Poll::Ready(Some(Err(BodyError::Closed)));
+        }
+        if let Err(e) = std::task::ready!(self.poll_continue(cx)) {
+            return Poll::Ready(Some(Err(e.into())));
+        }
+        loop {
+            match self.body.step(&mut self.buf) {
+                Err(e) => return Poll::Ready(Some(Err(BodyError::Malformed(e)))),
+                Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Step::End) => return Poll::Ready(None),
+                Ok(Step::NeedMore) => {}
+            }
+            match std::task::ready!(self.poll_fill(cx)) {
+                Ok(0) => return Poll::Ready(Some(Err(BodyError::Closed))),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(e.into()))),
+            }
+        }
+    }
+
     /// Writes the owed `100 Continue` (RFC 9110 §10.1.1), if any.
     fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(at) = self.continue_sent {
@@ -141,49 +165,23 @@ impl http_body::Body for RequestBody {
         }
         let this = &mut *self;
         let mut w = lock(&this.wire);
-        if w.abandoned {
-            this.done = true;
-            return Poll::Ready(Some(Err(BodyError::Closed)));
-        }
-        if let Err(e) = std::task::ready!(w.poll_continue(cx)) {
-            this.done = true;
-            return Poll::Ready(Some(Err(e.into())));
-        }
-        loop {
-            let wire = &mut *w;
-            match wire.body.step(&mut wire.buf) {
-                Err(e) => {
-                    wire.abandoned = true;
-                    this.done = true;
-                    return Poll::Ready(Some(Err(BodyError::Malformed(e))));
+        let polled = w.poll_body(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(data))) => {
+                if let Some(n) = &mut this.length {
+                    *n -= data.len() as u64;
                 }
-                Ok(Step::Data(data)) => {
-                    if let Some(n) = &mut this.length {
-                        *n -= data.len() as u64;
-                    }
-                    this.done = wire.body.is_done();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(Step::End) => {
-                    this.done = true;
-                    return Poll::Ready(None);
-                }
-                Ok(Step::NeedMore) => {}
+                this.done = w.body.is_done();
             }
-            match std::task::ready!(wire.poll_fill(cx)) {
-                Ok(0) => {
-                    wire.abandoned = true;
-                    this.done = true;
-                    return Poll::Ready(Some(Err(BodyError::Closed)));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    wire.abandoned = true;
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+            Poll::Ready(None) => this.done = true,
+            // Where the client's bytes stand is unknown now: nothing more is read.
+            Poll::Ready(Some(Err(_))) => {
+                w.abandoned = true;
+                this.done = true;
             }
+            Poll::Pending => {}
         }
+        polled.map(|next| next.map(|r| r.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -342,10 +342,7 @@ fn persistent(version: Version, headers: &HeaderMap) -> bool {
     if version != Version::HTTP_11 {
         return false;
     }
-    !headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
+    !crate::headers::connection_has(headers, "close")
 }
 
 #[cfg(test)]
