@@ -177,3 +177,46 @@ async fn a_partial_head_at_eof_closes_quietly() {
     assert_eq!(text, "");
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_request_frees_its_concurrency_slot_at_once() {
+    // One slot on the route; the upstream holds /slow for 10 s.
+    let up = TestUpstream::with(|seen| {
+        if seen.uri.starts_with("/slow") {
+            Answer::ok("late").delayed(Duration::from_secs(10))
+        } else {
+            Answer::ok("quick")
+        }
+    });
+    let yaml = simple_config(&[up.addr], "").replace(
+        "    upstream: up\n",
+        "    upstream: up\n    concurrency: { max: 1 }\n",
+    );
+    let gw = start(&yaml);
+    let mut leaving = TcpStream::connect(gw.http()).await.unwrap();
+    leaving
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while up.hits() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(up.hits(), 1, "the slow request reached the upstream");
+    drop(leaving);
+    // The slot is free again long before the upstream would have answered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = get(gw.http(), "/quick").await;
+        if r.status == 200 {
+            assert_eq!(r.text(), "quick");
+            break;
+        }
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot stayed taken after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -115,9 +115,27 @@ pub(crate) async fn serve(
         if holding {
             request.extensions_mut().insert(Held);
         }
-        let resp = match proxy::handle(ctx.clone(), request).await {
-            Ok(r) => r,
-            Err(never) => match never {},
+        // A body's reader, or a held head, owns what follows the head; otherwise the
+        // socket is watched while the handler runs, so a client that leaves cancels its
+        // upstream exchange (and frees its slots) at once.
+        let answer = async {
+            match proxy::handle(ctx.clone(), request).await {
+                Ok(r) => Some(r),
+                Err(never) => match never {},
+            }
+        };
+        let resp = if framing == Framing::None {
+            tokio::select! {
+                biased;
+                r = answer => r,
+                () = client_gone(&wire, &limits) => None,
+            }
+        } else {
+            answer.await
+        };
+        let Some(resp) = resp else {
+            tracing::debug!(peer = %ctx.peer, "client closed the connection with its request in flight");
+            break;
         };
         // Anything but a 101 after a held head closes the connection, so no later request
         // is read without the checks.
@@ -154,6 +172,24 @@ pub(crate) async fn serve(
         }
     }
     close(&wire).await;
+}
+
+/// Resolves when the client closes its side (or the socket fails) while its request is
+/// in flight. Bytes of pipelined requests that arrive meanwhile are kept for the loop, up
+/// to one head's worth; past that nothing more is read until the answer is out.
+async fn client_gone(wire: &Mutex<Wire>, limits: &HeadLimits) {
+    poll_fn(|cx| loop {
+        let mut w = lock(wire);
+        if w.buf.len() > limits.max_head_bytes {
+            return Poll::Pending;
+        }
+        match w.poll_fill(cx) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(_)) => continue,
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// True when bytes of a next (pipelined) request are waiting.
