@@ -307,7 +307,7 @@ pub struct AuthorizeSpec {
 }
 
 /// Where a route reads API keys from.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeySource {
     /// `identity.api_keys.header`.
@@ -320,7 +320,7 @@ pub enum ApiKeySource {
 }
 
 /// Enforce or shadow.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyMode {
     #[default]

@@ -43,7 +43,7 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
                 }
             }
         });
-    let spec = match result {
+    let mut spec = match result {
         Ok(spec) => spec,
         Err(e) => {
             let path = failed_at.filter(|p| p != ".").unwrap_or_default();
@@ -60,6 +60,9 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
     };
     let errors = validate(&spec);
     if errors.is_empty() {
+        // The parse grew the list by doubling; the spec is kept for the plan's lifetime.
+        spec.routes.shrink_to_fit();
+        spec.consumers.shrink_to_fit();
         Ok(spec)
     } else {
         Err(ConfigErrors(errors))

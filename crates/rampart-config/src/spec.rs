@@ -354,7 +354,7 @@ pub struct RouteSpec {
     pub upstream: String,
     /// Path rewrite applied after matching.
     #[serde(default)]
-    pub rewrite: Option<RewriteSpec>,
+    pub rewrite: Option<Box<RewriteSpec>>,
     /// Body limit for this route, overriding `limits.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<ByteSize>,
@@ -368,10 +368,10 @@ pub struct RouteSpec {
     pub authenticate: Vec<String>,
     /// Where `api_key` is read from on this route.
     #[serde(default = "header_source")]
-    pub api_key_sources: Vec<ApiKeySource>,
+    pub api_key_sources: std::borrow::Cow<'static, [ApiKeySource]>,
     /// What the authenticated caller must have.
     #[serde(default)]
-    pub authorize: Option<AuthorizeSpec>,
+    pub authorize: Option<Box<AuthorizeSpec>>,
     /// `shadow`: authentication and authorization failures are logged and counted, and
     /// the request goes on.
     #[serde(default)]
@@ -382,10 +382,10 @@ pub struct RouteSpec {
     pub forward_credentials: bool,
     /// This route's rate limit policy (after any global `rate_limits`).
     #[serde(default)]
-    pub rate_limit: Option<RateLimitSpec>,
+    pub rate_limit: Option<Box<RateLimitSpec>>,
     /// Max in-flight requests on this route (or per consumer on it).
     #[serde(default)]
-    pub concurrency: Option<ConcurrencySpec>,
+    pub concurrency: Option<Box<ConcurrencySpec>>,
     /// Forward WebSocket upgrades (`Upgrade: websocket`) on this route. Off by default:
     /// an upgrade request is then sent as a plain request, without its upgrade headers.
     /// No other protocol (`h2c`, ...) is ever forwarded.
@@ -402,11 +402,13 @@ pub struct RouteSpec {
     pub allow_encoded_percent: bool,
     /// This route's response header rules, on top of the gateway-wide ones.
     #[serde(default)]
-    pub response_headers: Option<crate::ResponseHeadersSpec>,
+    pub response_headers: Option<Box<crate::ResponseHeadersSpec>>,
 }
 
-fn header_source() -> Vec<ApiKeySource> {
-    vec![ApiKeySource::Header]
+/// The default, borrowed: most routes keep it, and a config of 10,000 routes would
+/// otherwise hold 10,000 copies.
+fn header_source() -> std::borrow::Cow<'static, [ApiKeySource]> {
+    std::borrow::Cow::Borrowed(&[ApiKeySource::Header])
 }
 
 /// Conditions a request must meet to take a route. Exactly one of `path` / `path_prefix`.

@@ -247,7 +247,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
                 }
             }
         }
-        match &r.rewrite {
+        match r.rewrite.as_deref() {
             Some(RewriteSpec::StripPrefix(prefix)) => {
                 if !prefix.starts_with('/') {
                     err(

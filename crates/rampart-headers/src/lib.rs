@@ -32,24 +32,29 @@ pub fn compile(
         &mut errors,
     );
     let mut out = FeaturePlan::for_routes(spec.routes.len());
+    // Routes without rules of their own share one filter.
+    let shared: Option<Arc<dyn Filter>> = (!global.is_empty()).then(|| {
+        Arc::new(ResponseHeaders {
+            policy: global.clone(),
+        }) as Arc<dyn Filter>
+    });
     for (i, r) in spec.routes.iter().enumerate() {
-        let policy = match &r.response_headers {
-            Some(route) => HeaderPolicy::compile(
-                &spec.response_headers,
-                Some(route),
-                &format!("routes[{i}].response_headers"),
-                &mut errors,
-            ),
-            None => global.clone(),
-        };
-        if !policy.is_empty() {
-            out.routes[i].push(Arc::new(ResponseHeaders { policy }));
+        match &r.response_headers {
+            Some(route) => {
+                let policy = HeaderPolicy::compile(
+                    &spec.response_headers,
+                    Some(route),
+                    &format!("routes[{i}].response_headers"),
+                    &mut errors,
+                );
+                if !policy.is_empty() {
+                    out.routes[i].push(Arc::new(ResponseHeaders { policy }));
+                }
+            }
+            None => out.routes[i].extend(shared.clone()),
         }
     }
-    if !global.is_empty() {
-        out.unrouted
-            .push(Arc::new(ResponseHeaders { policy: global }));
-    }
+    out.unrouted.extend(shared);
     if errors.is_empty() {
         Ok(out)
     } else {

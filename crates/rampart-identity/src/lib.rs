@@ -56,9 +56,26 @@ pub fn compile(
     let plan = IdentityPlan::compile(spec, base, state)?;
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     let mut errs = Vec::new();
+    // Routes with the same settings share one filter (a config of 10,000 routes has a
+    // handful of distinct ones).
+    let mut shared: HashMap<_, Arc<dyn rampart_core::Filter>> = HashMap::new();
     for (i, r) in spec.routes.iter().enumerate() {
+        let key = (
+            r.authenticate.as_slice(),
+            &*r.api_key_sources,
+            r.auth_mode,
+            r.forward_credentials,
+        );
+        if let Some(f) = shared.get(&key) {
+            out.routes[i].push(f.clone());
+            continue;
+        }
         match plan.route_filter(r) {
-            Ok(f) => out.routes[i].push(Arc::new(f)),
+            Ok(f) => {
+                let f: Arc<dyn rampart_core::Filter> = Arc::new(f);
+                shared.insert(key, f.clone());
+                out.routes[i].push(f);
+            }
             Err(e) => errs.push(ConfigError::new(format!("routes[{i}].authenticate"), e)),
         }
     }
@@ -275,7 +292,7 @@ impl IdentityPlan {
         Ok(Authenticate {
             plan: self.clone(),
             methods,
-            sources: route.api_key_sources.clone(),
+            sources: route.api_key_sources.to_vec(),
             mode: match route.auth_mode {
                 rampart_config::PolicyMode::Enforce => Mode::Enforce,
                 rampart_config::PolicyMode::Shadow => Mode::Shadow,

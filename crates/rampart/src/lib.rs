@@ -48,22 +48,22 @@ pub fn compile_str_with(
     state: &Arc<StateStore>,
 ) -> Result<Plan, ConfigErrors> {
     let spec = rampart_config::parse(yaml)?;
-    compile_spec(&spec, base, state, FEATURES)
+    compile_spec(Arc::new(spec), base, state, FEATURES)
 }
 
 /// Compiles a validated spec: the data-plane plan, then every feature's filters, each
 /// route's chain sorted by phase.
 pub fn compile_spec(
-    spec: &rampart_config::Spec,
+    spec: Arc<rampart_config::Spec>,
     base: &Path,
     state: &Arc<StateStore>,
     features: &[Feature],
 ) -> Result<Plan, ConfigErrors> {
     let mut errors = Vec::new();
-    let plan = Plan::compile(spec, base, state).map_err(|e| errors.extend(e.0));
+    let plan = Plan::compile(&spec, base, state).map_err(|e| errors.extend(e.0));
     let mut compiled = Vec::new();
     for feature in features {
-        match feature(spec, base, state) {
+        match feature(&spec, base, state) {
             Ok(f) => compiled.push(f),
             Err(e) => errors.extend(e),
         }
@@ -89,7 +89,7 @@ pub fn compile_file_with(path: &Path, state: &Arc<StateStore>) -> Result<Plan, C
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    compile_spec(&spec, base, state, FEATURES)
+    compile_spec(Arc::new(spec), base, state, FEATURES)
 }
 
 /// Compiles `yaml` and starts serving it.

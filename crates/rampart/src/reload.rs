@@ -91,7 +91,7 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
             return;
         };
         ready();
-        let mut last_content = std::fs::read(path).ok();
+        let mut last_content = content_digest(path);
         loop {
             let trigger = tokio::select! {
                 _ = hup.recv() => Trigger::Signal,
@@ -108,13 +108,13 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
                 while rx.try_recv().is_ok() {}
                 // Directory events also fire for unrelated files: reload only when the
                 // config's content actually changed.
-                let content = std::fs::read(path).ok();
+                let content = content_digest(path);
                 if content == last_content {
                     continue;
                 }
                 last_content = content;
             } else {
-                last_content = std::fs::read(path).ok();
+                last_content = content_digest(path);
             }
             match reload_file(gateway, path) {
                 Ok(()) => tracing::info!(trigger = ?trigger, "reloaded"),
@@ -142,4 +142,13 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
 fn second_signal() -> ! {
     tracing::warn!("second signal: exiting without waiting for in-flight requests");
     std::process::exit(130);
+}
+
+/// A digest of the config file's content (not the content: a large config would be held
+/// twice), to tell a real change from an unrelated event in its directory.
+fn content_digest(path: &Path) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    std::fs::read(path)
+        .ok()
+        .map(|c| sha2::Sha256::digest(c).into())
 }

@@ -164,7 +164,7 @@ routes:
     // The built-in features plus this one: the bin's list and one more entry.
     let mut features = rampart::FEATURES.to_vec();
     features.push(probe_feature);
-    let plan = rampart::compile_spec(&spec, dir.path(), &state, &features).unwrap();
+    let plan = rampart::compile_spec(spec.into(), dir.path(), &state, &features).unwrap();
     let gateway = rampart::Gateway::start(plan).unwrap();
     let journal = state.get_or_insert("journal", Journal::default);
     Fixture {
@@ -273,7 +273,7 @@ async fn answers_to_unrouted_requests_run_the_gateway_wide_chain() {
     let mut features = rampart::FEATURES.to_vec();
     features.push(probe_feature);
     let spec = rampart_config::parse(&yaml).unwrap();
-    let plan = rampart::compile_spec(&spec, Path::new("."), &state, &features).unwrap();
+    let plan = rampart::compile_spec(spec.into(), Path::new("."), &state, &features).unwrap();
     let gw = rampart::Gateway::start(plan).unwrap();
     let r = get(gw.addr("public").unwrap(), "/elsewhere").await;
     assert_eq!(r.status, 404);

@@ -62,7 +62,10 @@ struct Trie {
 
 #[derive(Debug, Default)]
 struct Node {
-    statics: HashMap<Box<str>, Node>,
+    /// Static children, boxed: most nodes are leaves, and a leaf is itself an entry of
+    /// its parent's map, where an unboxed empty map would cost 40 bytes per route.
+    #[allow(clippy::box_collection)]
+    statics: Option<Box<HashMap<Box<str>, Node>>>,
     param: Option<Box<Node>>,
     exact: Vec<Candidate>,
     catch_all: Vec<Candidate>,
@@ -275,11 +278,23 @@ impl Router {
         router
             .wildcard_hosts
             .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        router.shrink();
         if errors.is_empty() {
             Ok(router)
         } else {
             Err(errors)
         }
+    }
+
+    /// Gives back the room the build's growth left over (it is kept for the plan's life).
+    fn shrink(&mut self) {
+        self.exact_hosts.shrink_to_fit();
+        self.wildcard_hosts.shrink_to_fit();
+        let tries = self.exact_hosts.values_mut();
+        for trie in tries.chain(self.wildcard_hosts.iter_mut().map(|(_, t)| t)) {
+            trie.root.shrink();
+        }
+        self.any_host.root.shrink();
     }
 
     /// Finds the route for a request. `host` must be lower-case without a port; `path`
@@ -315,6 +330,21 @@ enum Slot {
 }
 
 impl Node {
+    fn shrink(&mut self) {
+        if let Some(statics) = &mut self.statics {
+            statics.shrink_to_fit();
+            for n in statics.values_mut() {
+                n.shrink();
+            }
+        }
+        if let Some(p) = &mut self.param {
+            p.shrink();
+        }
+        for c in [&mut self.exact, &mut self.catch_all, &mut self.prefix] {
+            c.shrink_to_fit();
+        }
+    }
+
     fn slot(&mut self, segments: &[Segment], kind: Slot) -> &mut Vec<Candidate> {
         let mut node = self;
         let walk = match kind {
@@ -323,7 +353,11 @@ impl Node {
         };
         for seg in walk {
             node = match seg {
-                Segment::Static(s) => node.statics.entry(s.clone().into_boxed_str()).or_default(),
+                Segment::Static(s) => node
+                    .statics
+                    .get_or_insert_default()
+                    .entry(s.clone().into_boxed_str())
+                    .or_default(),
                 Segment::Param => node.param.get_or_insert_with(Default::default),
                 Segment::CatchAll => unreachable!("catch-all is always last and not walked"),
             };
@@ -348,7 +382,7 @@ impl Node {
         let body = &rest[1..];
         let end = body.find('/').unwrap_or(body.len());
         let (seg, tail) = (&body[..end], &body[end..]);
-        if let Some(child) = self.statics.get(seg) {
+        if let Some(child) = self.statics.as_ref().and_then(|s| s.get(seg)) {
             if let Some(id) = child.find(tail, method, headers) {
                 return Some(id);
             }
