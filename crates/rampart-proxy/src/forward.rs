@@ -261,7 +261,12 @@ async fn send_own(
             idle_timeout: upstream.idle_timeout,
         };
         match h1::send(conn, request.method(), &path, request.headers(), slot).await {
-            Ok(resp) => return Ok(resp),
+            Ok(resp) => {
+                // The head went out: its map serves the next exchange.
+                let mut request = request;
+                crate::headers::recycle(std::mem::take(request.headers_mut()));
+                return Ok(resp);
+            }
             // Nothing was written: the upstream cannot have acted on the request.
             Err(H1Error::Write(_)) if reused => fresh = true,
             Err(H1Error::Write(_)) => {

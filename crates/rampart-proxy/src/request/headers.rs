@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1), plus the
@@ -42,25 +43,41 @@ pub static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 /// is set (a WebSocket handshake being forwarded), `Connection: upgrade` and `Upgrade`
 /// survive so the upstream sees the handshake.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-    let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION).iter() {
-        if let Ok(s) = value.to_str() {
-            for token in s.split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("upgrade") && keep_upgrade {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                    named.push(name);
+    // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1). Nearly every
+    // Connection field says only `keep-alive`, `close` or `upgrade`, which need no name
+    // made: `keep-alive` is removed below with the other hop-by-hop names, `close`
+    // rarely names a header that is present, and `upgrade` is handled last.
+    let names_more = |v: &HeaderValue| {
+        v.to_str().map_or(true, |s| {
+            s.split(',').map(str::trim).any(|t| {
+                let needs_no_name = t.is_empty()
+                    || t.eq_ignore_ascii_case("upgrade")
+                    || (t.eq_ignore_ascii_case("close") && !headers.contains_key("close"))
+                    || HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str()));
+                !needs_no_name
+            })
+        })
+    };
+    if headers.get_all(header::CONNECTION).iter().any(names_more) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION).iter() {
+            if let Ok(s) = value.to_str() {
+                for token in s.split(',') {
+                    let token = token.trim();
+                    if token.eq_ignore_ascii_case("upgrade") && keep_upgrade {
+                        continue;
+                    }
+                    if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                        named.push(name);
+                    }
                 }
             }
         }
-    }
-    for name in named {
-        // Never let Connection remove the headers the gateway itself relies on upstream.
-        if name != header::HOST && name != X_REQUEST_ID {
-            headers.remove(&name);
+        for name in named {
+            // Never let Connection remove the headers the gateway itself relies on upstream.
+            if name != header::HOST && name != X_REQUEST_ID {
+                headers.remove(&name);
+            }
         }
     }
     // One pass over the (few) names present, instead of a hash lookup per hop-by-hop name:
@@ -207,32 +224,116 @@ pub fn set_forwarding(
         }
         headers.insert(X_FORWARDED_PORT.clone(), peer.port.clone());
     }
-    let mut element = String::with_capacity(peer.forwarded.len() + 40);
-    if peer_trusted {
-        if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-            if !prev.trim().is_empty() {
-                element.push_str(prev);
-                element.push_str(", ");
+    // Built in a per-worker scratch string; the value itself is cut from the shared value
+    // buffer (no allocation per request).
+    thread_local! {
+        static ELEMENT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    ELEMENT.with(|element| {
+        let mut element = element.borrow_mut();
+        element.clear();
+        if peer_trusted {
+            if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+                if !prev.trim().is_empty() {
+                    element.push_str(prev);
+                    element.push_str(", ");
+                }
             }
         }
-    }
-    element.push_str(&peer.forwarded);
-    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-        if h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            element.push_str(";host=\"");
-            element.push_str(h);
-            element.push('"');
+        element.push_str(&peer.forwarded);
+        if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+            if h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            {
+                element.push_str(";host=\"");
+                element.push_str(h);
+                element.push('"');
+            }
         }
-    }
-    set(headers, &header::FORWARDED, &element);
+        set(headers, &header::FORWARDED, &element);
+        // A client-sent chain may be long: do not keep its room for the worker's life.
+        element.shrink_to(256);
+    });
 }
 
 fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+    if let Some(v) = shared_value(value.as_bytes()) {
         headers.insert(name.clone(), v);
     }
+}
+
+thread_local! {
+    /// Header maps given back by finished exchanges, cleared, for the next ones.
+    static MAPS: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most maps a worker keeps for reuse (two per exchange in flight).
+const POOLED_MAPS: usize = 64;
+/// A map grown past this many entries is dropped rather than kept.
+const POOLED_MAP_ROOM: usize = 64;
+
+/// An empty header map with room for `room` headers: one a finished exchange gave back
+/// when there is one (no allocation), else a new one.
+pub fn new_map(room: usize) -> HeaderMap {
+    match MAPS.try_with(|m| m.borrow_mut().pop()).ok().flatten() {
+        Some(mut map) => {
+            map.reserve(room);
+            map
+        }
+        None => HeaderMap::with_capacity(room),
+    }
+}
+
+/// Gives a map back for reuse once nothing reads it any more. It is emptied here, so no
+/// header of one exchange can be seen by another.
+pub fn recycle(mut map: HeaderMap) {
+    if map.capacity() > POOLED_MAP_ROOM {
+        return;
+    }
+    map.clear();
+    let _ = MAPS.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < POOLED_MAPS {
+            m.push(map);
+        }
+    });
+}
+
+thread_local! {
+    /// Where small per-exchange bytes are copied (request heads, the first read of an
+    /// upstream answer, generated header values): one buffer shared by the pieces cut
+    /// from it (each holds a reference), replaced when full. A piece costs no allocation
+    /// of its own, and its clones and slices are reference counts.
+    static PIECES: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// The shared buffer's size. A piece of an exchange that lives long (a streamed answer)
+/// keeps at most this much alive.
+const PIECES_BUFFER: usize = 4096;
+/// Larger pieces get an allocation of their own.
+const PIECE_LARGEST: usize = 1024;
+
+/// `bytes`, copied into the worker's shared buffer (or, when large, into their own).
+/// The result's capacity is its length: growing it allocates, never writes into the
+/// shared buffer.
+pub fn cut(bytes: &[u8]) -> BytesMut {
+    if bytes.len() > PIECE_LARGEST {
+        return BytesMut::from(bytes);
+    }
+    PIECES.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.capacity() - b.len() < bytes.len() {
+            *b = BytesMut::with_capacity(PIECES_BUFFER);
+        }
+        b.extend_from_slice(bytes);
+        b.split()
+    })
+}
+
+/// A header value made from `bytes` (visible ASCII, spaces and tabs) in the worker's
+/// shared buffer; `None` when the bytes are not a valid value.
+pub fn shared_value(bytes: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(cut(bytes).freeze()).ok()
 }
 
 /// True for a request id a trusted proxy may hand us: 1–128 visible ASCII characters
@@ -266,6 +367,24 @@ mod tests {
                 && !h.contains_key("connection")
         );
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn connection_tokens_that_name_no_other_header_still_strip_what_they_name() {
+        // The common `keep-alive` answer: only hop-by-hop headers go.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-keep"]);
+        // `close` naming a header that is present removes it, as any other token would.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        h.insert("close", HeaderValue::from_static("1"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

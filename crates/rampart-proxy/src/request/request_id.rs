@@ -39,7 +39,7 @@ pub fn new_request_id() -> HeaderValue {
     random[8..].copy_from_slice(&b[..2]);
     let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+    crate::headers::shared_value(id.hyphenated().encode_lower(&mut buf).as_bytes())
         .unwrap_or(HeaderValue::from_static("-"))
 }
 
@@ -52,8 +52,15 @@ mod tests {
         let a = new_request_id();
         let b = new_request_id();
         assert_ne!(a, b);
-        let s = a.to_str().unwrap();
+        let s = a.to_str().unwrap().to_owned();
         assert_eq!(s.len(), 36);
         assert_eq!(&s[14..15], "7");
+        // Ids share one buffer but never each other's bytes.
+        let many: Vec<_> = (0..500).map(|_| new_request_id()).collect();
+        let distinct: std::collections::HashSet<_> = many.iter().collect();
+        assert_eq!(distinct.len(), 500);
+        assert!(many.iter().all(|v| v.len() == 36));
+        // Later ids written to the buffer never change an earlier one.
+        assert_eq!(a.to_str().unwrap(), s);
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::{Buf, Bytes};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use rampart_core::Problem;
 use tokio::sync::watch;
@@ -326,7 +326,7 @@ fn parse_request(
     };
     // Room for what the gateway adds on the way upstream (forwarding headers, request
     // id, identity headers), so the map is not grown on the way.
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + 12);
+    let mut headers = crate::headers::new_map(req.headers.len() + 12);
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Problem::BAD_HEADER)?;
         let value =

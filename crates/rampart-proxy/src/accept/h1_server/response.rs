@@ -200,9 +200,11 @@ pub(super) async fn write(
     resp: Response<ResponseBody>,
     a: &mut Answering,
 ) -> Result<http::response::Parts, WriteError> {
-    let (head, mut body) = resp.into_parts();
+    let (mut head, mut body) = resp.into_parts();
     let mut out = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let framing = encode_head(&mut out, &head, &body, a);
+    // The head is encoded: its map goes back for the next exchange.
+    crate::headers::recycle(std::mem::take(&mut head.headers));
     let result = write_body(wire, &mut out, &mut body, framing).await;
     // Dropping the body ends the exchange (its log phase) once the last byte is out.
     drop(body);

@@ -59,7 +59,8 @@ impl Wire {
     }
 
     /// Reads what the socket has into `buf`. An empty buffer is filled through a stack
-    /// buffer, so an idle connection never holds an allocation.
+    /// buffer, so an idle connection never holds an allocation, and what was read is
+    /// copied into the worker's shared buffer (a head costs no allocation of its own).
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.buf.is_empty() {
             let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
@@ -68,7 +69,7 @@ impl Wire {
                 Poll::Ready(Ok(())) => {
                     let got = rb.filled();
                     if !got.is_empty() {
-                        self.buf = BytesMut::from(got);
+                        self.buf = crate::headers::cut(got);
                     }
                     Poll::Ready(Ok(got.len()))
                 }

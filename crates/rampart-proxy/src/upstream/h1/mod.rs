@@ -16,14 +16,14 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Response, StatusCode, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use super::pool::UpstreamIo;
 
@@ -86,6 +86,26 @@ impl Conn {
         Pin::new(&mut self.io)
             .poll_read(&mut cx, &mut rb)
             .is_ready()
+    }
+
+    /// Reads what the socket has into `buf`. An empty buffer (a connection's first read
+    /// of an exchange) is filled through a stack buffer and copied into the worker's
+    /// shared buffer, so a small answer costs no allocation of its own.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.is_empty() {
+            let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut storage);
+            std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+            let got = rb.filled();
+            if !got.is_empty() {
+                self.buf = crate::headers::cut(got);
+            }
+            return Poll::Ready(Ok(got.len()));
+        }
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 
     /// Drops the read buffer before the connection goes idle.
@@ -164,16 +184,15 @@ async fn read_head(conn: &mut Conn) -> Result<(StatusCode, Version, HeaderMap), 
                 return Err(H1Error::Malformed("response head too large"));
             }
         }
-        if conn.buf.capacity() - conn.buf.len() < 1024 {
-            conn.buf.reserve(READ_CHUNK);
-        }
-        let n = conn.io.read_buf(&mut conn.buf).await.map_err(|e| {
-            if got_any {
-                H1Error::Read(e)
-            } else {
-                closed_or(e)
-            }
-        })?;
+        let n = std::future::poll_fn(|cx| conn.poll_fill(cx))
+            .await
+            .map_err(|e| {
+                if got_any {
+                    H1Error::Read(e)
+                } else {
+                    closed_or(e)
+                }
+            })?;
         if n == 0 {
             return Err(if got_any {
                 H1Error::Malformed("connection closed inside the response head")
@@ -251,7 +270,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, H1Error> {
     let head = buf.split_to(len).freeze();
     // Room for what the gateway adds to the response (request id, security headers), so
     // the map is not grown (reallocated) on the way out.
-    let mut headers = HeaderMap::with_capacity(count + 8);
+    let mut headers = crate::headers::new_map(count + 8);
     for &(ns, ne, vs, ve) in &spans[..count] {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
