@@ -168,7 +168,9 @@ pub async fn handle(
     // Boxed: the connection's task holds the handler's future for the connection's
     // lifetime, so keeping this outer future small keeps idle keep-alive connections small;
     // the large routing/forwarding state lives only while a request is in flight.
-    let resp = Box::pin(route_and_forward(
+    // (Two statements: a temporary of the awaited expression would be kept in this
+    // future's state across the await, unboxed, doubling what each connection holds.)
+    let routing = Box::pin(route_and_forward(
         &conn,
         &plan,
         req,
@@ -176,8 +178,8 @@ pub async fn handle(
         host_value,
         client_ip,
         peer_trusted,
-    ))
-    .await;
+    ));
+    let resp = routing.await;
     Ok(resp)
 }
 

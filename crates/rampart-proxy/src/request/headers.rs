@@ -53,7 +53,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
                 let needs_no_name = t.is_empty()
                     || t.eq_ignore_ascii_case("upgrade")
                     || (t.eq_ignore_ascii_case("close") && !headers.contains_key("close"))
-                    || HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str()));
+                    || HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str()));
                 !needs_no_name
             })
         })

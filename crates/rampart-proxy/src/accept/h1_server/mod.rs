@@ -118,20 +118,17 @@ pub(crate) async fn serve(
         // A body's reader, or a held head, owns what follows the head; otherwise the
         // socket is watched while the handler runs, so a client that leaves cancels its
         // upstream exchange (and frees its slots) at once.
-        let answer = async {
-            match proxy::handle(ctx.clone(), request).await {
+        // One select for both cases: two awaits of the handler's future would give this
+        // connection's future a slot for each.
+        let watch_client = framing == Framing::None;
+        let handler = proxy::handle(ctx.clone(), request);
+        let resp = tokio::select! {
+            biased;
+            r = handler => match r {
                 Ok(r) => Some(r),
                 Err(never) => match never {},
-            }
-        };
-        let resp = if framing == Framing::None {
-            tokio::select! {
-                biased;
-                r = answer => r,
-                () = client_gone(&wire, &limits) => None,
-            }
-        } else {
-            answer.await
+            },
+            () = client_gone(&wire, &limits), if watch_client => None,
         };
         let Some(resp) = resp else {
             tracing::debug!(peer = %ctx.peer, "client closed the connection with its request in flight");
