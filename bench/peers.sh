@@ -62,7 +62,7 @@ add() { # add NAME BIN PORT TLS_PORT LOG [extras]
   local name=$1 bin=$2 port=$3; shift 2
   mk "$@"
   starts+=(--start "$name=$bin run --config $DIR/r-$port.yaml")
-  case $WHAT in tls) targets+=("$name=127.0.0.1:$4") ;; *) targets+=("$name=127.0.0.1:$port") ;; esac
+  case $WHAT in tls) targets+=("$name=127.0.0.1:$2") ;; *) targets+=("$name=127.0.0.1:$port") ;; esac
 }
 
 case $WHAT in

@@ -73,7 +73,6 @@ async fn serve_connection(
     };
     let _active = ActiveConnection::new(listener.metrics.clone());
     let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let limits = plan.limits;
     match listener.tls.clone() {
         None => {
             if !connect_allowed(&plan, listener, peer, local_port, None) {
@@ -94,44 +93,12 @@ async fn serve_connection(
             serve_h1(ctx, io, &plan, drain).await;
         }
         Some(config) => {
-            // One deadline for the whole handshake. The ClientHello is read first, so the
-            // connect phase sees what it offered before any handshake work is done.
-            let deadline = tokio::time::Instant::now() + limits.head.header_timeout;
-            let lazy =
-                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
-            let handshake = async {
-                let start = lazy.await?;
-                if !plan.connect_filters.is_empty() {
-                    let hello = start.client_hello();
-                    let facts = rampart_core::ClientHello {
-                        server_name: hello.server_name().map(Into::into),
-                        alpn: hello
-                            .alpn()
-                            .map(|a| a.map(Into::into).collect())
-                            .unwrap_or_default(),
-                        fingerprint: None,
-                    };
-                    if !connect_allowed(&plan, listener, peer, local_port, Some(&facts)) {
-                        return Ok(None);
-                    }
-                }
-                start.into_stream(config).await.map(Some)
-            };
-            let tls = match tokio::time::timeout_at(deadline, handshake).await {
-                Ok(Ok(Some(tls))) => tls,
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    listener.metrics.tls_failures[tls_failure_reason(&e)]
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    listener.metrics.tls_failures[0]
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
+            // Its own boxed future: a plain connection's future keeps no room for a
+            // handshake, and a TLS connection's frees it once the handshake is done.
+            let Some(tls) =
+                Box::pin(handshake(&plan, listener, tcp, config, peer, local_port)).await
+            else {
+                return;
             };
             let (_, session) = tls.get_ref();
             let h2 = session.alpn_protocol() == Some(b"h2");
@@ -146,12 +113,60 @@ async fn serve_connection(
                 http1: !h2,
                 peer_headers: PeerHeaders::new(peer.ip(), true, local_port),
             };
-            let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(Box::new(tls));
+            let io: Stream<tokio_rustls::server::TlsStream<TcpStream>> = Stream::Tls(tls);
             if h2 {
                 serve_h2(ctx, io, &plan, shared.drain.subscribe()).await;
             } else {
                 serve_h1(ctx, io, &plan, shared.drain.subscribe()).await;
             }
+        }
+    }
+}
+
+/// The TLS handshake of a new connection, within the header timeout; the connect phase
+/// sees the ClientHello before any handshake work is done. `None` when it failed, timed
+/// out or was refused (counted and logged here).
+async fn handshake(
+    plan: &Plan,
+    listener: &crate::plan::ListenerPlan,
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    peer: SocketAddr,
+    local_port: u16,
+) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let deadline = tokio::time::Instant::now() + plan.limits.head.header_timeout;
+    let lazy = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let handshake = async {
+        let start = lazy.await?;
+        if !plan.connect_filters.is_empty() {
+            let hello = start.client_hello();
+            let facts = rampart_core::ClientHello {
+                server_name: hello.server_name().map(Into::into),
+                alpn: hello
+                    .alpn()
+                    .map(|a| a.map(Into::into).collect())
+                    .unwrap_or_default(),
+                fingerprint: None,
+            };
+            if !connect_allowed(plan, listener, peer, local_port, Some(&facts)) {
+                return Ok(None);
+            }
+        }
+        start.into_stream(config).await.map(Some)
+    };
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(Some(tls))) => Some(Box::new(tls)),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            listener.metrics.tls_failures[tls_failure_reason(&e)]
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            listener.metrics.tls_failures[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
         }
     }
 }

@@ -72,6 +72,39 @@ enum Next {
     Close,
 }
 
+/// What the loop keeps of a request head once the request is handed over.
+struct HeadFacts {
+    framing: Framing,
+    keep_alive: bool,
+    head_method: bool,
+    http10: bool,
+}
+
+/// The request of a complete head, with its body attached; `None` when the connection is
+/// to close. (Not in `serve`: a request borrowed there would keep its room in every
+/// connection's future after it was handed over.)
+fn take_head(
+    next: Next,
+    wire: &SharedWire,
+    limits: &HeadLimits,
+) -> Result<Option<(Request<ClientBody>, HeadFacts)>, Problem> {
+    let len = match next {
+        Next::Close => return Ok(None),
+        Next::Reject(p) => return Err(p),
+        Next::Head(len) => len,
+    };
+    let head = lock(wire).buf.split_to(len).freeze();
+    let (request, framing, keep_alive) = parse_request(head, limits)?;
+    let facts = HeadFacts {
+        framing,
+        keep_alive,
+        head_method: request.method() == Method::HEAD,
+        http10: request.version() == Version::HTTP_10,
+    };
+    let request = attach_body(request, framing, wire, framing == Framing::Hold);
+    Ok(Some((request, facts)))
+}
+
 /// Serves one HTTP/1 client connection until it closes.
 pub(crate) async fn serve(
     ctx: Arc<ConnCtx>,
@@ -91,55 +124,41 @@ pub(crate) async fn serve(
             n = next_head(&wire, &limits, timer.as_mut()) => n,
             _ = crate::server::wait_true(&mut drain), if !has_buffered(&wire) => Next::Close,
         };
-        let (request, framing, keep_alive) = match next {
-            Next::Close => break,
-            Next::Head(len) => {
-                let head = lock(&wire).buf.split_to(len).freeze();
-                match parse_request(head, &limits) {
-                    Ok(r) => r,
-                    Err(p) => {
-                        reject(&ctx, &wire, p).await;
-                        break;
-                    }
-                }
-            }
-            Next::Reject(p) => {
-                reject(&ctx, &wire, p).await;
+        let (request, facts) = match take_head(next, &wire, &limits) {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(p) => {
+                // Rare, and boxed: the connection's future keeps no room for it.
+                let rejecting = Box::pin(reject(&ctx, &wire, p));
+                rejecting.await;
                 break;
             }
         };
-        let holding = framing == Framing::Hold;
-        let head_method = request.method() == Method::HEAD;
-        let http10 = request.version() == Version::HTTP_10;
-        let mut request = attach_body(request, framing, &wire);
-        if holding {
-            request.extensions_mut().insert(Held);
-        }
         // A body's reader, or a held head, owns what follows the head; otherwise the
         // socket is watched while the handler runs, so a client that leaves cancels its
-        // upstream exchange (and frees its slots) at once.
-        // One select for both cases: two awaits of the handler's future would give this
-        // connection's future a slot for each.
-        let watch_client = framing == Framing::None;
+        // upstream exchange (and frees its slots) at once. One select for both cases: two
+        // awaits of the handler's future would give this connection's future a slot for
+        // each.
+        let watch_client = facts.framing == Framing::None;
         let handler = proxy::handle(ctx.clone(), request);
         let resp = tokio::select! {
             biased;
             r = handler => match r {
-                Ok(r) => Some(r),
+                Ok(r) => r,
                 Err(never) => match never {},
             },
-            () = client_gone(&wire, &limits), if watch_client => None,
-        };
-        let Some(resp) = resp else {
-            tracing::debug!(peer = %ctx.peer, "client closed the connection with its request in flight");
-            break;
+            () = client_gone(&wire, &limits), if watch_client => {
+                tracing::debug!(peer = %ctx.peer, "client closed the connection with its request in flight");
+                break;
+            }
         };
         // Anything but a 101 after a held head closes the connection, so no later request
         // is read without the checks.
+        let holding = facts.framing == Framing::Hold;
         let mut answering = Answering {
-            head_method,
-            http10,
-            keep_alive: keep_alive && !holding && !*drain.borrow(),
+            head_method: facts.head_method,
+            http10: facts.http10,
+            keep_alive: facts.keep_alive && !holding && !*drain.borrow(),
         };
         let mut head = match response::write(&wire, resp, &mut answering).await {
             Ok(h) => h,
@@ -344,7 +363,16 @@ fn parse_request(
 }
 
 /// Gives the request its body: none, or one read off the wire as it is forwarded.
-fn attach_body(request: Request<()>, framing: Framing, wire: &SharedWire) -> Request<ClientBody> {
+/// A held head (an upgrade) is marked [`Held`] for the handler.
+fn attach_body(
+    mut request: Request<()>,
+    framing: Framing,
+    wire: &SharedWire,
+    holding: bool,
+) -> Request<ClientBody> {
+    if holding {
+        request.extensions_mut().insert(Held);
+    }
     let (decoder, length) = match framing {
         Framing::None | Framing::Hold => return request.map(|()| ClientBody::Empty),
         Framing::Length(n) => (Decoder::Length(n), Some(n)),
