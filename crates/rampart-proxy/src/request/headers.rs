@@ -82,10 +82,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    // One pass over the (few) names present, instead of a hash lookup per hop-by-hop name:
-    // most requests carry none of them.
-    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for name in &HOP_BY_HOP {
+    // One pass over the (few) names present notes which hop-by-hop names occur; only
+    // those are removed (a hash lookup each), and most messages carry only `Connection`.
+    let mut present = 0u16;
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            present |= 1 << i;
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
     }
