@@ -1,0 +1,268 @@
+use super::*;
+
+/// Scans `doc` whole, and again one byte at a time; both must agree (frames may split a
+/// token anywhere).
+fn scan_with(limits: JsonLimits, doc: &[u8]) -> Result<(), JsonViolation> {
+    let mut whole = JsonScanner::new(limits);
+    let whole = whole.feed(doc).and_then(|()| whole.finish());
+    let mut bytes = JsonScanner::new(limits);
+    let mut split = Ok(());
+    for b in doc {
+        split = bytes.feed(std::slice::from_ref(b));
+        if split.is_err() {
+            break;
+        }
+    }
+    let split = split.and_then(|()| bytes.finish());
+    assert_eq!(
+        whole,
+        split,
+        "whole and byte-by-byte disagree on {:?}",
+        String::from_utf8_lossy(doc)
+    );
+    whole
+}
+
+fn scan(doc: &str) -> Result<(), JsonViolation> {
+    scan_with(JsonLimits::default(), doc.as_bytes())
+}
+
+#[test]
+fn accepts_ordinary_documents() {
+    for doc in [
+        r#"{}"#,
+        r#"[]"#,
+        r#"{"a":1,"b":[true,false,null],"c":{"d":"e"}}"#,
+        r#"  [ 1 , -0 , 0.5 , -12.5e+3 , 1E-2 , 2e5 ]  "#,
+        r#""top-level string""#,
+        "42",
+        "-0.0e0",
+        "true",
+        "null",
+        r#"{"esc":"\"\\\/\b\f\n\r\t","u":"\u00e9\u4e2d\uD83D\uDE00"}"#,
+        "{\"utf8\":\"caf\u{e9} \u{4e2d} \u{1F600}\"}",
+        r#"[[[[]]],[{}],[{"a":[]}]]"#,
+        "\n\t{\r\n\"a\" : [ ] }\n",
+    ] {
+        assert_eq!(scan(doc), Ok(()), "{doc}");
+    }
+}
+
+#[test]
+fn refuses_malformed_documents() {
+    for doc in [
+        "", "   ", "{", "[", "{\"a\"", "{\"a\":", "[1,", "\"open", "tru", "-", "1.", "1e", "1e+",
+    ] {
+        let r = scan(doc);
+        assert!(
+            matches!(r, Err(JsonViolation::Truncated | JsonViolation::Syntax)),
+            "{doc:?}: {r:?}"
+        );
+    }
+    for doc in [
+        "{,}",
+        "[1,]",
+        "{\"a\":1,}",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{1:2}",
+        "['a']",
+        "+1",
+        ".5",
+        "1.e5",
+        "-a",
+        "tRue",
+        "nul l",
+        "[}",
+        "{]",
+        "\"\\x\"",
+        "\"\\u12G4\"",
+        "\"tab\there\"",
+        "]",
+    ] {
+        assert_eq!(scan(doc), Err(JsonViolation::Syntax), "{doc:?}");
+    }
+    // A leading zero or a stray closer ends the value early: what follows is extra.
+    assert_eq!(scan("01"), Err(JsonViolation::TrailingData));
+    assert_eq!(scan("{\"a\":1}}"), Err(JsonViolation::TrailingData));
+}
+
+#[test]
+fn refuses_anything_after_the_top_level_value() {
+    assert_eq!(scan("{} {}"), Err(JsonViolation::TrailingData));
+    assert_eq!(scan("[1]x"), Err(JsonViolation::TrailingData));
+    assert_eq!(scan("1 2"), Err(JsonViolation::TrailingData));
+    assert_eq!(scan("{}\n  "), Ok(()));
+}
+
+#[test]
+fn refuses_duplicate_member_names_after_decoding_escapes() {
+    assert_eq!(scan(r#"{"a":1,"a":2}"#), Err(JsonViolation::DuplicateName));
+    assert_eq!(
+        scan(r#"{"a":1,"\u0061":2}"#),
+        Err(JsonViolation::DuplicateName)
+    );
+    assert_eq!(
+        scan(r#"{"role":"user","r\u006fle":"admin"}"#),
+        Err(JsonViolation::DuplicateName)
+    );
+    // The same name in different objects, or as a value, is fine.
+    assert_eq!(
+        scan(r#"{"a":{"a":1},"b":[{"a":1},{"a":2}],"c":"a"}"#),
+        Ok(())
+    );
+    // Case matters in JSON names.
+    assert_eq!(scan(r#"{"a":1,"A":2}"#), Ok(()));
+}
+
+#[test]
+fn refuses_invalid_utf8() {
+    for bad in [
+        &b"\"\xff\""[..],
+        b"\"\xc0\xaf\"",         // overlong '/'
+        b"\"\xe0\x80\xaf\"",     // overlong, three bytes
+        b"\"\xed\xa0\x80\"",     // a surrogate encoded as UTF-8
+        b"\"\xf4\x90\x80\x80\"", // above U+10FFFF
+        b"\"\xe4\xb8\"",         // truncated sequence
+        b"\"\x80\"",             // lone continuation byte
+    ] {
+        assert_eq!(
+            scan_with(JsonLimits::default(), bad),
+            Err(JsonViolation::InvalidUtf8),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn refuses_lone_surrogates() {
+    for doc in [
+        r#""\uD800""#,
+        r#""\uDC00""#,
+        r#""\uD83Dx""#,
+        r#""\uD83D\n""#,
+        r#""\uD83D\u0041""#,
+        r#"{"\uDFFF":1}"#,
+    ] {
+        assert_eq!(scan(doc), Err(JsonViolation::LoneSurrogate), "{doc}");
+    }
+}
+
+#[test]
+fn allows_depth_equal_to_limit_and_refuses_one_more() {
+    let limits = JsonLimits {
+        max_depth: 3,
+        ..JsonLimits::default()
+    };
+    assert_eq!(scan_with(limits, b"[[{\"a\":1}]]"), Ok(()));
+    assert_eq!(scan_with(limits, b"[[[[]]]]"), Err(JsonViolation::Depth));
+    // The default stops a classic nesting bomb at once, with bounded work.
+    let bomb = "[".repeat(1_000_000);
+    let mut s = JsonScanner::new(JsonLimits::default());
+    assert_eq!(s.feed(bomb.as_bytes()), Err(JsonViolation::Depth));
+}
+
+#[test]
+fn counts_members_items_and_entries() {
+    let limits = JsonLimits {
+        max_object_members: 2,
+        max_array_items: 3,
+        max_entries: 6,
+        ..JsonLimits::default()
+    };
+    assert_eq!(scan_with(limits, br#"{"a":1,"b":2}"#), Ok(()));
+    assert_eq!(
+        scan_with(limits, br#"{"a":1,"b":2,"c":3}"#),
+        Err(JsonViolation::ObjectMembers)
+    );
+    assert_eq!(scan_with(limits, b"[1,2,3]"), Ok(()));
+    assert_eq!(
+        scan_with(limits, b"[1,2,3,4]"),
+        Err(JsonViolation::ArrayItems)
+    );
+    // Empty containers hold no entries.
+    assert_eq!(scan_with(limits, b"[[],[],[]]"), Ok(()));
+    assert_eq!(scan_with(limits, br#"[{},{},{"a":[]}]"#), Ok(()));
+    // 3 items + 2 members + 2 items = 7 entries in all.
+    assert_eq!(
+        scan_with(limits, br#"[1,{"a":1,"b":2},[1,2]]"#),
+        Err(JsonViolation::Entries)
+    );
+}
+
+#[test]
+fn allows_string_name_and_number_lengths_equal_to_limits() {
+    let limits = JsonLimits {
+        max_string_bytes: 4,
+        max_name_bytes: 3,
+        max_number_bytes: 5,
+        ..JsonLimits::default()
+    };
+    assert_eq!(scan_with(limits, br#"{"abc":"abcd"}"#), Ok(()));
+    assert_eq!(
+        scan_with(limits, br#"{"abcd":1}"#),
+        Err(JsonViolation::NameLength)
+    );
+    assert_eq!(
+        scan_with(limits, br#"["abcde"]"#),
+        Err(JsonViolation::StringLength)
+    );
+    // Lengths are of decoded bytes: one escape is one byte, é is two.
+    assert_eq!(scan_with(limits, br#"["\n\t\"\\"]"#), Ok(()));
+    assert_eq!(scan_with(limits, "[\"\u{e9}\u{e9}\"]".as_bytes()), Ok(()));
+    assert_eq!(
+        scan_with(limits, "[\"\u{e9}\u{e9}x\"]".as_bytes()),
+        Err(JsonViolation::StringLength)
+    );
+    assert_eq!(scan_with(limits, b"[-1.25]"), Ok(()));
+    assert_eq!(
+        scan_with(limits, b"[-1.255]"),
+        Err(JsonViolation::NumberLength)
+    );
+    assert_eq!(
+        scan_with(limits, b"123456"),
+        Err(JsonViolation::NumberLength)
+    );
+}
+
+#[test]
+fn a_violation_is_final() {
+    let mut s = JsonScanner::new(JsonLimits::default());
+    assert_eq!(s.feed(b"[1,,"), Err(JsonViolation::Syntax));
+    assert_eq!(s.feed(b"2]"), Err(JsonViolation::Syntax));
+    assert_eq!(s.finish(), Err(JsonViolation::Syntax));
+}
+
+#[test]
+fn tells_json_bodies_by_their_first_byte() {
+    assert_eq!(JsonScanner::looks_like_json(b"  \n{\"a\":1}"), Some(true));
+    assert_eq!(JsonScanner::looks_like_json(b"[1]"), Some(true));
+    assert_eq!(JsonScanner::looks_like_json(b"a=1&b=2"), Some(false));
+    assert_eq!(JsonScanner::looks_like_json(b"  "), None);
+}
+
+#[test]
+fn codes_are_stable_and_sizes_are_413() {
+    assert_eq!(JsonViolation::Depth.code(), "json.depth");
+    assert_eq!(JsonViolation::DuplicateName.code(), "json.duplicate_name");
+    assert!(JsonViolation::StringLength.is_size());
+    assert!(!JsonViolation::Syntax.is_size());
+}
+
+#[test]
+fn agrees_with_serde_json_on_what_is_json() {
+    // Documents without duplicate names or lone surrogates: both must accept or refuse.
+    for doc in [
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\"}",
+        "[1.5e3,-0,0]",
+        "[01]",
+        "{\"a\":1,}",
+        "\"\\ud83d\\ude00\"",
+        "[1e]",
+        " {} ",
+    ] {
+        let ours = scan(doc).is_ok();
+        let theirs = serde_json::from_str::<serde_json::Value>(doc).is_ok();
+        assert_eq!(ours, theirs, "{doc}");
+    }
+}
