@@ -12,6 +12,12 @@
 
 use std::collections::HashSet;
 
+mod number;
+mod string;
+
+use number::NumberState;
+use string::{StringStep, StringToken};
+
 /// Limits on one JSON document. The defaults are generous: no ordinary API payload
 /// comes near them, while a body built to exhaust a parser (deep nesting, millions of
 /// members, one huge string) trips one early.
@@ -144,36 +150,11 @@ enum Expect {
     End,
 }
 
-/// Inside a string: where in an escape or a UTF-8 sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    None,
-    /// After `\`.
-    Backslash,
-    /// In `\uXXXX`: digits still to read, and the value so far.
-    Unicode {
-        left: u8,
-        value: u16,
-    },
-}
-
 /// A token being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
     None,
-    String {
-        name: bool,
-        /// Decoded bytes so far.
-        len: u32,
-        escape: Escape,
-        /// A high surrogate waiting for its low half (`\uD83D\uDE00`).
-        high: Option<u16>,
-        /// UTF-8 continuation bytes still expected, and the allowed range of the next
-        /// one (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF).
-        utf8_left: u8,
-        utf8_lo: u8,
-        utf8_hi: u8,
-    },
+    String(StringToken),
     Number {
         len: u32,
         state: NumberState,
@@ -185,29 +166,6 @@ enum Token {
     },
 }
 
-/// RFC 8259 §6 number grammar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NumberState {
-    Minus,
-    Zero,
-    Int,
-    Dot,
-    Frac,
-    E,
-    ESign,
-    Exp,
-}
-
-impl NumberState {
-    /// Whether a number may end here.
-    fn complete(self) -> bool {
-        matches!(
-            self,
-            NumberState::Zero | NumberState::Int | NumberState::Frac | NumberState::Exp
-        )
-    }
-}
-
 /// Scans one JSON document fed in pieces. Feed every frame with [`JsonScanner::feed`],
 /// then call [`JsonScanner::finish`]; the first violation is final.
 #[derive(Debug)]
@@ -217,15 +175,10 @@ pub struct JsonScanner {
     expect: Expect,
     token: Token,
     entries: u64,
-    /// FNV-1a of the member name being read (decoded bytes).
-    name_hash: u64,
     failed: Option<JsonViolation>,
     /// Whether any byte other than whitespace was seen.
     started: bool,
 }
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -239,7 +192,6 @@ impl JsonScanner {
             expect: Expect::Value,
             token: Token::None,
             entries: 0,
-            name_hash: FNV_OFFSET,
             failed: None,
             started: false,
         }
@@ -292,9 +244,23 @@ impl JsonScanner {
     }
 
     fn byte(&mut self, b: u8) -> Result<(), JsonViolation> {
-        match self.token {
-            Token::String { .. } => return self.string_byte(b),
-            Token::Literal { word, at } => {
+        match &mut self.token {
+            Token::String(s) => {
+                return match s.byte(b, &self.limits)? {
+                    StringStep::More => Ok(()),
+                    StringStep::Closed => {
+                        let (name, hash) = (s.name, s.hash);
+                        self.token = Token::None;
+                        if name {
+                            self.name_done(hash)
+                        } else {
+                            self.value_done();
+                            Ok(())
+                        }
+                    }
+                };
+            }
+            &mut Token::Literal { word, at } => {
                 if word[usize::from(at)] != b {
                     return Err(JsonViolation::Syntax);
                 }
@@ -307,8 +273,8 @@ impl JsonScanner {
                 }
                 return Ok(());
             }
-            Token::Number { len, state } => {
-                if let Some(next) = number_step(state, b) {
+            &mut Token::Number { len, state } => {
+                if let Some(next) = state.step(b) {
                     if len >= self.limits.max_number_bytes {
                         return Err(JsonViolation::NumberLength);
                     }
@@ -340,16 +306,7 @@ impl JsonScanner {
             }
             Expect::NameOrClose | Expect::Name => match b {
                 b'"' => {
-                    self.name_hash = FNV_OFFSET;
-                    self.token = Token::String {
-                        name: true,
-                        len: 0,
-                        escape: Escape::None,
-                        high: None,
-                        utf8_left: 0,
-                        utf8_lo: 0,
-                        utf8_hi: 0,
-                    };
+                    self.token = Token::String(StringToken::new(true));
                     Ok(())
                 }
                 b'}' if self.expect == Expect::NameOrClose => self.close(true),
@@ -401,30 +358,19 @@ impl JsonScanner {
                     Ok(())
                 } else {
                     self.expect = Expect::ValueOrClose;
-                    // The first item is counted as it starts; the others at their comma.
-                    self.peek_first_item()
+                    // The first item is counted when the array opens (and uncounted by
+                    // `close` if the array is empty); the others at their comma.
+                    self.count_item()
                 }
             }
             b'"' => {
-                self.token = Token::String {
-                    name: false,
-                    len: 0,
-                    escape: Escape::None,
-                    high: None,
-                    utf8_left: 0,
-                    utf8_lo: 0,
-                    utf8_hi: 0,
-                };
+                self.token = Token::String(StringToken::new(false));
                 Ok(())
             }
             b'-' | b'0'..=b'9' => {
                 self.token = Token::Number {
                     len: 1,
-                    state: match b {
-                        b'-' => NumberState::Minus,
-                        b'0' => NumberState::Zero,
-                        _ => NumberState::Int,
-                    },
+                    state: NumberState::start(b),
                 };
                 Ok(())
             }
@@ -439,13 +385,6 @@ impl JsonScanner {
             }
             _ => Err(JsonViolation::Syntax),
         }
-    }
-
-    /// An array was just opened: its first item, if any, is counted when the array is
-    /// known not to be empty, which is when a value starts in it. Counting happens here
-    /// for simplicity: an empty array is uncounted by `close`.
-    fn peek_first_item(&mut self) -> Result<(), JsonViolation> {
-        self.count_item()
     }
 
     /// One more item in the innermost array.
@@ -490,10 +429,10 @@ impl JsonScanner {
         };
     }
 
-    /// A member name just ended: counted and checked against the object's others.
-    fn name_done(&mut self) -> Result<(), JsonViolation> {
+    /// A member name (its hash) just ended: counted and checked against the object's
+    /// others.
+    fn name_done(&mut self, hash: u64) -> Result<(), JsonViolation> {
         let limits = self.limits;
-        let hash = self.name_hash;
         let Some(c) = self.stack.last_mut() else {
             return Err(JsonViolation::Syntax);
         };
@@ -511,190 +450,6 @@ impl JsonScanner {
         self.expect = Expect::Colon;
         Ok(())
     }
-
-    /// One decoded byte of the string being read: counted, and hashed when it is a name.
-    fn decoded(&mut self, bytes: &[u8]) -> Result<(), JsonViolation> {
-        let Token::String { name, len, .. } = &mut self.token else {
-            return Ok(());
-        };
-        *len += bytes.len() as u32;
-        if *name {
-            if *len > self.limits.max_name_bytes {
-                return Err(JsonViolation::NameLength);
-            }
-            for &b in bytes {
-                self.name_hash = (self.name_hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-            }
-        } else if *len > self.limits.max_string_bytes {
-            return Err(JsonViolation::StringLength);
-        }
-        Ok(())
-    }
-
-    fn string_byte(&mut self, b: u8) -> Result<(), JsonViolation> {
-        let Token::String {
-            name,
-            escape,
-            high,
-            utf8_left,
-            utf8_lo,
-            utf8_hi,
-            ..
-        } = self.token
-        else {
-            return Ok(());
-        };
-        // Inside a multi-byte UTF-8 sequence.
-        if utf8_left > 0 {
-            if b < utf8_lo || b > utf8_hi {
-                return Err(JsonViolation::InvalidUtf8);
-            }
-            self.set_utf8(utf8_left - 1, 0x80, 0xBF);
-            return self.decoded(&[b]);
-        }
-        match escape {
-            Escape::Backslash => {
-                let decoded = match b {
-                    b'"' | b'\\' | b'/' => b,
-                    b'b' => 0x08,
-                    b'f' => 0x0C,
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'u' => {
-                        self.set_escape(Escape::Unicode { left: 4, value: 0 });
-                        return Ok(());
-                    }
-                    _ => return Err(JsonViolation::Syntax),
-                };
-                if high.is_some() {
-                    return Err(JsonViolation::LoneSurrogate);
-                }
-                self.set_escape(Escape::None);
-                return self.decoded(&[decoded]);
-            }
-            Escape::Unicode { left, value } => {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    b'A'..=b'F' => b - b'A' + 10,
-                    _ => return Err(JsonViolation::Syntax),
-                };
-                let value = (value << 4) | u16::from(digit);
-                if left > 1 {
-                    self.set_escape(Escape::Unicode {
-                        left: left - 1,
-                        value,
-                    });
-                    return Ok(());
-                }
-                self.set_escape(Escape::None);
-                return self.code_unit(value);
-            }
-            Escape::None => {}
-        }
-        // A high surrogate must be followed at once by `\u` and its low half.
-        if high.is_some() && b != b'\\' {
-            return Err(JsonViolation::LoneSurrogate);
-        }
-        match b {
-            b'"' => {
-                self.token = Token::None;
-                if name {
-                    self.name_done()
-                } else {
-                    self.value_done();
-                    Ok(())
-                }
-            }
-            b'\\' => {
-                self.set_escape(Escape::Backslash);
-                Ok(())
-            }
-            // RFC 8259 §7: control characters must be escaped.
-            0x00..=0x1F => Err(JsonViolation::Syntax),
-            0x20..=0x7F => self.decoded(&[b]),
-            // RFC 3629 §4 lead bytes, with the range of the byte after each.
-            0xC2..=0xDF => self.lead(b, 1, 0x80, 0xBF),
-            0xE0 => self.lead(b, 2, 0xA0, 0xBF),
-            0xE1..=0xEC | 0xEE..=0xEF => self.lead(b, 2, 0x80, 0xBF),
-            0xED => self.lead(b, 2, 0x80, 0x9F),
-            0xF0 => self.lead(b, 3, 0x90, 0xBF),
-            0xF1..=0xF3 => self.lead(b, 3, 0x80, 0xBF),
-            0xF4 => self.lead(b, 3, 0x80, 0x8F),
-            _ => Err(JsonViolation::InvalidUtf8),
-        }
-    }
-
-    fn lead(&mut self, b: u8, left: u8, lo: u8, hi: u8) -> Result<(), JsonViolation> {
-        self.set_utf8(left, lo, hi);
-        self.decoded(&[b])
-    }
-
-    /// A `\uXXXX` code unit: paired surrogates become one code point.
-    fn code_unit(&mut self, unit: u16) -> Result<(), JsonViolation> {
-        let Token::String { high, .. } = self.token else {
-            return Ok(());
-        };
-        let code = match (high, unit) {
-            (None, 0xD800..=0xDBFF) => {
-                self.set_high(Some(unit));
-                return Ok(());
-            }
-            (None, 0xDC00..=0xDFFF) => return Err(JsonViolation::LoneSurrogate),
-            (None, u) => u32::from(u),
-            (Some(h), 0xDC00..=0xDFFF) => {
-                0x10000 + ((u32::from(h) - 0xD800) << 10) + (u32::from(unit) - 0xDC00)
-            }
-            (Some(_), _) => return Err(JsonViolation::LoneSurrogate),
-        };
-        self.set_high(None);
-        let c = char::from_u32(code).ok_or(JsonViolation::LoneSurrogate)?;
-        let mut buf = [0u8; 4];
-        self.decoded(c.encode_utf8(&mut buf).as_bytes())
-    }
-
-    fn set_escape(&mut self, e: Escape) {
-        if let Token::String { escape, .. } = &mut self.token {
-            *escape = e;
-        }
-    }
-
-    fn set_high(&mut self, h: Option<u16>) {
-        if let Token::String { high, .. } = &mut self.token {
-            *high = h;
-        }
-    }
-
-    fn set_utf8(&mut self, left: u8, lo: u8, hi: u8) {
-        if let Token::String {
-            utf8_left,
-            utf8_lo,
-            utf8_hi,
-            ..
-        } = &mut self.token
-        {
-            *utf8_left = left;
-            *utf8_lo = lo;
-            *utf8_hi = hi;
-        }
-    }
-}
-
-/// The number grammar's next state after `b`, or `None` when `b` cannot continue it.
-fn number_step(state: NumberState, b: u8) -> Option<NumberState> {
-    use NumberState::*;
-    Some(match (state, b) {
-        (Minus, b'0') => Zero,
-        (Minus, b'1'..=b'9') => Int,
-        (Int, b'0'..=b'9') => Int,
-        (Zero | Int, b'.') => Dot,
-        (Zero | Int | Frac, b'e' | b'E') => E,
-        (Dot | Frac, b'0'..=b'9') => Frac,
-        (E, b'+' | b'-') => ESign,
-        (E | ESign | Exp, b'0'..=b'9') => Exp,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,42 @@
 //! the upstream client (response bodies) and the client-facing server (request bodies),
 //! so both sides read length and chunked bodies the same strict way.
 
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// How much a read buffer grows by when a message does not fit what was read.
+pub const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads what `io` has into `buf`, for either side of an HTTP/1 connection. An empty
+/// buffer is filled through a stack buffer of `FIRST` bytes, so an idle connection holds
+/// no allocation, and what was read is copied into the worker's shared buffer
+/// ([`crate::headers::cut`]): a small head or answer costs no allocation of its own. A
+/// buffer that holds part of a message grows by [`READ_CHUNK`].
+pub fn poll_fill<R: AsyncRead + Unpin, const FIRST: usize>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        let mut storage = [MaybeUninit::<u8>::uninit(); FIRST];
+        let mut rb = ReadBuf::uninit(&mut storage);
+        std::task::ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+        let got = rb.filled();
+        if !got.is_empty() {
+            *buf = crate::headers::cut(got);
+        }
+        return Poll::Ready(Ok(got.len()));
+    }
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
 
 /// Longest chunk-size line (size and extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;

@@ -101,7 +101,7 @@ fn take_head(
         head_method: request.method() == Method::HEAD,
         http10: request.version() == Version::HTTP_10,
     };
-    let request = attach_body(request, framing, wire, framing == Framing::Hold);
+    let request = attach_body(request, framing, wire);
     Ok(Some((request, facts)))
 }
 
@@ -368,9 +368,8 @@ fn attach_body(
     mut request: Request<()>,
     framing: Framing,
     wire: &SharedWire,
-    holding: bool,
 ) -> Request<ClientBody> {
-    if holding {
+    if framing == Framing::Hold {
         request.extensions_mut().insert(Held);
     }
     let (decoder, length) = match framing {

@@ -18,10 +18,8 @@ use crate::upstream::Stream;
 /// A client connection's transport: plain TCP or TLS.
 pub type ClientIo = Stream<tokio_rustls::server::TlsStream<TcpStream>>;
 
-/// Bytes read per system call while a request body or a partial head is read.
-const READ_CHUNK: usize = 8 * 1024;
 /// Stack buffer for the first read of a head: an idle connection holds no read buffer,
-/// and a request's bytes are copied once into a buffer of exactly their size.
+/// and a request's bytes are copied once, into the worker's shared buffer.
 pub(super) const FIRST_READ: usize = 4 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -58,28 +56,9 @@ impl Wire {
         }
     }
 
-    /// Reads what the socket has into `buf`. An empty buffer is filled through a stack
-    /// buffer, so an idle connection never holds an allocation, and what was read is
-    /// copied into the worker's shared buffer (a head costs no allocation of its own).
+    /// Reads what the socket has into `buf` (see [`crate::h1_framing::poll_fill`]).
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.is_empty() {
-            let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
-            let mut rb = ReadBuf::uninit(&mut storage);
-            return match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let got = rb.filled();
-                    if !got.is_empty() {
-                        self.buf = crate::headers::cut(got);
-                    }
-                    Poll::Ready(Ok(got.len()))
-                }
-                other => other.map_ok(|()| 0),
-            };
-        }
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+        crate::h1_framing::poll_fill::<_, FIRST_READ>(&mut self.io, &mut self.buf, cx)
     }
 
     /// The next piece of the current request body: decoded from what is buffered, reading

@@ -36,8 +36,8 @@ pub use body::{Decoder, H1Body};
 const MAX_HEAD: usize = 64 * 1024;
 /// Most response header fields accepted.
 const MAX_HEADERS: usize = 128;
-/// Read-buffer growth step.
-pub(super) const READ_CHUNK: usize = 8 * 1024;
+/// Read-buffer growth step (and the first read of an exchange).
+pub(super) use crate::h1_framing::READ_CHUNK;
 
 thread_local! {
     /// Where request heads are encoded: one buffer per worker, reused by every request.
@@ -88,24 +88,10 @@ impl Conn {
             .is_ready()
     }
 
-    /// Reads what the socket has into `buf`. An empty buffer (a connection's first read
-    /// of an exchange) is filled through a stack buffer and copied into the worker's
-    /// shared buffer, so a small answer costs no allocation of its own.
+    /// Reads what the socket has into `buf` (see [`crate::h1_framing::poll_fill`]); a
+    /// connection's first read of an exchange may take a whole small answer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.is_empty() {
-            let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-            let mut rb = ReadBuf::uninit(&mut storage);
-            std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
-            let got = rb.filled();
-            if !got.is_empty() {
-                self.buf = crate::headers::cut(got);
-            }
-            return Poll::Ready(Ok(got.len()));
-        }
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+        crate::h1_framing::poll_fill::<_, READ_CHUNK>(&mut self.io, &mut self.buf, cx)
     }
 
     /// Drops the read buffer before the connection goes idle.
