@@ -36,12 +36,8 @@ async fn route_of(gw: &TestGateway, method: &str, path: &str, headers: &[(&str, 
     let r = send(gw.http(), b.body(http_body_util::Full::default()).unwrap()).await;
     assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
     let id = r.header("x-request-id").unwrap().to_string();
-    let text = wait_for_file(&dir_log, |t| t.contains(&id)).await;
-    let line = text
-        .lines()
-        .find(|l| l.contains(&id))
-        .expect("access log line");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let line = access_log_line(&dir_log, &id).await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     v["route"].as_str().unwrap().to_string()
 }
 

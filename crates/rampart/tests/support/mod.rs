@@ -90,9 +90,17 @@ pub fn assert_config_errors(cases: &[(&str, &str)]) {
 
 /// The first access log line in `path` containing `needle` (waits up to 5 s for it).
 pub async fn access_log_line(path: &Path, needle: &str) -> String {
-    let text = wait_for_file(path, |t| t.contains(needle)).await;
-    text.lines()
+    let text = wait_for_file(path, |t| complete_lines(t).any(|l| l.contains(needle))).await;
+    let line = complete_lines(&text)
         .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no access log line with {needle:?} in:\n{text}"))
-        .to_string()
+        .map(str::to_string);
+    line.unwrap_or_else(|| panic!("no access log line with {needle:?} in:\n{text}"))
+}
+
+/// The lines of a log read while it is written, without a last line that is still cut
+/// off (the writer may be caught between two writes of one batch).
+pub fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(str::trim_end)
 }
