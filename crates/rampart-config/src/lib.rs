@@ -11,6 +11,7 @@
 mod edge;
 mod error;
 mod identity;
+mod json_limits;
 mod listener;
 mod load;
 mod ratelimit;
@@ -24,6 +25,7 @@ mod validate_limits;
 
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
+pub use json_limits::JsonLimitsSpec;
 pub use load::{load_file, parse};
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};

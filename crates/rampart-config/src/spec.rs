@@ -68,6 +68,9 @@ pub struct Spec {
     /// Security headers and add/set/remove rules for every response.
     #[serde(default)]
     pub response_headers: crate::ResponseHeadersSpec,
+    /// JSON threat limits on every JSON request body (on by default).
+    #[serde(default)]
+    pub json_limits: crate::JsonLimitsSpec,
 }
 
 /// The access log: one JSON line per request.
@@ -403,6 +406,9 @@ pub struct RouteSpec {
     /// This route's response header rules, on top of the gateway-wide ones.
     #[serde(default)]
     pub response_headers: Option<Box<crate::ResponseHeadersSpec>>,
+    /// This route's JSON threat limits, over the top-level ones key by key.
+    #[serde(default)]
+    pub json_limits: Option<Box<crate::JsonLimitsSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -278,6 +278,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     }
     crate::validate_identity::validate(spec, &mut errs);
     crate::validate_limits::validate(spec, &mut errs);
+    crate::json_limits::validate(spec, &mut errs);
     errs
 }
 

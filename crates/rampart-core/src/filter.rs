@@ -7,7 +7,8 @@
 //!
 //! 1. [`Filter::on_connect`]: once per connection, before any HTTP work.
 //! 2. [`Filter::on_request`]: the inbound chain; a filter continues, denies or waits.
-//! 3. [`Filter::on_upstream_request`]: the final head towards the upstream.
+//! 3. [`Filter::on_upstream_request`]: the final head towards the upstream; the request
+//!    body then streams through the inspectors of [`Filter::request_body`].
 //! 4. [`Filter::on_response`]: the response head, from the upstream or the gateway.
 //! 5. [`Filter::response_body`]: an optional rewriter of the response body's frames.
 //! 6. [`Filter::on_log`]: always, even on a refusal, after the last byte.
@@ -24,7 +25,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::context::{ConnectInfo, ExchangeCtx, RequestCtx, ResponseCtx};
 use crate::record::ExchangeRecord;
-use crate::Reason;
+use crate::{Problem, Reason};
 
 /// A future a filter needs awaited before it can decide.
 pub type Wait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -103,6 +104,18 @@ pub trait BodyRewriter: Send {
     fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str>;
 }
 
+/// An inspector of one request body, created per exchange by [`Filter::request_body`].
+/// It sees the body's data frames in order, as they stream upstream unchanged, and holds
+/// only bounded state of its own (never the body). An `Err` fails the body at once:
+/// nothing more is forwarded, the upstream request is aborted so the upstream never
+/// receives a complete body, and the client gets the problem.
+pub trait BodyInspector: Send {
+    /// Each data frame, before it is forwarded.
+    fn on_data(&mut self, data: &[u8]) -> Result<(), Problem>;
+    /// The body has ended; every frame was seen.
+    fn on_end(&mut self) -> Result<(), Problem>;
+}
+
 /// One filter of a route's chain. Every method but [`Filter::phase`] has a no-op default.
 pub trait Filter: Send + Sync {
     /// Where the filter sits in the chain.
@@ -147,6 +160,17 @@ pub trait Filter: Send + Sync {
     /// route's body limit, before the chain runs.
     fn needs_body(&self) -> bool {
         false
+    }
+
+    /// Asks to inspect the request body: an inspector for this exchange, or `None` (the
+    /// default) to let the body stream through at no cost. Called just before the inbound
+    /// chain (the head as the client sent it, cleaned; no body yet), for requests that
+    /// have a body.
+    /// The inspector sees the body as it streams upstream once the chain has passed, or,
+    /// on routes whose body is buffered for a filter ([`Filter::needs_body`]), while it is
+    /// buffered, before the chain runs.
+    fn request_body(&self, _cx: &RequestCtx<'_>) -> Option<Box<dyn BodyInspector>> {
+        None
     }
 
     /// The request head as it will be sent upstream (forwarding headers, request id and

@@ -58,6 +58,20 @@ problems! {
     FORBIDDEN => FORBIDDEN, "The credentials do not permit this request", "authz.denied";
     RATE_LIMITED => TOO_MANY_REQUESTS, "Too many requests; retry after the time in Retry-After", "limit.exceeded";
     LIMIT_UNAVAILABLE => SERVICE_UNAVAILABLE, "The rate limit could not be checked", "limit.unavailable";
+    JSON_DEPTH => PAYLOAD_TOO_LARGE, "The JSON body is nested too deeply", "json.depth";
+    JSON_OBJECT_MEMBERS => PAYLOAD_TOO_LARGE, "A JSON object in the body has too many members", "json.object_members";
+    JSON_ARRAY_ITEMS => PAYLOAD_TOO_LARGE, "A JSON array in the body has too many items", "json.array_items";
+    JSON_ENTRIES => PAYLOAD_TOO_LARGE, "The JSON body has too many entries", "json.entries";
+    JSON_STRING_LENGTH => PAYLOAD_TOO_LARGE, "A JSON string in the body is too long", "json.string_length";
+    JSON_NAME_LENGTH => PAYLOAD_TOO_LARGE, "A JSON member name in the body is too long", "json.name_length";
+    JSON_NUMBER_LENGTH => PAYLOAD_TOO_LARGE, "A JSON number in the body is too long", "json.number_length";
+    JSON_DUPLICATE_NAME => BAD_REQUEST, "A JSON object in the body names a member twice", "json.duplicate_name";
+    JSON_INVALID_UTF8 => BAD_REQUEST, "The JSON body is not valid UTF-8", "json.invalid_utf8";
+    JSON_LONE_SURROGATE => BAD_REQUEST, "The JSON body escapes a lone surrogate", "json.lone_surrogate";
+    JSON_SYNTAX => BAD_REQUEST, "The body is not valid JSON", "json.syntax";
+    JSON_TRAILING_DATA => BAD_REQUEST, "The JSON body has data after its value", "json.trailing_data";
+    JSON_TRUNCATED => BAD_REQUEST, "The JSON body ends inside its value", "json.truncated";
+    ENCODED_BODY => UNSUPPORTED_MEDIA_TYPE, "Encoded (compressed) request bodies are not accepted on this route", "request.encoded_body";
 }
 
 impl Problem {

@@ -1,8 +1,8 @@
-//! Stable reason codes for every identity and access decision. The code is what an
-//! operator greps for: it is written to the access log and the audit trail, and labels
-//! the decision metrics. Responses never carry it (they carry only the generic problem of
-//! [`Reason::problem`]: 401, 403, 429 or 503), so a caller
-//! cannot probe which check failed.
+//! Stable reason codes for every decision a filter of the inbound chain makes (identity,
+//! access, limits, inspection). The code is what an operator greps for: it is written to
+//! the access log and the audit trail, and labels the decision metrics. Responses never
+//! carry it (they carry only the generic problem of [`Reason::problem`]: 401, 403, 415,
+//! 429 or 503), so a caller cannot probe which check failed.
 
 use crate::Problem;
 
@@ -75,6 +75,7 @@ reasons! {
     ConcurrencyShadow => "limit.concurrency.shadow", RATE_LIMITED;
     LimitStoreError => "limit.store_error", LIMIT_UNAVAILABLE;
     LimitStateFull => "limit.state_full", LIMIT_UNAVAILABLE;
+    JsonEncodedBody => "json.content_encoding", ENCODED_BODY;
 }
 
 impl Reason {

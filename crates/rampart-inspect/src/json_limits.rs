@@ -12,6 +12,8 @@
 
 use std::collections::HashSet;
 
+use rampart_core::Problem;
+
 mod number;
 mod string;
 
@@ -86,37 +88,24 @@ pub enum JsonViolation {
 }
 
 impl JsonViolation {
-    /// The stable reason code, e.g. `json.depth`.
-    pub fn code(self) -> &'static str {
+    /// The gateway's answer: 413 for a body refused for its size, 400 for its form. The
+    /// problem's code (`json.depth`, …) is the reason code in logs and metrics.
+    pub fn problem(self) -> Problem {
         match self {
-            JsonViolation::Depth => "json.depth",
-            JsonViolation::ObjectMembers => "json.object_members",
-            JsonViolation::ArrayItems => "json.array_items",
-            JsonViolation::Entries => "json.entries",
-            JsonViolation::StringLength => "json.string_length",
-            JsonViolation::NameLength => "json.name_length",
-            JsonViolation::NumberLength => "json.number_length",
-            JsonViolation::DuplicateName => "json.duplicate_name",
-            JsonViolation::InvalidUtf8 => "json.invalid_utf8",
-            JsonViolation::LoneSurrogate => "json.lone_surrogate",
-            JsonViolation::Syntax => "json.syntax",
-            JsonViolation::TrailingData => "json.trailing_data",
-            JsonViolation::Truncated => "json.truncated",
+            JsonViolation::Depth => Problem::JSON_DEPTH,
+            JsonViolation::ObjectMembers => Problem::JSON_OBJECT_MEMBERS,
+            JsonViolation::ArrayItems => Problem::JSON_ARRAY_ITEMS,
+            JsonViolation::Entries => Problem::JSON_ENTRIES,
+            JsonViolation::StringLength => Problem::JSON_STRING_LENGTH,
+            JsonViolation::NameLength => Problem::JSON_NAME_LENGTH,
+            JsonViolation::NumberLength => Problem::JSON_NUMBER_LENGTH,
+            JsonViolation::DuplicateName => Problem::JSON_DUPLICATE_NAME,
+            JsonViolation::InvalidUtf8 => Problem::JSON_INVALID_UTF8,
+            JsonViolation::LoneSurrogate => Problem::JSON_LONE_SURROGATE,
+            JsonViolation::Syntax => Problem::JSON_SYNTAX,
+            JsonViolation::TrailingData => Problem::JSON_TRAILING_DATA,
+            JsonViolation::Truncated => Problem::JSON_TRUNCATED,
         }
-    }
-
-    /// Whether the body is refused for its size (413) rather than its form (400).
-    pub fn is_size(self) -> bool {
-        matches!(
-            self,
-            JsonViolation::Depth
-                | JsonViolation::ObjectMembers
-                | JsonViolation::ArrayItems
-                | JsonViolation::Entries
-                | JsonViolation::StringLength
-                | JsonViolation::NameLength
-                | JsonViolation::NumberLength
-        )
     }
 }
 

@@ -3,7 +3,8 @@
 //! each phase simply calls every filter in that order.
 
 use rampart_core::{
-    BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Reason, RequestCtx, ResponseCtx,
+    BodyInspector, BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Reason, RequestCtx,
+    ResponseCtx,
 };
 
 /// How many times one filter may ask to wait before the request is refused.
@@ -39,6 +40,14 @@ pub(crate) async fn request(
         }
     }
     None
+}
+
+/// The request-body inspectors the filters ask for.
+pub(crate) fn request_body(
+    filters: &[std::sync::Arc<dyn Filter>],
+    cx: &RequestCtx<'_>,
+) -> Vec<Box<dyn BodyInspector>> {
+    filters.iter().filter_map(|f| f.request_body(cx)).collect()
 }
 
 /// The upstream-request phase, over the head about to be sent.

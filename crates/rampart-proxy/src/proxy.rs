@@ -275,14 +275,29 @@ async fn route_and_forward(
     // may strip credentials and set identity headers.
     let mut buffered = None;
     let mut incoming = Some(incoming);
+    let mut inspectors = Vec::new();
     if !route.filters.is_empty() {
+        if !incoming
+            .as_ref()
+            .is_some_and(http_body::Body::is_end_stream)
+        {
+            let rcx = RequestCtx {
+                head: &mut parts,
+                path: &path,
+                route: &route.name,
+                body: None,
+                exchange: ctx.cx(),
+            };
+            inspectors = crate::chain::request_body(&route.filters, &rcx);
+        }
         if route.needs_body {
-            let body = RequestBody::new(
+            let mut body = RequestBody::new(
                 incoming.take().expect("body present"),
                 route.max_body_bytes,
                 plan.limits.body_timeout,
                 ctx.exchange.clone(),
             );
+            body.inspect(std::mem::take(&mut inspectors));
             match http_body_util::BodyExt::collect(body).await {
                 Ok(b) => buffered = Some(b.to_bytes()),
                 Err(e) => return ctx.problem(e.problem()),
@@ -332,12 +347,16 @@ async fn route_and_forward(
     crate::chain::upstream_request(&route.filters, &mut parts, ctx.cx());
 
     let body = match (incoming, buffered) {
-        (Some(incoming), _) => RequestBody::new(
-            incoming,
-            route.max_body_bytes,
-            plan.limits.body_timeout,
-            ctx.exchange.clone(),
-        ),
+        (Some(incoming), _) => {
+            let mut body = RequestBody::new(
+                incoming,
+                route.max_body_bytes,
+                plan.limits.body_timeout,
+                ctx.exchange.clone(),
+            );
+            body.inspect(inspectors);
+            body
+        }
         (None, b) => RequestBody::buffered(b.unwrap_or_default(), ctx.exchange.clone()),
     };
     let replayable = body.is_empty() && is_idempotent(&parts.method) && !tunnel;

@@ -1,6 +1,7 @@
 //! The client's request body on its way upstream, streamed: it enforces the size limit
-//! and the total body deadline as it streams, and records the first failure on the
-//! exchange so the handler answers 413/408/400 rather than a gateway error.
+//! and the total body deadline as it streams, runs the route's body inspectors (JSON
+//! limits) on every frame, and records the first failure on the exchange so the handler
+//! answers 413/408/400 rather than a gateway error.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use rampart_core::Problem;
+use rampart_core::{BodyInspector, Problem};
 use tokio::time::{Instant, Sleep};
 
 use crate::exchange::Exchange;
@@ -25,6 +26,9 @@ pub enum RequestBodyError {
     Timeout,
     #[error("client body error: {0}")]
     Client(BoxError),
+    /// A body inspector refused the body.
+    #[error("request body refused: {}", .0.code)]
+    Refused(Problem),
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,6 +79,7 @@ impl RequestBodyError {
             RequestBodyError::TooLarge => Problem::BODY_TOO_LARGE,
             RequestBodyError::Timeout => Problem::BODY_TIMEOUT,
             RequestBodyError::Client(_) => Problem::CLIENT_BODY_ERROR,
+            RequestBodyError::Refused(p) => *p,
         }
     }
 }
@@ -88,6 +93,11 @@ pub struct RequestBody {
     received: u64,
     deadline: Option<Pin<Box<Sleep>>>,
     body_timeout: std::time::Duration,
+    /// The length the client declared (`Content-Length`), if any: the frame that reaches
+    /// it is the last, and the inspectors' end check runs before it is forwarded.
+    declared: Option<u64>,
+    /// The route's body inspectors; emptied once they have seen the end.
+    inspectors: Vec<Box<dyn BodyInspector>>,
     /// Also where the first body error is recorded (`body_failure`).
     exchange: Arc<Exchange>,
 }
@@ -99,6 +109,7 @@ impl RequestBody {
         body_timeout: std::time::Duration,
         exchange: Arc<Exchange>,
     ) -> Self {
+        let declared = inner.size_hint().exact();
         let inner = if inner.is_end_stream() {
             None
         } else {
@@ -111,7 +122,17 @@ impl RequestBody {
             received: 0,
             deadline: None,
             body_timeout,
+            declared,
+            inspectors: Vec::new(),
             exchange,
+        }
+    }
+
+    /// Runs `inspectors` on every frame of this body. A body-less request has nothing to
+    /// inspect; the inspectors are then dropped unused.
+    pub fn inspect(&mut self, inspectors: Vec<Box<dyn BodyInspector>>) {
+        if self.inner.is_some() {
+            self.inspectors = inspectors;
         }
     }
 
@@ -124,6 +145,8 @@ impl RequestBody {
             received: 0,
             deadline: None,
             body_timeout: std::time::Duration::ZERO,
+            declared: None,
+            inspectors: Vec::new(),
             exchange,
         }
     }
@@ -148,7 +171,23 @@ impl RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let _ = self.exchange.body_failure.set(e.problem());
         self.inner = None;
+        self.inspectors.clear();
         Poll::Ready(Some(Err(e)))
+    }
+
+    /// Shows a data frame to the inspectors; at the body's end (`last`), also the end,
+    /// so a body refused for its ending is failed before its last byte goes upstream.
+    fn inspect_frame(&mut self, data: &[u8], last: bool) -> Result<(), Problem> {
+        for i in &mut self.inspectors {
+            i.on_data(data)?;
+            if last {
+                i.on_end()?;
+            }
+        }
+        if last {
+            self.inspectors.clear();
+        }
+        Ok(())
     }
 }
 
@@ -183,11 +222,23 @@ impl Body for RequestBody {
                     if this.received > this.limit {
                         return this.fail(RequestBodyError::TooLarge);
                     }
+                    if !this.inspectors.is_empty() {
+                        let last = this.declared == Some(this.received)
+                            || this.inner.as_ref().is_some_and(Body::is_end_stream);
+                        if let Err(p) = this.inspect_frame(data, last) {
+                            return this.fail(RequestBodyError::Refused(p));
+                        }
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => this.fail(RequestBodyError::Client(e)),
             Poll::Ready(None) => {
+                // A body whose end was not known at its last frame (chunked): nothing
+                // has told the upstream the body is complete yet.
+                if let Err(p) = this.inspect_frame(&[], true) {
+                    return this.fail(RequestBodyError::Refused(p));
+                }
                 this.inner = None;
                 Poll::Ready(None)
             }

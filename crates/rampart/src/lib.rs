@@ -28,6 +28,7 @@ pub type Feature = fn(
 /// The features every gateway runs. Their order here only breaks ties between filters
 /// of the same phase; the chain order itself comes from each filter's `Phase`.
 pub const FEATURES: &[Feature] = &[
+    rampart_inspect::compile,
     rampart_identity::compile,
     rampart_authz::compile,
     rampart_limits::compile,

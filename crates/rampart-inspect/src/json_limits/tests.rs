@@ -243,10 +243,13 @@ fn tells_json_bodies_by_their_first_byte() {
 
 #[test]
 fn codes_are_stable_and_sizes_are_413() {
-    assert_eq!(JsonViolation::Depth.code(), "json.depth");
-    assert_eq!(JsonViolation::DuplicateName.code(), "json.duplicate_name");
-    assert!(JsonViolation::StringLength.is_size());
-    assert!(!JsonViolation::Syntax.is_size());
+    assert_eq!(JsonViolation::Depth.problem().code, "json.depth");
+    assert_eq!(
+        JsonViolation::DuplicateName.problem().code,
+        "json.duplicate_name"
+    );
+    assert_eq!(JsonViolation::StringLength.problem().status, 413);
+    assert_eq!(JsonViolation::Syntax.problem().status, 400);
 }
 
 #[test]

@@ -1,0 +1,274 @@
+//! The JSON threat-limit filter: compiles `json_limits` (top level, merged into each
+//! route's block) and inspects every request body that is JSON, by label or by its first
+//! byte, with one [`JsonScanner`] per body as its frames stream upstream unchanged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use rampart_config::{JsonLimitsSpec, PolicyMode, Spec};
+use rampart_core::metrics_text::MetricsText;
+use rampart_core::{
+    BodyInspector, Denial, FeaturePlan, Filter, Flow, MetricsSource, Outcome, Phase, Problem,
+    Reason, RequestCtx,
+};
+
+use crate::{JsonLimits, JsonScanner, JsonViolation};
+
+/// Every violation, in the order of the shadow counters.
+const VIOLATIONS: [JsonViolation; 13] = [
+    JsonViolation::Depth,
+    JsonViolation::ObjectMembers,
+    JsonViolation::ArrayItems,
+    JsonViolation::Entries,
+    JsonViolation::StringLength,
+    JsonViolation::NameLength,
+    JsonViolation::NumberLength,
+    JsonViolation::DuplicateName,
+    JsonViolation::InvalidUtf8,
+    JsonViolation::LoneSurrogate,
+    JsonViolation::Syntax,
+    JsonViolation::TrailingData,
+    JsonViolation::Truncated,
+];
+
+/// Adds one JSON-limits filter per route where they are enabled. Routes with the
+/// top-level settings share one filter (the limits were validated with the config); a route in shadow mode has its own, which counts
+/// what it would have refused.
+pub(crate) fn compile(spec: &Spec, out: &mut FeaturePlan) {
+    let shared = JsonLimitsFilter::new(&spec.json_limits, None);
+    let mut shadows = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        let filter = match &r.json_limits {
+            None => match &shared {
+                Some(f) if f.shadow.is_none() => Some(f.clone()),
+                _ => JsonLimitsFilter::new(&spec.json_limits, Some(&r.name)),
+            },
+            Some(route) => JsonLimitsFilter::new(&route.over(&spec.json_limits), Some(&r.name)),
+        };
+        if let Some(f) = filter {
+            shadows.extend(f.shadow.clone());
+            out.routes[i].push(f);
+        }
+    }
+    if !shadows.is_empty() {
+        out.metrics.push(Arc::new(ShadowMetrics(shadows)));
+    }
+}
+
+/// Refuses request bodies that break a route's JSON limits.
+#[derive(Debug)]
+pub struct JsonLimitsFilter {
+    limits: JsonLimits,
+    allow_encoded: bool,
+    /// Set in shadow mode: where violations are counted instead of refused.
+    shadow: Option<Arc<Shadow>>,
+}
+
+impl JsonLimitsFilter {
+    /// The filter for `spec` (already merged), or `None` when the limits are off.
+    /// `route` names the route a shadow-mode filter counts for.
+    fn new(spec: &JsonLimitsSpec, route: Option<&str>) -> Option<Arc<JsonLimitsFilter>> {
+        if spec.enabled == Some(false) {
+            return None;
+        }
+        let d = JsonLimits::default();
+        let narrow = |b: Option<rampart_config::ByteSize>, default: u32| {
+            b.map_or(default, |b| u32::try_from(b.0).unwrap_or(u32::MAX))
+        };
+        let limits = JsonLimits {
+            max_depth: spec.max_depth.unwrap_or(d.max_depth),
+            max_object_members: spec.max_object_members.unwrap_or(d.max_object_members),
+            max_array_items: spec.max_array_items.unwrap_or(d.max_array_items),
+            max_entries: spec.max_entries.unwrap_or(d.max_entries),
+            max_string_bytes: narrow(spec.max_string_bytes, d.max_string_bytes),
+            max_name_bytes: narrow(spec.max_name_bytes, d.max_name_bytes),
+            max_number_bytes: spec.max_number_bytes.unwrap_or(d.max_number_bytes),
+        };
+        let shadow = (spec.mode == Some(PolicyMode::Shadow)).then(|| {
+            Arc::new(Shadow {
+                route: route.unwrap_or_default().into(),
+                counts: Default::default(),
+            })
+        });
+        Some(Arc::new(JsonLimitsFilter {
+            limits,
+            allow_encoded: spec.allow_encoded_bodies.unwrap_or(false),
+            shadow,
+        }))
+    }
+}
+
+/// Whether `Content-Type` labels the body JSON (`application/json`, `*/*+json`).
+fn labelled_json(head: &http::request::Parts) -> bool {
+    let Some(v) = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = v.split(';').next().unwrap_or("").trim();
+    let Some((_, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    subtype.eq_ignore_ascii_case("json")
+        || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json")
+}
+
+/// Whether the body carries a `Content-Encoding` other than `identity`.
+fn encoded(head: &http::request::Parts) -> bool {
+    head.headers.get_all(CONTENT_ENCODING).iter().any(|v| {
+        v.to_str().map_or(true, |s| {
+            s.split(',')
+                .map(str::trim)
+                .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        })
+    })
+}
+
+impl Filter for JsonLimitsFilter {
+    fn phase(&self) -> Phase {
+        Phase::RequestLimits
+    }
+
+    fn name(&self) -> &'static str {
+        "json_limits"
+    }
+
+    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        if self.allow_encoded || !encoded(cx.head) {
+            return Flow::Continue;
+        }
+        if self.shadow.is_some() {
+            cx.record(Reason::JsonEncodedBody, Outcome::ShadowDeny);
+            return Flow::Continue;
+        }
+        cx.record(Reason::JsonEncodedBody, Outcome::Deny);
+        Flow::Deny(Denial::new(Reason::JsonEncodedBody))
+    }
+
+    fn request_body(&self, cx: &RequestCtx<'_>) -> Option<Box<dyn BodyInspector>> {
+        // An encoded body got this far only where the route allows it (or in shadow
+        // mode): its bytes are not JSON text, and there is nothing to scan.
+        if encoded(cx.head) {
+            return None;
+        }
+        Some(Box::new(JsonInspector {
+            state: State::Undecided {
+                labelled: labelled_json(cx.head),
+            },
+            limits: self.limits,
+            shadow: self.shadow.clone().map(|s| (s, cx.request_id.clone())),
+        }))
+    }
+}
+
+/// Where one body's inspection is.
+enum State {
+    /// Only whitespace so far (or nothing); `labelled`: the `Content-Type` says JSON.
+    Undecided {
+        labelled: bool,
+    },
+    Scanning(Box<JsonScanner>),
+    /// Not JSON, or already refused in shadow mode: the rest streams through unread.
+    Passing,
+}
+
+/// One body's JSON inspection.
+struct JsonInspector {
+    state: State,
+    limits: JsonLimits,
+    /// In shadow mode: the counters and the request id for the log line.
+    shadow: Option<(Arc<Shadow>, http::HeaderValue)>,
+}
+
+impl JsonInspector {
+    fn violation(&mut self, v: JsonViolation) -> Result<(), Problem> {
+        let problem = v.problem();
+        let Some((shadow, request_id)) = &self.shadow else {
+            return Err(problem);
+        };
+        self.state = State::Passing;
+        shadow.record(v);
+        tracing::warn!(
+            request_id = request_id.to_str().unwrap_or(""),
+            route = &*shadow.route,
+            code = problem.code,
+            "JSON body would be refused (shadow mode)"
+        );
+        Ok(())
+    }
+}
+
+impl BodyInspector for JsonInspector {
+    fn on_data(&mut self, data: &[u8]) -> Result<(), Problem> {
+        if let State::Undecided { labelled } = self.state {
+            // A body is JSON when it says so, or when it starts like JSON whatever it
+            // says: a mislabelled body is the classic way around a content-type check.
+            match JsonScanner::looks_like_json(data) {
+                None => return Ok(()),
+                Some(json) if json || labelled => {
+                    self.state = State::Scanning(Box::new(JsonScanner::new(self.limits)));
+                }
+                Some(_) => self.state = State::Passing,
+            }
+        }
+        match &mut self.state {
+            State::Scanning(s) => match s.feed(data) {
+                Ok(()) => Ok(()),
+                Err(v) => self.violation(v),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn on_end(&mut self) -> Result<(), Problem> {
+        // A body of nothing but whitespace is left alone: there is no document to check.
+        match std::mem::replace(&mut self.state, State::Passing) {
+            State::Scanning(s) => match s.finish() {
+                Ok(()) => Ok(()),
+                Err(v) => self.violation(v),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a shadow-mode route would have refused, by violation.
+#[derive(Debug)]
+struct Shadow {
+    route: Box<str>,
+    counts: [AtomicU64; VIOLATIONS.len()],
+}
+
+impl Shadow {
+    fn record(&self, v: JsonViolation) {
+        if let Some(i) = VIOLATIONS.iter().position(|x| *x == v) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `rampart_json_limits_shadow_total`: bodies a shadow-mode route let through that it
+/// would have refused.
+#[derive(Debug)]
+struct ShadowMetrics(Vec<Arc<Shadow>>);
+
+impl MetricsSource for ShadowMetrics {
+    fn render(&self, out: &mut MetricsText) {
+        out.family(
+            "rampart_json_limits_shadow_total",
+            "counter",
+            "JSON bodies a shadow-mode route would have refused, by route and reason code.",
+        );
+        for s in &self.0 {
+            for (v, n) in VIOLATIONS.iter().zip(&s.counts) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    out.sample(
+                        "rampart_json_limits_shadow_total",
+                        &[("route", &s.route), ("code", v.problem().code)],
+                        n,
+                    );
+                }
+            }
+        }
+    }
+}
