@@ -9,9 +9,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cut, doc)) = data.split_first() else {
         return;
     };
+    // Small limits, so the bulk runs (string characters, digits) meet them across a
+    // split, and objects grow past the linear duplicate-name scan.
     let limits = JsonLimits {
         max_depth: 16,
-        ..JsonLimits::default()
+        max_object_members: 40,
+        max_array_items: 40,
+        max_entries: 200,
+        max_string_bytes: 24,
+        max_name_bytes: 6,
+        max_number_bytes: 12,
     };
     let mut whole = JsonScanner::new(limits);
     let whole = whole.feed(doc).and_then(|()| whole.finish());

@@ -163,14 +163,19 @@ pub trait Filter: Send + Sync {
     }
 
     /// Asks to inspect the request body: an inspector for this exchange, or `None` (the
-    /// default) to let the body stream through at no cost. Called just before the inbound
-    /// chain (the head as the client sent it, cleaned; no body yet), for requests that
-    /// have a body.
+    /// default) to let the body stream through at no cost; or a denial when the body
+    /// cannot be inspected as sent (it is then refused before anything is forwarded).
+    /// Called just before the inbound chain (the head as the client sent it, cleaned; no
+    /// body yet), only for requests that have a body, so a check of body headers here
+    /// costs nothing on the others.
     /// The inspector sees the body as it streams upstream once the chain has passed, or,
     /// on routes whose body is buffered for a filter ([`Filter::needs_body`]), while it is
     /// buffered, before the chain runs.
-    fn request_body(&self, _cx: &RequestCtx<'_>) -> Option<Box<dyn BodyInspector>> {
-        None
+    fn request_body(
+        &self,
+        _cx: &mut RequestCtx<'_>,
+    ) -> Result<Option<Box<dyn BodyInspector>>, Denial> {
+        Ok(None)
     }
 
     /// The request head as it will be sent upstream (forwarding headers, request id and

@@ -9,8 +9,8 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use rampart_config::{JsonLimitsSpec, PolicyMode, Spec};
 use rampart_core::metrics_text::MetricsText;
 use rampart_core::{
-    BodyInspector, Denial, FeaturePlan, Filter, Flow, MetricsSource, Outcome, Phase, Problem,
-    Reason, RequestCtx,
+    BodyInspector, Denial, FeaturePlan, Filter, MetricsSource, Outcome, Phase, Problem, Reason,
+    RequestCtx,
 };
 
 use crate::{JsonLimits, JsonScanner, JsonViolation};
@@ -132,31 +132,30 @@ impl Filter for JsonLimitsFilter {
         "json_limits"
     }
 
-    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
-        if self.allow_encoded || !encoded(cx.head) {
-            return Flow::Continue;
-        }
-        if self.shadow.is_some() {
-            cx.record(Reason::JsonEncodedBody, Outcome::ShadowDeny);
-            return Flow::Continue;
-        }
-        cx.record(Reason::JsonEncodedBody, Outcome::Deny);
-        Flow::Deny(Denial::new(Reason::JsonEncodedBody))
-    }
-
-    fn request_body(&self, cx: &RequestCtx<'_>) -> Option<Box<dyn BodyInspector>> {
-        // An encoded body got this far only where the route allows it (or in shadow
-        // mode): its bytes are not JSON text, and there is nothing to scan.
+    fn request_body(
+        &self,
+        cx: &mut RequestCtx<'_>,
+    ) -> Result<Option<Box<dyn BodyInspector>>, Denial> {
+        // An encoded body cannot be scanned: refused before anything is forwarded,
+        // unless the route allows it (or is in shadow mode); then it goes unread.
         if encoded(cx.head) {
-            return None;
+            if self.allow_encoded {
+                return Ok(None);
+            }
+            if self.shadow.is_some() {
+                cx.record(Reason::JsonEncodedBody, Outcome::ShadowDeny);
+                return Ok(None);
+            }
+            cx.record(Reason::JsonEncodedBody, Outcome::Deny);
+            return Err(Denial::new(Reason::JsonEncodedBody));
         }
-        Some(Box::new(JsonInspector {
+        Ok(Some(Box::new(JsonInspector {
             state: State::Undecided {
                 labelled: labelled_json(cx.head),
             },
             limits: self.limits,
             shadow: self.shadow.clone().map(|s| (s, cx.request_id.clone())),
-        }))
+        })))
     }
 }
 

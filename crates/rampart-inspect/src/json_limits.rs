@@ -115,10 +115,16 @@ struct Container {
     object: bool,
     /// Members or items so far.
     count: u32,
-    /// Hashes of the member names so far (objects only; empty for arrays, so an array
-    /// costs no allocation).
-    names: HashSet<u64>,
+    /// Where this object's member-name hashes start in [`JsonScanner::names`].
+    names_from: usize,
+    /// An object past [`LINEAR_NAMES`] members: its names, hashed, for O(1) duplicate
+    /// checks (a keyed hash set, so crafted names cannot make it slow).
+    big: Option<HashSet<u64>>,
 }
+
+/// Up to this many members, an object's names are compared by a scan of their hashes
+/// (no allocation; most objects have a handful of members).
+const LINEAR_NAMES: usize = 16;
 
 /// Where the scanner is in the grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +167,9 @@ enum Token {
 pub struct JsonScanner {
     limits: JsonLimits,
     stack: Vec<Container>,
+    /// The member-name hashes of every open object, innermost last (each object's run
+    /// starts at its `names_from`); cut back when an object closes.
+    names: Vec<u64>,
     expect: Expect,
     token: Token,
     entries: u64,
@@ -178,6 +187,7 @@ impl JsonScanner {
         Self {
             limits,
             stack: Vec::new(),
+            names: Vec::new(),
             expect: Expect::Value,
             token: Token::None,
             entries: 0,
@@ -201,10 +211,37 @@ impl JsonScanner {
         if let Some(v) = self.failed {
             return Err(v);
         }
-        for &b in bytes {
-            if let Err(v) = self.byte(b) {
-                self.failed = Some(v);
-                return Err(v);
+        if let Err(v) = self.scan(bytes) {
+            self.failed = Some(v);
+            return Err(v);
+        }
+        Ok(())
+    }
+
+    /// The byte loop, with fast paths for the runs that make up most of a document:
+    /// plain string characters, digits and whitespace go by in bulk, everything else a
+    /// byte at a time through the grammar.
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), JsonViolation> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            let run = match &mut self.token {
+                Token::String(s) => s.plain_run(rest, &self.limits)?,
+                Token::Number { len, state } if state.in_digits() => {
+                    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                    if u64::from(*len) + n as u64 > u64::from(self.limits.max_number_bytes) {
+                        return Err(JsonViolation::NumberLength);
+                    }
+                    *len += n as u32;
+                    n
+                }
+                Token::None => rest.iter().take_while(|b| is_space(**b)).count(),
+                _ => 0,
+            };
+            i += run;
+            if let Some(&b) = bytes.get(i) {
+                self.byte(b)?;
+                i += 1;
             }
         }
         Ok(())
@@ -340,7 +377,8 @@ impl JsonScanner {
                 self.stack.push(Container {
                     object,
                     count: 0,
-                    names: HashSet::new(),
+                    names_from: self.names.len(),
+                    big: None,
                 });
                 if object {
                     self.expect = Expect::NameOrClose;
@@ -401,6 +439,7 @@ impl JsonScanner {
         if c.object != object {
             return Err(JsonViolation::Syntax);
         }
+        self.names.truncate(c.names_from);
         if !object && self.expect == Expect::ValueOrClose {
             // `[]`: the item counted when it opened was never there.
             self.entries -= 1;
@@ -433,8 +472,22 @@ impl JsonScanner {
         if self.entries > limits.max_entries {
             return Err(JsonViolation::Entries);
         }
-        if !c.names.insert(hash) {
+        let seen = &self.names[c.names_from..];
+        let duplicate = match &mut c.big {
+            Some(set) => !set.insert(hash),
+            None if seen.len() < LINEAR_NAMES => seen.contains(&hash),
+            None => {
+                let mut set: HashSet<u64> = seen.iter().copied().collect();
+                let duplicate = !set.insert(hash);
+                c.big = Some(set);
+                duplicate
+            }
+        };
+        if duplicate {
             return Err(JsonViolation::DuplicateName);
+        }
+        if c.big.is_none() {
+            self.names.push(hash);
         }
         self.expect = Expect::Colon;
         Ok(())

@@ -42,12 +42,16 @@ pub(crate) async fn request(
     None
 }
 
-/// The request-body inspectors the filters ask for.
+/// The request-body inspectors the filters ask for, or the first denial.
 pub(crate) fn request_body(
     filters: &[std::sync::Arc<dyn Filter>],
-    cx: &RequestCtx<'_>,
-) -> Vec<Box<dyn BodyInspector>> {
-    filters.iter().filter_map(|f| f.request_body(cx)).collect()
+    cx: &mut RequestCtx<'_>,
+) -> Result<Vec<Box<dyn BodyInspector>>, Denial> {
+    let mut out = Vec::new();
+    for f in filters {
+        out.extend(f.request_body(cx)?);
+    }
+    Ok(out)
 }
 
 /// The upstream-request phase, over the head about to be sent.

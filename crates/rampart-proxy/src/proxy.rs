@@ -281,14 +281,17 @@ async fn route_and_forward(
             .as_ref()
             .is_some_and(http_body::Body::is_end_stream)
         {
-            let rcx = RequestCtx {
+            let mut rcx = RequestCtx {
                 head: &mut parts,
                 path: &path,
                 route: &route.name,
                 body: None,
                 exchange: ctx.cx(),
             };
-            inspectors = crate::chain::request_body(&route.filters, &rcx);
+            match crate::chain::request_body(&route.filters, &mut rcx) {
+                Ok(i) => inspectors = i,
+                Err(d) => return ctx.deny(d),
+            }
         }
         if route.needs_body {
             let mut body = RequestBody::new(

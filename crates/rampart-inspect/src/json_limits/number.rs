@@ -31,6 +31,14 @@ impl NumberState {
         )
     }
 
+    /// Whether the next digits stay in this state (a run of them can be taken at once).
+    pub(super) fn in_digits(self) -> bool {
+        matches!(
+            self,
+            NumberState::Int | NumberState::Frac | NumberState::Exp
+        )
+    }
+
     /// The state after `b`, or `None` when `b` cannot continue the number.
     pub(super) fn step(self, b: u8) -> Option<NumberState> {
         use NumberState::*;

@@ -8,6 +8,17 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// FNV-1a's offset basis: the hash of an empty name.
 pub(super) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// Bytes that stand for themselves inside a string: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x80 {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// Where in an escape the string is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escape {
@@ -58,6 +69,25 @@ impl StringToken {
             utf8_hi: 0,
             hash: FNV_OFFSET,
         }
+    }
+
+    /// Takes the run of plain characters (printable ASCII other than `"` and `\`) at the
+    /// start of `bytes` in one step, when no escape or UTF-8 sequence is open; returns
+    /// how many bytes it took (the rest go through [`StringToken::byte`]).
+    pub(super) fn plain_run(
+        &mut self,
+        bytes: &[u8],
+        limits: &JsonLimits,
+    ) -> Result<usize, JsonViolation> {
+        if self.utf8_left > 0 || self.escape != Escape::None || self.high.is_some() {
+            return Ok(0);
+        }
+        let n = bytes
+            .iter()
+            .position(|&b| !PLAIN[usize::from(b)])
+            .unwrap_or(bytes.len());
+        self.decoded(&bytes[..n], limits)?;
+        Ok(n)
     }
 
     /// The next byte of the string, after its opening quote.
@@ -149,7 +179,10 @@ impl StringToken {
 
     /// Decoded bytes: counted, and hashed when this is a name.
     fn decoded(&mut self, bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonViolation> {
-        self.len += bytes.len() as u32;
+        // Saturating: a run of bytes is at most one frame, and the limit is below 2^30.
+        self.len = self
+            .len
+            .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         if self.name {
             if self.len > limits.max_name_bytes {
                 return Err(JsonViolation::NameLength);

@@ -113,6 +113,30 @@ fn refuses_duplicate_member_names_after_decoding_escapes() {
     );
     // Case matters in JSON names.
     assert_eq!(scan(r#"{"a":1,"A":2}"#), Ok(()));
+    // An inner object's names are forgotten when it closes; the outer's are kept.
+    assert_eq!(
+        scan(r#"{"a":{"x":1,"y":{"z":1}},"x":2,"y":3,"a":4}"#),
+        Err(JsonViolation::DuplicateName)
+    );
+}
+
+#[test]
+fn refuses_duplicate_names_in_large_objects() {
+    // Past the linear scan the names move to a set: a duplicate of the first name, of
+    // one from before the move and of one after it are all found.
+    let members = |n: usize| (0..n).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>();
+    let ok = format!("{{{}}}", members(40).join(","));
+    assert_eq!(scan(&ok), Ok(()));
+    for dup in ["k0", "k15", "k16", "k39"] {
+        let doc = format!("{{{},\"{dup}\":0}}", members(40).join(","));
+        assert_eq!(scan(&doc), Err(JsonViolation::DuplicateName), "{dup}");
+    }
+    // A large inner object, closed, leaves the outer object's names intact.
+    let doc = format!(
+        "{{\"a\":1,\"inner\":{{{}}},\"k3\":1,\"a\":2}}",
+        members(40).join(",")
+    );
+    assert_eq!(scan(&doc), Err(JsonViolation::DuplicateName));
 }
 
 #[test]
