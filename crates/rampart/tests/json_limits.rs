@@ -310,6 +310,43 @@ async fn refusals_are_logged_and_counted_by_reason_code() {
     assert!(line.contains("\"route\":\"default\""), "{line}");
 }
 
+#[tokio::test]
+async fn a_body_read_whole_for_a_signature_is_checked_before_the_signature() {
+    // Signed-request routes read the body before their filters run; the limits are
+    // checked while it is read, so a hostile body never reaches the HMAC or the upstream.
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m1.secret"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"version: 1
+listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
+consumers:
+  - {{ id: machine, signing_keys: [{{ id: m1, secret: {{ file: m1.secret }} }}] }}
+upstreams: {{ up: {{ targets: [{{ url: "http://{}" }}] }} }}
+routes:
+  - {{ name: sig, match: {{ path_prefix: / }}, upstream: up, authenticate: [signature] }}
+"#,
+        up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    let post = |body: String| {
+        Request::post("/jobs")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let r = send(gw.http(), post(nested(65))).await;
+    assert_eq!((r.status.as_u16(), r.code()), (413, "json.depth".into()));
+    // The same request with a well-formed body gets as far as the signature check.
+    let r = send(gw.http(), post(nested(3))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(up.hits(), 0);
+}
+
 #[test]
 fn json_limit_mistakes_are_named_by_path() {
     assert_config_errors(&[
