@@ -11,6 +11,7 @@
 mod edge;
 mod error;
 mod identity;
+mod ip_lists;
 mod json_limits;
 mod listener;
 mod load;
@@ -25,6 +26,7 @@ mod validate_limits;
 
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
+pub use ip_lists::{IpListSpec, IpRulesSpec};
 pub use json_limits::JsonLimitsSpec;
 pub use load::{load_file, parse};
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};

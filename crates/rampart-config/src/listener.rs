@@ -19,6 +19,10 @@ pub struct ListenerSpec {
     /// TLS termination; absent means plain HTTP/1.1.
     #[serde(default)]
     pub tls: Option<TlsSpec>,
+    /// Client address allow and deny lists applied at accept, to the TCP peer, before
+    /// any byte is read (and before TLS).
+    #[serde(default)]
+    pub ip_rules: Option<crate::IpRulesSpec>,
 }
 
 /// TLS termination settings for one listener.

@@ -71,6 +71,9 @@ pub struct Spec {
     /// JSON threat limits on every JSON request body (on by default).
     #[serde(default)]
     pub json_limits: crate::JsonLimitsSpec,
+    /// Named lists of client addresses, for `ip_rules` on listeners and routes.
+    #[serde(default)]
+    pub ip_lists: BTreeMap<String, crate::IpListSpec>,
 }
 
 /// The access log: one JSON line per request.
@@ -409,6 +412,10 @@ pub struct RouteSpec {
     /// This route's JSON threat limits, over the top-level ones key by key.
     #[serde(default)]
     pub json_limits: Option<Box<crate::JsonLimitsSpec>>,
+    /// Client address allow and deny lists for this route (the client address as derived
+    /// through `trusted_proxies`).
+    #[serde(default)]
+    pub ip_rules: Option<Box<crate::IpRulesSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

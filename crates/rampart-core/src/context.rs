@@ -92,6 +92,9 @@ pub struct ExchangeCtx {
     pub guards: Vec<Box<dyn Any + Send + Sync>>,
     /// Values filters pass to their own later phases.
     pub extensions: Extensions,
+    /// Facts about a decision for the access log (`"detail":{"ip_list":"blocked"}`):
+    /// names and safe values only (list names, matched ranges), never request data.
+    pub details: Vec<(&'static str, Box<str>)>,
 }
 
 impl ExchangeCtx {
@@ -116,6 +119,7 @@ impl ExchangeCtx {
             response_headers: Vec::new(),
             guards: Vec::new(),
             extensions: Extensions::default(),
+            details: Vec::new(),
         }
     }
 

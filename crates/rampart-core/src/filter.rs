@@ -5,7 +5,8 @@
 //!
 //! The phases, in the order an exchange meets them:
 //!
-//! 1. [`Filter::on_connect`]: once per connection, before any HTTP work.
+//! 1. [`Filter::on_connect`]: once per connection, at accept; on TLS listeners then
+//!    [`Filter::on_client_hello`], before the handshake is answered.
 //! 2. [`Filter::on_request`]: the inbound chain; a filter continues, denies or waits.
 //! 3. [`Filter::on_upstream_request`]: the final head towards the upstream; the request
 //!    body then streams through the inspectors of [`Filter::request_body`].
@@ -124,12 +125,19 @@ pub trait Filter: Send + Sync {
     /// A short, stable name for logs and docs (`authenticate`, `rate_limit`).
     fn name(&self) -> &'static str;
 
-    /// Once per connection, before any HTTP work: on plain listeners at accept, on TLS
-    /// listeners once the ClientHello has been read and before the handshake is answered
-    /// (so [`ConnectInfo::client_hello`] is filled). A `Err(reason)` closes the connection
-    /// without a response; the refusal is counted by reason. Runs for the gateway-wide
-    /// connect filters only (no route is known yet). Default: accept.
+    /// Once per connection, at accept, before any byte is read (TLS included, so a refused
+    /// peer costs no handshake work; [`ConnectInfo::client_hello`] is `None`). A
+    /// `Err(reason)` closes the connection without a response; the refusal is counted.
+    /// Runs for the gateway-wide connect filters only (no route is known yet). Default:
+    /// accept.
     fn on_connect(&self, _cx: &ConnectInfo<'_>) -> Result<(), Reason> {
+        Ok(())
+    }
+
+    /// On TLS listeners, once the ClientHello has been read and before the handshake is
+    /// answered ([`ConnectInfo::client_hello`] is filled: SNI, ALPN, fingerprint). Same
+    /// contract as [`Filter::on_connect`]. Default: accept.
+    fn on_client_hello(&self, _cx: &ConnectInfo<'_>) -> Result<(), Reason> {
         Ok(())
     }
 

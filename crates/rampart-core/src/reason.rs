@@ -76,6 +76,8 @@ reasons! {
     LimitStoreError => "limit.store_error", LIMIT_UNAVAILABLE;
     LimitStateFull => "limit.state_full", LIMIT_UNAVAILABLE;
     JsonEncodedBody => "json.content_encoding", ENCODED_BODY;
+    IpDenied => "ip.denied", FORBIDDEN;
+    IpNotAllowed => "ip.not_allowed", FORBIDDEN;
 }
 
 impl Reason {

@@ -3,9 +3,12 @@
 //! crate, so the proxy and its tests build without them.
 //!
 //! Landed so far: JSON threat limits ([`json_limits`], the scanner; `json_filter`, the
-//! route filter).
+//! route filter) and IP allow/deny lists ([`ip_set`], the set; `ip_lists`, the named
+//! lists, their feed files and the listener and route rules).
 #![forbid(unsafe_code)]
 
+mod ip_lists;
+pub mod ip_set;
 mod json_filter;
 pub mod json_limits;
 
@@ -14,16 +17,19 @@ use std::path::Path;
 use rampart_config::{ConfigError, Spec};
 use rampart_core::{FeaturePlan, StateStore};
 
+pub use ip_lists::IpList;
+pub use ip_set::{IpRange, IpSet, IpSetBuilder};
 pub use json_filter::JsonLimitsFilter;
 pub use json_limits::{JsonLimits, JsonScanner, JsonViolation};
 
 /// The feature's entry point: the inspection filters of every route.
 pub fn compile(
     spec: &Spec,
-    _base: &Path,
+    base: &Path,
     _state: &StateStore,
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     json_filter::compile(spec, &mut out);
+    ip_lists::compile(spec, base, &mut out)?;
     Ok(out)
 }

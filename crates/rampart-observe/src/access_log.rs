@@ -311,6 +311,20 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
     }
     if let Some(x) = r.exchange {
         write_access(o, x.identity.as_deref(), &x.decisions);
+        if !x.details.is_empty() {
+            o.push_str(",\"detail\":{");
+            for (i, (k, v)) in x.details.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push('"');
+                o.push_str(k);
+                o.push_str("\":\"");
+                json_escape_into(o, v);
+                o.push('"');
+            }
+            o.push('}');
+        }
     }
     o.push_str("}\n");
 }

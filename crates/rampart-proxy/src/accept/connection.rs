@@ -73,11 +73,12 @@ async fn serve_connection(
     };
     let _active = ActiveConnection::new(listener.metrics.clone());
     let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    // The connect phase, before any byte is read: a refused peer costs no TLS work.
+    if !connect_allowed(&plan, listener, peer, local_port, None) {
+        return;
+    }
     match listener.tls.clone() {
         None => {
-            if !connect_allowed(&plan, listener, peer, local_port, None) {
-                return;
-            }
             let ctx = ConnCtx {
                 shared: shared.clone(),
                 peer,
@@ -213,8 +214,9 @@ where
     }
 }
 
-/// The connect phase: every gateway-wide connect filter, in order. A refusal closes the
-/// connection without a response and is counted on the listener.
+/// The connect phase: every gateway-wide connect filter, in order: `on_connect` at accept
+/// (`client_hello` is `None`), `on_client_hello` once a TLS ClientHello has been read. A
+/// refusal closes the connection without a response and is counted on the listener.
 fn connect_allowed(
     plan: &Plan,
     listener: &crate::plan::ListenerPlan,
@@ -232,7 +234,11 @@ fn connect_allowed(
         client_hello,
     };
     for f in plan.connect_filters.iter() {
-        if let Err(reason) = f.on_connect(&info) {
+        let verdict = match client_hello {
+            None => f.on_connect(&info),
+            Some(_) => f.on_client_hello(&info),
+        };
+        if let Err(reason) = verdict {
             tracing::debug!(peer = %peer, filter = f.name(), code = reason.code(), "connection refused in the connect phase");
             listener
                 .metrics
