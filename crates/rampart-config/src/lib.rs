@@ -23,6 +23,7 @@ mod units;
 mod validate;
 mod validate_identity;
 mod validate_limits;
+mod validation;
 
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
@@ -35,3 +36,4 @@ pub use spec::*;
 pub use units::{ByteSize, Duration};
 pub use validate::{validate, warnings};
 pub use validate_identity::{fetchable_url, normalize_fingerprint, parse_key_hash};
+pub use validation::{UnknownOperations, ValidateSpec};

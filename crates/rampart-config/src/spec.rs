@@ -416,6 +416,9 @@ pub struct RouteSpec {
     /// through `trusted_proxies`).
     #[serde(default)]
     pub ip_rules: Option<Box<crate::IpRulesSpec>>,
+    /// Validate requests against an OpenAPI document before the upstream sees them.
+    #[serde(default)]
+    pub validate: Option<Box<crate::ValidateSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -280,6 +280,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::validate_limits::validate(spec, &mut errs);
     crate::json_limits::validate(spec, &mut errs);
     crate::ip_lists::validate(spec, &mut errs);
+    crate::validation::validate(spec, &mut errs);
     errs
 }
 

@@ -77,6 +77,21 @@ pub struct Denial {
     pub reason: Reason,
     /// Headers of the refusal (`WWW-Authenticate`, `Retry-After`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What was wrong, field by field, for refusals whose point is to tell the caller
+    /// (request validation against the API's contract); rendered as the problem's
+    /// `errors` member. Empty for every refusal that must not say which check failed.
+    pub errors: Vec<FieldError>,
+}
+
+/// One violation of an API contract: where (`in`: `path`, `query`, `header`, `cookie`,
+/// `body`), which parameter or JSON pointer, and why, in words chosen by the gateway.
+/// Never the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub location: &'static str,
+    /// A parameter name, or a JSON pointer into the body (`/items/0/qty`).
+    pub name: Box<str>,
+    pub reason: Box<str>,
 }
 
 impl Denial {
@@ -84,6 +99,7 @@ impl Denial {
         Denial {
             reason,
             headers: Vec::new(),
+            errors: Vec::new(),
         }
     }
 

@@ -22,7 +22,9 @@ pub use addr::{canonical_ip, client_bucket};
 pub use context::{ClientHello, ConnectInfo, ExchangeCtx, Extensions, RequestCtx, ResponseCtx};
 pub use decision::{Decision, Identity, Mode, Outcome};
 pub use feature::FeaturePlan;
-pub use filter::{BodyInspector, BodyRewriter, Denial, Filter, Flow, MetricsSource, Phase, Wait};
+pub use filter::{
+    BodyInspector, BodyRewriter, Denial, FieldError, Filter, Flow, MetricsSource, Phase, Wait,
+};
 pub use metrics_text::MetricsText;
 pub use peer::TlsPeer;
 pub use problem::{json_escape_into, Problem, PROBLEM_JSON};

@@ -71,6 +71,9 @@ problems! {
     JSON_SYNTAX => BAD_REQUEST, "The body is not valid JSON", "json.syntax";
     JSON_TRAILING_DATA => BAD_REQUEST, "The JSON body has data after its value", "json.trailing_data";
     JSON_TRUNCATED => BAD_REQUEST, "The JSON body ends inside its value", "json.truncated";
+    INVALID_REQUEST => BAD_REQUEST, "The request does not match the API's contract", "request.invalid";
+    MEDIA_TYPE => UNSUPPORTED_MEDIA_TYPE, "The request's media type is not accepted by this operation", "request.media_type";
+    METHOD_NOT_ALLOWED => METHOD_NOT_ALLOWED, "The method is not allowed on this path", "request.method_not_allowed";
     ENCODED_BODY => UNSUPPORTED_MEDIA_TYPE, "Encoded (compressed) request bodies are not accepted on this route", "request.encoded_body";
 }
 
@@ -79,7 +82,12 @@ impl Problem {
     /// caller can quote it to the operator; it is the only request-derived value here and
     /// is generated or validated by the gateway, never raw client text.
     pub fn body(&self, request_id: &str) -> Bytes {
-        let mut out = String::with_capacity(160);
+        self.body_with(request_id, &[])
+    }
+
+    /// The body with an `errors` member listing `errors` (when there are any).
+    pub fn body_with(&self, request_id: &str, errors: &[crate::FieldError]) -> Bytes {
+        let mut out = String::with_capacity(160 + errors.len() * 80);
         out.push_str("{\"type\":\"about:blank\",\"title\":\"");
         out.push_str(self.title);
         out.push_str("\",\"status\":");
@@ -88,7 +96,29 @@ impl Problem {
         out.push_str(self.code);
         out.push_str("\",\"request_id\":\"");
         json_escape_into(&mut out, request_id);
-        out.push_str("\"}");
+        out.push('"');
+        if !errors.is_empty() {
+            out.push_str(",\"errors\":[");
+            for (i, e) in errors.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"in\":\"");
+                out.push_str(e.location);
+                // Body errors name a JSON pointer, the others a parameter.
+                out.push_str(if e.location == "body" {
+                    "\",\"pointer\":\""
+                } else {
+                    "\",\"name\":\""
+                });
+                json_escape_into(&mut out, &e.name);
+                out.push_str("\",\"reason\":\"");
+                json_escape_into(&mut out, &e.reason);
+                out.push_str("\"}");
+            }
+            out.push(']');
+        }
+        out.push('}');
         Bytes::from(out)
     }
 }

@@ -2,7 +2,8 @@
 //! access, limits, inspection). The code is what an operator greps for: it is written to
 //! the access log and the audit trail, and labels the decision metrics. Responses never
 //! carry it (they carry only the generic problem of [`Reason::problem`]: 401, 403, 415,
-//! 429 or 503), so a caller cannot probe which check failed.
+//! 429 or 503), so a caller cannot probe which check failed; request validation is the
+//! exception by design: its refusal lists what broke the contract (`Denial::errors`).
 
 use crate::Problem;
 
@@ -76,6 +77,11 @@ reasons! {
     LimitStoreError => "limit.store_error", LIMIT_UNAVAILABLE;
     LimitStateFull => "limit.state_full", LIMIT_UNAVAILABLE;
     JsonEncodedBody => "json.content_encoding", ENCODED_BODY;
+    ValidationUnknownPath => "validation.unknown_path", ROUTE_NOT_FOUND;
+    ValidationMethod => "validation.method", METHOD_NOT_ALLOWED;
+    ValidationParameters => "validation.parameters", INVALID_REQUEST;
+    ValidationMediaType => "validation.media_type", MEDIA_TYPE;
+    ValidationBody => "validation.body", INVALID_REQUEST;
     IpDenied => "ip.denied", FORBIDDEN;
     IpNotAllowed => "ip.not_allowed", FORBIDDEN;
 }

@@ -40,6 +40,13 @@ pub fn problem(p: Problem, request_id: &HeaderValue) -> Response<Bytes> {
 /// denying filter attached (`WWW-Authenticate`, `Retry-After`).
 pub fn denial(d: Denial, request_id: &HeaderValue) -> Response<Bytes> {
     let mut resp = problem(d.reason.problem(), request_id);
+    if !d.errors.is_empty() {
+        let body = d
+            .reason
+            .problem()
+            .body_with(request_id.to_str().unwrap_or(""), &d.errors);
+        *resp.body_mut() = body;
+    }
     for (n, v) in d.headers {
         resp.headers_mut().append(n, v);
     }
@@ -71,7 +78,10 @@ mod tests {
     fn every_reason_maps_to_a_problem_of_its_class() {
         for r in Reason::ALL {
             let s = r.problem().status.as_u16();
-            assert!([401, 403, 415, 429, 503].contains(&s), "{r:?} -> {s}");
+            assert!(
+                [400, 401, 403, 404, 405, 415, 429, 503].contains(&s),
+                "{r:?} -> {s}"
+            );
         }
     }
 }

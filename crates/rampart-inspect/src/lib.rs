@@ -4,13 +4,15 @@
 //!
 //! Landed so far: JSON threat limits ([`json_limits`], the scanner; `json_filter`, the
 //! route filter) and IP allow/deny lists ([`ip_set`], the set; `ip_lists`, the named
-//! lists, their feed files and the listener and route rules).
+//! lists, their feed files and the listener and route rules), and request validation
+//! against OpenAPI documents (`openapi`).
 #![forbid(unsafe_code)]
 
 mod ip_lists;
 pub mod ip_set;
 mod json_filter;
 pub mod json_limits;
+mod openapi;
 
 use std::path::Path;
 
@@ -30,6 +32,15 @@ pub fn compile(
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     json_filter::compile(spec, &mut out);
-    ip_lists::compile(spec, base, &mut out)?;
+    let mut errors = Vec::new();
+    for r in [
+        ip_lists::compile(spec, base, &mut out),
+        openapi::compile(spec, base, &mut out),
+    ] {
+        errors.extend(r.err().into_iter().flatten());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(out)
 }

@@ -1,0 +1,390 @@
+//! The validation filter of a route with `validate`. Cheap checks first: the operation
+//! (404/405), its parameters and the body's media type (415) run from the head, before a
+//! body is read (in the body phase for requests that have one); the body is then read
+//! whole, within the route's body limit, and validated against the operation's schema.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::header::{ALLOW, CONTENT_TYPE, COOKIE};
+use http::HeaderValue;
+use rampart_config::{ConfigError, PolicyMode, Spec, UnknownOperations};
+use rampart_core::{
+    BodyInspector, Denial, FeaturePlan, FieldError, Filter, Flow, Outcome, Phase, Reason,
+    RequestCtx,
+};
+use serde_json::{Map, Value};
+
+use super::params::{In, Kind};
+use super::{Api, BodyCheck, Operation};
+
+/// At most this many violations are listed in one refusal.
+const MAX_ERRORS: usize = 20;
+
+/// Adds a validation filter to every route with `validate`. A document named by several
+/// routes is read and compiled once.
+pub(crate) fn compile(
+    spec: &Spec,
+    base: &Path,
+    out: &mut FeaturePlan,
+) -> Result<(), Vec<ConfigError>> {
+    let mut loaded: HashMap<PathBuf, Arc<Api>> = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        let Some(v) = &r.validate else { continue };
+        let path = base.join(&v.openapi);
+        let api = match loaded.get(&path) {
+            Some(a) => a.clone(),
+            None => match Api::load(&path) {
+                Ok(a) => {
+                    let a = Arc::new(a);
+                    loaded.insert(path, a.clone());
+                    a
+                }
+                Err(e) => {
+                    errors.push(ConfigError::new(format!("routes[{i}].validate.openapi"), e));
+                    continue;
+                }
+            },
+        };
+        let base_path = v.base_path.clone().unwrap_or_else(|| api.base_path.clone());
+        out.routes[i].push(Arc::new(Validation {
+            api,
+            base_path: base_path.into(),
+            shadow: v.mode == PolicyMode::Shadow,
+            pass_unknown: v.unknown_operations == UnknownOperations::Pass,
+        }));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Validates a route's requests against its OpenAPI document.
+pub struct Validation {
+    api: Arc<Api>,
+    base_path: Box<str>,
+    shadow: bool,
+    pass_unknown: bool,
+}
+
+/// A request's operation and its raw path parameters.
+type Matched<'a> = (&'a Operation, Vec<(&'a str, &'a str)>);
+
+/// Left in the exchange by the body phase: the head checks passed already.
+struct HeadChecked;
+
+/// A refusal being built.
+struct Violation {
+    reason: Reason,
+    errors: Vec<FieldError>,
+    allow: Option<String>,
+}
+
+impl Violation {
+    fn new(reason: Reason) -> Self {
+        Self {
+            reason,
+            errors: Vec::new(),
+            allow: None,
+        }
+    }
+
+    fn field(mut self, location: &'static str, name: &str, reason: String) -> Self {
+        self.errors.push(FieldError {
+            location,
+            name: name.chars().take(128).collect::<String>().into(),
+            reason: reason.into(),
+        });
+        self
+    }
+}
+
+impl Validation {
+    /// The operation for the request, or why there is none (`Ok(None)`: unknown, and the
+    /// route lets unknown operations pass).
+    fn operation<'a>(
+        &'a self,
+        cx: &'a RequestCtx<'_>,
+    ) -> Result<Option<Matched<'a>>, Violation> {
+        let unknown = |reason| {
+            if self.pass_unknown {
+                Ok(None)
+            } else {
+                Err(Violation::new(reason))
+            }
+        };
+        let path = match cx.path.strip_prefix(&*self.base_path) {
+            Some("") => "/",
+            Some(p) if p.starts_with('/') => p,
+            _ => return unknown(Reason::ValidationUnknownPath),
+        };
+        let Some(m) = self.api.paths.find(path) else {
+            return unknown(Reason::ValidationUnknownPath);
+        };
+        let method = cx.head.method.as_str();
+        let op = m
+            .item
+            .operations
+            .iter()
+            .find(|(name, _)| name == method)
+            // HEAD is GET without the body (RFC 9110 §9.3.2).
+            .or_else(|| {
+                (method == "HEAD")
+                    .then(|| m.item.operations.iter().find(|(n, _)| n == "GET"))
+                    .flatten()
+            });
+        match op {
+            Some((_, op)) => Ok(Some((op, m.params))),
+            None if self.pass_unknown => Ok(None),
+            None => {
+                let mut v = Violation::new(Reason::ValidationMethod);
+                v.allow = Some(m.item.allow.clone());
+                Err(v)
+            }
+        }
+    }
+
+    /// Operation, parameters and (when there is a body) media type.
+    fn check_head(&self, cx: &RequestCtx<'_>, has_body: bool) -> Result<(), Violation> {
+        let Some((op, path_params)) = self.operation(cx)? else {
+            return Ok(());
+        };
+        let mut v = Violation::new(Reason::ValidationParameters);
+        let query: Vec<(String, String)> = cx
+            .head
+            .uri
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cookies = cookies(cx);
+        for p in &op.params {
+            let decoded;
+            let mut deep = Vec::new();
+            let raw: Vec<&str> = match p.location {
+                In::Path => {
+                    let value = path_params
+                        .iter()
+                        .find(|(n, _)| **n == *p.name)
+                        .map_or("", |(_, v)| v);
+                    decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                    vec![&*decoded]
+                }
+                In::Query => {
+                    let open = format!("{}[", p.name);
+                    for (k, val) in &query {
+                        if let Some(key) = k.strip_prefix(&open).and_then(|r| r.strip_suffix(']')) {
+                            deep.push((key, val.as_str()));
+                        }
+                    }
+                    query
+                        .iter()
+                        .filter(|(k, _)| *k == *p.name)
+                        .map(|(_, v)| v.as_str())
+                        .collect()
+                }
+                In::Header => cx
+                    .head
+                    .headers
+                    .get_all(&*p.name)
+                    .iter()
+                    .filter_map(|h| h.to_str().ok())
+                    .collect(),
+                In::Cookie => cookies
+                    .iter()
+                    .filter(|(k, _)| *k == &*p.name)
+                    .map(|(_, v)| *v)
+                    .collect(),
+            };
+            if let Err(why) = p.check(&raw, &deep) {
+                v = v.field(p.location.as_str(), &p.name, why);
+                if v.errors.len() >= MAX_ERRORS {
+                    break;
+                }
+            }
+        }
+        if !v.errors.is_empty() {
+            return Err(v);
+        }
+        match (&op.body, has_body) {
+            (None, true) => Err(Violation::new(Reason::ValidationBody).field(
+                "body",
+                "",
+                "the operation takes no request body".into(),
+            )),
+            (Some(_), true) if media(op, cx).is_none() => {
+                Err(Violation::new(Reason::ValidationMediaType).field(
+                    "header",
+                    "content-type",
+                    "is not a media type this operation accepts".into(),
+                ))
+            }
+            (Some(_), false) if op.body_required => Err(Violation::new(Reason::ValidationBody)
+                .field("body", "", "a request body is required".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The body against the schema of its media type.
+    fn check_body(&self, cx: &RequestCtx<'_>) -> Result<(), Violation> {
+        let Some(body) = cx.body else { return Ok(()) };
+        let Some((op, _)) = self.operation(cx).ok().flatten() else {
+            return Ok(());
+        };
+        let Some(check) = media(op, cx) else {
+            return Ok(());
+        };
+        let (value, validator) = match check {
+            BodyCheck::Opaque => return Ok(()),
+            BodyCheck::Json(validator) => match serde_json::from_slice::<Value>(body) {
+                Ok(v) => (v, validator),
+                Err(_) => {
+                    return Err(Violation::new(Reason::ValidationBody).field(
+                        "body",
+                        "",
+                        "is not valid JSON".into(),
+                    ))
+                }
+            },
+            BodyCheck::Form(props, validator) => (form_object(body, props)?, validator),
+        };
+        let mut v = Violation::new(Reason::ValidationBody);
+        for e in validator.iter_errors(&value).take(MAX_ERRORS) {
+            let pointer = e.instance_path().to_string();
+            v = v.field("body", &pointer, super::schema::reason(e.kind()));
+        }
+        if v.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(v)
+        }
+    }
+
+    /// Records a violation; in enforce mode, the refusal.
+    fn decide(&self, cx: &mut RequestCtx<'_>, v: Violation) -> Option<Denial> {
+        if self.shadow {
+            cx.record(v.reason, Outcome::ShadowDeny);
+            if let Some(e) = v.errors.first() {
+                let text = format!("{} {} {}", e.location, e.name, e.reason);
+                cx.details.push(("validation", text.into()));
+            }
+            return None;
+        }
+        cx.record(v.reason, Outcome::Deny);
+        let mut d = Denial::new(v.reason);
+        d.errors = v.errors;
+        if let Some(allow) = v.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            d = d.with_header(ALLOW, allow);
+        }
+        Some(d)
+    }
+}
+
+/// The operation's body check for the request's `Content-Type`: exact media type first,
+/// then `type/*`, then `*/*`.
+fn media<'a>(op: &'a Operation, cx: &RequestCtx<'_>) -> Option<&'a BodyCheck> {
+    let body = op.body.as_ref()?;
+    let ct = cx
+        .head
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (top, _) = essence.split_once('/').unwrap_or(("", ""));
+    let wildcard = format!("{top}/*");
+    let found = [essence.as_str(), wildcard.as_str(), "*/*"]
+        .into_iter()
+        .filter(|r| !r.starts_with('/'))
+        .find_map(|r| body.iter().find(|m| m.range == r));
+    found.map(|m| &m.check)
+}
+
+/// `name=value` pairs of the `Cookie` headers.
+fn cookies<'a>(cx: &'a RequestCtx<'_>) -> Vec<(&'a str, &'a str)> {
+    cx.head
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .collect()
+}
+
+/// A form body as the object its schema describes.
+fn form_object(body: &[u8], props: &[(String, Kind)]) -> Result<Value, Violation> {
+    let mut m = Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        let kind = props
+            .iter()
+            .find(|(n, _)| *n == *k)
+            .map_or(Kind::String, |(_, kind)| *kind);
+        let value = super::params::coerce(&v, kind).map_err(|why| {
+            Violation::new(Reason::ValidationBody).field("body", &format!("/{k}"), why)
+        })?;
+        match m.get_mut(&*k) {
+            Some(Value::Array(a)) => a.push(value),
+            Some(prev) => *prev = Value::Array(vec![prev.take(), value]),
+            None => {
+                m.insert(k.into_owned(), value);
+            }
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+impl Filter for Validation {
+    fn phase(&self) -> Phase {
+        Phase::Validation
+    }
+
+    fn name(&self) -> &'static str {
+        "validate"
+    }
+
+    fn needs_body(&self) -> bool {
+        self.api.reads_bodies
+    }
+
+    fn request_body(
+        &self,
+        cx: &mut RequestCtx<'_>,
+    ) -> Result<Option<Box<dyn BodyInspector>>, Denial> {
+        // A request with a body: the head is checked now, before the body is read.
+        if let Err(v) = self.check_head(cx, true) {
+            if let Some(d) = self.decide(cx, v) {
+                return Err(d);
+            }
+        }
+        cx.extensions.insert(HeadChecked);
+        Ok(None)
+    }
+
+    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        let result = if cx.extensions.get::<HeadChecked>().is_some() {
+            self.check_body(cx)
+        } else {
+            self.check_head(cx, false)
+        };
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(v) => match self.decide(cx, v) {
+                Some(d) => Flow::Deny(d),
+                None => Flow::Continue,
+            },
+        }
+    }
+}

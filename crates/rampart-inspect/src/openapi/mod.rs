@@ -1,0 +1,277 @@
+//! Request validation against an OpenAPI 3.0 or 3.1 document (next-wave.md §1a). The
+//! document is read once per load: `$ref`s resolved (local only), every operation's
+//! parameters and body schemas compiled into validators, path templates into a matcher.
+//! A request then costs a path match, a few parameter checks and, for a body, one parse
+//! and one schema walk.
+
+mod filter;
+mod params;
+mod paths;
+mod schema;
+
+use std::path::Path;
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+pub(crate) use filter::compile;
+use params::Param;
+use paths::PathMatcher;
+use schema::SchemaCompiler;
+
+/// Largest document read: the biggest public API descriptions are a few megabytes.
+const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The OpenAPI document as parsed.
+pub(crate) struct Document {
+    root: Value,
+    /// 3.1 (JSON Schema 2020-12 schemas) rather than 3.0.
+    v31: bool,
+}
+
+impl Document {
+    fn load(path: &Path) -> Result<Document, String> {
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "{} is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
+                path.display(),
+                meta.len()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let root: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?
+        } else {
+            let mut options = serde_saphyr::Options::default();
+            options.with_snippet = false;
+            // Public documents are large (tens of thousands of operations' worth of nodes);
+            // the budget still bounds aliases, anchors and depth.
+            let mut budget = serde_saphyr::Budget::default();
+            budget.max_events = 50_000_000;
+            budget.max_nodes = 20_000_000;
+            options.budget = Some(budget);
+            serde_saphyr::from_str_with_options(&text, options)
+                .map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?
+        };
+        let version = root
+            .get("openapi")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{} has no `openapi` version", path.display()))?;
+        let v31 = if version.starts_with("3.1.") {
+            true
+        } else if version.starts_with("3.0.") {
+            false
+        } else {
+            return Err(format!(
+                "{}: OpenAPI {version} is not supported (3.0.x and 3.1.x are)",
+                path.display()
+            ));
+        };
+        Ok(Document { root, v31 })
+    }
+
+    /// The value at a JSON pointer.
+    fn pointer(&self, ptr: &str) -> Result<&Value, String> {
+        self.root
+            .pointer(ptr)
+            .ok_or_else(|| format!("$ref #{ptr} points at nothing in the document"))
+    }
+
+    /// `node`, following `$ref`s (parameters, request bodies, path items, schemas).
+    fn resolve<'a>(&'a self, mut node: &'a Value) -> Result<&'a Value, String> {
+        for _ in 0..32 {
+            match node.get("$ref").and_then(Value::as_str) {
+                Some(r) => node = self.pointer(&schema::local_pointer(r)?)?,
+                None => return Ok(node),
+            }
+        }
+        Err("a $ref chain is longer than 32 links (a cycle?)".into())
+    }
+
+    /// The path of the first `servers` URL: the request path prefix of the API.
+    fn server_base_path(&self) -> String {
+        let url = self
+            .root
+            .pointer("/servers/0/url")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+            None => url,
+        };
+        path.trim_end_matches('/').to_string()
+    }
+}
+
+/// Whether a media type is JSON (`application/json`, `*/*+json`).
+pub(crate) fn is_json(media: &str) -> bool {
+    let essence = media.split(';').next().unwrap_or("").trim();
+    let Some((_, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    sub.eq_ignore_ascii_case("json")
+        || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json")
+}
+
+/// How a request body of one media type is checked.
+enum BodyCheck {
+    /// Parsed as JSON and validated.
+    Json(Validator),
+    /// `application/x-www-form-urlencoded`: read into an object (each field as the
+    /// schema's property type) and validated.
+    Form(Vec<(String, params::Kind)>, Validator),
+    /// Any other media type: accepted as declared, its bytes not read.
+    Opaque,
+}
+
+/// One media type an operation accepts.
+struct Media {
+    /// Lower case; `type/*` and `*/*` are wildcards.
+    range: String,
+    check: BodyCheck,
+}
+
+/// One method on one path.
+pub(crate) struct Operation {
+    params: Vec<Param>,
+    /// `None`: the operation takes no body.
+    body: Option<Vec<Media>>,
+    body_required: bool,
+}
+
+/// A compiled document: the paths and their operations.
+pub(crate) struct Api {
+    paths: PathMatcher,
+    pub(crate) base_path: String,
+    /// Whether any operation reads a body (the route then buffers bodies).
+    pub(crate) reads_bodies: bool,
+}
+
+impl Api {
+    /// Reads and compiles the document at `path`.
+    pub(crate) fn load(path: &Path) -> Result<Api, String> {
+        let doc = Document::load(path)?;
+        let mut schemas = SchemaCompiler::new(&doc);
+        let mut paths = PathMatcher::default();
+        let mut reads_bodies = false;
+        let empty = serde_json::Map::new();
+        let items = doc
+            .root
+            .get("paths")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        for (template, item) in items {
+            let at = format!("paths.{template}");
+            let item = doc.resolve(item)?;
+            let shared = item.get("parameters");
+            let mut ops = Vec::new();
+            for method in [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ] {
+                let Some(op) = item.get(method) else { continue };
+                let at = format!("{at}.{method}");
+                let op = compile_operation(&doc, op, shared, &at, &mut schemas)?;
+                reads_bodies |= op
+                    .body
+                    .as_ref()
+                    .is_some_and(|b| b.iter().any(|m| !matches!(m.check, BodyCheck::Opaque)));
+                ops.push((method.to_ascii_uppercase(), op));
+            }
+            paths.add(template, ops).map_err(|e| format!("{at}: {e}"))?;
+        }
+        if !schemas.unknown_formats.is_empty() {
+            tracing::warn!(
+                document = %path.display(),
+                formats = ?schemas.unknown_formats,
+                "OpenAPI formats that nothing checks: values with them are validated by type only"
+            );
+        }
+        let base_path = doc.server_base_path();
+        paths.finish();
+        Ok(Api {
+            paths,
+            base_path,
+            reads_bodies,
+        })
+    }
+}
+
+fn compile_operation(
+    doc: &Document,
+    op: &Value,
+    shared: Option<&Value>,
+    at: &str,
+    schemas: &mut SchemaCompiler<'_>,
+) -> Result<Operation, String> {
+    // Operation parameters override path-item ones with the same name and location.
+    let mut raw: Vec<&Value> = Vec::new();
+    for list in [shared, op.get("parameters")].into_iter().flatten() {
+        for p in list.as_array().into_iter().flatten() {
+            let p = doc.resolve(p)?;
+            let key = (p.get("name"), p.get("in"));
+            raw.retain(|q| (q.get("name"), q.get("in")) != key);
+            raw.push(p);
+        }
+    }
+    let mut params = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        params.push(Param::compile(
+            p,
+            &format!("{at}.parameters[{i}]"),
+            doc,
+            schemas,
+        )?);
+    }
+    let (body, body_required) = match op.get("requestBody") {
+        None => (None, false),
+        Some(b) => {
+            let b = doc.resolve(b)?;
+            let required = b.get("required").and_then(Value::as_bool) == Some(true);
+            let mut media = Vec::new();
+            for (range, m) in b
+                .get("content")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let at = format!("{at}.requestBody.content.{range}");
+                let schema = m.get("schema");
+                let check = match schema {
+                    None => BodyCheck::Opaque,
+                    Some(s) if is_json(range) => BodyCheck::Json(schemas.compile(s, &at)?),
+                    Some(s) if range.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
+                        let props = doc
+                            .resolve(s)?
+                            .get("properties")
+                            .and_then(Value::as_object)
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| (k.clone(), params::kind_for(v, doc)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        BodyCheck::Form(props, schemas.compile(s, &at)?)
+                    }
+                    Some(_) => {
+                        tracing::debug!(at, "body schema of a non-JSON media type is not checked");
+                        BodyCheck::Opaque
+                    }
+                };
+                media.push(Media {
+                    range: range.to_ascii_lowercase(),
+                    check,
+                });
+            }
+            (Some(media), required)
+        }
+    };
+    Ok(Operation {
+        params,
+        body,
+        body_required,
+    })
+}
