@@ -353,3 +353,89 @@ fn document_mistakes_are_config_errors_naming_the_route() {
         ),
     ]);
 }
+
+/// GitHub's public REST API description (a cut of `@octokit/openapi` 23.0.2, MIT: every
+/// operation under issues, pulls, compare, labels, milestones, gists and user, 272 in all,
+/// with the components they reach, unchanged; see `scripts/github-openapi-subset.py`).
+const GITHUB: &str = include_str!("data/github-subset.json");
+
+fn github() -> (TestGateway, TestUpstream) {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("github.json"), GITHUB).unwrap();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         upstreams: {{ up: {{ targets: [{{ url: \"http://{}\" }}] }} }}\n\
+         routes: [{{ name: gh, match: {{ path_prefix: / }}, upstream: up, validate: {{ openapi: github.json }} }}]\n",
+        up.addr
+    );
+    (start_in(&yaml, dir), up)
+}
+
+#[tokio::test]
+async fn a_real_public_document_github_rest_api_validates_as_github_would() {
+    let (gw, up) = github();
+    let ok = [
+        "/repos/octo/hello/issues?state=open&per_page=10&labels=bug,ui&sort=created&direction=asc",
+        "/repos/octo/hello/pulls/12",
+        "/repos/octo/hello/compare/main...feature-x",
+        "/gists/aa5a315d61ae9438b18d",
+        "/user",
+    ];
+    for path in ok {
+        let r = get(gw.http(), path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let r = post(
+        &gw,
+        "/repos/octo/hello/issues",
+        "application/json",
+        r#"{"title":"Crash on start","labels":["bug"]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.hits(), 6);
+
+    let r = get(
+        gw.http(),
+        "/repos/octo/hello/issues?state=bogus&per_page=ten",
+    )
+    .await;
+    let e = errors(&r);
+    assert!(
+        e.contains(&"query state is not one of the allowed values".to_string()),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&"query per_page must be an integer".to_string()),
+        "{e:?}"
+    );
+    let r = get(gw.http(), "/repos/octo/hello/pulls/twelve").await;
+    assert_eq!(errors(&r), ["path pull_number must be an integer"]);
+    let r = post(
+        &gw,
+        "/repos/octo/hello/issues",
+        "application/json",
+        r#"{"body":"no title","labels":"bug"}"#,
+    )
+    .await;
+    let e = errors(&r);
+    assert!(
+        e.contains(&"body  is missing the required property title".to_string()),
+        "{e:?}"
+    );
+    let r = send(
+        gw.http(),
+        Request::put("/user").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("allow")),
+        (405, Some("GET, PATCH"))
+    );
+    assert_eq!(
+        get(gw.http(), "/repos/octo/hello/secrets").await.status,
+        404
+    );
+    assert_eq!(up.hits(), 6);
+}

@@ -106,10 +106,7 @@ impl Violation {
 impl Validation {
     /// The operation for the request, or why there is none (`Ok(None)`: unknown, and the
     /// route lets unknown operations pass).
-    fn operation<'a>(
-        &'a self,
-        cx: &'a RequestCtx<'_>,
-    ) -> Result<Option<Matched<'a>>, Violation> {
+    fn operation<'a>(&'a self, cx: &'a RequestCtx<'_>) -> Result<Option<Matched<'a>>, Violation> {
         let unknown = |reason| {
             if self.pass_unknown {
                 Ok(None)

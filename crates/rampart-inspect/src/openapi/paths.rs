@@ -1,4 +1,5 @@
-//! The document's path templates (`/items/{id}`, `/files/{name}.json`), matched against a
+//! The document's path templates (`/items/{id}`, `/files/{name}.json`,
+//! `/compare/{base}...{head}`), matched against a
 //! request path. Concrete segments win over templated ones, position by position, as the
 //! OpenAPI specification asks ("concrete paths are matched before their templated
 //! counterparts"); templates are grouped by segment count so a request compares only
@@ -12,12 +13,50 @@ use super::Operation;
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    /// `{name}` with optional literal text around it in the same segment.
-    Param {
-        name: String,
-        prefix: String,
-        suffix: String,
-    },
+    /// Parameters with literal text around and between them: `{name}`, `{name}.json`,
+    /// `{base}...{head}`. Parts alternate; no two parameters are adjacent.
+    Template(Vec<Part>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Param(String),
+}
+
+impl Segment {
+    /// Matches one request segment; pushes the parameter values (never empty).
+    fn matches<'a>(&'a self, text: &'a str, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+        let parts = match self {
+            Segment::Literal(l) => return l == text,
+            Segment::Template(parts) => parts,
+        };
+        let mut rest = text;
+        for (i, part) in parts.iter().enumerate() {
+            match part {
+                Part::Literal(l) => match rest.strip_prefix(l.as_str()) {
+                    Some(r) => rest = r,
+                    None => return false,
+                },
+                Part::Param(name) => {
+                    // A value runs to the next literal's first occurrence, or to the end.
+                    let end = match parts.get(i + 1) {
+                        Some(Part::Literal(l)) => match rest.find(l.as_str()) {
+                            Some(e) => e,
+                            None => return false,
+                        },
+                        _ => rest.len(),
+                    };
+                    if end == 0 {
+                        return false;
+                    }
+                    out.push((name.as_str(), &rest[..end]));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        rest.is_empty()
+    }
 }
 
 /// One path template and its operations.
@@ -75,7 +114,7 @@ impl PathMatcher {
             items.sort_by_key(|i| {
                 i.segments
                     .iter()
-                    .map(|s| matches!(s, Segment::Param { .. }))
+                    .map(|s| matches!(s, Segment::Template(_)))
                     .collect::<Vec<bool>>()
             });
         }
@@ -88,25 +127,8 @@ impl PathMatcher {
         'items: for item in items {
             let mut params = Vec::new();
             for (seg, part) in item.segments.iter().zip(&parts) {
-                match seg {
-                    Segment::Literal(l) => {
-                        if l != part {
-                            continue 'items;
-                        }
-                    }
-                    Segment::Param {
-                        name,
-                        prefix,
-                        suffix,
-                    } => {
-                        let Some(v) = part
-                            .strip_prefix(prefix.as_str())
-                            .and_then(|r| r.strip_suffix(suffix.as_str()))
-                        else {
-                            continue 'items;
-                        };
-                        params.push((name.as_str(), v));
-                    }
+                if !seg.matches(part, &mut params) {
+                    continue 'items;
                 }
             }
             return Some(PathMatch { item, params });
@@ -116,22 +138,39 @@ impl PathMatcher {
 }
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
-    let Some(open) = s.find('{') else {
+    if !s.contains('{') {
         return Ok(Segment::Literal(s.to_string()));
-    };
-    let close = s[open..]
-        .find('}')
-        .map(|c| open + c)
-        .ok_or_else(|| format!("unclosed '{{' in segment {s:?}"))?;
-    let (prefix, name, suffix) = (&s[..open], &s[open + 1..close], &s[close + 1..]);
-    if name.is_empty() || suffix.contains('{') || suffix.contains('}') || prefix.contains('}') {
-        return Err(format!(
-            "segment {s:?} is not supported (one {{param}} per segment, with literal text around it)"
-        ));
     }
-    Ok(Segment::Param {
-        name: name.to_string(),
-        prefix: prefix.to_string(),
-        suffix: suffix.to_string(),
-    })
+    let unsupported = || format!("segment {s:?} is not a supported template");
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        match rest.find('{') {
+            Some(0) => {
+                let close = rest.find('}').ok_or_else(unsupported)?;
+                let name = &rest[1..close];
+                if name.is_empty() || name.contains('{') {
+                    return Err(unsupported());
+                }
+                // Two parameters side by side cannot be told apart.
+                if matches!(parts.last(), Some(Part::Param(_))) {
+                    return Err(unsupported());
+                }
+                parts.push(Part::Param(name.to_string()));
+                rest = &rest[close + 1..];
+            }
+            Some(open) => {
+                parts.push(Part::Literal(rest[..open].to_string()));
+                rest = &rest[open..];
+            }
+            None => {
+                if rest.contains('}') {
+                    return Err(unsupported());
+                }
+                parts.push(Part::Literal(rest.to_string()));
+                rest = "";
+            }
+        }
+    }
+    Ok(Segment::Template(parts))
 }
