@@ -4,10 +4,12 @@
 #   bash bench/inspect.sh        # ROUNDS=3 DURATION=10 CONNS=50 by default
 #
 # JSON threat limits: routes with the limits off and on (the defaults), each POSTed a
-# typical 1 KB JSON document and a 64 KB one (an array of such documents). One Rampart
-# (1 worker, pinned to core 1); load and upstream on core 0. Reported: requests per
-# proxy CPU-second per case and the ratio to the same body with the limits off, with the
-# rounds interleaved so drift affects every case alike.
+# typical 1 KB JSON document and a 64 KB one (an array of such documents); OpenAPI
+# validation: a route validating the 1 KB document against its schema (limits on too).
+# One Rampart (1 worker, pinned to core 1); load and upstream on core 0. Reported:
+# requests per proxy CPU-second per case and the ratio to the same body with the limits
+# off, with the rounds interleaved so drift affects every case alike. Then the load time
+# of GitHub's whole REST API description (npm @octokit/openapi, 1,223 operations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -39,6 +41,29 @@ order = {
 small = json.dumps(order, ensure_ascii=False)
 big = json.dumps([order] * 64, ensure_ascii=False)
 open(f"{sys.argv[1]}/small.json", "w").write(small)
+# The order's contract, as an API team would write it.
+addr = {"type": "object", "required": ["line1", "city", "country"], "properties": {
+    "line1": {"type": "string", "maxLength": 200}, "city": {"type": "string", "maxLength": 100},
+    "postcode": {"type": "string", "pattern": "^[0-9A-Z -]{3,10}$"}, "country": {"type": "string", "minLength": 2, "maxLength": 2}}}
+spec = {"openapi": "3.0.3", "info": {"title": "Orders", "version": "1"}, "paths": {"/validated/orders": {"post": {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}}},
+    "responses": {"200": {"description": "ok"}}}}},
+  "components": {"schemas": {"Order": {"type": "object", "additionalProperties": False,
+    "required": ["id", "customer", "items", "currency", "total"], "properties": {
+      "id": {"type": "string", "pattern": "^ord_[0-9a-f]{32}$"},
+      "customer": {"type": "object", "required": ["id", "email"], "properties": {
+          "id": {"type": "string"}, "name": {"type": "string", "maxLength": 200},
+          "email": {"type": "string", "format": "email"}, "address": addr}},
+      "items": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"$ref": "#/components/schemas/Item"}},
+      "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+      "total": {"type": "number", "minimum": 0}, "paid": {"type": "boolean"},
+      "coupon": {"type": "string", "nullable": True}, "note": {"type": "string", "maxLength": 1000}}},
+    "Item": {"type": "object", "required": ["sku", "qty", "unit_price"], "properties": {
+      "sku": {"type": "string", "pattern": "^SKU-[0-9]{4}$"}, "title": {"type": "string"},
+      "qty": {"type": "integer", "format": "int32", "minimum": 1},
+      "unit_price": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+      "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}}}
+open(f"{sys.argv[1]}/orders.json", "w").write(json.dumps(spec))
 open(f"{sys.argv[1]}/big.json", "w").write(big)
 print(f"bodies: {len(small.encode())} and {len(big.encode())} bytes", file=sys.stderr)
 PY
@@ -61,6 +86,7 @@ upstreams:
 routes:
   - { name: off, match: { path_prefix: /off }, upstream: up, json_limits: { enabled: false } }
   - { name: json, match: { path_prefix: /json }, upstream: up }
+  - { name: validated, match: { path_prefix: /validated }, upstream: up, validate: { openapi: orders.json } }
 YAML
 write_upstream_conf "$ABS_OUT" "$UP_PORT"
 
@@ -77,13 +103,18 @@ done
 deep=$(printf '[%.0s' $(seq 1 100))$(printf ']%.0s' $(seq 1 100))
 [ "$(post "$deep" "http://127.0.0.1:$RMP/json")" = 413 ] || { echo "json limits not applied"; exit 1; }
 [ "$(post "$deep" "http://127.0.0.1:$RMP/off")" = 200 ] || { echo "off route refused"; exit 1; }
+# The contract is really checked: the order passes, a broken one is refused.
+[ "$(post "@$OUT/small.json" "http://127.0.0.1:$RMP/validated/orders")" = 200 ] || { echo "valid order refused"; cat "$OUT/rampart.err"; exit 1; }
+[ "$(post '{"id":"x"}' "http://127.0.0.1:$RMP/validated/orders")" = 400 ] || { echo "validation not applied"; exit 1; }
 
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for body in small big; do
-    for route in off json; do
+    routes="off json"; [ $body = small ] && routes="off json validated"
+    for route in $routes; do
+      path=$route; [ $route = validated ] && path=validated/orders
       t0=$(cpu_ticks "$RMP_PID")
-      reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$route" -s "$OUT/$body.lua")
+      reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$path" -s "$OUT/$body.lua")
       t1=$(cpu_ticks "$RMP_PID")
       echo "$round $body $route $reqs $(( t1 - t0 ))" | tee -a "$OUT/raw.txt"
     done
@@ -97,12 +128,33 @@ print("| body | JSON limits | requests/s | req per proxy CPU-s | ratio to off (t
 print("|---|---|---|---|---|---|")
 for body, label in (("small", "1 KB order"), ("big", "64 KB array of orders")):
     eff = {}
-    for route in ("off", "json"):
+    for route in ("off", "json", "validated"):
         rs = [r for r in rows if r[1] == body and r[2] == route]
+        if not rs:
+            continue
         reqs = sum(int(r[3]) for r in rs)
         cpu = sum(int(r[4]) for r in rs) / tick
         eff[route] = (reqs / (secs * rounds), reqs / cpu)
-    for route in ("off", "json"):
-        rps, e = eff[route]
-        print(f"| {label} | {route} | {rps:,.0f} | {e:,.0f} | {rps / eff['off'][0]:.2f}x | {e / eff['off'][1]:.2f}x |")
+    for route, (rps, e) in eff.items():
+        name = {"off": "off", "json": "limits on", "validated": "limits on + OpenAPI schema"}[route]
+        print(f"| {label} | {name} | {rps:,.0f} | {e:,.0f} | {rps / eff['off'][0]:.2f}x | {e / eff['off'][1]:.2f}x |")
+    if "validated" in eff:
+        print(f"| {label} | validated / limits on | | | {eff['validated'][0] / eff['json'][0]:.2f}x | {eff['validated'][1] / eff['json'][1]:.2f}x |")
 PY
+
+# Load time of a large real document: GitHub's REST API description.
+if command -v npm >/dev/null; then
+  (cd "$OUT" && [ -f package/generated/api.github.com.json ] || { npm pack -q @octokit/openapi@23.0.2 >/dev/null && tar xzf octokit-openapi-23.0.2.tgz; })
+  cat > "$OUT/github.yaml" <<YAML
+version: 1
+listeners: [{ name: http, bind: "127.0.0.1:0" }]
+upstreams: { up: { targets: [{ url: "http://127.0.0.1:$UP_PORT" }] } }
+routes: [{ name: gh, match: { path_prefix: / }, upstream: up, validate: { openapi: package/generated/api.github.com.json } }]
+YAML
+  best=
+  for _ in 1 2 3; do
+    t0=$(date +%s%N); "$BIN" validate --config "$OUT/github.yaml" >/dev/null 2>&1; t1=$(date +%s%N)
+    ms=$(( (t1 - t0) / 1000000 )); { [ -z "$best" ] || [ "$ms" -lt "$best" ]; } && best=$ms
+  done
+  echo "GitHub REST API description (13 MB, 1,223 operations): rampart validate in $best ms (best of 3)" | tee -a "$OUT/results.md"
+fi
