@@ -17,6 +17,7 @@ use rampart_core::{
 use serde_json::{Map, Value};
 
 use super::params::{In, Kind};
+use super::tape::Tape;
 use super::{Api, BodyCheck, Operation};
 
 /// At most this many violations are listed in one refusal.
@@ -238,24 +239,25 @@ impl Validation {
         let Some(check) = media(op, cx) else {
             return Ok(());
         };
-        let (value, validator) = match check {
-            BodyCheck::Opaque => return Ok(()),
-            BodyCheck::Json(validator) => match serde_json::from_slice::<Value>(body) {
-                Ok(v) => (v, validator),
-                Err(_) => {
-                    return Err(Violation::new(Reason::ValidationBody).field(
-                        "body",
-                        "",
-                        "is not valid JSON".into(),
-                    ))
-                }
-            },
-            BodyCheck::Form(props, validator) => (form_object(body, props)?, validator),
-        };
         let mut v = Violation::new(Reason::ValidationBody);
-        for e in validator.iter_errors(&value).take(MAX_ERRORS) {
-            let pointer = e.instance_path().to_string();
-            v = v.field("body", &pointer, super::schema::reason(e.kind()));
+        match check {
+            BodyCheck::Opaque => return Ok(()),
+            BodyCheck::Json(validator) => {
+                let Ok(tape) = Tape::parse(body.clone()) else {
+                    return Err(v.field("body", "", "is not valid JSON".into()));
+                };
+                for e in validator.iter_errors(tape.root()).take(MAX_ERRORS) {
+                    let pointer = e.instance_path().to_string();
+                    v = v.field("body", &pointer, super::schema::reason(e.kind()));
+                }
+            }
+            BodyCheck::Form(props, validator) => {
+                let value = form_object(body, props)?;
+                for e in validator.iter_errors(&value).take(MAX_ERRORS) {
+                    let pointer = e.instance_path().to_string();
+                    v = v.field("body", &pointer, super::schema::reason(e.kind()));
+                }
+            }
         }
         if v.errors.is_empty() {
             Ok(())

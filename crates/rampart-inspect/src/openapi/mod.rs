@@ -8,6 +8,7 @@ mod filter;
 mod params;
 mod paths;
 mod schema;
+mod tape;
 
 use std::path::Path;
 
@@ -119,8 +120,8 @@ pub(crate) fn is_json(media: &str) -> bool {
 
 /// How a request body of one media type is checked.
 enum BodyCheck {
-    /// Parsed as JSON and validated.
-    Json(Validator),
+    /// Parsed as JSON (into a tape) and validated.
+    Json(Validator<tape::TapeJson>),
     /// `application/x-www-form-urlencoded`: read into an object (each field as the
     /// schema's property type) and validated.
     Form(Vec<(String, params::Kind)>, Validator),

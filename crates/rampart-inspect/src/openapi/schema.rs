@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use jsonschema::error::ValidationErrorKind;
+use jsonschema::json::Json;
 use jsonschema::{Draft, PatternOptions, Validator};
 use serde_json::{Map, Value};
 
@@ -67,8 +68,13 @@ impl<'d> SchemaCompiler<'d> {
         }
     }
 
-    /// A validator for `schema` (found at `at`, for errors), as a request sees it.
-    pub(crate) fn compile(&mut self, schema: &Value, at: &str) -> Result<Validator, String> {
+    /// A validator for `schema` (found at `at`, for errors), as a request sees it, over
+    /// the JSON representation `F` (`serde_json` values, or a body's tape).
+    pub(crate) fn compile<F: Json>(
+        &mut self,
+        schema: &Value,
+        at: &str,
+    ) -> Result<Validator<F>, String> {
         let mut unit = Unit {
             names: BTreeMap::new(),
             defs: Map::new(),
@@ -93,7 +99,7 @@ impl<'d> SchemaCompiler<'d> {
         if !unit.defs.is_empty() {
             doc.insert("$defs".into(), Value::Object(unit.defs));
         }
-        jsonschema::options()
+        jsonschema::options_for::<F>()
             .with_draft(Draft::Draft202012)
             .should_validate_formats(true)
             .should_ignore_unknown_formats(true)
