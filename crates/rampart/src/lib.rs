@@ -6,6 +6,7 @@ pub mod admin;
 pub mod certs;
 pub mod demo;
 pub mod diff;
+pub mod openapi_import;
 pub mod reload;
 
 use std::path::Path;

@@ -36,6 +36,11 @@ enum Command {
         #[arg(long)]
         admin: String,
     },
+    /// OpenAPI documents.
+    Openapi {
+        #[command(subcommand)]
+        command: OpenapiCommand,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -54,6 +59,20 @@ enum Command {
         /// HTTPS port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 8443)]
         https_port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpenapiCommand {
+    /// Print routes for an OpenAPI 3.0/3.1 document: one per path template with its
+    /// methods, each validating its requests against the document. The document is read
+    /// (and every schema compiled) as a route's `validate` would.
+    Import {
+        /// The document (YAML or JSON), as the config will name it.
+        file: PathBuf,
+        /// The upstream the routes send to.
+        #[arg(long, default_value = "api")]
+        upstream: String,
     },
 }
 
@@ -180,6 +199,18 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("rampart certs dev: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Openapi {
+            command: OpenapiCommand::Import { file, upstream },
+        } => match rampart::openapi_import::import(&file, &upstream) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
                 ExitCode::FAILURE
             }
         },

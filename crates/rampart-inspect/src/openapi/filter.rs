@@ -243,7 +243,7 @@ impl Validation {
         match check {
             BodyCheck::Opaque => return Ok(()),
             BodyCheck::Json(validator) => {
-                let Ok(tape) = Tape::parse(body.clone()) else {
+                let Ok(tape) = Tape::parse(body) else {
                     return Err(v.field("body", "", "is not valid JSON".into()));
                 };
                 for e in validator.iter_errors(tape.root()).take(MAX_ERRORS) {

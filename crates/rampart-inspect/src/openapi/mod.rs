@@ -16,6 +16,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 pub(crate) use filter::compile;
+
 use params::Param;
 use paths::PathMatcher;
 use schema::SchemaCompiler;
@@ -116,6 +117,61 @@ pub(crate) fn is_json(media: &str) -> bool {
     };
     sub.eq_ignore_ascii_case("json")
         || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json")
+}
+
+/// What `rampart openapi import` prints a config from: the document's paths and their
+/// methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenApiOutline {
+    pub title: String,
+    pub version: String,
+    /// The request path prefix the document's `servers` imply (`/v1`), or empty.
+    pub base_path: String,
+    /// Each path template with its upper-case methods, in the document's order.
+    pub paths: Vec<(String, Vec<String>)>,
+    /// Operations in all.
+    pub operations: usize,
+}
+
+/// Reads a document as `validate` would (every schema compiled, so a document that would
+/// not load is refused here too) and outlines it.
+pub fn outline(path: &Path) -> Result<OpenApiOutline, String> {
+    Api::load(path)?;
+    let doc = Document::load(path)?;
+    let text = |p: &str| {
+        doc.root
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut paths = Vec::new();
+    let mut operations = 0;
+    for (template, item) in doc
+        .root
+        .get("paths")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let item = doc.resolve(item)?;
+        let methods: Vec<String> = [
+            "get", "put", "post", "delete", "options", "head", "patch", "trace",
+        ]
+        .into_iter()
+        .filter(|m| item.get(*m).is_some())
+        .map(str::to_ascii_uppercase)
+        .collect();
+        operations += methods.len();
+        paths.push((template.clone(), methods));
+    }
+    Ok(OpenApiOutline {
+        title: text("/info/title"),
+        version: text("/info/version"),
+        base_path: doc.server_base_path(),
+        paths,
+        operations,
+    })
 }
 
 /// How a request body of one media type is checked.

@@ -41,7 +41,8 @@ enum Entry {
 /// A parsed body.
 #[derive(Debug)]
 pub(crate) struct Tape {
-    text: Bytes,
+    /// The body, checked as UTF-8 once (a copy: slicing a `str` then costs nothing).
+    text: String,
     entries: Vec<Entry>,
     /// Strings with escapes, decoded.
     decoded: String,
@@ -52,13 +53,13 @@ pub(crate) struct Tape {
 pub(crate) struct NotJson;
 
 impl Tape {
-    pub(crate) fn parse(text: Bytes) -> Result<Tape, NotJson> {
-        std::str::from_utf8(&text).map_err(|_| NotJson)?;
+    pub(crate) fn parse(body: &Bytes) -> Result<Tape, NotJson> {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| NotJson)?;
         if text.len() > u32::MAX as usize {
             return Err(NotJson);
         }
         let mut p = Parser {
-            b: &text,
+            b: text.as_bytes(),
             at: 0,
             entries: Vec::with_capacity(text.len() / 8 + 4),
             decoded: String::new(),
@@ -82,12 +83,9 @@ impl Tape {
 
     fn str_at(&self, start: u32, end: u32, escaped: bool) -> &str {
         let (s, e) = (start as usize, end as usize);
-        if escaped {
-            &self.decoded[s..e]
-        } else {
-            // Checked UTF-8 as a whole; string ranges start and end at quotes.
-            std::str::from_utf8(&self.text[s..e]).unwrap_or("")
-        }
+        // Ranges start and end at ASCII (quotes, digits), so always on char boundaries.
+        let all = if escaped { &self.decoded } else { &self.text };
+        all.get(s..e).unwrap_or("")
     }
 
     /// The index just past entry `i`'s subtree.
@@ -398,7 +396,7 @@ impl Json for TapeJson {
 
     fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(TapeNode<'_>) -> T) -> T {
         let tape = Tape {
-            text: Bytes::new(),
+            text: String::new(),
             entries: vec![Entry::Str {
                 start: 0,
                 end: string.len() as u32,
@@ -632,7 +630,7 @@ mod tests {
     use super::*;
 
     fn round_trip(doc: &str) -> Value {
-        let tape = Tape::parse(Bytes::from(doc.to_owned())).expect(doc);
+        let tape = Tape::parse(&Bytes::from(doc.to_owned())).expect(doc);
         tape.to_value(0)
     }
 
@@ -670,7 +668,9 @@ mod tests {
                 3 => Value::from((next() % 100_000) as f64 / 7.0),
                 4 => {
                     let s: String = (0..next() % 12)
-                        .map(|_| ['a', 'é', '"', '\\', '\n', '😀', '\u{1}', ' '][(next() % 8) as usize])
+                        .map(|_| {
+                            ['a', 'é', '"', '\\', '\n', '😀', '\u{1}', ' '][(next() % 8) as usize]
+                        })
                         .collect();
                     Value::String(s)
                 }
@@ -709,13 +709,17 @@ mod tests {
             "tru",
             "1e",
         ] {
-            assert!(Tape::parse(Bytes::from(doc.to_owned())).is_err(), "{doc:?}");
+            assert!(
+                Tape::parse(&Bytes::from(doc.to_owned())).is_err(),
+                "{doc:?}"
+            );
         }
     }
 
     #[test]
     fn walks_objects_and_arrays() {
-        let tape = Tape::parse(Bytes::from_static(br#"{"a":{"x":[1,[2,3],{}]},"b":"y"}"#)).unwrap();
+        let tape =
+            Tape::parse(&Bytes::from_static(br#"{"a":{"x":[1,[2,3],{}]},"b":"y"}"#)).unwrap();
         let root = tape.root();
         let obj = root.as_object().unwrap();
         assert_eq!(obj.len(), 2);
