@@ -23,7 +23,7 @@ pub use ip_lists::IpList;
 pub use ip_set::{IpRange, IpSet, IpSetBuilder};
 pub use json_filter::JsonLimitsFilter;
 pub use json_limits::{JsonLimits, JsonScanner, JsonViolation};
-pub use openapi::{outline as openapi_outline, OpenApiOutline};
+pub use openapi::{outline as openapi_outline, OpenApiOutline, OpenApiValidator};
 
 /// The feature's entry point: the inspection filters of every route.
 pub fn compile(

@@ -64,12 +64,77 @@ pub(crate) fn compile(
     }
 }
 
+/// Validates requests against one OpenAPI document outside a gateway (tests, fuzzing,
+/// tooling): the same checks a route's `validate` runs, with `enforce` and `refuse`.
+pub struct OpenApiValidator(Validation);
+
+impl OpenApiValidator {
+    /// Reads and compiles the document at `path`; requests are matched under
+    /// `base_path`, or under the document's own (`servers`) when `None`.
+    pub fn load(path: &Path, base_path: Option<&str>) -> Result<Self, String> {
+        let api = Arc::new(Api::load(path)?);
+        let base_path = base_path.map_or_else(|| api.base_path.clone(), str::to_owned);
+        Ok(Self(Validation {
+            api,
+            base_path: base_path.into(),
+            shadow: false,
+            pass_unknown: false,
+        }))
+    }
+
+    /// Checks one request: operation, parameters, media type, then the body. `Err`
+    /// carries the reason code (`validation.*`) and each violation.
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &http::HeaderMap,
+        body: Option<&bytes::Bytes>,
+    ) -> Result<(), (&'static str, Vec<FieldError>)> {
+        let view = RequestView {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        };
+        let has_body = body.is_some_and(|b| !b.is_empty());
+        self.0
+            .check_head(&view, has_body)
+            .and_then(|()| self.0.check_body(&view))
+            .map_err(|v| (v.reason.code(), v.errors))
+    }
+}
+
 /// Validates a route's requests against its OpenAPI document.
 pub struct Validation {
     api: Arc<Api>,
     base_path: Box<str>,
     shadow: bool,
     pass_unknown: bool,
+}
+
+/// The parts of a request the checks read.
+pub(crate) struct RequestView<'a> {
+    pub(crate) method: &'a str,
+    /// The normalised path.
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a http::HeaderMap,
+    pub(crate) body: Option<&'a bytes::Bytes>,
+}
+
+impl<'a> RequestView<'a> {
+    fn of(cx: &'a RequestCtx<'_>) -> Self {
+        RequestView {
+            method: cx.head.method.as_str(),
+            path: cx.path,
+            query: cx.head.uri.query(),
+            headers: &cx.head.headers,
+            body: cx.body,
+        }
+    }
 }
 
 /// A request's operation and its raw path parameters.
@@ -79,7 +144,7 @@ type Matched<'a> = (&'a Operation, Vec<(&'a str, &'a str)>);
 struct HeadChecked;
 
 /// A refusal being built.
-struct Violation {
+pub(crate) struct Violation {
     reason: Reason,
     errors: Vec<FieldError>,
     allow: Option<String>,
@@ -107,7 +172,7 @@ impl Violation {
 impl Validation {
     /// The operation for the request, or why there is none (`Ok(None)`: unknown, and the
     /// route lets unknown operations pass).
-    fn operation<'a>(&'a self, cx: &'a RequestCtx<'_>) -> Result<Option<Matched<'a>>, Violation> {
+    fn operation<'a>(&'a self, cx: &RequestView<'a>) -> Result<Option<Matched<'a>>, Violation> {
         let unknown = |reason| {
             if self.pass_unknown {
                 Ok(None)
@@ -123,7 +188,7 @@ impl Validation {
         let Some(m) = self.api.paths.find(path) else {
             return unknown(Reason::ValidationUnknownPath);
         };
-        let method = cx.head.method.as_str();
+        let method = cx.method;
         let op = m
             .item
             .operations
@@ -147,15 +212,13 @@ impl Validation {
     }
 
     /// Operation, parameters and (when there is a body) media type.
-    fn check_head(&self, cx: &RequestCtx<'_>, has_body: bool) -> Result<(), Violation> {
+    pub(crate) fn check_head(&self, cx: &RequestView<'_>, has_body: bool) -> Result<(), Violation> {
         let Some((op, path_params)) = self.operation(cx)? else {
             return Ok(());
         };
         let mut v = Violation::new(Reason::ValidationParameters);
         let query: Vec<(String, String)> = cx
-            .head
-            .uri
-            .query()
+            .query
             .map(|q| {
                 form_urlencoded::parse(q.as_bytes())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -189,7 +252,6 @@ impl Validation {
                         .collect()
                 }
                 In::Header => cx
-                    .head
                     .headers
                     .get_all(&*p.name)
                     .iter()
@@ -231,7 +293,7 @@ impl Validation {
     }
 
     /// The body against the schema of its media type.
-    fn check_body(&self, cx: &RequestCtx<'_>) -> Result<(), Violation> {
+    pub(crate) fn check_body(&self, cx: &RequestView<'_>) -> Result<(), Violation> {
         let Some(body) = cx.body else { return Ok(()) };
         let Some((op, _)) = self.operation(cx).ok().flatten() else {
             return Ok(());
@@ -288,10 +350,9 @@ impl Validation {
 
 /// The operation's body check for the request's `Content-Type`: exact media type first,
 /// then `type/*`, then `*/*`.
-fn media<'a>(op: &'a Operation, cx: &RequestCtx<'_>) -> Option<&'a BodyCheck> {
+fn media<'a>(op: &'a Operation, cx: &RequestView<'_>) -> Option<&'a BodyCheck> {
     let body = op.body.as_ref()?;
     let ct = cx
-        .head
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -312,9 +373,8 @@ fn media<'a>(op: &'a Operation, cx: &RequestCtx<'_>) -> Option<&'a BodyCheck> {
 }
 
 /// `name=value` pairs of the `Cookie` headers.
-fn cookies<'a>(cx: &'a RequestCtx<'_>) -> Vec<(&'a str, &'a str)> {
-    cx.head
-        .headers
+fn cookies<'a>(cx: &RequestView<'a>) -> Vec<(&'a str, &'a str)> {
+    cx.headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
@@ -363,7 +423,8 @@ impl Filter for Validation {
         cx: &mut RequestCtx<'_>,
     ) -> Result<Option<Box<dyn BodyInspector>>, Denial> {
         // A request with a body: the head is checked now, before the body is read.
-        if let Err(v) = self.check_head(cx, true) {
+        let checked = self.check_head(&RequestView::of(cx), true);
+        if let Err(v) = checked {
             if let Some(d) = self.decide(cx, v) {
                 return Err(d);
             }
@@ -373,10 +434,11 @@ impl Filter for Validation {
     }
 
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        let view = RequestView::of(cx);
         let result = if cx.extensions.get::<HeadChecked>().is_some() {
-            self.check_body(cx)
+            self.check_body(&view)
         } else {
-            self.check_head(cx, false)
+            self.check_head(&view, false)
         };
         match result {
             Ok(()) => Flow::Continue,

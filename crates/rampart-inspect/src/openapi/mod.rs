@@ -16,6 +16,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 pub(crate) use filter::compile;
+pub use filter::OpenApiValidator;
 
 use params::Param;
 use paths::PathMatcher;
