@@ -137,8 +137,8 @@ pub struct OpenApiOutline {
 /// Reads a document as `validate` would (every schema compiled, so a document that would
 /// not load is refused here too) and outlines it.
 pub fn outline(path: &Path) -> Result<OpenApiOutline, String> {
-    Api::load(path)?;
     let doc = Document::load(path)?;
+    Api::compile(&doc, path)?;
     let text = |p: &str| {
         doc.root
             .pointer(p)
@@ -212,8 +212,12 @@ pub(crate) struct Api {
 impl Api {
     /// Reads and compiles the document at `path`.
     pub(crate) fn load(path: &Path) -> Result<Api, String> {
-        let doc = Document::load(path)?;
-        let mut schemas = SchemaCompiler::new(&doc);
+        Api::compile(&Document::load(path)?, path)
+    }
+
+    /// Compiles a parsed document (`path` names it in warnings).
+    fn compile(doc: &Document, path: &Path) -> Result<Api, String> {
+        let mut schemas = SchemaCompiler::new(doc);
         let mut paths = PathMatcher::default();
         let mut reads_bodies = false;
         let empty = serde_json::Map::new();
@@ -232,7 +236,7 @@ impl Api {
             ] {
                 let Some(op) = item.get(method) else { continue };
                 let at = format!("{at}.{method}");
-                let op = compile_operation(&doc, op, shared, &at, &mut schemas)?;
+                let op = compile_operation(doc, op, shared, &at, &mut schemas)?;
                 reads_bodies |= op
                     .body
                     .as_ref()

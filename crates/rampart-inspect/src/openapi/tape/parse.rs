@@ -1,0 +1,240 @@
+//! The tape's parser: one pass over the body, RFC 8259 grammar, escapes decoded into the
+//! tape's side buffer, nesting bounded.
+
+use super::{Entry, NotJson};
+
+/// Nesting deeper than this is refused (the JSON limits, when on, refuse far earlier).
+const MAX_DEPTH: usize = 512;
+
+pub(super) struct Parser<'b> {
+    pub(super) b: &'b [u8],
+    pub(super) at: usize,
+    pub(super) entries: Vec<Entry>,
+    pub(super) decoded: String,
+}
+
+impl Parser<'_> {
+    pub(super) fn space(&mut self) {
+        while matches!(self.b.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.space();
+        if self.b.get(self.at) == Some(&c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(super) fn value(&mut self, depth: usize) -> Result<(), NotJson> {
+        if depth > MAX_DEPTH {
+            return Err(NotJson);
+        }
+        self.space();
+        match self.b.get(self.at).copied().ok_or(NotJson)? {
+            b'{' => self.container(depth, true),
+            b'[' => self.container(depth, false),
+            b'"' => {
+                let e = self.string()?;
+                self.entries.push(e);
+                Ok(())
+            }
+            b't' => self.literal(b"true", Entry::Bool(true)),
+            b'f' => self.literal(b"false", Entry::Bool(false)),
+            b'n' => self.literal(b"null", Entry::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(NotJson),
+        }
+    }
+
+    fn container(&mut self, depth: usize, object: bool) -> Result<(), NotJson> {
+        self.at += 1;
+        let me = self.entries.len();
+        self.entries.push(Entry::Null);
+        let close = if object { b'}' } else { b']' };
+        let mut len = 0u32;
+        if !self.eat(close) {
+            loop {
+                if object {
+                    self.space();
+                    if self.b.get(self.at) != Some(&b'"') {
+                        return Err(NotJson);
+                    }
+                    let name = self.string()?;
+                    self.entries.push(name);
+                    if !self.eat(b':') {
+                        return Err(NotJson);
+                    }
+                }
+                self.value(depth + 1)?;
+                len += 1;
+                if self.eat(b',') {
+                    continue;
+                }
+                if self.eat(close) {
+                    break;
+                }
+                return Err(NotJson);
+            }
+        }
+        let end = self.entries.len() as u32;
+        self.entries[me] = if object {
+            Entry::Object { len, end }
+        } else {
+            Entry::Array { len, end }
+        };
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8], e: Entry) -> Result<(), NotJson> {
+        if self.b[self.at..].starts_with(word) {
+            self.at += word.len();
+            self.entries.push(e);
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    fn number(&mut self) -> Result<(), NotJson> {
+        let start = self.at;
+        let digits = |p: &mut Self| {
+            let from = p.at;
+            while p.b.get(p.at).is_some_and(u8::is_ascii_digit) {
+                p.at += 1;
+            }
+            p.at > from
+        };
+        if self.b[self.at] == b'-' {
+            self.at += 1;
+        }
+        match self.b.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(NotJson),
+        }
+        if self.b.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if !digits(self) {
+                return Err(NotJson);
+            }
+        }
+        if matches!(self.b.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.b.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(NotJson);
+            }
+        }
+        self.entries
+            .push(Entry::Number(start as u32, self.at as u32));
+        Ok(())
+    }
+
+    /// A string starting at the opening quote.
+    fn string(&mut self) -> Result<Entry, NotJson> {
+        self.at += 1;
+        let start = self.at;
+        loop {
+            match self.b.get(self.at).copied().ok_or(NotJson)? {
+                b'"' => {
+                    let end = self.at;
+                    self.at += 1;
+                    return Ok(Entry::Str {
+                        start: start as u32,
+                        end: end as u32,
+                        escaped: false,
+                    });
+                }
+                b'\\' => break,
+                0..=0x1f => return Err(NotJson),
+                _ => self.at += 1,
+            }
+        }
+        // Escapes: decode the whole string into the tape's side buffer.
+        let from = self.decoded.len();
+        let plain = std::str::from_utf8(&self.b[start..self.at]).map_err(|_| NotJson)?;
+        self.decoded.push_str(plain);
+        loop {
+            let c = self.b.get(self.at).copied().ok_or(NotJson)?;
+            self.at += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let e = self.b.get(self.at).copied().ok_or(NotJson)?;
+                    self.at += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode()?,
+                        _ => return Err(NotJson),
+                    };
+                    self.decoded.push(ch);
+                }
+                0..=0x1f => return Err(NotJson),
+                _ => {
+                    // Copy the run up to the next quote or backslash.
+                    let run_start = self.at - 1;
+                    while !matches!(self.b.get(self.at), Some(b'"' | b'\\') | None) {
+                        self.at += 1;
+                    }
+                    let run = &self.b[run_start..self.at];
+                    if run.iter().any(|b| *b < 0x20) {
+                        return Err(NotJson);
+                    }
+                    self.decoded
+                        .push_str(std::str::from_utf8(run).map_err(|_| NotJson)?);
+                }
+            }
+        }
+        Ok(Entry::Str {
+            start: from as u32,
+            end: self.decoded.len() as u32,
+            escaped: true,
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, NotJson> {
+        let h = self.b.get(self.at..self.at + 4).ok_or(NotJson)?;
+        let s = std::str::from_utf8(h).map_err(|_| NotJson)?;
+        let v = u32::from_str_radix(s, 16).map_err(|_| NotJson)?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return Err(NotJson);
+        }
+        self.at += 4;
+        Ok(v)
+    }
+
+    /// After `\u`: one code point (a surrogate pair takes two escapes).
+    fn unicode(&mut self) -> Result<char, NotJson> {
+        let hi = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&hi) {
+            if self.b.get(self.at..self.at + 2) != Some(b"\\u") {
+                return Err(NotJson);
+            }
+            self.at += 2;
+            let lo = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return Err(NotJson);
+            }
+            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+        } else {
+            hi
+        };
+        char::from_u32(code).ok_or(NotJson)
+    }
+}

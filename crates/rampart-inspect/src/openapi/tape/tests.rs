@@ -1,0 +1,115 @@
+use jsonschema::json::{Array, Node, Object};
+use jsonschema::types::JsonType;
+
+use super::*;
+
+fn round_trip(doc: &str) -> Value {
+    let tape = Tape::parse(&Bytes::from(doc.to_owned())).expect(doc);
+    tape.to_value(0)
+}
+
+#[test]
+fn reads_what_serde_json_reads() {
+    for doc in [
+        r#"{"a":[1,-2.5e3,true,false,null,"x"],"b":{"c":{}},"d":[],"e":"caf\u00e9 \"q\" \n"}"#,
+        r#"  [ {"k" : "\ud83d\ude00"} , 0 , "plain" ]  "#,
+        "\"just a string\"",
+        "12",
+    ] {
+        assert_eq!(
+            round_trip(doc),
+            serde_json::from_str::<Value>(doc).unwrap(),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn agrees_with_serde_json_on_generated_documents() {
+    // Pseudo-random documents, written compact and pretty: same value back.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    fn gen(next: &mut impl FnMut() -> u64, depth: u32) -> Value {
+        match next() % if depth > 4 { 5 } else { 7 } {
+            0 => Value::Null,
+            1 => Value::Bool(next() % 2 == 0),
+            2 => Value::from(next() as i64 >> (next() % 60)),
+            3 => Value::from((next() % 100_000) as f64 / 7.0),
+            4 => {
+                let s: String = (0..next() % 12)
+                    .map(|_| ['a', 'é', '"', '\\', '\n', '😀', '\u{1}', ' '][(next() % 8) as usize])
+                    .collect();
+                Value::String(s)
+            }
+            5 => Value::Array((0..next() % 5).map(|_| gen(next, depth + 1)).collect()),
+            _ => Value::Object(
+                (0..next() % 5)
+                    .map(|i| (format!("k{i}\u{e9}"), gen(next, depth + 1)))
+                    .collect(),
+            ),
+        }
+    }
+    for _ in 0..2000 {
+        let v = gen(&mut next, 0);
+        for text in [v.to_string(), serde_json::to_string_pretty(&v).unwrap()] {
+            assert_eq!(round_trip(&text), v, "{text}");
+        }
+    }
+}
+
+#[test]
+fn refuses_what_is_not_json() {
+    for doc in [
+        "",
+        "{",
+        "[1,]",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        "-",
+        "\"\\x\"",
+        "\"\u{1}\"",
+        "[1] 2",
+        "{a:1}",
+        "\"\\ud800\"",
+        "tru",
+        "1e",
+    ] {
+        assert!(
+            Tape::parse(&Bytes::from(doc.to_owned())).is_err(),
+            "{doc:?}"
+        );
+    }
+}
+
+#[test]
+fn walks_objects_and_arrays() {
+    let tape = Tape::parse(&Bytes::from_static(br#"{"a":{"x":[1,[2,3],{}]},"b":"y"}"#)).unwrap();
+    let root = tape.root();
+    let obj = root.as_object().unwrap();
+    assert_eq!(obj.len(), 2);
+    let names: Vec<&str> = obj.members().map(|(n, _)| n).collect();
+    assert_eq!(names, ["a", "b"]);
+    let b = obj.get(&"b".to_string()).unwrap();
+    assert_eq!(b.as_string().as_deref(), Some("y"));
+    let x = obj
+        .get(&"a".to_string())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .get(&"x".to_string())
+        .unwrap();
+    let items: Vec<JsonType> = x
+        .as_array()
+        .unwrap()
+        .elements()
+        .map(|n| n.json_type())
+        .collect();
+    assert_eq!(items, [JsonType::Number, JsonType::Array, JsonType::Object]);
+}
