@@ -44,6 +44,34 @@ routes:
     upstream: echo
     authenticate: [api_key]
     authorize: { roles_any: [orders-reader] }
+  - name: widgets
+    match: { path_prefix: /widgets }
+    upstream: echo
+    validate: { openapi: demo-openapi.yaml }
+"#;
+
+/// The contract of the demo's `/widgets` API, validated by the gateway.
+pub const DEMO_OPENAPI: &str = r#"
+openapi: 3.0.3
+info: { title: Widgets, version: "1" }
+paths:
+  /widgets:
+    post:
+      parameters:
+        - { name: dry_run, in: query, schema: { type: boolean } }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name, qty]
+              additionalProperties: false
+              properties:
+                id: { type: string, readOnly: true }
+                name: { type: string, minLength: 1, maxLength: 40 }
+                qty: { type: integer, minimum: 1, maximum: 1000 }
+      responses: { "200": { description: ok } }
 "#;
 
 /// Answers every request with a JSON description of what it received.
@@ -143,6 +171,7 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
         .map_err(|e| anyhow::anyhow!(e))?
         .key;
     std::fs::write(dir.join("demo-pepper.txt"), &pepper)?;
+    std::fs::write(dir.join("demo-openapi.yaml"), DEMO_OPENAPI)?;
     let key =
         rampart_identity::api_key::generate(pepper.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
     let yaml = DEMO_CONFIG
@@ -207,6 +236,18 @@ pub fn example_requests(
         (
             "security response headers: HSTS (TLS only), nosniff, frame and referrer policy",
             format!("curl -s -o /dev/null -D - --cacert {} https://localhost:{}/echo/secure", cert.display(), https.port()),
+        ),
+        (
+            "a JSON body naming a member twice is refused, whatever its Content-Type: 400 json.duplicate_name",
+            format!("curl -s -X POST http://{http}/echo/items -H 'content-type: text/plain' -d '{{\"role\":\"user\",\"role\":\"admin\"}}'"),
+        ),
+        (
+            "a request that keeps the /widgets OpenAPI contract reaches the upstream",
+            format!("curl -s -X POST 'http://{http}/widgets?dry_run=true' -H 'content-type: application/json' -d '{{\"name\":\"bolt\",\"qty\":3}}'"),
+        ),
+        (
+            "one that breaks it: 400 listing every violation (where, which field, why; never the value)",
+            format!("curl -s -X POST 'http://{http}/widgets?dry_run=true' -H 'content-type: application/json' -d '{{\"id\":\"w1\",\"qty\":0}}'"),
         ),
     ]
 }

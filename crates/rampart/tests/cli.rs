@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 10, "{commands:?}");
+    assert_eq!(commands.len(), 13, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -308,6 +308,21 @@ fn demo_answers_its_own_printed_curl_commands() {
         "{}",
         outputs[8]
     );
+    assert!(
+        outputs[10].contains("\"code\":\"json.duplicate_name\""),
+        "{}",
+        outputs[10]
+    );
+    assert!(
+        outputs[11].contains("\"service\":\"rampart-demo-echo\""),
+        "{}",
+        outputs[11]
+    );
+    let refused: serde_json::Value = serde_json::from_str(&outputs[12]).unwrap();
+    assert_eq!(refused["code"], "request.invalid", "{}", outputs[12]);
+    let errors = refused["errors"].as_array().unwrap();
+    assert!(errors.len() >= 3, "{}", outputs[12]);
+    assert!(!outputs[12].contains("w1"), "{}", outputs[12]);
     let head = outputs[9].to_ascii_lowercase();
     for h in [
         "strict-transport-security: max-age=31536000",
