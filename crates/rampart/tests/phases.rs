@@ -50,6 +50,17 @@ impl Filter for Probe {
         }
         Ok(())
     }
+    fn on_client_hello(&self, cx: &ConnectInfo<'_>) -> Result<(), Reason> {
+        let sni = cx
+            .client_hello
+            .and_then(|h| h.server_name.as_deref())
+            .unwrap_or("-");
+        self.journal.push(format!("hello:{}:{sni}", cx.listener));
+        if sni == "blocked.test" {
+            return Err(Reason::PolicyDenied);
+        }
+        Ok(())
+    }
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         let consumer = cx
             .identity
@@ -137,12 +148,16 @@ struct Fixture {
     up: TestUpstream,
     key: String,
     journal: Arc<Journal>,
+    ca: support::certs::TestCa,
 }
 
 fn fixture() -> Fixture {
     let up = TestUpstream::echo();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pepper.txt"), PEPPER).unwrap();
+    let ca = support::certs::TestCa::new("phases");
+    ca.leaf("api.test", &["api.test", "blocked.test"])
+        .write(dir.path(), "gw");
     let key = generate(PEPPER.as_bytes()).unwrap();
     let yaml = format!(
         r#"version: 1
@@ -151,6 +166,7 @@ access_log: {{ enabled: false }}
 listeners:
   - {{ name: public, bind: "127.0.0.1:0" }}
   - {{ name: closed, bind: "127.0.0.1:0" }}
+  - {{ name: secure, bind: "127.0.0.1:0", tls: {{ certificates: [{{ cert_file: gw.pem, key_file: gw.key }}] }} }}
 identity: {{ api_keys: {{ pepper: {{ file: pepper.txt }} }} }}
 consumers: [{{ id: acme, api_keys: [{{ id: k1, hash: "{}" }}] }}]
 upstreams: {{ up: {{ targets: [{{ url: "http://{}" }}] }} }}
@@ -172,6 +188,7 @@ routes:
         up,
         key: key.key,
         journal,
+        ca,
     }
 }
 
@@ -283,6 +300,39 @@ async fn answers_to_unrouted_requests_run_the_gateway_wide_chain() {
     assert!(
         seen.contains(&"log:404:route=-:decisions=0".to_string()),
         "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn on_tls_listeners_the_connect_phase_runs_at_accept_then_the_client_hello_phase() {
+    // `on_connect` before any byte is read; `on_client_hello` with the SNI, before the
+    // handshake is answered, where a refusal ends the connection with no handshake.
+    let f = fixture();
+    let client = TlsClient::trusting(&f.ca.pem());
+    assert!(tls_connect(f.gw.addr("secure"), "api.test", &client)
+        .await
+        .is_ok());
+    let seen = journal_until(&f.journal, "hello:").await;
+    assert_eq!(seen, ["connect:secure", "hello:secure:api.test"]);
+    assert!(tls_connect(f.gw.addr("secure"), "blocked.test", &client)
+        .await
+        .is_err());
+    assert_eq!(
+        journal_until(&f.journal, "hello:").await,
+        ["connect:secure", "hello:secure:blocked.test"]
+    );
+    let plan = f.gw.gateway.plan();
+    let secure = plan
+        .listeners
+        .iter()
+        .find(|l| &*l.name == "secure")
+        .unwrap();
+    assert_eq!(
+        secure
+            .metrics
+            .connect_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
     );
 }
 
