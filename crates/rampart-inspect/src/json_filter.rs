@@ -101,15 +101,10 @@ impl JsonLimitsFilter {
 
 /// Whether `Content-Type` labels the body JSON (`application/json`, `*/*+json`).
 fn labelled_json(head: &http::request::Parts) -> bool {
-    let Some(v) = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = v.split(';').next().unwrap_or("").trim();
-    let Some((_, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    subtype.eq_ignore_ascii_case("json")
-        || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json")
+    head.headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(crate::openapi::is_json)
 }
 
 /// Whether the body carries a `Content-Encoding` other than `identity`.

@@ -161,12 +161,7 @@ async fn a_listener_deny_list_closes_the_connection_at_accept() {
 }
 
 fn metrics(s: &Setup) -> String {
-    let plan = s.gw.gateway.plan();
-    let mut text = rampart_core::MetricsText::new();
-    for m in &plan.metric_sources {
-        m.render(&mut text);
-    }
-    text.finish()
+    s.gw.feature_metrics()
 }
 
 /// Polls `f` until it holds (5 s at most): the feed watcher runs on its own schedule.

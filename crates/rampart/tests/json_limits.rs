@@ -288,12 +288,7 @@ async fn shadow_mode_counts_what_it_would_refuse_and_lets_it_pass() {
         let r = post(&s, "/shadow", "application/json", over.clone()).await;
         assert_eq!((r.status.as_u16(), r.text()), (200, over.clone()));
     }
-    let plan = s.gw.gateway.plan();
-    let mut text = rampart_core::MetricsText::new();
-    for m in &plan.metric_sources {
-        m.render(&mut text);
-    }
-    let out = text.finish();
+    let out = s.gw.feature_metrics();
     assert!(
         out.contains("rampart_json_limits_shadow_total{route=\"shadow\",code=\"json.depth\"} 2"),
         "{out}"

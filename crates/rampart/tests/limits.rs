@@ -225,12 +225,7 @@ async fn shadow_mode_logs_and_counts_but_lets_requests_pass() {
     })
     .await;
     assert!(text.contains("limit.rate.shadow:shadow_deny"), "{text}");
-    let plan = s.gw.gateway.plan();
-    let mut text = rampart_core::MetricsText::new();
-    for m in &plan.metric_sources {
-        m.render(&mut text);
-    }
-    let out = text.finish();
+    let out = s.gw.feature_metrics();
     assert!(
         out.contains(
             "rampart_rate_limit_decisions_total{policy=\"shadowed\",outcome=\"shadow_limited\"} 2"

@@ -24,6 +24,16 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
+    /// The `/metrics` text of the features' own series (the plan's metric sources).
+    pub fn feature_metrics(&self) -> String {
+        let plan = self.gateway.plan();
+        let mut text = rampart_core::MetricsText::new();
+        for m in &plan.metric_sources {
+            m.render(&mut text);
+        }
+        text.finish()
+    }
+
     pub fn addr(&self, listener: &str) -> SocketAddr {
         self.gateway.addr(listener).expect("listener exists")
     }
