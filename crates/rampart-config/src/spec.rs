@@ -419,6 +419,10 @@ pub struct RouteSpec {
     /// Validate requests against an OpenAPI document before the upstream sees them.
     #[serde(default)]
     pub validate: Option<Box<crate::ValidateSpec>>,
+    /// Injection detection (SQLi, XSS, traversal, command injection, SSRF) on the
+    /// request's decoded values.
+    #[serde(default)]
+    pub inspect: Option<Box<crate::InspectSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -281,6 +281,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::json_limits::validate(spec, &mut errs);
     crate::ip_lists::validate(spec, &mut errs);
     crate::validation::validate(spec, &mut errs);
+    crate::inspect::validate(spec, &mut errs);
     errs
 }
 

@@ -84,6 +84,13 @@ reasons! {
     ValidationBody => "validation.body", INVALID_REQUEST;
     IpDenied => "ip.denied", FORBIDDEN;
     IpNotAllowed => "ip.not_allowed", FORBIDDEN;
+    WafSqli => "waf.sqli", FORBIDDEN;
+    WafXss => "waf.xss", FORBIDDEN;
+    WafTraversal => "waf.traversal", FORBIDDEN;
+    WafCommand => "waf.command", FORBIDDEN;
+    WafSsrf => "waf.ssrf", FORBIDDEN;
+    WafDetectorError => "waf.detector_error", FORBIDDEN;
+    WafEncodedBody => "waf.encoded_body", ENCODED_BODY;
 }
 
 impl Reason {

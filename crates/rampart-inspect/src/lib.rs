@@ -5,9 +5,11 @@
 //! Landed so far: JSON threat limits ([`json_limits`], the scanner; `json_filter`, the
 //! route filter) and IP allow/deny lists ([`ip_set`], the set; `ip_lists`, the named
 //! lists, their feed files and the listener and route rules), and request validation
-//! against OpenAPI documents (`openapi`).
+//! against OpenAPI documents (`openapi`), and injection detection (`injection`: SQLi,
+//! XSS, traversal, command injection, SSRF, CRS-style scoring).
 #![forbid(unsafe_code)]
 
+pub mod injection;
 mod ip_lists;
 pub mod ip_set;
 mod json_filter;
@@ -19,6 +21,7 @@ use std::path::Path;
 use rampart_config::{ConfigError, Spec};
 use rampart_core::{FeaturePlan, StateStore};
 
+pub use injection::{Detector, Finding, Findings, InjectionDetector};
 pub use ip_lists::IpList;
 pub use ip_set::{IpRange, IpSet, IpSetBuilder};
 pub use json_filter::JsonLimitsFilter;
@@ -33,6 +36,7 @@ pub fn compile(
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     json_filter::compile(spec, &mut out);
+    injection::compile(spec, &mut out);
     let mut errors = Vec::new();
     for r in [
         ip_lists::compile(spec, base, &mut out),

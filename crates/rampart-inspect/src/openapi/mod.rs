@@ -8,7 +8,7 @@ mod filter;
 mod params;
 mod paths;
 mod schema;
-mod tape;
+pub(crate) mod tape;
 
 use std::path::Path;
 

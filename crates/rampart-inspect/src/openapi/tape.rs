@@ -90,6 +90,63 @@ impl Tape {
         all.get(s..e).unwrap_or("")
     }
 
+    /// Calls `f` with every string of the document, member names included, in document
+    /// order: the JSON pointer of the value (of the member, for a name), the string, and
+    /// whether it is a member name.
+    pub(crate) fn strings(&self, mut f: impl FnMut(&str, &str, bool)) {
+        let mut pointer = String::new();
+        self.walk(0, &mut pointer, &mut f);
+    }
+
+    fn walk(&self, i: usize, pointer: &mut String, f: &mut impl FnMut(&str, &str, bool)) {
+        match self.entries[i] {
+            Entry::Str {
+                start,
+                end,
+                escaped,
+            } => f(pointer, self.str_at(start, end, escaped), false),
+            Entry::Array { end, .. } => {
+                let (mut j, mut n) = (i + 1, 0usize);
+                while j < end as usize {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(itoa::Buffer::new().format(n));
+                    self.walk(j, pointer, f);
+                    pointer.truncate(len);
+                    j = self.after(j);
+                    n += 1;
+                }
+            }
+            Entry::Object { end, .. } => {
+                let mut j = i + 1;
+                while j < end as usize {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    if let Entry::Str {
+                        start,
+                        end,
+                        escaped,
+                    } = self.entries[j]
+                    {
+                        let name = self.str_at(start, end, escaped);
+                        for c in name.chars() {
+                            match c {
+                                '~' => pointer.push_str("~0"),
+                                '/' => pointer.push_str("~1"),
+                                c => pointer.push(c),
+                            }
+                        }
+                        f(pointer, name, true);
+                    }
+                    self.walk(j + 1, pointer, f);
+                    pointer.truncate(len);
+                    j = self.after(j + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The index just past entry `i`'s subtree.
     fn after(&self, i: usize) -> usize {
         match self.entries[i] {
