@@ -283,7 +283,7 @@ pub(crate) fn ssrf(value: &str, paranoia: u8) -> Option<(&'static str, u8)> {
         }
     };
     if internal {
-        return Some(("ssrf.internal_host", 4));
+        return Some(("ssrf.internal_host", 5));
     }
     None
 }
