@@ -48,6 +48,10 @@ routes:
     match: { path_prefix: /widgets }
     upstream: echo
     validate: { openapi: demo-openapi.yaml }
+  - name: search
+    match: { path_prefix: /search }
+    upstream: echo
+    inspect: { paranoia: 1 }
 "#;
 
 /// The contract of the demo's `/widgets` API, validated by the gateway.
@@ -248,6 +252,14 @@ pub fn example_requests(
         (
             "one that breaks it: 400 listing every violation (where, which field, why; never the value)",
             format!("curl -s -X POST 'http://{http}/widgets?dry_run=true' -H 'content-type: application/json' -d '{{\"id\":\"w1\",\"qty\":0}}'"),
+        ),
+        (
+            "injection detection on /search: an everyday query with quotes and an ampersand passes",
+            format!("curl -s 'http://{http}/search?q=O%27Brien%20%26%20Sons%27%20catalogue'"),
+        ),
+        (
+            "a SQL injection in it is refused: 403 (the access log says waf.sqli, the field and the rule)",
+            format!("curl -s 'http://{http}/search?q=1%27%20OR%20%271%27%3D%271'"),
         ),
     ]
 }

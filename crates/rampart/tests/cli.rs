@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 13, "{commands:?}");
+    assert_eq!(commands.len(), 15, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -323,6 +323,16 @@ fn demo_answers_its_own_printed_curl_commands() {
     let errors = refused["errors"].as_array().unwrap();
     assert!(errors.len() >= 3, "{}", outputs[12]);
     assert!(!outputs[12].contains("w1"), "{}", outputs[12]);
+    assert!(
+        outputs[13].contains("\"service\":\"rampart-demo-echo\""),
+        "{}",
+        outputs[13]
+    );
+    assert!(
+        outputs[14].contains("\"code\":\"authz.denied\""),
+        "{}",
+        outputs[14]
+    );
     let head = outputs[9].to_ascii_lowercase();
     for h in [
         "strict-transport-security: max-age=31536000",
