@@ -8,6 +8,7 @@
 //! [`ConfigError`] shape.
 #![forbid(unsafe_code)]
 
+mod bots;
 mod edge;
 mod error;
 mod identity;
@@ -26,6 +27,7 @@ mod validate_identity;
 mod validate_limits;
 mod validation;
 
+pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCATIONS};

@@ -74,6 +74,9 @@ pub struct Spec {
     /// Named lists of client addresses, for `ip_rules` on listeners and routes.
     #[serde(default)]
     pub ip_lists: BTreeMap<String, crate::IpListSpec>,
+    /// Named lists of bot rules, for `bots` on routes.
+    #[serde(default)]
+    pub bot_rules: BTreeMap<String, Vec<crate::BotRuleSpec>>,
 }
 
 /// The access log: one JSON line per request.
@@ -423,6 +426,9 @@ pub struct RouteSpec {
     /// request's decoded values.
     #[serde(default)]
     pub inspect: Option<Box<crate::InspectSpec>>,
+    /// Bot rules (user agent, missing headers, JA4) applied to the route's requests.
+    #[serde(default)]
+    pub bots: Option<Box<crate::BotsSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -282,6 +282,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::ip_lists::validate(spec, &mut errs);
     crate::validation::validate(spec, &mut errs);
     crate::inspect::validate(spec, &mut errs);
+    crate::bots::validate(spec, &mut errs);
     errs
 }
 

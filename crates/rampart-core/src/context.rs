@@ -32,8 +32,8 @@ pub struct ClientHello {
     pub server_name: Option<Box<str>>,
     /// ALPN protocols offered, in the client's order.
     pub alpn: Vec<Box<[u8]>>,
-    /// A fingerprint of the hello (JA4-style) for bot rules; `None` until a fingerprint
-    /// filter computes one.
+    /// The hello's JA4 fingerprint (`t13d1516h2_8daaf6152771_e5627efa2ab1`); `None` when
+    /// the hello was not readable as one (over 16 KiB, malformed).
     pub fingerprint: Option<Arc<str>>,
 }
 
@@ -78,6 +78,8 @@ pub struct ExchangeCtx {
     pub tls: bool,
     /// The verified client certificate, on mTLS listeners.
     pub tls_peer: Option<Arc<TlsPeer>>,
+    /// The JA4 fingerprint of the connection's TLS ClientHello, on TLS listeners.
+    pub ja4: Option<Arc<str>>,
     /// The matched route's name (`None` until routed, or when nothing matched).
     pub route: Option<Arc<str>>,
     /// When the request head was read.
@@ -112,6 +114,7 @@ impl ExchangeCtx {
             listener,
             tls,
             tls_peer,
+            ja4: None,
             route: None,
             now,
             identity: None,

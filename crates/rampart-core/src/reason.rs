@@ -91,6 +91,9 @@ reasons! {
     WafSsrf => "waf.ssrf", FORBIDDEN;
     WafDetectorError => "waf.detector_error", FORBIDDEN;
     WafEncodedBody => "waf.encoded_body", ENCODED_BODY;
+    BotDenied => "bot.denied", FORBIDDEN;
+    BotScore => "bot.score", FORBIDDEN;
+    BotLimited => "bot.limited", RATE_LIMITED;
 }
 
 impl Reason {

@@ -6,9 +6,11 @@
 //! route filter) and IP allow/deny lists ([`ip_set`], the set; `ip_lists`, the named
 //! lists, their feed files and the listener and route rules), and request validation
 //! against OpenAPI documents (`openapi`), and injection detection (`injection`: SQLi,
-//! XSS, traversal, command injection, SSRF, CRS-style scoring).
+//! XSS, traversal, command injection, SSRF, CRS-style scoring), and bot rules (`bots`:
+//! user agent, missing headers, JA4).
 #![forbid(unsafe_code)]
 
+mod bots;
 pub mod injection;
 mod ip_lists;
 pub mod ip_set;
@@ -32,10 +34,11 @@ pub use openapi::{outline as openapi_outline, OpenApiOutline, OpenApiValidator};
 pub fn compile(
     spec: &Spec,
     base: &Path,
-    _state: &StateStore,
+    state: &StateStore,
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     json_filter::compile(spec, &mut out);
+    bots::compile(spec, state, &mut out);
     injection::compile(spec, &mut out);
     let mut errors = Vec::new();
     for r in [

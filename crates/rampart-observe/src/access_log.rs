@@ -310,6 +310,11 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
         o.push('"');
     }
     if let Some(x) = r.exchange {
+        if let Some(ja4) = &x.ja4 {
+            o.push_str(",\"ja4\":\"");
+            json_escape_into(o, ja4);
+            o.push('"');
+        }
         write_access(o, x.identity.as_deref(), &x.decisions);
         if !x.details.is_empty() {
             o.push_str(",\"detail\":{");

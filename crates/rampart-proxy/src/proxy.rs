@@ -43,6 +43,8 @@ pub struct ConnCtx {
     pub tls: bool,
     /// The verified client certificate (mTLS), for identity work.
     pub tls_peer: Option<Arc<TlsPeer>>,
+    /// The JA4 fingerprint of the TLS ClientHello.
+    pub ja4: Option<Arc<str>>,
     /// Served by our HTTP/1 server (responses may carry `Connection`), not HTTP/2.
     pub http1: bool,
     /// Forwarding header values for this connection's peer.
@@ -142,7 +144,7 @@ pub async fn handle(
             codes: plan.codes.clone(),
         },
     ));
-    let cx = ExchangeCtx::new(
+    let mut cx = ExchangeCtx::new(
         exchange.request_id.clone(),
         client_ip,
         conn.listener.clone(),
@@ -150,6 +152,7 @@ pub async fn handle(
         conn.tls_peer.clone(),
         exchange.time(),
     );
+    cx.ja4 = conn.ja4.clone();
     let ctx = Ctx::new(
         exchange,
         conn.http1,

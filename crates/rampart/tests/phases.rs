@@ -55,7 +55,14 @@ impl Filter for Probe {
             .client_hello
             .and_then(|h| h.server_name.as_deref())
             .unwrap_or("-");
-        self.journal.push(format!("hello:{}:{sni}", cx.listener));
+        // The JA4 fingerprint, read from the raw hello: its TLS version and SNI part.
+        let fp = cx
+            .client_hello
+            .and_then(|h| h.fingerprint.as_deref())
+            .and_then(|f| f.get(..4))
+            .unwrap_or("-");
+        self.journal
+            .push(format!("hello:{}:{sni}:{fp}", cx.listener));
         if sni == "blocked.test" {
             return Err(Reason::PolicyDenied);
         }
@@ -305,21 +312,22 @@ async fn answers_to_unrouted_requests_run_the_gateway_wide_chain() {
 
 #[tokio::test]
 async fn on_tls_listeners_the_connect_phase_runs_at_accept_then_the_client_hello_phase() {
-    // `on_connect` before any byte is read; `on_client_hello` with the SNI, before the
-    // handshake is answered, where a refusal ends the connection with no handshake.
+    // `on_connect` before any byte is read; `on_client_hello` with the SNI and the JA4
+    // fingerprint, before the handshake is answered, where a refusal ends the connection
+    // with no handshake.
     let f = fixture();
     let client = TlsClient::trusting(&f.ca.pem());
     assert!(tls_connect(f.gw.addr("secure"), "api.test", &client)
         .await
         .is_ok());
     let seen = journal_until(&f.journal, "hello:").await;
-    assert_eq!(seen, ["connect:secure", "hello:secure:api.test"]);
+    assert_eq!(seen, ["connect:secure", "hello:secure:api.test:t13d"]);
     assert!(tls_connect(f.gw.addr("secure"), "blocked.test", &client)
         .await
         .is_err());
     assert_eq!(
         journal_until(&f.journal, "hello:").await,
-        ["connect:secure", "hello:secure:blocked.test"]
+        ["connect:secure", "hello:secure:blocked.test:t13d"]
     );
     let plan = f.gw.gateway.plan();
     let secure = plan

@@ -341,9 +341,13 @@ impl Filter for Inspect {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             return Flow::Continue;
         }
-        let t = self.scan(cx);
+        let mut t = self.scan(cx);
         if t.found.is_empty() {
             return Flow::Continue;
+        }
+        // Points the route's bot rules gave the request count towards the same score.
+        if let Some(b) = cx.extensions.get::<crate::bots::BotScore>() {
+            t.score = t.score.saturating_add(b.0);
         }
         let mut detail = format!("score={}", t.score);
         for (d, rule, sev, loc, field) in t.found.iter().take(MAX_NAMED) {

@@ -86,6 +86,7 @@ async fn serve_connection(
                 listener: name,
                 tls: false,
                 tls_peer: None,
+                ja4: None,
                 http1: true,
                 peer_headers: PeerHeaders::new(peer.ip(), false, local_port),
             };
@@ -96,7 +97,7 @@ async fn serve_connection(
         Some(config) => {
             // Its own boxed future: a plain connection's future keeps no room for a
             // handshake, and a TLS connection's frees it once the handshake is done.
-            let Some(tls) =
+            let Some((tls, ja4)) =
                 Box::pin(handshake(&plan, listener, tcp, config, peer, local_port)).await
             else {
                 return;
@@ -111,6 +112,7 @@ async fn serve_connection(
                 listener: name,
                 tls: true,
                 tls_peer,
+                ja4,
                 http1: !h2,
                 peer_headers: PeerHeaders::new(peer.ip(), true, local_port),
             };
@@ -124,21 +126,25 @@ async fn serve_connection(
     }
 }
 
-/// The TLS handshake of a new connection, within the header timeout; the connect phase
-/// sees the ClientHello before any handshake work is done. `None` when it failed, timed
-/// out or was refused (counted and logged here).
+/// The TLS handshake of a new connection, within the header timeout. The ClientHello is
+/// read here, its records kept (up to 16 KiB) for the JA4 fingerprint, then handed to
+/// rustls; the connect phase sees the hello before any handshake work is done. `None`
+/// when it failed, timed out or was refused (counted and logged here).
 async fn handshake(
     plan: &Plan,
     listener: &crate::plan::ListenerPlan,
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     config: Arc<rustls::ServerConfig>,
     peer: SocketAddr,
     local_port: u16,
-) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
+) -> Option<(
+    Box<tokio_rustls::server::TlsStream<TcpStream>>,
+    Option<Arc<str>>,
+)> {
     let deadline = tokio::time::Instant::now() + plan.limits.head.header_timeout;
-    let lazy = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
     let handshake = async {
-        let start = lazy.await?;
+        let (accepted, ja4) = read_client_hello(&mut tcp).await?;
+        let start = tokio_rustls::StartHandshake::from_parts(accepted, tcp);
         if !plan.connect_filters.is_empty() {
             let hello = start.client_hello();
             let facts = rampart_core::ClientHello {
@@ -147,16 +153,16 @@ async fn handshake(
                     .alpn()
                     .map(|a| a.map(Into::into).collect())
                     .unwrap_or_default(),
-                fingerprint: None,
+                fingerprint: ja4.clone(),
             };
             if !connect_allowed(plan, listener, peer, local_port, Some(&facts)) {
                 return Ok(None);
             }
         }
-        start.into_stream(config).await.map(Some)
+        start.into_stream(config).await.map(|tls| Some((tls, ja4)))
     };
     match tokio::time::timeout_at(deadline, handshake).await {
-        Ok(Ok(Some(tls))) => Some(Box::new(tls)),
+        Ok(Ok(Some((tls, ja4)))) => Some((Box::new(tls), ja4)),
         Ok(Ok(None)) => None,
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -168,6 +174,46 @@ async fn handshake(
             tracing::debug!(peer = %peer, "TLS handshake timed out");
             listener.metrics.tls_failures[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             None
+        }
+    }
+}
+
+/// Reads from `tcp` until rustls has a whole ClientHello, keeping the bytes read (up to
+/// [`ja4::MAX_HELLO`]) to fingerprint it. What LazyConfigAcceptor does, with the bytes
+/// seen on the way: everything read is handed to rustls, which keeps what follows the
+/// hello for the handshake.
+async fn read_client_hello(
+    tcp: &mut TcpStream,
+) -> io::Result<(rustls::server::Accepted, Option<Arc<str>>)> {
+    use tokio::io::AsyncReadExt;
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut seen: Vec<u8> = Vec::with_capacity(2048);
+    let mut ja4: Option<Option<String>> = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let data = &buf[..n];
+        if ja4.is_none() && seen.len() < super::ja4::MAX_HELLO {
+            let room = super::ja4::MAX_HELLO - seen.len();
+            seen.extend_from_slice(&data[..n.min(room)]);
+            ja4 = super::ja4::fingerprint(&seen);
+            if ja4.is_none() && seen.len() == super::ja4::MAX_HELLO {
+                ja4 = Some(None);
+            }
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            if acceptor.read_tls(&mut rest)? == 0 {
+                return Err(io::ErrorKind::InvalidData.into());
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => return Ok((accepted, ja4.flatten().map(Into::into))),
+            Ok(None) => {}
+            Err((e, _alert)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 }

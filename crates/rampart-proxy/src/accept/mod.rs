@@ -6,4 +6,5 @@ pub mod conn_limit;
 pub(crate) mod connection;
 pub mod h1_guard;
 pub mod h1_server;
+mod ja4;
 pub mod tls;
