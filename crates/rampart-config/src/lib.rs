@@ -40,4 +40,4 @@ pub use spec::*;
 pub use units::{ByteSize, Duration};
 pub use validate::{validate, warnings};
 pub use validate_identity::{fetchable_url, normalize_fingerprint, parse_key_hash};
-pub use validation::{UnknownOperations, ValidateSpec};
+pub use validation::{ResponseMode, UnknownOperations, ValidateSpec};

@@ -25,6 +25,32 @@ pub struct ValidateSpec {
     /// 405, the default) or `pass`.
     #[serde(default)]
     pub unknown_operations: UnknownOperations,
+    /// Check the upstream's responses against the document: `off` (the default),
+    /// `shadow` (violations logged and counted, the response goes on) or `enforce` (an
+    /// undocumented status or media type becomes 502; a body that breaks its schema, or
+    /// is larger than `response_max_bytes`, is cut off).
+    #[serde(default)]
+    pub responses: ResponseMode,
+    /// The largest response body validated (default 1MiB).
+    #[serde(default)]
+    pub response_max_bytes: Option<crate::ByteSize>,
+    /// In `shadow`, the share of responses validated, 1-100 (default 100).
+    #[serde(default = "hundred")]
+    pub response_sample_percent: u8,
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+/// Whether and how responses are validated.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    #[default]
+    Off,
+    Shadow,
+    Enforce,
 }
 
 /// What to do with requests the document does not describe.
@@ -39,6 +65,20 @@ pub enum UnknownOperations {
 pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
     for (i, r) in spec.routes.iter().enumerate() {
         let Some(v) = &r.validate else { continue };
+        if !(1..=100).contains(&v.response_sample_percent) {
+            errs.push(ConfigError::new(
+                format!("routes[{i}].validate.response_sample_percent"),
+                format!("must be 1 to 100, got {}", v.response_sample_percent),
+            ));
+        }
+        if v.response_max_bytes
+            .is_some_and(|b| b.0 == 0 || b.0 > 1 << 30)
+        {
+            errs.push(ConfigError::new(
+                format!("routes[{i}].validate.response_max_bytes"),
+                "must be between 1 byte and 1GiB",
+            ));
+        }
         if let Some(b) = &v.base_path {
             if !b.starts_with('/') || (b.len() > 1 && b.ends_with('/')) {
                 errs.push(ConfigError::new(

@@ -82,6 +82,7 @@ reasons! {
     ValidationParameters => "validation.parameters", INVALID_REQUEST;
     ValidationMediaType => "validation.media_type", MEDIA_TYPE;
     ValidationBody => "validation.body", INVALID_REQUEST;
+    ValidationResponse => "validation.response", UPSTREAM_PROTOCOL;
     IpDenied => "ip.denied", FORBIDDEN;
     IpNotAllowed => "ip.not_allowed", FORBIDDEN;
     WafSqli => "waf.sqli", FORBIDDEN;

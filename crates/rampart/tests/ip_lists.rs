@@ -164,18 +164,6 @@ fn metrics(s: &Setup) -> String {
     s.gw.feature_metrics()
 }
 
-/// Polls `f` until it holds (5 s at most): the feed watcher runs on its own schedule.
-async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn a_changed_feed_file_applies_without_a_reload_and_a_bad_one_keeps_the_last() {
     let s = setup();

@@ -176,7 +176,7 @@ thread_local! {
 }
 
 /// A percentage draw per request: a thread-local xorshift, no lock, no shared line.
-fn sampled(percent: u8) -> bool {
+pub(crate) fn sampled(percent: u8) -> bool {
     if percent >= 100 {
         return true;
     }

@@ -23,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rampart_core::Reason;
 
-pub(crate) use filter::compile;
+pub(crate) use filter::{compile, sampled};
 
 /// The longest run of a value a detector sees at once.
 pub const WINDOW: usize = 8 * 1024;

@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use http::header::{ALLOW, CONTENT_TYPE, COOKIE};
 use http::HeaderValue;
-use rampart_config::{ConfigError, PolicyMode, Spec, UnknownOperations};
+use rampart_config::{ConfigError, PolicyMode, ResponseMode, Spec, UnknownOperations};
+use rampart_core::metrics_text::MetricsText;
 use rampart_core::{
-    BodyInspector, Denial, FeaturePlan, FieldError, Filter, Flow, Outcome, Phase, Reason,
-    RequestCtx,
+    BodyInspector, BodyRewriter, Denial, ExchangeCtx, FeaturePlan, FieldError, Filter, Flow,
+    MetricsSource, Outcome, Phase, Reason, RequestCtx, ResponseCtx,
 };
 use serde_json::{Map, Value};
 
 use super::params::{In, Kind};
+use super::responses::{self, Pending, ResponseCheck, ResponseCounts};
 use super::tape::Tape;
 use super::{Api, BodyCheck, Operation};
 
@@ -30,17 +32,19 @@ pub(crate) fn compile(
     base: &Path,
     out: &mut FeaturePlan,
 ) -> Result<(), Vec<ConfigError>> {
-    let mut loaded: HashMap<PathBuf, Arc<Api>> = HashMap::new();
+    let mut loaded: HashMap<(PathBuf, bool), Arc<Api>> = HashMap::new();
+    let mut counters = Vec::new();
     let mut errors = Vec::new();
     for (i, r) in spec.routes.iter().enumerate() {
         let Some(v) = &r.validate else { continue };
         let path = base.join(&v.openapi);
-        let api = match loaded.get(&path) {
+        let responses = v.responses != ResponseMode::Off;
+        let api = match loaded.get(&(path.clone(), responses)) {
             Some(a) => a.clone(),
-            None => match Api::load(&path) {
+            None => match Api::load(&path, responses) {
                 Ok(a) => {
                     let a = Arc::new(a);
-                    loaded.insert(path, a.clone());
+                    loaded.insert((path, responses), a.clone());
                     a
                 }
                 Err(e) => {
@@ -50,12 +54,31 @@ pub(crate) fn compile(
             },
         };
         let base_path = v.base_path.clone().unwrap_or_else(|| api.base_path.clone());
+        let responses = responses.then(|| {
+            let counts = Arc::new(ResponseCounts {
+                route: r.name.as_str().into(),
+                valid: Default::default(),
+                invalid: Default::default(),
+                skipped: Default::default(),
+            });
+            counters.push(counts.clone());
+            ResponseCheck {
+                enforce: v.responses == ResponseMode::Enforce,
+                max_bytes: v.response_max_bytes.map_or(1 << 20, |b| b.0 as usize),
+                sample_percent: v.response_sample_percent,
+                counts,
+            }
+        });
         out.routes[i].push(Arc::new(Validation {
             api,
             base_path: base_path.into(),
             shadow: v.mode == PolicyMode::Shadow,
             pass_unknown: v.unknown_operations == UnknownOperations::Pass,
+            responses,
         }));
+    }
+    if !counters.is_empty() {
+        out.metrics.push(Arc::new(ResponseMetrics(counters)));
     }
     if errors.is_empty() {
         Ok(())
@@ -72,13 +95,14 @@ impl OpenApiValidator {
     /// Reads and compiles the document at `path`; requests are matched under
     /// `base_path`, or under the document's own (`servers`) when `None`.
     pub fn load(path: &Path, base_path: Option<&str>) -> Result<Self, String> {
-        let api = Arc::new(Api::load(path)?);
+        let api = Arc::new(Api::load(path, false)?);
         let base_path = base_path.map_or_else(|| api.base_path.clone(), str::to_owned);
         Ok(Self(Validation {
             api,
             base_path: base_path.into(),
             shadow: false,
             pass_unknown: false,
+            responses: None,
         }))
     }
 
@@ -113,6 +137,8 @@ pub struct Validation {
     base_path: Box<str>,
     shadow: bool,
     pass_unknown: bool,
+    /// Response validation, when the route has it.
+    responses: Option<ResponseCheck>,
 }
 
 /// The parts of a request the checks read.
@@ -170,6 +196,31 @@ impl Violation {
 }
 
 impl Validation {
+    /// The request path within the document (the base path removed), if it is under it.
+    fn within<'p>(&self, path: &'p str) -> Option<&'p str> {
+        match path.strip_prefix(&*self.base_path) {
+            Some("") => Some("/"),
+            Some(p) if p.starts_with('/') => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Leaves the operation for the response phase, when responses are validated (and,
+    /// in shadow, this one is sampled).
+    fn plan_response(&self, cx: &mut RequestCtx<'_>) {
+        let Some(check) = &self.responses else { return };
+        if !check.enforce && !crate::injection::sampled(check.sample_percent) {
+            return;
+        }
+        if let Some(path) = self.within(cx.path) {
+            let pending = Pending {
+                method: cx.head.method.clone(),
+                path: path.into(),
+            };
+            cx.extensions.insert(pending);
+        }
+    }
+
     /// The operation for the request, or why there is none (`Ok(None)`: unknown, and the
     /// route lets unknown operations pass).
     fn operation<'a>(&'a self, cx: &RequestView<'a>) -> Result<Option<Matched<'a>>, Violation> {
@@ -180,10 +231,8 @@ impl Validation {
                 Err(Violation::new(reason))
             }
         };
-        let path = match cx.path.strip_prefix(&*self.base_path) {
-            Some("") => "/",
-            Some(p) if p.starts_with('/') => p,
-            _ => return unknown(Reason::ValidationUnknownPath),
+        let Some(path) = self.within(cx.path) else {
+            return unknown(Reason::ValidationUnknownPath);
         };
         let Some(m) = self.api.paths.find(path) else {
             return unknown(Reason::ValidationUnknownPath);
@@ -440,12 +489,60 @@ impl Filter for Validation {
         } else {
             self.check_head(&view, false)
         };
-        match result {
+        let flow = match result {
             Ok(()) => Flow::Continue,
             Err(v) => match self.decide(cx, v) {
                 Some(d) => Flow::Deny(d),
                 None => Flow::Continue,
             },
+        };
+        if matches!(flow, Flow::Continue) {
+            self.plan_response(cx);
+        }
+        flow
+    }
+
+    fn on_upstream_request(&self, head: &mut http::request::Parts, _cx: &mut ExchangeCtx) {
+        // An enforcing route must read what it checks: no compressed responses.
+        if self.responses.as_ref().is_some_and(|r| r.enforce) {
+            head.headers.remove(http::header::ACCEPT_ENCODING);
+        }
+    }
+
+    fn on_response(&self, cx: &mut ResponseCtx<'_>) {
+        if let Some(check) = &self.responses {
+            responses::on_response(&self.api, check, cx);
+        }
+    }
+
+    fn response_body(&self, cx: &ResponseCtx<'_>) -> Option<Box<dyn BodyRewriter>> {
+        responses::response_body(&self.api, self.responses.as_ref()?, cx)
+    }
+}
+
+/// `rampart_openapi_responses_total`.
+struct ResponseMetrics(Vec<Arc<ResponseCounts>>);
+
+impl MetricsSource for ResponseMetrics {
+    fn render(&self, out: &mut MetricsText) {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.family(
+            "rampart_openapi_responses_total",
+            "counter",
+            "Upstream responses checked against the route's OpenAPI document, by route and result (valid, invalid, skipped: too large or compressed in shadow).",
+        );
+        for c in &self.0 {
+            for (result, n) in [
+                ("valid", &c.valid),
+                ("invalid", &c.invalid),
+                ("skipped", &c.skipped),
+            ] {
+                out.sample(
+                    "rampart_openapi_responses_total",
+                    &[("route", &c.route), ("result", result)],
+                    n.load(Relaxed),
+                );
+            }
         }
     }
 }

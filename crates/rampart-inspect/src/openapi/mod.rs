@@ -7,6 +7,7 @@
 mod filter;
 mod params;
 mod paths;
+mod responses;
 mod schema;
 pub(crate) mod tape;
 
@@ -138,7 +139,7 @@ pub struct OpenApiOutline {
 /// not load is refused here too) and outlines it.
 pub fn outline(path: &Path) -> Result<OpenApiOutline, String> {
     let doc = Document::load(path)?;
-    Api::compile(&doc, path)?;
+    Api::compile(&doc, path, false)?;
     let text = |p: &str| {
         doc.root
             .pointer(p)
@@ -186,7 +187,7 @@ enum BodyCheck {
     Opaque,
 }
 
-/// One media type an operation accepts.
+/// One media type an operation accepts (or, in a response, answers with).
 struct Media {
     /// Lower case; `type/*` and `*/*` are wildcards.
     range: String,
@@ -199,6 +200,9 @@ pub(crate) struct Operation {
     /// `None`: the operation takes no body.
     body: Option<Vec<Media>>,
     body_required: bool,
+    /// The documented responses, by status (compiled only for routes that validate
+    /// responses).
+    responses: Vec<responses::Response>,
 }
 
 /// A compiled document: the paths and their operations.
@@ -210,13 +214,14 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// Reads and compiles the document at `path`.
-    pub(crate) fn load(path: &Path) -> Result<Api, String> {
-        Api::compile(&Document::load(path)?, path)
+    /// Reads and compiles the document at `path`, with the response schemas when
+    /// `responses`.
+    pub(crate) fn load(path: &Path, responses: bool) -> Result<Api, String> {
+        Api::compile(&Document::load(path)?, path, responses)
     }
 
     /// Compiles a parsed document (`path` names it in warnings).
-    fn compile(doc: &Document, path: &Path) -> Result<Api, String> {
+    fn compile(doc: &Document, path: &Path, responses: bool) -> Result<Api, String> {
         let mut schemas = SchemaCompiler::new(doc);
         let mut paths = PathMatcher::default();
         let mut reads_bodies = false;
@@ -236,7 +241,11 @@ impl Api {
             ] {
                 let Some(op) = item.get(method) else { continue };
                 let at = format!("{at}.{method}");
-                let op = compile_operation(doc, op, shared, &at, &mut schemas)?;
+                let mut op = compile_operation(doc, op, shared, &at, &mut schemas)?;
+                if responses {
+                    op.responses =
+                        responses::compile(doc, op_value(item, method), &at, &mut schemas)?;
+                }
                 reads_bodies |= op
                     .body
                     .as_ref()
@@ -335,5 +344,11 @@ fn compile_operation(
         params,
         body,
         body_required,
+        responses: Vec::new(),
     })
+}
+
+/// The operation object of `method` in a path item.
+fn op_value<'a>(item: &'a Value, method: &str) -> &'a Value {
+    item.get(method).unwrap_or(&Value::Null)
 }

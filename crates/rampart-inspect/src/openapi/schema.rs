@@ -1,7 +1,8 @@
 //! OpenAPI schemas made into self-contained JSON Schema 2020-12 documents, compiled once per
 //! load. OpenAPI semantics the JSON Schema validator does not know are settled here, at
 //! compile time: 3.0's `nullable` and boolean `exclusiveMinimum`/`exclusiveMaximum`,
-//! `readOnly` properties (not required in a request, and refused in one), the `int32`,
+//! `readOnly` properties (not required in a request, and refused in one; `writeOnly` the
+//! same in a response), the `int32`,
 //! `int64` and `byte` formats (as bounds and a pattern). Local `$ref`s become `$defs`
 //! entries, so each schema carries exactly what it reaches, recursion included.
 
@@ -49,6 +50,9 @@ pub(crate) struct SchemaCompiler<'d> {
     doc: &'d Document,
     /// Formats met that nothing checks: reported once per load.
     pub(crate) unknown_formats: std::collections::BTreeSet<String>,
+    /// The keyword of the properties the validated side never sends: `readOnly` for
+    /// requests (the default), `writeOnly` for responses.
+    pub(crate) hidden: &'static str,
 }
 
 /// One schema being translated: the `$defs` it has collected so far.
@@ -65,6 +69,7 @@ impl<'d> SchemaCompiler<'d> {
         Self {
             doc,
             unknown_formats: Default::default(),
+            hidden: "readOnly",
         }
     }
 
@@ -213,7 +218,8 @@ impl<'d> SchemaCompiler<'d> {
     }
 
     /// `readOnly` properties are sent by the server, never by a client: not required in
-    /// a request, and refused when present (schema `false`).
+    /// a request, and refused when present (schema `false`); `writeOnly` ones likewise in
+    /// a response (`hidden`).
     fn read_only(&mut self, out: &mut Map<String, Value>, unit: &Unit) -> Result<(), String> {
         let Some(Value::Object(props)) = out.get("properties") else {
             return Ok(());
@@ -238,9 +244,10 @@ impl<'d> SchemaCompiler<'d> {
         Ok(())
     }
 
-    /// Whether a (translated) property schema is `readOnly`, looking through a `$ref`.
+    /// Whether a (translated) property schema is `hidden` (`readOnly` or `writeOnly`),
+    /// looking through a `$ref`.
     fn is_read_only(&self, s: &Value, unit: &Unit) -> Result<bool, String> {
-        if s.get("readOnly").and_then(Value::as_bool) == Some(true) {
+        if s.get(self.hidden).and_then(Value::as_bool) == Some(true) {
             return Ok(true);
         }
         let Some(r) = s.get("$ref").and_then(Value::as_str) else {
@@ -253,7 +260,7 @@ impl<'d> SchemaCompiler<'d> {
         Ok(self
             .doc
             .pointer(ptr)?
-            .get("readOnly")
+            .get(self.hidden)
             .and_then(Value::as_bool)
             == Some(true))
     }

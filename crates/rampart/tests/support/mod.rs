@@ -114,3 +114,15 @@ pub fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
         .filter(|l| l.ends_with('\n'))
         .map(str::trim_end)
 }
+
+/// Polls `f` until it holds, for up to 5 s (state a background task updates).
+pub async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
