@@ -2,7 +2,6 @@
 //! `routes[].ip_rules`): allow and deny lists of client addresses, from inline CIDRs and
 //! from feed files that are re-read when they change.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Cidr;
 use crate::units::Duration;
 use crate::{ConfigError, PolicyMode, Spec};
+
+/// The GeoIP database country rules read (`geoip`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIpSpec {
+    /// A MaxMind-format database with countries (GeoLite2-Country, GeoIP2-Country or
+    /// -City), relative to the config file. Read at each config load.
+    pub database: PathBuf,
+}
 
 /// One named list of addresses and networks.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -44,6 +52,14 @@ pub struct IpRulesSpec {
     /// Lists whose addresses are refused; checked before `allow`.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Countries (ISO 3166-1 alpha-2: `DE`, `FR`) whose addresses are let in, by the
+    /// `geoip` database; with `allow`, an address on an allowed list or in an allowed
+    /// country passes.
+    #[serde(default)]
+    pub allow_countries: Vec<String>,
+    /// Countries whose addresses are refused; checked before the allows.
+    #[serde(default)]
+    pub deny_countries: Vec<String>,
     /// `shadow`: refusals are logged and counted, and the client goes on.
     #[serde(default)]
     pub mode: PolicyMode,
@@ -64,24 +80,45 @@ pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
     }
     for (i, l) in spec.listeners.iter().enumerate() {
         if let Some(r) = &l.ip_rules {
-            check_rules(r, &format!("listeners[{i}].ip_rules"), &spec.ip_lists, errs);
+            check_rules(r, &format!("listeners[{i}].ip_rules"), spec, errs);
         }
     }
     for (i, r) in spec.routes.iter().enumerate() {
         if let Some(r) = &r.ip_rules {
-            check_rules(r, &format!("routes[{i}].ip_rules"), &spec.ip_lists, errs);
+            check_rules(r, &format!("routes[{i}].ip_rules"), spec, errs);
         }
     }
 }
 
-fn check_rules(
-    r: &IpRulesSpec,
-    p: &str,
-    lists: &BTreeMap<String, IpListSpec>,
-    errs: &mut Vec<ConfigError>,
-) {
-    if r.allow.is_empty() && r.deny.is_empty() {
-        errs.push(ConfigError::new(p, "needs `allow` or `deny` lists"));
+fn check_rules(r: &IpRulesSpec, p: &str, spec: &Spec, errs: &mut Vec<ConfigError>) {
+    let lists = &spec.ip_lists;
+    let countries = [
+        ("allow_countries", &r.allow_countries),
+        ("deny_countries", &r.deny_countries),
+    ];
+    if r.allow.is_empty() && r.deny.is_empty() && countries.iter().all(|(_, c)| c.is_empty()) {
+        errs.push(ConfigError::new(
+            p,
+            "needs `allow` or `deny` lists (or countries)",
+        ));
+    }
+    for (key, codes) in countries {
+        if !codes.is_empty() && spec.geoip.is_none() {
+            errs.push(ConfigError::new(
+                format!("{p}.{key}"),
+                "country rules need a `geoip.database`",
+            ));
+        }
+        for (k, c) in codes.iter().enumerate() {
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                errs.push(ConfigError::new(
+                    format!("{p}.{key}[{k}]"),
+                    format!(
+                        "{c:?} is not an ISO 3166-1 alpha-2 code (two capital letters: DE, FR)"
+                    ),
+                ));
+            }
+        }
     }
     for (key, names) in [("allow", &r.allow), ("deny", &r.deny)] {
         for (k, name) in names.iter().enumerate() {

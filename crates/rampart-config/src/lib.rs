@@ -31,7 +31,7 @@ pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCATIONS};
-pub use ip_lists::{IpListSpec, IpRulesSpec};
+pub use ip_lists::{GeoIpSpec, IpListSpec, IpRulesSpec};
 pub use json_limits::JsonLimitsSpec;
 pub use load::{load_file, parse};
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};

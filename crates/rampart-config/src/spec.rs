@@ -74,6 +74,9 @@ pub struct Spec {
     /// Named lists of client addresses, for `ip_rules` on listeners and routes.
     #[serde(default)]
     pub ip_lists: BTreeMap<String, crate::IpListSpec>,
+    /// The GeoIP database for country rules in `ip_rules`; none by default.
+    #[serde(default)]
+    pub geoip: Option<crate::GeoIpSpec>,
     /// Named lists of bot rules, for `bots` on routes.
     #[serde(default)]
     pub bot_rules: BTreeMap<String, Vec<crate::BotRuleSpec>>,

@@ -19,6 +19,7 @@ use rampart_core::{
     RequestCtx,
 };
 
+use crate::geoip::GeoIp;
 use crate::ip_set::{IpRange, IpSet, IpSetBuilder};
 
 /// One named list: its current set, where it comes from, and its counters.
@@ -132,29 +133,48 @@ fn watch(list: &Arc<IpList>, every: Duration) {
     }
 }
 
-/// Compiled `ip_rules`: the lists to check, deny first.
+/// Compiled `ip_rules`: the lists and countries to check, deny first.
 #[derive(Debug)]
 struct IpRules {
     allow: Box<[Arc<IpList>]>,
     deny: Box<[Arc<IpList>]>,
+    allow_countries: Box<[[u8; 2]]>,
+    deny_countries: Box<[[u8; 2]]>,
+    /// The GeoIP database, when country rules are given.
+    geo: Option<Arc<GeoIp>>,
     shadow: bool,
 }
 
 /// Why an address is refused.
 enum Refusal<'a> {
     Denied(&'a IpList, IpRange),
-    NotAllowed,
+    CountryDenied([u8; 2]),
+    /// On no allowed list and in no allowed country (`None`: the database knows none).
+    NotAllowed(Option<[u8; 2]>),
 }
 
 impl IpRules {
-    fn compile(spec: &IpRulesSpec, lists: &BTreeMap<String, Arc<IpList>>) -> IpRules {
-        // Names were checked by config validation.
+    fn compile(
+        spec: &IpRulesSpec,
+        lists: &BTreeMap<String, Arc<IpList>>,
+        geo: Option<&Arc<GeoIp>>,
+    ) -> IpRules {
+        // Names and codes were checked by config validation.
         let pick = |names: &[String]| -> Box<[Arc<IpList>]> {
             names.iter().filter_map(|n| lists.get(n).cloned()).collect()
         };
+        let codes = |c: &[String]| -> Box<[[u8; 2]]> {
+            c.iter()
+                .filter_map(|c| <[u8; 2]>::try_from(c.as_bytes()).ok())
+                .collect()
+        };
+        let countries = !spec.allow_countries.is_empty() || !spec.deny_countries.is_empty();
         IpRules {
             allow: pick(&spec.allow),
             deny: pick(&spec.deny),
+            allow_countries: codes(&spec.allow_countries),
+            deny_countries: codes(&spec.deny_countries),
+            geo: geo.filter(|_| countries).cloned(),
             shadow: spec.mode == PolicyMode::Shadow,
         }
     }
@@ -166,8 +186,15 @@ impl IpRules {
                 return Some(Refusal::Denied(list, range));
             }
         }
-        if !self.allow.is_empty() && !self.allow.iter().any(|l| l.lookup(ip).is_some()) {
-            return Some(Refusal::NotAllowed);
+        let country = self.geo.as_ref().and_then(|g| g.country(ip));
+        if let Some(c) = country.filter(|c| self.deny_countries.contains(c)) {
+            return Some(Refusal::CountryDenied(c));
+        }
+        let restricted = !self.allow.is_empty() || !self.allow_countries.is_empty();
+        let allowed = self.allow.iter().any(|l| l.lookup(ip).is_some())
+            || country.is_some_and(|c| self.allow_countries.contains(&c));
+        if restricted && !allowed {
+            return Some(Refusal::NotAllowed(country));
         }
         None
     }
@@ -176,8 +203,8 @@ impl IpRules {
 impl Refusal<'_> {
     fn reason(&self) -> Reason {
         match self {
-            Refusal::Denied(..) => Reason::IpDenied,
-            Refusal::NotAllowed => Reason::IpNotAllowed,
+            Refusal::Denied(..) | Refusal::CountryDenied(_) => Reason::IpDenied,
+            Refusal::NotAllowed(_) => Reason::IpNotAllowed,
         }
     }
 }
@@ -201,12 +228,23 @@ pub(crate) fn compile(
             Err(e) => errors.push(e),
         }
     }
+    let geo = match &spec.geoip {
+        None => None,
+        Some(g) => match GeoIp::open(&base.join(&g.database)) {
+            Ok(db) => Some(Arc::new(db)),
+            Err(e) => {
+                errors.push(ConfigError::new("geoip.database", e));
+                None
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
+    let geo = geo.as_ref();
     for (i, r) in spec.routes.iter().enumerate() {
         if let Some(rules) = &r.ip_rules {
-            out.routes[i].push(Arc::new(RouteIpRules(IpRules::compile(rules, &lists))));
+            out.routes[i].push(Arc::new(RouteIpRules(IpRules::compile(rules, &lists, geo))));
         }
     }
     let listeners: Vec<(Box<str>, IpRules)> = spec
@@ -215,7 +253,7 @@ pub(crate) fn compile(
         .filter_map(|l| {
             Some((
                 l.name.as_str().into(),
-                IpRules::compile(l.ip_rules.as_ref()?, &lists),
+                IpRules::compile(l.ip_rules.as_ref()?, &lists, geo),
             ))
         })
         .collect();
@@ -247,9 +285,16 @@ impl Filter for RouteIpRules {
             return Flow::Continue;
         };
         let reason = refusal.reason();
-        if let Refusal::Denied(list, range) = &refusal {
-            cx.details.push(("ip_list", list.name.clone()));
-            cx.details.push(("ip_range", range.to_string().into()));
+        match &refusal {
+            Refusal::Denied(list, range) => {
+                cx.details.push(("ip_list", list.name.clone()));
+                cx.details.push(("ip_range", range.to_string().into()));
+            }
+            Refusal::CountryDenied(c) | Refusal::NotAllowed(Some(c)) => {
+                cx.details
+                    .push(("country", String::from_utf8_lossy(c).into()));
+            }
+            Refusal::NotAllowed(None) => {}
         }
         if self.0.shadow {
             cx.record(reason, Outcome::ShadowDeny);
@@ -282,7 +327,10 @@ impl Filter for ListenerIpRules {
         };
         let (list, range) = match &refusal {
             Refusal::Denied(list, range) => (&*list.name, range.to_string()),
-            Refusal::NotAllowed => ("", String::new()),
+            Refusal::CountryDenied(c) | Refusal::NotAllowed(Some(c)) => {
+                ("", String::from_utf8_lossy(c).into_owned())
+            }
+            Refusal::NotAllowed(None) => ("", String::new()),
         };
         let reason = refusal.reason();
         tracing::debug!(

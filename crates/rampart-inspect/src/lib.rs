@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod bots;
+mod geoip;
 pub mod injection;
 mod ip_lists;
 pub mod ip_set;
