@@ -142,7 +142,13 @@ impl Tally<'_> {
                 }
             }
         }
-        let findings: Findings = f.detector.scan(value);
+        // Headers repeat from request to request (a client's User-Agent): their findings
+        // are remembered per thread.
+        let findings: Findings = if loc == Loc::Header {
+            cached_scan(&f.detector, value)
+        } else {
+            f.detector.scan(value)
+        };
         for x in findings.iter() {
             if excluded[x.detector as usize] {
                 continue;
@@ -173,6 +179,52 @@ fn safe(name: &str) -> String {
 
 thread_local! {
     static SAMPLER: Cell<u64> = const { Cell::new(0x9e37_79b9_7f4a_7c15) };
+    static HEADER_CACHE: std::cell::RefCell<Vec<Option<CachedScan>>> =
+        std::cell::RefCell::new(vec![None; CACHE_SLOTS]);
+}
+
+/// Slots of the per-thread header cache (direct-mapped: a value has one slot).
+const CACHE_SLOTS: usize = 256;
+/// Longer values are scanned every time (they are rare, and the cache stays small).
+const CACHE_MAX_BYTES: usize = 512;
+
+/// A header value's findings at one paranoia level.
+#[derive(Clone)]
+struct CachedScan {
+    paranoia: u8,
+    value: Box<str>,
+    findings: Findings,
+}
+
+/// `detector.scan(value)`, remembered per thread. The scan is a pure function of the
+/// value and the level, so a hit is exactly what a scan would find; a client sending
+/// ever-new values only ever costs the scan itself.
+fn cached_scan(detector: &InjectionDetector, value: &str) -> Findings {
+    if value.len() > CACHE_MAX_BYTES {
+        return detector.scan(value);
+    }
+    let hasher =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    let slot = std::hash::BuildHasher::hash_one(&hasher, value) as usize % CACHE_SLOTS;
+    let paranoia = detector.paranoia();
+    let hit = HEADER_CACHE.with(|c| {
+        c.borrow()[slot]
+            .as_ref()
+            .filter(|e| e.paranoia == paranoia && *e.value == *value)
+            .map(|e| e.findings)
+    });
+    if let Some(f) = hit {
+        return f;
+    }
+    let findings = detector.scan(value);
+    HEADER_CACHE.with(|c| {
+        c.borrow_mut()[slot] = Some(CachedScan {
+            paranoia,
+            value: value.into(),
+            findings,
+        });
+    });
+    findings
 }
 
 /// A percentage draw per request: a thread-local xorshift, no lock, no shared line.
@@ -423,7 +475,23 @@ impl MetricsSource for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{cached_scan, glob};
+    use crate::InjectionDetector;
+
+    #[test]
+    fn a_cached_scan_finds_what_a_scan_finds_at_its_own_level() {
+        let (one, two) = (InjectionDetector::new(1), InjectionDetector::new(2));
+        let internal = "http://127.0.0.1/admin";
+        for _ in 0..2 {
+            assert_eq!(cached_scan(&one, internal), one.scan(internal));
+            assert!(cached_scan(&one, internal).is_empty());
+            assert!(!cached_scan(&two, internal).is_empty());
+            let ua = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0";
+            assert_eq!(cached_scan(&one, ua), one.scan(ua));
+            let attack = "' or sleep(5)#";
+            assert!(!cached_scan(&one, attack).is_empty());
+        }
+    }
 
     #[test]
     fn globs_match_within_one_segment() {

@@ -134,6 +134,11 @@ impl InjectionDetector {
         }
     }
 
+    /// The paranoia level, 1–4.
+    pub fn paranoia(&self) -> u8 {
+        self.paranoia
+    }
+
     /// The findings in one value: as sent, URL-decoded again (up to three rounds), then
     /// HTML-decoded, then with script escapes and fullwidth forms read as ASCII.
     pub fn scan(&self, value: &str) -> Findings {
@@ -188,31 +193,60 @@ impl InjectionDetector {
             return;
         }
         let b = v.as_bytes();
+        let special = rules::special(b);
         // Digits, spaces and `()+-./,` alone (phone numbers, dates, sums) change no
         // query's meaning, but libinjection's fingerprints match some of them.
         let numeric = b.iter().all(|c| {
             c.is_ascii_digit() || matches!(c, b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/' | b',')
         });
-        match catch_unwind(AssertUnwindSafe(|| {
-            (
-                !numeric && libinjectionrs::detect_sqli(b).is_injection(),
-                libinjectionrs::detect_xss(b).is_injection(),
+        // libinjection's SQL tokenizer is the costliest detector: only where SQL could be
+        // (a quote, a comment, an operator, a bracket, or a SQL word).
+        let sql_bytes = b.iter().any(|c| {
+            matches!(
+                c,
+                b'\''
+                    | b'"'
+                    | b'`'
+                    | b';'
+                    | b'('
+                    | b')'
+                    | b'='
+                    | b'<'
+                    | b'>'
+                    | b'|'
+                    | b'&'
+                    | b'#'
+                    | b'*'
             )
-        })) {
-            Ok((sqli, xss)) => {
-                if sqli {
-                    out.add(Detector::Sqli, "sqli.libinjection", 5);
+        }) || v.contains("--");
+        let sqli = !numeric && (sql_bytes || rules::sql_words(b));
+        // Markup needs a tag, an attribute (`=`), a URL scheme or a template literal.
+        let xss = b.iter().any(|c| matches!(c, b'<' | b'=' | b':' | b'`'));
+        if sqli || xss {
+            match catch_unwind(AssertUnwindSafe(|| {
+                (
+                    sqli && libinjectionrs::detect_sqli(b).is_injection(),
+                    xss && libinjectionrs::detect_xss(b).is_injection(),
+                )
+            })) {
+                Ok((sqli, xss)) => {
+                    if sqli {
+                        out.add(Detector::Sqli, "sqli.libinjection", 5);
+                    }
+                    if xss {
+                        out.add(Detector::Xss, "xss.libinjection", 5);
+                    }
                 }
-                if xss {
-                    out.add(Detector::Xss, "xss.libinjection", 5);
-                }
+                Err(_) => out.add(Detector::Error, "detector.panic", 5),
             }
-            Err(_) => out.add(Detector::Error, "detector.panic", 5),
         }
-        let (set, picked) = &rules::SETS[usize::from(self.paranoia - 1)];
-        for i in set.matches(v).iter() {
-            let r = &rules::RULES[picked[i]];
-            out.add(r.detector, r.id, r.severity);
+        for (r, re) in rules::RULES.iter().zip(rules::COMPILED.iter()) {
+            if r.level <= self.paranoia && (special || r.plain) && re.is_match(b) {
+                out.add(r.detector, r.id, r.severity);
+            }
+        }
+        if !special {
+            return;
         }
         if rules::climbs(v) {
             out.add(Detector::Traversal, "traversal.dot_dot", 5);

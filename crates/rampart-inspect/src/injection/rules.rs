@@ -1,12 +1,13 @@
 //! The rules beside libinjection: traversal, command injection and SSRF, and the
-//! keyword rules of the higher paranoia levels. Pattern rules are compiled into one
-//! `RegexSet` per paranoia level (the `regex` crate matches in linear time, so no input
-//! can make a rule backtrack); the traversal and SSRF checks are short scans in code.
+//! keyword rules of the higher paranoia levels. Pattern rules are compiled once per
+//! process, over bytes with ASCII semantics (small automata; the `regex` crate matches in
+//! linear time, so no input can make a rule backtrack), each with the literal prefilter
+//! the crate extracts; the traversal and SSRF checks are short scans in code.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use regex::RegexSet;
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::Detector;
 
@@ -18,6 +19,8 @@ pub(crate) struct Rule {
     pub(crate) detector: Detector,
     pub(crate) level: u8,
     pub(crate) severity: u8,
+    /// Whether the rule can match a value with no [`special`] byte (SQL keywords alone).
+    pub(crate) plain: bool,
     pattern: &'static str,
 }
 
@@ -33,8 +36,68 @@ const fn rule(
         detector,
         level,
         severity,
+        plain: false,
         pattern,
     }
+}
+
+/// A rule that can match words alone, without any [`special`] byte.
+const fn words(mut r: Rule) -> Rule {
+    r.plain = true;
+    r
+}
+
+/// The bytes that markup, script, shell lines, paths, URLs and most SQL need. A value
+/// with none of them is letters, digits, spaces and light punctuation: only the rules
+/// marked [`words`] (and libinjection's SQL, behind [`sql_words`]) can find anything in
+/// it, so the others are not run.
+pub(crate) fn special(v: &[u8]) -> bool {
+    v.iter().any(|c| {
+        matches!(
+            c,
+            b'<' | b'>'
+                | b'\''
+                | b'"'
+                | b'`'
+                | b';'
+                | b'|'
+                | b'&'
+                | b'$'
+                | b'\n'
+                | b'\r'
+                | 0
+                | b'/'
+                | b'\\'
+                | b':'
+                | b'('
+                | b')'
+                | b'='
+                | b'#'
+                | b'*'
+                | b'{'
+                | b'}'
+        )
+    })
+}
+
+/// SQL words an injection without any [`special`] byte is made of (`1 or 1`,
+/// `1 union select password from users`, `1 order by 5`).
+static SQL_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    compile(
+        r"(?i)\b(?:or|and|xor|div|union|select|insert|update|delete|drop|sleep|benchmark|waitfor|exec|execute|having|order|group|like|rlike|regexp|procedure|limit|information_schema|sysobjects)\b",
+    )
+});
+
+/// Whether a plain value holds a SQL word worth libinjection's look.
+pub(crate) fn sql_words(v: &[u8]) -> bool {
+    SQL_WORDS.is_match(v)
+}
+
+fn compile(pattern: &str) -> Regex {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .unwrap_or_else(|e| panic!("built-in rule does not compile: {e}"))
 }
 
 use Detector::{Command, Sqli, Traversal, Xss};
@@ -54,7 +117,7 @@ pub(crate) static RULES: &[Rule] = &[
         Xss,
         1,
         5,
-        r#"(?i)<[a-z][^>]{0,512}?[\s/"'\x00-\x20]on[a-z]{3,32}\s*="#,
+        r#"(?i)<[a-z][^>]*[\s/"'\x00-\x20]on[a-z]{3,32}\s*="#,
     ),
     rule(
         "xss.script_url",
@@ -93,20 +156,20 @@ pub(crate) static RULES: &[Rule] = &[
     ),
     rule("xss.any_tag", Xss, 3, 3, r"(?i)<[a-z!/?]"),
     // SQL beyond libinjection's fingerprints.
-    rule(
+    words(rule(
         "sqli.union_select",
         Sqli,
         2,
         5,
         r"(?i)\bunion\b(?:\s|/\*.{0,64}?\*/|\(|\+)*(?:all\b|distinct\b)?(?:\s|/\*.{0,64}?\*/|\(|\+)*select\b",
-    ),
-    rule(
+    )),
+    words(rule(
         "sqli.functions",
         Sqli,
         2,
         5,
         r"(?i)\b(?:sleep|benchmark|pg_sleep|extractvalue|updatexml|load_file|group_concat|dbms_pipe\.receive_message|utl_inaddr\.get_host_address)\s*\(|\bwaitfor\s+(?:delay|time)\b|\binto\s+(?:out|dump)file\b|\binformation_schema\b|\bsys(?:objects|columns|tables)\b|\bxp_cmdshell\b|@@version\b|/\*!\d*",
-    ),
+    )),
     rule(
         "sqli.tautology",
         Sqli,
@@ -130,13 +193,13 @@ pub(crate) static RULES: &[Rule] = &[
         3,
         r#"(?i)['"`]\s*(?:[-+*/%=<>!|&^;)#]|\b(?:or|and|union|select|like|between|having|where|order|group)\b)"#,
     ),
-    rule(
+    words(rule(
         "sqli.statement",
         Sqli,
         3,
         3,
         r"(?i)\b(?:select|insert|update|delete|drop|union|create|alter)\b.{0,64}?\b(?:from|into|set|table|where|select|values)\b",
-    ),
+    )),
     rule(
         "sqli.keyword_meta",
         Sqli,
@@ -199,19 +262,9 @@ pub(crate) static RULES: &[Rule] = &[
     ),
 ];
 
-/// The pattern rules of each paranoia level (index 0 = level 1), with the index of each
-/// set entry in [`RULES`].
-pub(crate) static SETS: LazyLock<[(RegexSet, Vec<usize>); 4]> = LazyLock::new(|| {
-    std::array::from_fn(|i| {
-        let level = i as u8 + 1;
-        let picked: Vec<usize> = (0..RULES.len())
-            .filter(|&r| RULES[r].level <= level)
-            .collect();
-        let set = RegexSet::new(picked.iter().map(|&r| RULES[r].pattern))
-            .unwrap_or_else(|_| RegexSet::empty());
-        (set, picked)
-    })
-});
+/// Each rule of [`RULES`], compiled (same order).
+pub(crate) static COMPILED: LazyLock<Vec<Regex>> =
+    LazyLock::new(|| RULES.iter().map(|r| compile(r.pattern)).collect());
 
 /// A path that climbs: a `..` segment, with `/` or `\` as separator.
 pub(crate) fn climbs(value: &str) -> bool {
@@ -346,9 +399,14 @@ mod tests {
     #[test]
     fn every_rule_compiles() {
         for r in RULES {
-            assert!(regex::Regex::new(r.pattern).is_ok(), "{}", r.id);
+            assert!(
+                RegexBuilder::new(r.pattern).unicode(false).build().is_ok(),
+                "{}",
+                r.id
+            );
         }
-        assert_eq!(SETS[3].0.len(), RULES.len());
+        assert_eq!(COMPILED.len(), RULES.len());
+        assert!(sql_words(b"1 OR 1") && sql_words(b"1 union select 2") && !sql_words(b"Oregon"));
     }
 
     #[test]
@@ -385,7 +443,7 @@ mod tests {
         ] {
             assert_eq!(
                 ssrf(internal, 2),
-                Some(("ssrf.internal_host", 4)),
+                Some(("ssrf.internal_host", 5)),
                 "{internal}"
             );
         }
