@@ -27,20 +27,10 @@ TICK=$(getconf CLK_TCK)
 ABS_OUT=$(cd "$OUT" && pwd)
 UP_PORT=18281; RMP=18290
 
-# The bodies: an order as a typical API receives it, and 64 of them in an array.
+# The bodies (an order, and 64 of them in an array), and the order's contract.
+write_orders "$ABS_OUT"
 python3 - "$OUT" <<'PY'
 import json, sys
-order = {
-    "id": "ord_8f14e45fceea167a5a36dedd4bea2543", "customer": {"id": "cus_42", "name": "Zoë Müller",
-    "email": "zoe@example.com", "address": {"line1": "12 Rue de la Paix", "city": "Paris", "postcode": "75002", "country": "FR"}},
-    "items": [{"sku": f"SKU-{i:04}", "title": "Stainless steel water bottle, 750 ml", "qty": i % 3 + 1,
-               "unit_price": 19.99 + i, "tags": ["outdoor", "kitchen"]} for i in range(5)],
-    "currency": "EUR", "total": 154.85, "paid": True, "coupon": None,
-    "note": "Leave at the door \u2013 ring twice, please. \"Fragile\" items inside.",
-}
-small = json.dumps(order, ensure_ascii=False)
-big = json.dumps([order] * 64, ensure_ascii=False)
-open(f"{sys.argv[1]}/small.json", "w").write(small)
 # The order's contract, as an API team would write it.
 addr = {"type": "object", "required": ["line1", "city", "country"], "properties": {
     "line1": {"type": "string", "maxLength": 200}, "city": {"type": "string", "maxLength": 100},
@@ -64,16 +54,7 @@ spec = {"openapi": "3.0.3", "info": {"title": "Orders", "version": "1"}, "paths"
       "unit_price": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
       "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}}}
 open(f"{sys.argv[1]}/orders.json", "w").write(json.dumps(spec))
-open(f"{sys.argv[1]}/big.json", "w").write(big)
-print(f"bodies: {len(small.encode())} and {len(big.encode())} bytes", file=sys.stderr)
 PY
-for b in small big; do
-  cat > "$OUT/$b.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$ABS_OUT/$b.json", "rb"); wrk.body = f:read("*a"); f:close()
-LUA
-done
 
 cat > "$OUT/rampart.yaml" <<YAML
 version: 1

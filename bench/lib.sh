@@ -1,4 +1,4 @@
-# Shared by bench/auth.sh and bench/limits.sh (sourced, not run).
+# Shared by the bench scripts (sourced, not run).
 
 # bench_need CMD:PACKAGE...: installs the Debian packages of missing commands.
 bench_need() {
@@ -47,4 +47,34 @@ wrk_requests() {
   out=$(taskset -c "$core" wrk -t1 -c"$conns" -d"${secs}s" "$@" "$url")
   if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; return 1; fi
   sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out"
+}
+
+# write_orders DIR: the JSON bodies the inspection benches POST: an order as a typical API
+# receives it (small.json, about 1 KB) and 64 of them in an array (big.json), with a wrk
+# script for each (small.lua, big.lua; DIR must be absolute).
+write_orders() {
+  local dir=$1 b
+  python3 - "$dir" <<'PY'
+import json, sys
+order = {
+    "id": "ord_8f14e45fceea167a5a36dedd4bea2543", "customer": {"id": "cus_42", "name": "Zoë Müller",
+    "email": "zoe@example.com", "address": {"line1": "12 Rue de la Paix", "city": "Paris", "postcode": "75002", "country": "FR"}},
+    "items": [{"sku": f"SKU-{i:04}", "title": "Stainless steel water bottle, 750 ml", "qty": i % 3 + 1,
+               "unit_price": 19.99 + i, "tags": ["outdoor", "kitchen"]} for i in range(5)],
+    "currency": "EUR", "total": 154.85, "paid": True, "coupon": None,
+    "note": "Leave at the door \u2013 ring twice, please. \"Fragile\" items inside.",
+}
+small = json.dumps(order, ensure_ascii=False)
+big = json.dumps([order] * 64, ensure_ascii=False)
+open(f"{sys.argv[1]}/small.json", "w").write(small)
+open(f"{sys.argv[1]}/big.json", "w").write(big)
+print(f"bodies: {len(small.encode())} and {len(big.encode())} bytes", file=sys.stderr)
+PY
+  for b in small big; do
+    cat > "$dir/$b.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$dir/$b.json", "rb"); wrk.body = f:read("*a"); f:close()
+LUA
+  done
 }

@@ -32,26 +32,7 @@ TICK=$(getconf CLK_TCK)
 ABS_OUT=$(cd "$OUT" && pwd)
 UP_PORT=18381; RMP=18390
 
-python3 - "$OUT" <<'PY'
-import json, sys
-order = {
-    "id": "ord_8f14e45fceea167a5a36dedd4bea2543", "customer": {"id": "cus_42", "name": "Zoë Müller",
-    "email": "zoe@example.com", "address": {"line1": "12 Rue de la Paix", "city": "Paris", "postcode": "75002", "country": "FR"}},
-    "items": [{"sku": f"SKU-{i:04}", "title": "Stainless steel water bottle, 750 ml", "qty": i % 3 + 1,
-               "unit_price": 19.99 + i, "tags": ["outdoor", "kitchen"]} for i in range(5)],
-    "currency": "EUR", "total": 154.85, "paid": True, "coupon": None,
-    "note": "Leave at the door \u2013 ring twice, please. \"Fragile\" items inside.",
-}
-open(f"{sys.argv[1]}/small.json", "w").write(json.dumps(order, ensure_ascii=False))
-open(f"{sys.argv[1]}/big.json", "w").write(json.dumps([order] * 64, ensure_ascii=False))
-PY
-for b in small big; do
-  cat > "$OUT/$b.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$ABS_OUT/$b.json", "rb"); wrk.body = f:read("*a"); f:close()
-LUA
-done
+write_orders "$ABS_OUT"
 cat > "$OUT/search.lua" <<'LUA'
 wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 wrk.headers["Accept"] = "text/html,application/xhtml+xml"

@@ -87,6 +87,11 @@ async fn request(
     send(s.gw.http(), b.body(Full::new(body.into())).unwrap()).await
 }
 
+/// A GET without headers or body.
+async fn get_path(s: &Setup, path: &str) -> Reply {
+    request(s, "GET", path, &[], "").await
+}
+
 const JSON: (&str, &str) = ("content-type", "application/json");
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
@@ -236,7 +241,7 @@ async fn everyday_values_pass_byte_for_byte() {
     let r = request(&s, "GET", "/api/search?term=rock%20%27n%27%20roll&page=2&sort=-created", &[("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")], "").await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Routes without `inspect` are not inspected.
-    let r = request(&s, "GET", "/open?id=1%27%20OR%20%271%27%3D%271", &[], "").await;
+    let r = get_path(&s, "/open?id=1%27%20OR%20%271%27%3D%271").await;
     assert_eq!(r.status, 200);
 }
 
@@ -244,14 +249,7 @@ async fn everyday_values_pass_byte_for_byte() {
 async fn exclusions_skip_a_field_or_one_detector_on_it() {
     let s = setup();
     // `query.q` is excluded whole: a search box may hold SQL.
-    let r = request(
-        &s,
-        "GET",
-        "/api/search?q=1%27%20OR%20%271%27%3D%271",
-        &[],
-        "",
-    )
-    .await;
+    let r = get_path(&s, "/api/search?q=1%27%20OR%20%271%27%3D%271").await;
     assert_eq!(r.status, 200);
     // `xss:json./html`: markup passes there, SQL injection does not.
     let r = request(
@@ -281,28 +279,14 @@ async fn exclusions_skip_a_field_or_one_detector_on_it() {
         403
     );
     // Other fields stay inspected.
-    let r = request(
-        &s,
-        "GET",
-        "/api/search?q=x&id=1%27%20OR%20%271%27%3D%271",
-        &[],
-        "",
-    )
-    .await;
+    let r = get_path(&s, "/api/search?q=x&id=1%27%20OR%20%271%27%3D%271").await;
     assert_eq!(r.status, 403);
 }
 
 #[tokio::test]
 async fn shadow_mode_logs_what_it_would_refuse_and_lets_it_through() {
     let s = setup();
-    let r = request(
-        &s,
-        "GET",
-        "/trial/items?id=1%27%20OR%20%271%27%3D%271",
-        &[],
-        "",
-    )
-    .await;
+    let r = get_path(&s, "/trial/items?id=1%27%20OR%20%271%27%3D%271").await;
     assert_eq!(r.status, 200);
     assert_eq!(s.up.hits(), 1);
     let line = access_log_line(&log(&s), "waf.sqli:shadow_deny").await;
@@ -317,17 +301,17 @@ async fn paranoia_adds_rules_and_the_threshold_adds_findings_up() {
     let s = setup();
     // An internal callback URL: paranoia 2 refuses it, the default level does not.
     let internal = "/x?callback=http%3A%2F%2F127.0.0.1%3A8080%2Fadmin";
-    let r = request(&s, "GET", &format!("/strict{internal}"), &[], "").await;
+    let r = get_path(&s, &format!("/strict{internal}")).await;
     assert_eq!(r.status, 403);
     access_log_line(&log(&s), "ssrf@query.callback:ssrf.internal_host").await;
-    let r = request(&s, "GET", &format!("/api{internal}"), &[], "").await;
+    let r = get_path(&s, &format!("/api{internal}")).await;
     assert_eq!(r.status, 200);
     // Threshold 10: one critical finding is logged and passes; two are refused.
     let one = "/lenient?id=1%27%20OR%20%271%27%3D%271";
-    assert_eq!(request(&s, "GET", one, &[], "").await.status, 200);
+    assert_eq!(get_path(&s, one).await.status, 200);
     access_log_line(&log(&s), "\"waf\":\"score=5 sqli@query.id").await;
     let two = "/lenient?id=1%27%20OR%20%271%27%3D%271&file=..%2F..%2Fetc%2Fpasswd";
-    assert_eq!(request(&s, "GET", two, &[], "").await.status, 403);
+    assert_eq!(get_path(&s, two).await.status, 403);
 }
 
 #[tokio::test]
@@ -335,7 +319,7 @@ async fn sampling_inspects_a_share_of_requests() {
     let s = setup();
     let mut passed = 0;
     for _ in 0..40 {
-        let r = request(&s, "GET", "/sampled?id=1%27%20OR%20%271%27%3D%271", &[], "").await;
+        let r = get_path(&s, "/sampled?id=1%27%20OR%20%271%27%3D%271").await;
         passed += usize::from(r.status == 200);
     }
     // At 1%, nearly every request goes uninspected (all 40 inspected: p = 1e-80).
@@ -376,7 +360,7 @@ async fn hostile_and_broken_values_never_make_a_5xx() {
         format!("/api/x?v={}", "\\u{".repeat(500)),
     ];
     for p in &paths {
-        let r = request(&s, "GET", p, &[], "").await;
+        let r = get_path(&s, p).await;
         assert!(r.status.as_u16() < 500, "{p}: {}", r.status);
     }
     for body in [deep.as_str(), "{\"a\":", "[\"\\ud800\"]", "\u{feff}{}"] {

@@ -102,21 +102,32 @@ const NAMED: &[(&str, char)] = &[
 /// `value` with HTML character references decoded as a browser would, the closing `;`
 /// optional (`&#60`, `&lt`), any number of leading zeros.
 pub(crate) fn html(value: &str) -> Cow<'_, str> {
-    if !value.contains('&') {
+    replace_refs(value, '&', reference)
+}
+
+/// `value` with each reference introduced by `marker` that `decode` reads (the character,
+/// and how many bytes after the marker it took) replaced by its character; anything else
+/// stays as written.
+fn replace_refs(
+    value: &str,
+    marker: char,
+    decode: impl Fn(&str) -> Option<(char, usize)>,
+) -> Cow<'_, str> {
+    if !value.contains(marker) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
-    while let Some(at) = rest.find('&') {
+    while let Some(at) = rest.find(marker) {
         out.push_str(&rest[..at]);
-        let tail = &rest[at + 1..];
-        match reference(tail) {
+        let tail = &rest[at + marker.len_utf8()..];
+        match decode(tail) {
             Some((c, used)) => {
                 out.push(c);
                 rest = &tail[used..];
             }
             None => {
-                out.push('&');
+                out.push(marker);
                 rest = tail;
             }
         }
@@ -160,44 +171,29 @@ fn reference(s: &str) -> Option<(char, usize)> {
 /// `value` with JavaScript and C string escapes decoded: `\xHH`, `\uHHHH`, `\u{H…}`
 /// (markup smuggled inside a script string, `\x3cscript\x3e`).
 pub(crate) fn escapes(value: &str) -> Cow<'_, str> {
-    if !value.contains('\\') {
-        return Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at + 1..];
-        let b = tail.as_bytes();
-        let hex_run = |from: usize, n: usize| {
-            b.get(from..from + n)
-                .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
-                .and_then(|_| u32::from_str_radix(&tail[from..from + n], 16).ok())
-        };
-        let decoded = match b.first() {
-            Some(b'x') => hex_run(1, 2).map(|v| (v, 3)),
-            Some(b'u') if b.get(1) == Some(&b'{') => tail[2..].find('}').and_then(|end| {
-                (end > 0 && end <= 6)
-                    .then(|| hex_run(2, end))
-                    .flatten()
-                    .map(|v| (v, end + 3))
-            }),
-            Some(b'u') => hex_run(1, 4).map(|v| (v, 5)),
-            _ => None,
-        };
-        match decoded {
-            Some((v, used)) => {
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
-                rest = &tail[used..];
-            }
-            None => {
-                out.push('\\');
-                rest = tail;
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
+    replace_refs(value, '\\', script_escape)
+}
+
+/// The character a script escape (after its `\`) stands for, and its length.
+fn script_escape(tail: &str) -> Option<(char, usize)> {
+    let b = tail.as_bytes();
+    let hex_run = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|_| u32::from_str_radix(&tail[from..from + n], 16).ok())
+    };
+    let (v, used) = match b.first() {
+        Some(b'x') => hex_run(1, 2).map(|v| (v, 3)),
+        Some(b'u') if b.get(1) == Some(&b'{') => tail[2..].find('}').and_then(|end| {
+            (end > 0 && end <= 6)
+                .then(|| hex_run(2, end))
+                .flatten()
+                .map(|v| (v, end + 3))
+        }),
+        Some(b'u') => hex_run(1, 4).map(|v| (v, 5)),
+        _ => None,
+    }?;
+    Some((char::from_u32(v).unwrap_or('\u{fffd}'), used))
 }
 
 /// `value` with fullwidth forms (`＜script＞`, U+FF01–U+FF5E) read as the ASCII they
