@@ -264,6 +264,9 @@ impl Param {
                 _ => return Err("is given more than once".into()),
             }
         };
+        if self.validator.is_valid(&value) {
+            return Ok(());
+        }
         let first = self.validator.iter_errors(&value).next().map(|e| {
             let at = e.instance_path().to_string();
             let why = super::schema::reason(e.kind());
