@@ -108,7 +108,9 @@ fn labelled_json(head: &http::request::Parts) -> bool {
 }
 
 /// Whether the body carries a `Content-Encoding` other than `identity`.
-fn encoded(head: &http::request::Parts) -> bool {
+/// Whether the request body carries a `Content-Encoding` other than `identity` (one the
+/// gateway cannot read).
+pub(crate) fn encoded(head: &http::request::Parts) -> bool {
     head.headers.get_all(CONTENT_ENCODING).iter().any(|v| {
         v.to_str().map_or(true, |s| {
             s.split(',')

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, COOKIE};
+use http::header::{CONTENT_TYPE, COOKIE};
 use http::HeaderName;
 use rampart_config::{parse_exclusion, InspectSpec, PolicyMode, Spec};
 use rampart_core::metrics_text::MetricsText;
@@ -370,14 +370,7 @@ impl Filter for Inspect {
         cx: &mut RequestCtx<'_>,
     ) -> Result<Option<Box<dyn rampart_core::BodyInspector>>, Denial> {
         // A body the gateway cannot read is one it cannot inspect.
-        let encoded = cx.head.headers.get_all(CONTENT_ENCODING).iter().any(|v| {
-            v.to_str().map_or(true, |s| {
-                s.split(',')
-                    .map(str::trim)
-                    .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-            })
-        });
-        if self.body && encoded {
+        if self.body && crate::json_filter::encoded(cx.head) {
             if self.shadow {
                 cx.record(Reason::WafEncodedBody, Outcome::ShadowDeny);
             } else {

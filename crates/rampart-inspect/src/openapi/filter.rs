@@ -238,19 +238,8 @@ impl Validation {
             return unknown(Reason::ValidationUnknownPath);
         };
         let method = cx.method;
-        let op = m
-            .item
-            .operations
-            .iter()
-            .find(|(name, _)| name == method)
-            // HEAD is GET without the body (RFC 9110 §9.3.2).
-            .or_else(|| {
-                (method == "HEAD")
-                    .then(|| m.item.operations.iter().find(|(n, _)| n == "GET"))
-                    .flatten()
-            });
-        match op {
-            Some((_, op)) => Ok(Some((op, m.params))),
+        match m.item.operation(method) {
+            Some(op) => Ok(Some((op, m.params))),
             None if self.pass_unknown => Ok(None),
             None => {
                 let mut v = Violation::new(Reason::ValidationMethod);
@@ -414,19 +403,7 @@ fn media<'a>(op: &'a Operation, cx: &RequestView<'_>) -> Option<&'a BodyCheck> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let (top, _) = essence.split_once('/').unwrap_or(("", ""));
-    let wildcard = format!("{top}/*");
-    let found = [essence.as_str(), wildcard.as_str(), "*/*"]
-        .into_iter()
-        .filter(|r| !r.starts_with('/'))
-        .find_map(|r| body.iter().find(|m| m.range == r));
-    found.map(|m| &m.check)
+    super::pick_media(body, ct).map(|m| &m.check)
 }
 
 /// `name=value` pairs of the `Cookie` headers.

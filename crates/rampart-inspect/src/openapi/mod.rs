@@ -194,6 +194,24 @@ struct Media {
     check: BodyCheck,
 }
 
+/// The media entry for a `Content-Type`: the exact media type first, then `type/*`, then
+/// `*/*` (request bodies and responses alike).
+fn pick_media<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (top, _) = essence.split_once('/').unwrap_or(("", ""));
+    let wildcard = format!("{top}/*");
+    let found = [essence.as_str(), wildcard.as_str(), "*/*"]
+        .into_iter()
+        .filter(|r| !r.starts_with('/'))
+        .find_map(|r| media.iter().find(|m| m.range == r));
+    found
+}
+
 /// One method on one path.
 pub(crate) struct Operation {
     params: Vec<Param>,

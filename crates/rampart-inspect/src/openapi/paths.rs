@@ -68,6 +68,17 @@ pub(crate) struct PathItem {
     pub(crate) allow: String,
 }
 
+impl PathItem {
+    /// The operation of `method` (upper case); HEAD is GET without the body (RFC 9110
+    /// §9.3.2) when the path has no HEAD of its own.
+    pub(crate) fn operation(&self, method: &str) -> Option<&Operation> {
+        let find = |name: &str| self.operations.iter().find(|(n, _)| n == name);
+        find(method)
+            .or_else(|| (method == "HEAD").then(|| find("GET")).flatten())
+            .map(|(_, op)| op)
+    }
+}
+
 /// All templates, by segment count, most specific first within each count.
 #[derive(Default)]
 pub(crate) struct PathMatcher {

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::schema::SchemaCompiler;
 use super::tape::Tape;
-use super::{is_json, Api, BodyCheck, Document, Media, Operation};
+use super::{is_json, pick_media, Api, BodyCheck, Document, Media, Operation};
 
 /// Which statuses a documented response covers.
 enum Status {
@@ -109,22 +109,6 @@ impl Operation {
     }
 }
 
-/// The media entry for a `Content-Type`: exact, then `type/*`, then `*/*`.
-fn media_for<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let top = essence.split('/').next().unwrap_or("");
-    let wildcard = format!("{top}/*");
-    let found = [essence.as_str(), wildcard.as_str(), "*/*"]
-        .into_iter()
-        .find_map(|r| media.iter().find(|m| m.range == r));
-    found
-}
-
 /// A route's response validation settings and counters.
 pub(crate) struct ResponseCheck {
     pub(crate) enforce: bool,
@@ -163,11 +147,7 @@ enum Planned {
 
 /// The operation of a method on a path.
 fn operation<'a>(api: &'a Api, method: &Method, path: &'a str) -> Option<&'a Operation> {
-    let m = api.paths.find(path)?;
-    let find = |name: &str| m.item.operations.iter().find(|(n, _)| n == name);
-    find(method.as_str())
-        .or_else(|| (method == Method::HEAD).then(|| find("GET")).flatten())
-        .map(|(_, op)| op)
+    api.paths.find(path)?.item.operation(method.as_str())
 }
 
 /// The response head: status and media type checked; the body's check planned.
@@ -194,7 +174,7 @@ pub(super) fn on_response(api: &Api, check: &ResponseCheck, cx: &mut ResponseCtx
     let violation = match op.response(status) {
         None => Some(format!("status {status} is not documented")),
         Some(r) if r.media.is_empty() || bodiless => None,
-        Some(r) => match media_for(&r.media, &content_type) {
+        Some(r) => match pick_media(&r.media, &content_type) {
             None => Some(format!(
                 "status {status}: this media type is not documented"
             )),
@@ -319,7 +299,7 @@ impl Validate {
             ..
         }) = op
             .response(self.status)
-            .and_then(|r| media_for(&r.media, &self.content_type))
+            .and_then(|r| pick_media(&r.media, &self.content_type))
         else {
             return Vec::new();
         };
