@@ -5,7 +5,9 @@
 #
 # JSON threat limits: routes with the limits off and on (the defaults), each POSTed a
 # typical 1 KB JSON document and a 64 KB one (an array of such documents); OpenAPI
-# validation: a route validating the 1 KB document against its schema (limits on too).
+# validation: a route validating the 1 KB document against its schema (limits on too),
+# and, to show where its cost goes, the same operation with no body schema (head checks
+# only, the body streams) and with an empty one (the body read whole and parsed).
 # One Rampart (1 worker, pinned to core 1); load and upstream on core 0. Reported:
 # requests per proxy CPU-second per case and the ratio to the same body with the limits
 # off, with the rounds interleaved so drift affects every case alike. Then the load time
@@ -54,6 +56,13 @@ spec = {"openapi": "3.0.3", "info": {"title": "Orders", "version": "1"}, "paths"
       "unit_price": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
       "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}}}
 open(f"{sys.argv[1]}/orders.json", "w").write(json.dumps(spec))
+# Where the cost goes: the same operation with an empty body schema (the body is read
+# whole and parsed, then checked against nothing), and with no body schema (the head
+# checks only; the body streams).
+op = spec["paths"].pop("/validated/orders")
+for name, content in (("parsed", {"application/json": {"schema": {}}}), ("head", {"application/json": {}})):
+    doc = dict(spec, paths={f"/{name}/orders": {"post": dict(op["post"], requestBody={"required": True, "content": content})}})
+    open(f"{sys.argv[1]}/orders-{name}.json", "w").write(json.dumps(doc))
 PY
 
 cat > "$OUT/rampart.yaml" <<YAML
@@ -68,6 +77,8 @@ routes:
   - { name: off, match: { path_prefix: /off }, upstream: up, json_limits: { enabled: false } }
   - { name: json, match: { path_prefix: /json }, upstream: up }
   - { name: validated, match: { path_prefix: /validated }, upstream: up, validate: { openapi: orders.json } }
+  - { name: parsed, match: { path_prefix: /parsed }, upstream: up, validate: { openapi: orders-parsed.json } }
+  - { name: head, match: { path_prefix: /head }, upstream: up, validate: { openapi: orders-head.json } }
 YAML
 write_upstream_conf "$ABS_OUT" "$UP_PORT"
 
@@ -87,13 +98,17 @@ deep=$(printf '[%.0s' $(seq 1 100))$(printf ']%.0s' $(seq 1 100))
 # The contract is really checked: the order passes, a broken one is refused.
 [ "$(post "@$OUT/small.json" "http://127.0.0.1:$RMP/validated/orders")" = 200 ] || { echo "valid order refused"; cat "$OUT/rampart.err"; exit 1; }
 [ "$(post '{"id":"x"}' "http://127.0.0.1:$RMP/validated/orders")" = 400 ] || { echo "validation not applied"; exit 1; }
+for r in head parsed; do
+  [ "$(post "@$OUT/small.json" "http://127.0.0.1:$RMP/$r/orders")" = 200 ] || { echo "$r: not 200"; cat "$OUT/rampart.err"; exit 1; }
+  [ "$(post "@$OUT/small.json" "http://127.0.0.1:$RMP/$r/other")" = 404 ] || { echo "$r: validation not applied"; exit 1; }
+done
 
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for body in small big; do
-    routes="off json"; [ $body = small ] && routes="off json validated"
+    routes="off json"; [ $body = small ] && routes="off json head parsed validated"
     for route in $routes; do
-      path=$route; [ $route = validated ] && path=validated/orders
+      path=$route; case $route in validated|parsed|head) path=$route/orders;; esac
       t0=$(cpu_ticks "$RMP_PID")
       reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$path" -s "$OUT/$body.lua")
       t1=$(cpu_ticks "$RMP_PID")
@@ -109,7 +124,7 @@ print("| body | JSON limits | requests/s | req per proxy CPU-s | ratio to off (t
 print("|---|---|---|---|---|---|")
 for body, label in (("small", "1 KB order"), ("big", "64 KB array of orders")):
     eff = {}
-    for route in ("off", "json", "validated"):
+    for route in ("off", "json", "head", "parsed", "validated"):
         rs = [r for r in rows if r[1] == body and r[2] == route]
         if not rs:
             continue
@@ -117,10 +132,12 @@ for body, label in (("small", "1 KB order"), ("big", "64 KB array of orders")):
         cpu = sum(int(r[4]) for r in rs) / tick
         eff[route] = (reqs / (secs * rounds), reqs / cpu)
     for route, (rps, e) in eff.items():
-        name = {"off": "off", "json": "limits on", "validated": "limits on + OpenAPI schema"}[route]
+        name = {"off": "off", "json": "limits on", "head": "limits on + OpenAPI head checks (no body schema)",
+                "parsed": "limits on + OpenAPI, body parsed (empty schema)", "validated": "limits on + OpenAPI schema"}[route]
         print(f"| {label} | {name} | {rps:,.0f} | {e:,.0f} | {rps / eff['off'][0]:.2f}x | {e / eff['off'][1]:.2f}x |")
-    if "validated" in eff:
-        print(f"| {label} | validated / limits on | | | {eff['validated'][0] / eff['json'][0]:.2f}x | {eff['validated'][1] / eff['json'][1]:.2f}x |")
+    for route in ("head", "parsed", "validated"):
+        if route in eff:
+            print(f"| {label} | {route} / limits on | | | {eff[route][0] / eff['json'][0]:.2f}x | {eff[route][1] / eff['json'][1]:.2f}x |")
 PY
 
 # Load time of a large real document: GitHub's REST API description.

@@ -6,6 +6,19 @@ use super::{Entry, NotJson};
 /// Nesting deeper than this is refused (the JSON limits, when on, refuse far earlier).
 const MAX_DEPTH: usize = 512;
 
+/// Bytes that end a run of plain string characters: `"`, `\\` and control characters.
+static STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 pub(super) struct Parser<'b> {
     pub(super) b: &'b [u8],
     pub(super) at: usize,
@@ -143,21 +156,25 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<Entry, NotJson> {
         self.at += 1;
         let start = self.at;
-        loop {
-            match self.b.get(self.at).copied().ok_or(NotJson)? {
-                b'"' => {
-                    let end = self.at;
-                    self.at += 1;
-                    return Ok(Entry::Str {
-                        start: start as u32,
-                        end: end as u32,
-                        escaped: false,
-                    });
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(NotJson),
-                _ => self.at += 1,
+        // The body is valid UTF-8 already: only quotes, backslashes and control
+        // characters stop the run.
+        let run = self.b[start..]
+            .iter()
+            .position(|&b| STOP[usize::from(b)])
+            .ok_or(NotJson)?;
+        self.at = start + run;
+        match self.b[self.at] {
+            b'"' => {
+                let end = self.at;
+                self.at += 1;
+                return Ok(Entry::Str {
+                    start: start as u32,
+                    end: end as u32,
+                    escaped: false,
+                });
             }
+            b'\\' => {}
+            _ => return Err(NotJson),
         }
         // Escapes: decode the whole string into the tape's side buffer.
         let from = self.decoded.len();
