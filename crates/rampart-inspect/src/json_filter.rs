@@ -2,8 +2,8 @@
 //! route's block) and inspects every request body that is JSON, by label or by its first
 //! byte, with one [`JsonScanner`] per body as its frames stream upstream unchanged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use rampart_config::{JsonLimitsSpec, PolicyMode, Spec};
@@ -13,6 +13,7 @@ use rampart_core::{
     RequestCtx,
 };
 
+use crate::openapi::tape::Entry;
 use crate::{JsonLimits, JsonScanner, JsonViolation};
 
 /// Every violation, in the order of the shadow counters.
@@ -46,7 +47,15 @@ pub(crate) fn compile(spec: &Spec, out: &mut FeaturePlan) {
             },
             Some(route) => JsonLimitsFilter::new(&route.over(&spec.json_limits), Some(&r.name)),
         };
-        if let Some(f) = filter {
+        if let Some(mut f) = filter {
+            // A route that validates bodies against a schema gets the tape recorded as
+            // the limits scan, so the body is parsed once.
+            if r.validate.is_some() {
+                f = Arc::new(JsonLimitsFilter {
+                    record: true,
+                    ..(*f).clone()
+                });
+            }
             shadows.extend(f.shadow.clone());
             out.routes[i].push(f);
         }
@@ -57,10 +66,12 @@ pub(crate) fn compile(spec: &Spec, out: &mut FeaturePlan) {
 }
 
 /// Refuses request bodies that break a route's JSON limits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JsonLimitsFilter {
     limits: JsonLimits,
     allow_encoded: bool,
+    /// Record the tape of JSON-labelled bodies for the route's schema validation.
+    record: bool,
     /// Set in shadow mode: where violations are counted instead of refused.
     shadow: Option<Arc<Shadow>>,
 }
@@ -94,6 +105,7 @@ impl JsonLimitsFilter {
         Some(Arc::new(JsonLimitsFilter {
             limits,
             allow_encoded: spec.allow_encoded_bodies.unwrap_or(false),
+            record: false,
             shadow,
         }))
     }
@@ -146,12 +158,27 @@ impl Filter for JsonLimitsFilter {
             cx.record(Reason::JsonEncodedBody, Outcome::Deny);
             return Err(Denial::new(Reason::JsonEncodedBody));
         }
+        let labelled = labelled_json(cx.head);
+        let recorded = (self.record && labelled).then(|| {
+            let declared = cx
+                .head
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            let slot = RecordedTape(Arc::new(Recorded {
+                declared,
+                ..Recorded::default()
+            }));
+            cx.extensions.insert(slot.clone());
+            slot
+        });
         Ok(Some(Box::new(JsonInspector {
-            state: State::Undecided {
-                labelled: labelled_json(cx.head),
-            },
+            state: State::Undecided { labelled },
             limits: self.limits,
             shadow: self.shadow.clone().map(|s| (s, cx.request_id.clone())),
+            recorded,
+            skipped: 0,
         })))
     }
 }
@@ -173,6 +200,35 @@ struct JsonInspector {
     limits: JsonLimits,
     /// In shadow mode: the counters and the request id for the log line.
     shadow: Option<(Arc<Shadow>, http::HeaderValue)>,
+    /// Where the recorded tape goes, on a validated route.
+    recorded: Option<RecordedTape>,
+    /// Bytes of whitespace before the scan started (the tape's offsets count them).
+    skipped: u64,
+}
+
+/// The tape the JSON limits record of a request body for the route's schema validation,
+/// when the validation asks for it (its operation has a JSON body schema); set once the
+/// whole body has passed the limits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecordedTape(Arc<Recorded>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    wanted: AtomicBool,
+    tape: Mutex<Option<Vec<Entry>>>,
+    /// The body's declared length, to size the tape once.
+    declared: usize,
+}
+
+impl RecordedTape {
+    /// Asks for the tape (before the body is read).
+    pub(crate) fn want(&self) {
+        self.0.wanted.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn take(&self) -> Option<Vec<Entry>> {
+        self.0.tape.lock().ok()?.take()
+    }
 }
 
 impl JsonInspector {
@@ -199,9 +255,20 @@ impl BodyInspector for JsonInspector {
             // A body is JSON when it says so, or when it starts like JSON whatever it
             // says: a mislabelled body is the classic way around a content-type check.
             match JsonScanner::looks_like_json(data) {
-                None => return Ok(()),
+                None => {
+                    self.skipped += data.len() as u64;
+                    return Ok(());
+                }
                 Some(json) if json || labelled => {
-                    self.state = State::Scanning(Box::new(JsonScanner::new(self.limits)));
+                    let mut scanner = JsonScanner::new(self.limits);
+                    if let Some(r) = self
+                        .recorded
+                        .as_ref()
+                        .filter(|r| r.0.wanted.load(Ordering::Relaxed))
+                    {
+                        scanner = scanner.record(self.skipped, r.0.declared);
+                    }
+                    self.state = State::Scanning(Box::new(scanner));
                 }
                 Some(_) => self.state = State::Passing,
             }
@@ -218,8 +285,15 @@ impl BodyInspector for JsonInspector {
     fn on_end(&mut self) -> Result<(), Problem> {
         // A body of nothing but whitespace is left alone: there is no document to check.
         match std::mem::replace(&mut self.state, State::Passing) {
-            State::Scanning(s) => match s.finish() {
-                Ok(()) => Ok(()),
+            State::Scanning(mut s) => match s.finish() {
+                Ok(()) => {
+                    if let (Some(slot), Some(tape)) = (&self.recorded, s.into_tape()) {
+                        if let Ok(mut t) = slot.0.tape.lock() {
+                            *t = Some(tape);
+                        }
+                    }
+                    Ok(())
+                }
                 Err(v) => self.violation(v),
             },
             _ => Ok(()),

@@ -14,6 +14,8 @@ use std::collections::HashSet;
 
 use rampart_core::Problem;
 
+use crate::openapi::tape::Entry;
+
 mod number;
 mod string;
 
@@ -120,6 +122,22 @@ struct Container {
     /// An object past [`LINEAR_NAMES`] members: its names, hashed, for O(1) duplicate
     /// checks (a keyed hash set, so crafted names cannot make it slow).
     big: Option<HashSet<u64>>,
+    /// Its entry in the recorded tape, when recording.
+    entry: u32,
+}
+
+/// The tape of the document, recorded as it is scanned (for schema validation, which
+/// then need not parse the body again): one entry per value, in document order, with
+/// byte offsets into the whole body.
+#[derive(Debug, Default)]
+struct Recording {
+    entries: Vec<Entry>,
+    /// Offset in the body of the first byte of the piece being scanned.
+    base: u64,
+    /// Where the open string's characters or the open number start.
+    token_start: u32,
+    /// The open string has an escape.
+    escaped: bool,
 }
 
 /// Up to this many members, an object's names are compared by a scan of their hashes
@@ -176,6 +194,10 @@ pub struct JsonScanner {
     failed: Option<JsonViolation>,
     /// Whether any byte other than whitespace was seen.
     started: bool,
+    /// Set by [`JsonScanner::record`].
+    recording: Option<Box<Recording>>,
+    /// Offset of the current byte in the whole body (kept while recording).
+    at: u64,
 }
 
 fn is_space(b: u8) -> bool {
@@ -193,6 +215,43 @@ impl JsonScanner {
             entries: 0,
             failed: None,
             started: false,
+            recording: None,
+            at: 0,
+        }
+    }
+
+    /// Also records the document's tape; `offset` is the body's length before the first
+    /// piece this scanner is fed, `declared` its declared length (0: unknown), which
+    /// sizes the tape (a value takes 8 bytes of a typical body, about).
+    pub(crate) fn record(mut self, offset: u64, declared: usize) -> Self {
+        let capacity = (declared / 8).clamp(16, 1 << 16);
+        self.recording = Some(Box::new(Recording {
+            base: offset,
+            entries: Vec::with_capacity(capacity),
+            ..Recording::default()
+        }));
+        self
+    }
+
+    /// The recorded tape of a complete, valid document ([`JsonScanner::finish`] passed).
+    pub(crate) fn into_tape(self) -> Option<Vec<Entry>> {
+        self.recording.map(|r| r.entries)
+    }
+
+    /// The current byte's offset as a tape offset; stops recording past 4 GiB.
+    fn pos(&mut self) -> u32 {
+        match u32::try_from(self.at) {
+            Ok(p) => p,
+            Err(_) => {
+                self.recording = None;
+                0
+            }
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        if let Some(r) = &mut self.recording {
+            r.entries.push(e);
         }
     }
 
@@ -240,15 +299,21 @@ impl JsonScanner {
             };
             i += run;
             if let Some(&b) = bytes.get(i) {
+                if let Some(r) = &self.recording {
+                    self.at = r.base + i as u64;
+                }
                 self.byte(b)?;
                 i += 1;
             }
+        }
+        if let Some(r) = &mut self.recording {
+            r.base += bytes.len() as u64;
         }
         Ok(())
     }
 
     /// The body has ended: the document must be complete.
-    pub fn finish(mut self) -> Result<(), JsonViolation> {
+    pub fn finish(&mut self) -> Result<(), JsonViolation> {
         if let Some(v) = self.failed {
             return Err(v);
         }
@@ -258,6 +323,10 @@ impl JsonScanner {
                 return Err(JsonViolation::Truncated);
             }
             self.token = Token::None;
+            if let Some(r) = &self.recording {
+                self.at = r.base;
+                self.number_done();
+            }
             self.value_done();
         }
         if self.token == Token::None && self.expect == Expect::End {
@@ -272,11 +341,27 @@ impl JsonScanner {
     fn byte(&mut self, b: u8) -> Result<(), JsonViolation> {
         match &mut self.token {
             Token::String(s) => {
+                if b == b'\\' {
+                    if let Some(r) = &mut self.recording {
+                        r.escaped = true;
+                    }
+                }
                 return match s.byte(b, &self.limits)? {
                     StringStep::More => Ok(()),
                     StringStep::Closed => {
                         let (name, hash) = (s.name, s.hash);
                         self.token = Token::None;
+                        if self.recording.is_some() {
+                            let end = self.pos();
+                            if let Some(r) = &mut self.recording {
+                                let e = Entry::Str {
+                                    start: r.token_start,
+                                    end,
+                                    escaped: r.escaped,
+                                };
+                                r.entries.push(e);
+                            }
+                        }
                         if name {
                             self.name_done(hash)
                         } else {
@@ -315,6 +400,9 @@ impl JsonScanner {
                 }
                 // The byte ends the number; it is read as structure below.
                 self.token = Token::None;
+                if self.recording.is_some() {
+                    self.number_done();
+                }
                 self.value_done();
             }
             Token::None => {}
@@ -333,6 +421,7 @@ impl JsonScanner {
             Expect::NameOrClose | Expect::Name => match b {
                 b'"' => {
                     self.token = Token::String(StringToken::new(true));
+                    self.token_start(1);
                     Ok(())
                 }
                 b'}' if self.expect == Expect::NameOrClose => self.close(true),
@@ -374,11 +463,19 @@ impl JsonScanner {
                     return Err(JsonViolation::Depth);
                 }
                 let object = b == b'{';
+                let entry = match &mut self.recording {
+                    Some(r) => {
+                        r.entries.push(Entry::Null);
+                        u32::try_from(r.entries.len() - 1).unwrap_or(u32::MAX)
+                    }
+                    None => 0,
+                };
                 self.stack.push(Container {
                     object,
                     count: 0,
                     names_from: self.names.len(),
                     big: None,
+                    entry,
                 });
                 if object {
                     self.expect = Expect::NameOrClose;
@@ -392,6 +489,7 @@ impl JsonScanner {
             }
             b'"' => {
                 self.token = Token::String(StringToken::new(false));
+                self.token_start(1);
                 Ok(())
             }
             b'-' | b'0'..=b'9' => {
@@ -399,18 +497,40 @@ impl JsonScanner {
                     len: 1,
                     state: NumberState::start(b),
                 };
+                self.token_start(0);
                 Ok(())
             }
             b't' | b'f' | b'n' => {
-                let word: &'static [u8] = match b {
-                    b't' => b"true",
-                    b'f' => b"false",
-                    _ => b"null",
+                let (word, entry): (&'static [u8], _) = match b {
+                    b't' => (b"true", Entry::Bool(true)),
+                    b'f' => (b"false", Entry::Bool(false)),
+                    _ => (b"null", Entry::Null),
                 };
+                self.push(entry);
                 self.token = Token::Literal { word, at: 1 };
                 Ok(())
             }
             _ => Err(JsonViolation::Syntax),
+        }
+    }
+
+    /// A string (`skip` 1: after its quote) or number starts at the current byte.
+    fn token_start(&mut self, skip: u32) {
+        if self.recording.is_some() {
+            let p = self.pos().saturating_add(skip);
+            if let Some(r) = &mut self.recording {
+                r.token_start = p;
+                r.escaped = false;
+            }
+        }
+    }
+
+    /// The open number ended just before the current byte.
+    fn number_done(&mut self) {
+        let end = self.pos();
+        if let Some(r) = &mut self.recording {
+            let e = Entry::Number(r.token_start, end);
+            r.entries.push(e);
         }
     }
 
@@ -440,9 +560,21 @@ impl JsonScanner {
             return Err(JsonViolation::Syntax);
         }
         self.names.truncate(c.names_from);
-        if !object && self.expect == Expect::ValueOrClose {
+        let empty_array = !object && self.expect == Expect::ValueOrClose;
+        if empty_array {
             // `[]`: the item counted when it opened was never there.
             self.entries -= 1;
+        }
+        if let Some(r) = &mut self.recording {
+            let len = if empty_array { 0 } else { c.count };
+            let end = u32::try_from(r.entries.len()).unwrap_or(u32::MAX);
+            if let Some(e) = r.entries.get_mut(c.entry as usize) {
+                *e = if object {
+                    Entry::Object { len, end }
+                } else {
+                    Entry::Array { len, end }
+                };
+            }
         }
         self.value_done();
         Ok(())

@@ -34,6 +34,11 @@ routes:
     match: {{ path_prefix: /orders }}
     upstream: up
     validate: {{ openapi: orders.json }}
+  - name: plain
+    match: {{ path_prefix: /plain }}
+    upstream: up
+    json_limits: {{ enabled: false }}
+    validate: {{ openapi: items.yaml, base_path: /plain }}
   - name: shadow
     match: {{ path_prefix: /shadow }}
     upstream: up
@@ -238,6 +243,55 @@ async fn bodies_are_validated_with_pointers_to_each_violation() {
     .await;
     assert_eq!(errors(&r), ["body /qty must be an integer"]);
     assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_body_is_judged_the_same_read_once_with_the_limits_or_parsed_without() {
+    // `/api` has the JSON limits on (the default): the body's tape is recorded as they
+    // scan it. `/plain` has them off: the body is parsed for the schema. Escapes decode
+    // the same either way (a 21-character name written as `\u0061`s is too long).
+    let (gw, up) = setup();
+    let long = r#"{"name":"\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061\u0061","qty":1}"#;
+    for base in ["/api", "/plain"] {
+        let path = format!("{base}/items");
+        let ok = r#" {"name":"caf\u00e9 \"q\" \ud83d\ude00","qty":1,"parts":[{"sku":"a","children":[]}]} "#;
+        let r = post(&gw, &path, "application/json", ok).await;
+        assert_eq!(r.status, 200, "{base}: {}", r.text());
+        let r = post(&gw, &path, "application/json", long).await;
+        assert_eq!(
+            errors(&r),
+            ["body /name is longer than 20 characters"],
+            "{base}"
+        );
+        // A name written twice: which one counts depends on the parser, so it is refused
+        // whether the JSON limits are on (as it is read) or not (by the validation).
+        let twice = r#"{"name":"x","qty":1,"parts":[{"sku":"a","s\u006bu":"b"}]}"#;
+        let r = post(&gw, &path, "application/json", twice).await;
+        if base == "/api" {
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (400, "json.duplicate_name".into())
+            );
+        } else {
+            assert_eq!(
+                errors(&r),
+                ["body  has an object that names a member twice"]
+            );
+        }
+    }
+    // In pieces, after a piece of nothing but whitespace: the offsets still line up.
+    let chunks = ["  \n", r#"{"name":"ab"#, r#"\u00e9","qty":"#, "3}"];
+    let mut raw_req = String::from(
+        "POST /api/items HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    for c in chunks {
+        raw_req.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
+    }
+    raw_req.push_str("0\r\n\r\n");
+    let text = raw(gw.http(), raw_req.as_bytes()).await;
+    assert_eq!(raw_status(&text), 200, "{text}");
+    assert_eq!(up.hits(), 3);
 }
 
 #[tokio::test]

@@ -19,8 +19,9 @@ use serde_json::{Map, Value};
 
 use super::params::{In, Kind};
 use super::responses::{self, Pending, ResponseCheck, ResponseCounts};
-use super::tape::Tape;
+use super::tape::{Entry, Tape};
 use super::{Api, BodyCheck, Operation};
+use crate::json_filter::RecordedTape;
 
 /// At most this many violations are listed in one refusal.
 const MAX_ERRORS: usize = 20;
@@ -116,17 +117,18 @@ impl OpenApiValidator {
         headers: &http::HeaderMap,
         body: Option<&bytes::Bytes>,
     ) -> Result<(), (&'static str, Vec<FieldError>)> {
-        let view = RequestView {
+        let mut view = RequestView {
             method,
             path,
             query,
             headers,
             body,
+            recorded: None,
         };
         let has_body = body.is_some_and(|b| !b.is_empty());
         self.0
             .check_head(&view, has_body)
-            .and_then(|()| self.0.check_body(&view))
+            .and_then(|_| self.0.check_body(&mut view))
             .map_err(|v| (v.reason.code(), v.errors))
     }
 }
@@ -149,6 +151,8 @@ pub(crate) struct RequestView<'a> {
     pub(crate) query: Option<&'a str>,
     pub(crate) headers: &'a http::HeaderMap,
     pub(crate) body: Option<&'a bytes::Bytes>,
+    /// The body's tape as the JSON limits recorded it while the body was read.
+    pub(crate) recorded: Option<Vec<Entry>>,
 }
 
 impl<'a> RequestView<'a> {
@@ -159,6 +163,7 @@ impl<'a> RequestView<'a> {
             query: cx.head.uri.query(),
             headers: &cx.head.headers,
             body: cx.body,
+            recorded: None,
         }
     }
 }
@@ -249,10 +254,15 @@ impl Validation {
         }
     }
 
-    /// Operation, parameters and (when there is a body) media type.
-    pub(crate) fn check_head(&self, cx: &RequestView<'_>, has_body: bool) -> Result<(), Violation> {
+    /// Operation, parameters and (when there is a body) media type; the body's check,
+    /// when it has one.
+    pub(crate) fn check_head<'a>(
+        &'a self,
+        cx: &RequestView<'a>,
+        has_body: bool,
+    ) -> Result<Option<&'a BodyCheck>, Violation> {
         let Some((op, path_params)) = self.operation(cx)? else {
-            return Ok(());
+            return Ok(None);
         };
         let mut v = Violation::new(Reason::ValidationParameters);
         let query: Vec<(String, String)> = cx
@@ -317,21 +327,22 @@ impl Validation {
                 "",
                 "the operation takes no request body".into(),
             )),
-            (Some(_), true) if media(op, cx).is_none() => {
-                Err(Violation::new(Reason::ValidationMediaType).field(
+            (Some(_), true) => match media(op, cx) {
+                Some(check) => Ok(Some(check)),
+                None => Err(Violation::new(Reason::ValidationMediaType).field(
                     "header",
                     "content-type",
                     "is not a media type this operation accepts".into(),
-                ))
-            }
+                )),
+            },
             (Some(_), false) if op.body_required => Err(Violation::new(Reason::ValidationBody)
                 .field("body", "", "a request body is required".into())),
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
     /// The body against the schema of its media type.
-    pub(crate) fn check_body(&self, cx: &RequestView<'_>) -> Result<(), Violation> {
+    pub(crate) fn check_body(&self, cx: &mut RequestView<'_>) -> Result<(), Violation> {
         let Some(body) = cx.body else { return Ok(()) };
         let Some((op, _)) = self.operation(cx).ok().flatten() else {
             return Ok(());
@@ -343,9 +354,19 @@ impl Validation {
         match check {
             BodyCheck::Opaque => return Ok(()),
             BodyCheck::Json(validator) => {
-                let Ok(tape) = Tape::parse(body) else {
+                // Parsed once: the tape the JSON limits recorded, when they did (they
+                // refused duplicate names as they read); else parsed here.
+                let (tape, limits_ran) = match cx.recorded.take() {
+                    Some(entries) => (Tape::recorded(body, entries), true),
+                    None => (Tape::parse(body), false),
+                };
+                let Ok(tape) = tape else {
                     return Err(v.field("body", "", "is not valid JSON".into()));
                 };
+                if !limits_ran && tape.has_duplicate_names() {
+                    let why = "has an object that names a member twice";
+                    return Err(v.field("body", "", why.into()));
+                }
                 // The common case, a valid body, walks the schema once without building
                 // errors; only an invalid one is walked again for its violations.
                 if validator.is_valid(tape.root()) {
@@ -457,10 +478,22 @@ impl Filter for Validation {
         cx: &mut RequestCtx<'_>,
     ) -> Result<Option<Box<dyn BodyInspector>>, Denial> {
         // A request with a body: the head is checked now, before the body is read.
-        let checked = self.check_head(&RequestView::of(cx), true);
-        if let Err(v) = checked {
-            if let Some(d) = self.decide(cx, v) {
-                return Err(d);
+        let checked = self
+            .check_head(&RequestView::of(cx), true)
+            .map(|check| matches!(check, Some(BodyCheck::Json(_))));
+        match checked {
+            // A JSON body checked against a schema: the JSON limits record its tape as
+            // they scan it, so it is parsed once.
+            Ok(true) => {
+                if let Some(slot) = cx.extensions.get::<RecordedTape>() {
+                    slot.want();
+                }
+            }
+            Ok(false) => {}
+            Err(v) => {
+                if let Some(d) = self.decide(cx, v) {
+                    return Err(d);
+                }
             }
         }
         cx.extensions.insert(HeadChecked);
@@ -468,11 +501,16 @@ impl Filter for Validation {
     }
 
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
-        let view = RequestView::of(cx);
+        let recorded = cx
+            .extensions
+            .get::<RecordedTape>()
+            .and_then(RecordedTape::take);
+        let mut view = RequestView::of(cx);
+        view.recorded = recorded;
         let result = if cx.extensions.get::<HeadChecked>().is_some() {
-            self.check_body(&view)
+            self.check_body(&mut view)
         } else {
-            self.check_head(&view, false)
+            self.check_head(&view, false).map(|_| ())
         };
         let flow = match result {
             Ok(()) => Flow::Continue,

@@ -197,19 +197,20 @@ struct Media {
 /// The media entry for a `Content-Type`: the exact media type first, then `type/*`, then
 /// `*/*` (request bodies and responses alike).
 fn pick_media<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let (top, _) = essence.split_once('/').unwrap_or(("", ""));
-    let wildcard = format!("{top}/*");
-    let found = [essence.as_str(), wildcard.as_str(), "*/*"]
-        .into_iter()
-        .filter(|r| !r.starts_with('/'))
-        .find_map(|r| media.iter().find(|m| m.range == r));
-    found
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let top = essence.split_once('/').map_or("", |(t, _)| t);
+    let exact = |m: &&Media| !essence.starts_with('/') && m.range.eq_ignore_ascii_case(essence);
+    let family = |m: &&Media| {
+        !top.is_empty()
+            && m.range
+                .strip_suffix("/*")
+                .is_some_and(|t| t.eq_ignore_ascii_case(top))
+    };
+    media
+        .iter()
+        .find(exact)
+        .or_else(|| media.iter().find(family))
+        .or_else(|| media.iter().find(|m| m.range == "*/*"))
 }
 
 /// One method on one path.

@@ -17,7 +17,7 @@ use nodes::TapeNode;
 use parse::Parser;
 
 #[derive(Debug, Clone, Copy)]
-enum Entry {
+pub(crate) enum Entry {
     Null,
     Bool(bool),
     /// Byte range of the number's text in the body.
@@ -79,6 +79,40 @@ impl Tape {
         })
     }
 
+    /// The tape of a body whose entries the JSON limits scanner recorded as the body
+    /// arrived ([`crate::JsonScanner::record`]): no second parse, only the strings with
+    /// escapes decoded.
+    pub(crate) fn recorded(body: &Bytes, mut entries: Vec<Entry>) -> Result<Tape, NotJson> {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| NotJson)?;
+        if text.len() > u32::MAX as usize || entries.is_empty() {
+            return Err(NotJson);
+        }
+        let mut p = Parser {
+            b: text.as_bytes(),
+            at: 0,
+            entries: Vec::new(),
+            decoded: String::new(),
+        };
+        for e in &mut entries {
+            if let Entry::Str {
+                start,
+                escaped: true,
+                ..
+            } = *e
+            {
+                // From the opening quote.
+                p.at = (start as usize).checked_sub(1).ok_or(NotJson)?;
+                *e = p.string()?;
+            }
+        }
+        let decoded = p.decoded;
+        Ok(Tape {
+            text,
+            entries,
+            decoded,
+        })
+    }
+
     pub(crate) fn root(&self) -> TapeNode<'_> {
         TapeNode { tape: self, i: 0 }
     }
@@ -88,6 +122,38 @@ impl Tape {
         // Ranges start and end at ASCII (quotes, digits), so always on char boundaries.
         let all = if escaped { &self.decoded } else { &self.text };
         all.get(s..e).unwrap_or("")
+    }
+
+    /// Whether an object of the document names a member twice (parsers disagree on
+    /// which one counts, so a body that does is refused whenever the JSON limits, which
+    /// refuse it as it arrives, are off).
+    pub(crate) fn has_duplicate_names(&self) -> bool {
+        let mut names: Vec<&str> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            let Entry::Object { len, end } = *e else {
+                continue;
+            };
+            names.clear();
+            let mut j = i + 1;
+            while j < end as usize {
+                if let Entry::Str {
+                    start,
+                    end,
+                    escaped,
+                } = self.entries[j]
+                {
+                    names.push(self.str_at(start, end, escaped));
+                }
+                j = self.after(j + 1);
+            }
+            if len > 1 {
+                names.sort_unstable();
+                if names.windows(2).any(|w| w[0] == w[1]) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Calls `f` with every string of the document, member names included, in document

@@ -153,7 +153,7 @@ impl Parser<'_> {
     }
 
     /// A string starting at the opening quote.
-    fn string(&mut self) -> Result<Entry, NotJson> {
+    pub(super) fn string(&mut self) -> Result<Entry, NotJson> {
         self.at += 1;
         let start = self.at;
         // The body is valid UTF-8 already: only quotes, backslashes and control
