@@ -118,6 +118,26 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
         }
     }
 
+    fn equals_value(&self, expected: &Value) -> bool {
+        // `enum` and `const` against a string, a boolean or null: compared in place (the
+        // default builds the instance as a `Value` first).
+        match (self.entry(), expected) {
+            (
+                Entry::Str {
+                    start,
+                    end,
+                    escaped,
+                },
+                Value::String(e),
+            ) => self.tape.str_at(start, end, escaped) == e,
+            (Entry::Bool(b), Value::Bool(e)) => b == *e,
+            (Entry::Null, Value::Null) => true,
+            // A scalar against a value of another type.
+            (Entry::Str { .. } | Entry::Bool(_) | Entry::Null, _) => false,
+            _ => jsonschema::json::cmp::equal(&self.to_value(), expected),
+        }
+    }
+
     fn to_value(&self) -> Cow<'a, Value> {
         Cow::Owned(self.tape.to_value(self.i))
     }
@@ -259,5 +279,35 @@ impl<'a> Array<'a, TapeJson> for TapeArray<'a> {
             at: self.node.i + 1,
             end: self.end,
         }
+    }
+
+    fn is_unique(&self) -> bool {
+        // Strings, booleans and nulls (tags, ids, flags: most `uniqueItems` arrays) are
+        // compared in place, pairwise while short; anything else (numbers compare by
+        // value, containers deeply) takes the default.
+        const PAIRWISE: usize = 32;
+        let entries = &self.node.tape.entries[self.node.i + 1..self.end];
+        if self.len > PAIRWISE
+            || entries.len() != self.len
+            || !entries
+                .iter()
+                .all(|e| matches!(e, Entry::Str { .. } | Entry::Bool(_) | Entry::Null))
+        {
+            let values: Vec<Cow<'a, Value>> = self.elements().map(|e| e.to_value()).collect();
+            return jsonschema::json::unique::is_unique(&values);
+        }
+        let key = |e: &Entry| match *e {
+            Entry::Str {
+                start,
+                end,
+                escaped,
+            } => (0u8, self.node.tape.str_at(start, end, escaped)),
+            Entry::Bool(b) => (1 + u8::from(b), ""),
+            _ => (3, ""),
+        };
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, a)| entries[i + 1..].iter().all(|b| key(a) != key(b)))
     }
 }

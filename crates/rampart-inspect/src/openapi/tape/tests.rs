@@ -1,5 +1,6 @@
 use jsonschema::json::{Array, Node, Object};
 use jsonschema::types::JsonType;
+use serde_json::json;
 
 use super::*;
 
@@ -160,5 +161,52 @@ fn finds_a_member_named_twice_at_any_depth() {
     ] {
         let tape = Tape::parse(&Bytes::from(doc.to_owned())).unwrap();
         assert_eq!(tape.has_duplicate_names(), twice, "{doc}");
+    }
+}
+
+#[test]
+fn unique_items_and_enum_values_compare_as_json_does() {
+    // The in-place comparisons agree with JSON equality (the validator's default, over
+    // `serde_json` values), numbers and containers included.
+    let mut next = numbers(0x0123_4567_89ab_cdef);
+    let pick = |n: u64| -> Value {
+        let vals = [
+            json!("a"),
+            json!("b"),
+            json!("\u{e9}"),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!(1),
+            json!(1.0),
+            json!(2),
+            json!([]),
+            json!({}),
+            json!(["a"]),
+        ];
+        vals[n as usize % vals.len()].clone()
+    };
+    for _ in 0..3000 {
+        let items: Vec<Value> = (0..next() % 6).map(|_| pick(next())).collect();
+        let mut text = serde_json::to_string(&Value::Array(items.clone())).unwrap();
+        if next() % 2 == 0 {
+            // The same strings written with escapes.
+            text = text.replace("\"a\"", "\"\\u0061\"");
+        }
+        let tape = Tape::parse(&Bytes::from(text.clone())).unwrap();
+        let array = tape.root().as_array().unwrap();
+        assert_eq!(
+            array.is_unique(),
+            jsonschema::json::unique::is_unique(&items),
+            "{text}"
+        );
+        for (node, item) in array.elements().zip(&items) {
+            let expected = pick(next());
+            assert_eq!(
+                node.equals_value(&expected),
+                jsonschema::json::cmp::equal(item, &expected),
+                "{item} vs {expected}"
+            );
+        }
     }
 }
