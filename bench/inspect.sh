@@ -10,8 +10,9 @@
 # only, the body streams) and with an empty one (the body read whole and parsed).
 # One Rampart (1 worker, pinned to core 1); load and upstream on core 0. Reported:
 # requests per proxy CPU-second per case and the ratio to the same body with the limits
-# off, with the rounds interleaved so drift affects every case alike. Then the load time
-# of GitHub's whole REST API description (npm @octokit/openapi, 1,223 operations).
+# off, with the rounds interleaved so drift affects every case alike. With INSTRUCTIONS=1,
+# then instructions per request of the 1 KB routes under callgrind. Then the load time of
+# GitHub's whole REST API description (npm @octokit/openapi, 1,223 operations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -139,6 +140,30 @@ for body, label in (("small", "1 KB order"), ("big", "64 KB array of orders")):
         if route in eff:
             print(f"| {label} | {route} / limits on | | | {eff[route][0] / eff['json'][0]:.2f}x | {eff[route][1] / eff['json'][1]:.2f}x |")
 PY
+
+# INSTRUCTIONS=1: user-space instructions per request of each 1 KB route under callgrind
+# (repeatable where throughput drifts between runs): the gateway alone, restarted per
+# route, counters zeroed after a warm-up, 5 s of wrk at 4 connections.
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  bench_need valgrind:valgrind
+  kill "$RMP_PID" 2>/dev/null || true; wait "$RMP_PID" 2>/dev/null || true
+  printf '\n| 1 KB order, route | requests | instructions per request |\n|---|---|---|\n' | tee -a "$OUT/results.md"
+  for route in json head parsed validated; do
+    path=$route; [ $route != json ] && path=$route/orders
+    RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$ABS_OUT/cg.$route" \
+      --dump-instr=no "$BIN" run --config "$OUT/rampart.yaml" 2>"$OUT/valgrind.$route.err" &
+    vg=$!
+    for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$RMP) 2>/dev/null && break; sleep 0.2; done
+    wrk_requests "$LOAD_CORE" 4 2 "http://127.0.0.1:$RMP/$path" -s "$OUT/small.lua" >/dev/null
+    callgrind_control --zero "$vg" >/dev/null 2>&1
+    n=$(wrk_requests "$LOAD_CORE" 4 5 "http://127.0.0.1:$RMP/$path" -s "$OUT/small.lua")
+    callgrind_control --dump "$vg" >/dev/null 2>&1
+    kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+    ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$ABS_OUT/cg.$route".* | sort -n | tail -1)
+    echo "| $route | $n | $(( ir / n )) |" | tee -a "$OUT/results.md"
+    rm -f "$ABS_OUT/cg.$route"*
+  done
+fi
 
 # Load time of a large real document: GitHub's REST API description.
 if command -v npm >/dev/null; then
