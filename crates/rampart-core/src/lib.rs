@@ -12,6 +12,7 @@ mod filter;
 pub mod gcra;
 pub mod metrics_text;
 mod peer;
+pub mod pii;
 mod problem;
 mod reason;
 pub mod record;
