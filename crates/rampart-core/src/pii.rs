@@ -114,6 +114,50 @@ pub fn is(kind: PiiKind, value: &str) -> bool {
     matches!(found.as_slice(), [f] if f.start == 0 && f.end == value.len())
 }
 
+/// Whether `text` could hold any finding at all: an `@`, a `:`, four digits, or a token
+/// of 20 letters, digits, `_` and `-` (a key or a JWT). Most paths hold none, and are
+/// then not scanned.
+pub fn might_hold(text: &str) -> bool {
+    let mut digits = 0;
+    let mut token = 0;
+    for &c in text.as_bytes() {
+        match c {
+            b'@' | b':' => return true,
+            b'0'..=b'9' => {
+                digits += 1;
+                token += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'-' => token += 1,
+            _ => token = 0,
+        }
+        if digits >= 4 || token >= 20 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Appends `text` to `o`, JSON-escaped, with each finding of `kinds` replaced by its
+/// kind in brackets (`[email]`, `[card]`); true when something was masked.
+pub fn write_masked(o: &mut String, text: &str, kinds: &[PiiKind]) -> bool {
+    if !might_hold(text) {
+        crate::json_escape_into(o, text);
+        return false;
+    }
+    let mut found = Vec::new();
+    find_all(text, kinds, &mut found);
+    let mut at = 0;
+    for f in &found {
+        crate::json_escape_into(o, &text[at..f.start]);
+        o.push('[');
+        o.push_str(f.kind.name());
+        o.push(']');
+        at = f.end;
+    }
+    crate::json_escape_into(o, &text[at..]);
+    !found.is_empty()
+}
+
 fn push(out: &mut Vec<Found>, kind: PiiKind, start: usize, end: usize) -> bool {
     out.push(Found { kind, start, end });
     true

@@ -6,7 +6,9 @@
 //! never blocks on log I/O and allocates nothing per line.
 //!
 //! What is logged is chosen, not dumped: no header values, no query values, no bodies,
-//! so credentials (`Authorization`, cookies, API keys in query strings) never reach it.
+//! so credentials (`Authorization`, cookies, API keys in query strings) never reach it;
+//! personal data and secrets in the path (an e-mail, a card number, a token as an
+//! identifier) are masked by the detectors of [`rampart_core::pii`].
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -17,6 +19,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use rampart_core::pii::{self, PiiKind};
 use rampart_core::{json_escape_into, Decision, ExchangeRecord, Identity};
 
 /// A worker's buffer is handed to the writer once it holds this much.
@@ -265,15 +268,16 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
     json_escape_into(o, host);
     o.push_str("\",\"path\":\"");
     if let Some(uri) = r.uri {
-        json_escape_into(o, uri.path());
+        write_path(o, uri.path());
         if let Some(q) = uri.query() {
-            // Query keys are useful, values may be credentials: keep only the keys.
+            // Query keys are useful, values may be credentials: keep only the keys (and
+            // mask what a key holds: `?jane@example.com` has no value, only a key).
             o.push('?');
             for (i, pair) in q.split('&').enumerate() {
                 if i > 0 {
                     o.push('&');
                 }
-                json_escape_into(o, pair.split('=').next().unwrap_or(""));
+                write_masked_raw(o, pair.split('=').next().unwrap_or(""), true);
             }
         }
     }
@@ -332,6 +336,38 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
         }
     }
     o.push_str("}\n");
+}
+
+/// The request path with the personal data and secrets in it masked (`/users/[email]`):
+/// identifiers in paths are the one place requests carry them into the log. An encoded
+/// path is also looked at decoded (`jane%40example.com` is an e-mail); when something is
+/// found only there, the decoded path is logged, masked.
+fn write_path(o: &mut String, path: &str) {
+    write_masked_raw(o, path, false);
+}
+
+/// `raw` (a path, or a query key when `form`: `+` is a space there) masked as it is, or
+/// decoded and masked when only its decoded form holds something.
+fn write_masked_raw(o: &mut String, raw: &str, form: bool) {
+    let plus = form && raw.contains('+');
+    if raw.contains('%') || plus {
+        let spaced;
+        let text = if plus {
+            spaced = raw.replace('+', " ");
+            &spaced
+        } else {
+            raw
+        };
+        let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+        if decoded != raw && pii::might_hold(&decoded) {
+            let mut masked = String::new();
+            if pii::write_masked(&mut masked, &decoded, &PiiKind::ALL) {
+                o.push_str(&masked);
+                return;
+            }
+        }
+    }
+    pii::write_masked(o, raw, &PiiKind::ALL);
 }
 
 fn write_ip(o: &mut String, ip: IpAddr) {
@@ -434,6 +470,25 @@ pub fn write_rfc3339(out: &mut String, t: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_logged_with_personal_data_masked() {
+        for (path, logged) in [
+            ("/api/items/123", "/api/items/123"),
+            ("/users/jane@example.com/orders", "/users/[email]/orders"),
+            ("/users/jane%40example.com", "/users/[email]"),
+            (
+                "/cards/4111%201111%201111%201111/limit",
+                "/cards/[card]/limit",
+            ),
+            ("/files/report%202026.pdf", "/files/report%202026.pdf"),
+            ("/people/078-05-1120", "/people/[ssn]"),
+        ] {
+            let mut o = String::new();
+            write_path(&mut o, path);
+            assert_eq!(o, logged, "{path}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -206,3 +206,34 @@ fn every_kind_at_once_without_overlaps() {
         assert_eq!(PiiKind::from_name(k.name()), Some(k));
     }
 }
+
+#[test]
+fn masked_text_names_what_was_there_and_keeps_the_rest() {
+    let mut o = String::new();
+    let masked = write_masked(
+        &mut o,
+        "/users/jane@example.com/cards/4111111111111111/\"x\"",
+        &PiiKind::ALL,
+    );
+    assert!(masked);
+    assert_eq!(o, r#"/users/[email]/cards/[card]/\"x\""#);
+    // Nothing that could hold a finding: written as it is, unscanned.
+    for path in ["/api/items/123", "/v1.2/orders", "/search"] {
+        assert!(!might_hold(path), "{path}");
+        let mut o = String::new();
+        assert!(!write_masked(&mut o, path, &PiiKind::ALL));
+        assert_eq!(o, path);
+    }
+    // Anything a detector finds passes the filter.
+    for text in [
+        "a@b.co",
+        "4111111111111111",
+        "+4420794609",
+        "078-05-1120",
+        "::1",
+        "1.2.3.4",
+        "AKIAIOSFODNN7EXAMPLE",
+    ] {
+        assert!(might_hold(text), "{text}");
+    }
+}

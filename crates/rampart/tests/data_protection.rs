@@ -1,0 +1,71 @@
+//! Data protection end to end: personal data and secrets that requests carry into the
+//! gateway (e-mail addresses, card numbers, tokens used as identifiers in paths) reach
+//! the upstream unchanged and never the access log.
+
+mod support;
+
+use support::*;
+
+/// Planted values, each as a client might send it in a path or as a bare query key.
+const PLANTED: &[&str] = &[
+    "jane.doe@example.com",
+    "4111111111111111",
+    "4111 1111 1111 1111",
+    "078-05-1120",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "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",
+    "DE89370400440532013000",
+];
+
+#[tokio::test]
+async fn personal_data_in_paths_reaches_the_upstream_and_never_the_access_log() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let yaml = format!(
+        "version: 1\nworkers: 2\naccess_log: {{ output: \"{}\" }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         upstreams: {{ up: {{ targets: [{{ url: \"http://{}\" }}] }} }}\n\
+         routes: [{{ name: all, match: {{ path_prefix: / }}, upstream: up }}]\n",
+        log.display(),
+        up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    let encoded = |v: &str| v.replace('@', "%40").replace(' ', "%20");
+    for v in PLANTED {
+        for path in [
+            format!("/users/{}/orders", encoded(v)),
+            format!("/lookup?{}", encoded(v)),
+            format!("/lookup?{}&page=2", v.replace(' ', "+")),
+        ] {
+            let r = get(gw.http(), &path).await;
+            assert_eq!(r.status, 200, "{path}");
+            // The upstream gets the request as the client sent it.
+            assert!(
+                up.last().uri.ends_with(&path),
+                "{path} became {}",
+                up.last().uri
+            );
+        }
+    }
+    let last = access_log_line(&log, "\"/done\"");
+    let _ = get(gw.http(), "/done").await;
+    last.await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    for v in PLANTED {
+        for form in [v.to_string(), encoded(v), v.replace(' ', "+")] {
+            assert!(
+                !text.contains(&form),
+                "{form} is in the access log:\n{text}"
+            );
+        }
+    }
+    for mask in ["[email]", "[card]", "[ssn]", "[jwt]", "[api_key]", "[iban]"] {
+        assert!(
+            text.contains(&format!("/users/{mask}/orders")),
+            "{mask}:\n{text}"
+        );
+        assert!(text.contains(&format!("/lookup?{mask}")), "{mask}:\n{text}");
+    }
+    // Ordinary paths are logged as they are.
+    assert!(text.contains("\"path\":\"/done\""));
+}
