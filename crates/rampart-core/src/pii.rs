@@ -114,15 +114,17 @@ pub fn is(kind: PiiKind, value: &str) -> bool {
     matches!(found.as_slice(), [f] if f.start == 0 && f.end == value.len())
 }
 
-/// Whether `text` could hold any finding at all: an `@`, a `:`, four digits, or a token
-/// of 20 letters, digits, `_` and `-` (a key or a JWT). Most paths hold none, and are
-/// then not scanned.
+/// Whether `text` could hold any finding at all: an `@`, a `:`, four digits, `eyJ` (a
+/// JWT), or a token of 20 letters, digits, `_` and `-` (a key). Most paths hold none,
+/// and are then not scanned.
 pub fn might_hold(text: &str) -> bool {
+    let b = text.as_bytes();
     let mut digits = 0;
     let mut token = 0;
-    for &c in text.as_bytes() {
+    for (i, &c) in b.iter().enumerate() {
         match c {
             b'@' | b':' => return true,
+            b'J' if i >= 2 && &b[i - 2..i] == b"ey" => return true,
             b'0'..=b'9' => {
                 digits += 1;
                 token += 1;
