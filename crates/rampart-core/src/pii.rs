@@ -18,6 +18,9 @@
 
 use std::net::Ipv6Addr;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
 /// What a detector looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PiiKind {
@@ -369,35 +372,6 @@ fn b64url(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_')
 }
 
-/// Decodes unpadded base64url; `None` on any other byte.
-fn decode_b64url(s: &[u8]) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (k, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * k);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes),
-            3 => out.extend_from_slice(&bytes[..2]),
-            2 => out.push(bytes[0]),
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
 /// JWTs (JWS compact form): `eyJ…` header, payload, signature.
 fn jwt(b: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
     let mut i = 0;
@@ -420,7 +394,7 @@ fn jwt(b: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
         }
         let header_ok = dots.len() == 2
             && dots[1] > dots[0] + 1
-            && decode_b64url(&b[i..dots[0]]).is_some_and(|h| {
+            && URL_SAFE_NO_PAD.decode(&b[i..dots[0]]).is_ok_and(|h| {
                 serde_json::from_slice::<serde_json::Value>(&h)
                     .ok()
                     .is_some_and(|v| v.get("alg").is_some_and(serde_json::Value::is_string))

@@ -17,9 +17,11 @@ use rampart_core::Problem;
 use crate::openapi::tape::Entry;
 
 mod number;
+mod record;
 mod string;
 
 use number::NumberState;
+use record::Recording;
 use string::{StringStep, StringToken};
 
 /// Limits on one JSON document. The defaults are generous: no ordinary API payload
@@ -126,20 +128,6 @@ struct Container {
     entry: u32,
 }
 
-/// The tape of the document, recorded as it is scanned (for schema validation, which
-/// then need not parse the body again): one entry per value, in document order, with
-/// byte offsets into the whole body.
-#[derive(Debug, Default)]
-struct Recording {
-    entries: Vec<Entry>,
-    /// Offset in the body of the first byte of the piece being scanned.
-    base: u64,
-    /// Where the open string's characters or the open number start.
-    token_start: u32,
-    /// The open string has an escape.
-    escaped: bool,
-}
-
 /// Up to this many members, an object's names are compared by a scan of their hashes
 /// (no allocation; most objects have a handful of members).
 const LINEAR_NAMES: usize = 16;
@@ -217,41 +205,6 @@ impl JsonScanner {
             started: false,
             recording: None,
             at: 0,
-        }
-    }
-
-    /// Also records the document's tape; `offset` is the body's length before the first
-    /// piece this scanner is fed, `declared` its declared length (0: unknown), which
-    /// sizes the tape (a value takes 8 bytes of a typical body, about).
-    pub(crate) fn record(mut self, offset: u64, declared: usize) -> Self {
-        let capacity = (declared / 8).clamp(16, 1 << 16);
-        self.recording = Some(Box::new(Recording {
-            base: offset,
-            entries: Vec::with_capacity(capacity),
-            ..Recording::default()
-        }));
-        self
-    }
-
-    /// The recorded tape of a complete, valid document ([`JsonScanner::finish`] passed).
-    pub(crate) fn into_tape(self) -> Option<Vec<Entry>> {
-        self.recording.map(|r| r.entries)
-    }
-
-    /// The current byte's offset as a tape offset; stops recording past 4 GiB.
-    fn pos(&mut self) -> u32 {
-        match u32::try_from(self.at) {
-            Ok(p) => p,
-            Err(_) => {
-                self.recording = None;
-                0
-            }
-        }
-    }
-
-    fn push(&mut self, e: Entry) {
-        if let Some(r) = &mut self.recording {
-            r.entries.push(e);
         }
     }
 
@@ -352,15 +305,7 @@ impl JsonScanner {
                         let (name, hash) = (s.name, s.hash);
                         self.token = Token::None;
                         if self.recording.is_some() {
-                            let end = self.pos();
-                            if let Some(r) = &mut self.recording {
-                                let e = Entry::Str {
-                                    start: r.token_start,
-                                    end,
-                                    escaped: r.escaped,
-                                };
-                                r.entries.push(e);
-                            }
+                            self.string_done();
                         }
                         if name {
                             self.name_done(hash)
@@ -463,13 +408,7 @@ impl JsonScanner {
                     return Err(JsonViolation::Depth);
                 }
                 let object = b == b'{';
-                let entry = match &mut self.recording {
-                    Some(r) => {
-                        r.entries.push(Entry::Null);
-                        u32::try_from(r.entries.len() - 1).unwrap_or(u32::MAX)
-                    }
-                    None => 0,
-                };
+                let entry = self.container_entry();
                 self.stack.push(Container {
                     object,
                     count: 0,
@@ -514,26 +453,6 @@ impl JsonScanner {
         }
     }
 
-    /// A string (`skip` 1: after its quote) or number starts at the current byte.
-    fn token_start(&mut self, skip: u32) {
-        if self.recording.is_some() {
-            let p = self.pos().saturating_add(skip);
-            if let Some(r) = &mut self.recording {
-                r.token_start = p;
-                r.escaped = false;
-            }
-        }
-    }
-
-    /// The open number ended just before the current byte.
-    fn number_done(&mut self) {
-        let end = self.pos();
-        if let Some(r) = &mut self.recording {
-            let e = Entry::Number(r.token_start, end);
-            r.entries.push(e);
-        }
-    }
-
     /// One more item in the innermost array.
     fn count_item(&mut self) -> Result<(), JsonViolation> {
         let limits = self.limits;
@@ -565,17 +484,7 @@ impl JsonScanner {
             // `[]`: the item counted when it opened was never there.
             self.entries -= 1;
         }
-        if let Some(r) = &mut self.recording {
-            let len = if empty_array { 0 } else { c.count };
-            let end = u32::try_from(r.entries.len()).unwrap_or(u32::MAX);
-            if let Some(e) = r.entries.get_mut(c.entry as usize) {
-                *e = if object {
-                    Entry::Object { len, end }
-                } else {
-                    Entry::Array { len, end }
-                };
-            }
-        }
+        self.container_done(c.entry, object, if empty_array { 0 } else { c.count });
         self.value_done();
         Ok(())
     }
