@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod bots;
+mod data_protection;
 mod edge;
 mod error;
 mod identity;
@@ -28,6 +29,10 @@ mod validate_limits;
 mod validation;
 
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
+pub use data_protection::{
+    ExemptSpec, MaskAction, MaskDetectSpec, MaskFieldSpec, MaskSpec, ResponseFieldsSpec,
+    RoleFieldsSpec, Unparseable,
+};
 pub use edge::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCATIONS};

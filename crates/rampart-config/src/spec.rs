@@ -432,6 +432,13 @@ pub struct RouteSpec {
     /// Bot rules (user agent, missing headers, JA4) applied to the route's requests.
     #[serde(default)]
     pub bots: Option<Box<crate::BotsSpec>>,
+    /// Mask personal and secret data in JSON responses, by path and by detector.
+    #[serde(default)]
+    pub mask: Option<Box<crate::MaskSpec>>,
+    /// Only the listed JSON paths of a response pass (`allow`), or the listed ones are
+    /// removed (`deny`).
+    #[serde(default)]
+    pub response_fields: Option<Box<crate::ResponseFieldsSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -97,6 +97,50 @@ pub struct ExchangeCtx {
     /// Facts about a decision for the access log (`"detail":{"ip_list":"blocked"}`):
     /// names and safe values only (list names, matched ranges), never request data.
     pub details: Vec<(&'static str, Box<str>)>,
+    /// What the response body's rewriters did, counted as the body streams (after the
+    /// response head, when the context can no longer be written to).
+    pub body_counts: Vec<Arc<BodyCounts>>,
+}
+
+/// Counts a response-body rewriter keeps for the log phase: how often each of its rules
+/// acted (`{"$.card.number": 2, "email": 1}`). Names come from the config (a JSON path, a
+/// detector kind), never from the data.
+#[derive(Debug)]
+pub struct BodyCounts {
+    /// The access log's key for these counts (`mask`).
+    pub label: &'static str,
+    names: Arc<[Box<str>]>,
+    counts: Box<[std::sync::atomic::AtomicU32]>,
+}
+
+impl BodyCounts {
+    pub fn new(label: &'static str, names: Arc<[Box<str>]>) -> BodyCounts {
+        let counts = names.iter().map(|_| Default::default()).collect();
+        BodyCounts {
+            label,
+            names,
+            counts,
+        }
+    }
+
+    /// Counts one more action of rule `i`.
+    pub fn add(&self, i: usize) {
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The rules that acted, with their counts, in rule order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (usize, &str, u32)> + '_ {
+        self.names
+            .iter()
+            .zip(self.counts.iter())
+            .enumerate()
+            .filter_map(|(i, (n, c))| {
+                let c = c.load(std::sync::atomic::Ordering::Relaxed);
+                (c > 0).then_some((i, &**n, c))
+            })
+    }
 }
 
 impl ExchangeCtx {
@@ -123,6 +167,7 @@ impl ExchangeCtx {
             guards: Vec::new(),
             extensions: Extensions::default(),
             details: Vec::new(),
+            body_counts: Vec::new(),
         }
     }
 

@@ -20,7 +20,9 @@ pub mod respond;
 pub mod state;
 
 pub use addr::{canonical_ip, client_bucket};
-pub use context::{ClientHello, ConnectInfo, ExchangeCtx, Extensions, RequestCtx, ResponseCtx};
+pub use context::{
+    BodyCounts, ClientHello, ConnectInfo, ExchangeCtx, Extensions, RequestCtx, ResponseCtx,
+};
 pub use decision::{Decision, Identity, Mode, Outcome};
 pub use feature::FeaturePlan;
 pub use filter::{

@@ -95,6 +95,9 @@ reasons! {
     BotDenied => "bot.denied", FORBIDDEN;
     BotScore => "bot.score", FORBIDDEN;
     BotLimited => "bot.limited", RATE_LIMITED;
+    MaskExempt => "mask.exempt", UPSTREAM_PROTOCOL;
+    MaskUnparseable => "mask.unparseable", UPSTREAM_PROTOCOL;
+    MaskEncoded => "mask.encoded_response", UPSTREAM_PROTOCOL;
 }
 
 impl Reason {

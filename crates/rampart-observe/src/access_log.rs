@@ -334,8 +334,32 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
             }
             o.push('}');
         }
+        for counts in &x.body_counts {
+            write_counts(o, counts);
+        }
     }
     o.push_str("}\n");
+}
+
+/// `,"mask":{"$.card.number":2,"email":1}`: the rules a body rewriter applied, if any.
+fn write_counts(o: &mut String, counts: &rampart_core::BodyCounts) {
+    let mut n = itoa::Buffer::new();
+    let mut first = true;
+    for (_, name, count) in counts.nonzero() {
+        o.push_str(if first { ",\"" } else { "," });
+        if first {
+            o.push_str(counts.label);
+            o.push_str("\":{");
+            first = false;
+        }
+        o.push('"');
+        json_escape_into(o, name);
+        o.push_str("\":");
+        o.push_str(n.format(count));
+    }
+    if !first {
+        o.push('}');
+    }
 }
 
 /// The request path with the personal data and secrets in it masked (`/users/[email]`):

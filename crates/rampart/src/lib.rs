@@ -33,6 +33,7 @@ pub const FEATURES: &[Feature] = &[
     rampart_identity::compile,
     rampart_authz::compile,
     rampart_limits::compile,
+    rampart_transform::compile,
     rampart_headers::compile,
 ];
 

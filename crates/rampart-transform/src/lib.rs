@@ -1,0 +1,383 @@
+//! Data protection on the response side (issue "Data protection"): personal and secret
+//! data masked in JSON responses, by path and by detector (`routes[].mask`), and response
+//! field allow- and deny-lists (`routes[].response_fields`, OWASP API3), both applied by
+//! one streaming rewriter in bounded memory.
+//!
+//! A crate of its own rather than part of `rampart-inspect`: inspection judges requests
+//! and carries the heavy schema, injection and GeoIP crates; this rewrites responses and
+//! needs none of them (an HMAC, base64), so a change to either rebuilds only itself.
+#![forbid(unsafe_code)]
+
+mod action;
+mod filter;
+mod path;
+mod rewrite;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use rampart_config::{ConfigError, MaskAction, MaskSpec, ResponseFieldsSpec, Spec, Unparseable};
+use rampart_core::pii::PiiKind;
+use rampart_core::{FeaturePlan, MetricsSource, MetricsText, StateStore};
+
+pub use filter::DataProtection;
+use path::Paths;
+
+/// The shortest `hash_key` accepted: an HMAC key needs the entropy of its output's
+/// security level to stop a dictionary of likely values (every card number) being hashed.
+const MIN_HASH_KEY: usize = 16;
+
+/// A route's compiled masking rules.
+pub(crate) struct MaskPlan {
+    paths: Paths,
+    /// The action of each field rule, by rule index.
+    actions: Vec<MaskAction>,
+    /// Detector rules; their counts follow the field rules'.
+    detect: Vec<(PiiKind, MaskAction)>,
+    kinds: Vec<PiiKind>,
+    key: Option<hmac::Key>,
+}
+
+impl MaskPlan {
+    /// The count index and action of a detector's kind (only configured kinds are found).
+    fn rule_of(&self, kind: PiiKind) -> (usize, MaskAction) {
+        let j = self
+            .detect
+            .iter()
+            .position(|(k, _)| *k == kind)
+            .unwrap_or(0);
+        let action = self.detect.get(j).map_or(MaskAction::Redact, |d| d.1);
+        (self.actions.len() + j, action)
+    }
+}
+
+/// A compiled allow- or deny-list.
+pub(crate) struct FieldList {
+    paths: Paths,
+    allow: bool,
+}
+
+/// The feature's entry point: one [`DataProtection`] filter per route with `mask` or
+/// `response_fields`.
+pub fn compile(
+    spec: &Spec,
+    base: &Path,
+    _state: &StateStore,
+) -> Result<FeaturePlan, Vec<ConfigError>> {
+    let mut out = FeaturePlan::for_routes(spec.routes.len());
+    let mut errors = Vec::new();
+    let mut totals = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        if r.mask.is_none() && r.response_fields.is_none() {
+            continue;
+        }
+        let at = format!("routes[{i}]");
+        let mask = r
+            .mask
+            .as_deref()
+            .and_then(|m| compile_mask(m, base, &format!("{at}.mask"), &mut errors));
+        let lists = r
+            .response_fields
+            .as_deref()
+            .and_then(|f| compile_lists(f, &format!("{at}.response_fields"), &mut errors));
+        let Some(settings) = r.mask.as_deref().map_or(Some(Settings::default()), |m| {
+            Settings::from_spec(m, &format!("{at}.mask"), &mut errors)
+        }) else {
+            continue;
+        };
+        if (r.mask.is_some() && mask.is_none()) || (r.response_fields.is_some() && lists.is_none())
+        {
+            continue;
+        }
+        let names: Arc<[Box<str>]> = r
+            .mask
+            .as_deref()
+            .map(|m| {
+                m.fields
+                    .iter()
+                    .map(|f| f.path.as_str().into())
+                    .chain(m.detect.iter().map(|d| d.kind.as_str().into()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let t = Arc::new(Totals {
+            route: r.name.as_str().into(),
+            names: names.clone(),
+            counts: names.iter().map(|_| AtomicU64::new(0)).collect(),
+        });
+        totals.push(t.clone());
+        out.routes[i].push(Arc::new(DataProtection::new(
+            mask.map(|m| (Arc::new(m.0), m.1)),
+            lists,
+            names,
+            settings,
+            t,
+        )));
+    }
+    if !totals.is_empty() {
+        out.metrics.push(Arc::new(Metrics(totals)));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// How a route's rewriter treats what it cannot mask.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pass: bool,
+    max_value: usize,
+    /// Media types masked besides JSON and `+json` (lowercase essences).
+    media: Vec<Box<str>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pass: false,
+            max_value: 1 << 20,
+            media: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    fn from_spec(m: &MaskSpec, at: &str, errors: &mut Vec<ConfigError>) -> Option<Settings> {
+        let max_value = usize::try_from(m.max_value_bytes.0).unwrap_or(usize::MAX);
+        if max_value < 64 {
+            errors.push(ConfigError::new(
+                format!("{at}.max_value_bytes"),
+                "must be at least 64 bytes",
+            ));
+            return None;
+        }
+        let mut media = Vec::new();
+        for (j, t) in m.media_types.iter().enumerate() {
+            let t = t.trim().to_ascii_lowercase();
+            if t.split('/').count() != 2 || t.contains(';') || t.contains('*') {
+                errors.push(ConfigError::new(
+                    format!("{at}.media_types[{j}]"),
+                    "write a media type as type/subtype, without parameters or wildcards",
+                ));
+                return None;
+            }
+            media.push(t.into());
+        }
+        Some(Settings {
+            pass: m.on_unparseable == Unparseable::Pass,
+            max_value,
+            media,
+        })
+    }
+}
+
+/// The exemption of a route's masking.
+#[derive(Debug, Default)]
+pub(crate) struct Exempt {
+    roles: Vec<Box<str>>,
+    scopes: Vec<Box<str>>,
+    consumers: Vec<Box<str>>,
+}
+
+fn compile_mask(
+    m: &MaskSpec,
+    base: &Path,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(MaskPlan, Option<Exempt>)> {
+    let before = errors.len();
+    if m.fields.is_empty() && m.detect.is_empty() {
+        errors.push(ConfigError::new(
+            at,
+            "masks nothing: give `fields`, `detect` or both",
+        ));
+    }
+    let paths: Vec<&str> = m.fields.iter().map(|f| f.path.as_str()).collect();
+    let compiled = Paths::compile(&paths)
+        .map_err(|(j, e)| errors.push(ConfigError::new(format!("{at}.fields[{j}].path"), e)))
+        .ok();
+    let mut detect = Vec::new();
+    for (j, d) in m.detect.iter().enumerate() {
+        match PiiKind::from_name(&d.kind) {
+            None => errors.push(ConfigError::new(
+                format!("{at}.detect[{j}].kind"),
+                format!(
+                    "unknown kind `{}`: one of {}",
+                    d.kind,
+                    PiiKind::ALL.map(|k| k.name()).join(", ")
+                ),
+            )),
+            Some(_) if d.action == MaskAction::Remove => errors.push(ConfigError::new(
+                format!("{at}.detect[{j}].action"),
+                "`remove` drops a member and applies to fields only; a detected value can be \
+                 redacted, hashed or cut to its last 4",
+            )),
+            Some(k) if detect.iter().any(|(x, _)| *x == k) => errors.push(ConfigError::new(
+                format!("{at}.detect[{j}].kind"),
+                format!("`{}` is listed twice", d.kind),
+            )),
+            Some(k) => detect.push((k, d.action)),
+        }
+    }
+    let hashes = m
+        .fields
+        .iter()
+        .map(|f| f.action)
+        .chain(m.detect.iter().map(|d| d.action));
+    let key = match (&m.hash_key, hashes.clone().any(|a| a == MaskAction::Hash)) {
+        (None, true) => {
+            errors.push(ConfigError::new(
+                format!("{at}.hash_key"),
+                "a rule hashes, so a key is required (`hash_key: { env: NAME }`): an unkeyed \
+                 hash of a card number or an e-mail is reversed by hashing every candidate",
+            ));
+            None
+        }
+        (Some(r), _) => match r.resolve(base) {
+            Ok(s) if s.expose().len() >= MIN_HASH_KEY => {
+                Some(hmac::Key::new(hmac::HMAC_SHA256, s.expose().as_bytes()))
+            }
+            Ok(_) => {
+                errors.push(ConfigError::new(
+                    format!("{at}.hash_key"),
+                    format!("the key must be at least {MIN_HASH_KEY} bytes"),
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{at}.hash_key"), e));
+                None
+            }
+        },
+        (None, false) => None,
+    };
+    let exempt = m.exempt.as_ref().map(|e| Exempt {
+        roles: e.roles_any.iter().map(|s| s.as_str().into()).collect(),
+        scopes: e.scopes_any.iter().map(|s| s.as_str().into()).collect(),
+        consumers: e.consumers.iter().map(|s| s.as_str().into()).collect(),
+    });
+    if let Some(e) = &exempt {
+        if e.roles.is_empty() && e.scopes.is_empty() && e.consumers.is_empty() {
+            errors.push(ConfigError::new(
+                format!("{at}.exempt"),
+                "exempts no one: give `roles_any`, `scopes_any` or `consumers`",
+            ));
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let kinds = detect.iter().map(|(k, _)| *k).collect();
+    Some((
+        MaskPlan {
+            paths: compiled?,
+            actions: m.fields.iter().map(|f| f.action).collect(),
+            detect,
+            kinds,
+            key,
+        },
+        exempt,
+    ))
+}
+
+/// The route's list and the per-role ones.
+pub(crate) struct Lists {
+    default: Option<Arc<FieldList>>,
+    per_role: Vec<RoleList>,
+}
+
+/// The list of callers with any of `roles` (`None`: the whole response).
+pub(crate) struct RoleList {
+    roles: Vec<Box<str>>,
+    list: Option<Arc<FieldList>>,
+}
+
+fn compile_lists(f: &ResponseFieldsSpec, at: &str, errors: &mut Vec<ConfigError>) -> Option<Lists> {
+    let before = errors.len();
+    let one = |allow: &[String], deny: &[String], at: &str, errors: &mut Vec<ConfigError>| {
+        let (paths, is_allow, field) = match (allow.is_empty(), deny.is_empty()) {
+            (true, true) => return None,
+            (false, false) => {
+                errors.push(ConfigError::new(
+                    at,
+                    "give `allow` or `deny`, not both: an allow-list already removes \
+                     everything it does not name",
+                ));
+                return None;
+            }
+            (false, true) => (allow, true, "allow"),
+            (true, false) => (deny, false, "deny"),
+        };
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        match Paths::compile(&paths) {
+            Ok(p) => Some(Arc::new(FieldList {
+                paths: p,
+                allow: is_allow,
+            })),
+            Err((j, e)) => {
+                errors.push(ConfigError::new(format!("{at}.{field}[{j}]"), e));
+                None
+            }
+        }
+    };
+    let default = one(&f.allow, &f.deny, at, errors);
+    let mut per_role = Vec::new();
+    for (j, r) in f.per_role.iter().enumerate() {
+        let at = format!("{at}.per_role[{j}]");
+        if r.roles_any.is_empty() {
+            errors.push(ConfigError::new(format!("{at}.roles_any"), "names no role"));
+        }
+        let list = one(&r.allow, &r.deny, &at, errors);
+        per_role.push(RoleList {
+            roles: r.roles_any.iter().map(|s| s.as_str().into()).collect(),
+            list,
+        });
+    }
+    if default.is_none() && per_role.is_empty() && errors.len() == before {
+        errors.push(ConfigError::new(
+            at,
+            "lists nothing: give `allow`, `deny` or `per_role`",
+        ));
+    }
+    (errors.len() == before).then_some(Lists { default, per_role })
+}
+
+/// `rampart_masked_values_total{route,rule}`, summed from each exchange's counts.
+pub(crate) struct Totals {
+    route: Box<str>,
+    names: Arc<[Box<str>]>,
+    counts: Box<[AtomicU64]>,
+}
+
+impl Totals {
+    fn add(&self, i: usize, n: u32) {
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+    }
+}
+
+struct Metrics(Vec<Arc<Totals>>);
+
+impl MetricsSource for Metrics {
+    fn render(&self, out: &mut MetricsText) {
+        out.family(
+            "rampart_masked_values_total",
+            "counter",
+            "Values masked (or removed) in responses, by route and rule (a JSON path or a detector kind).",
+        );
+        for t in &self.0 {
+            for (name, c) in t.names.iter().zip(t.counts.iter()) {
+                out.sample(
+                    "rampart_masked_values_total",
+                    &[("route", &t.route), ("rule", name)],
+                    c.load(Ordering::Relaxed),
+                );
+            }
+        }
+    }
+}
