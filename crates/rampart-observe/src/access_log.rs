@@ -366,7 +366,7 @@ fn write_counts(o: &mut String, counts: &rampart_core::BodyCounts) {
 /// identifiers in paths are the one place requests carry them into the log. An encoded
 /// path is also looked at decoded (`jane%40example.com` is an e-mail); when something is
 /// found only there, the decoded path is logged, masked.
-fn write_path(o: &mut String, path: &str) {
+pub(crate) fn write_path(o: &mut String, path: &str) {
     write_masked_raw(o, path, false);
 }
 
