@@ -73,12 +73,73 @@ pub struct Found {
     pub end: usize,
 }
 
+/// What a text is made of, counted in one pass: enough to rule out most detectors for
+/// most values (a name holds no card number: it has no 13 digits) before any of them
+/// scans it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    digits: usize,
+    upper: usize,
+    dots: usize,
+    len: usize,
+    at: bool,
+    plus: bool,
+    dash: bool,
+    colon: bool,
+}
+
+impl Shape {
+    pub fn of(b: &[u8]) -> Shape {
+        let mut s = Shape {
+            len: b.len(),
+            ..Shape::default()
+        };
+        for &c in b {
+            match c {
+                b'0'..=b'9' => s.digits += 1,
+                b'A'..=b'Z' => s.upper += 1,
+                b'.' => s.dots += 1,
+                b'@' => s.at = true,
+                b'+' => s.plus = true,
+                b'-' => s.dash = true,
+                b':' => s.colon = true,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Whether a finding of `kind` is possible at all (a necessary condition).
+    pub fn may_hold(&self, kind: PiiKind) -> bool {
+        match kind {
+            PiiKind::Card => self.digits >= 13,
+            PiiKind::Phone => self.plus && self.digits >= 8,
+            // The shortest IBAN (Norway) has 15 characters.
+            PiiKind::Iban => self.upper >= 2 && self.digits >= 2 && self.len >= 15,
+            PiiKind::Email => self.at,
+            PiiKind::Ssn => self.dash && self.digits >= 9,
+            PiiKind::Jwt => self.dots >= 2 && self.len >= 16,
+            PiiKind::ApiKey => self.len >= 16,
+            PiiKind::Ip => (self.dots >= 3 && self.digits >= 4) || self.colon,
+        }
+    }
+
+    /// Whether a finding of any of `kinds` is possible.
+    pub fn may_hold_any(&self, kinds: &[PiiKind]) -> bool {
+        kinds.iter().any(|k| self.may_hold(*k))
+    }
+}
+
 /// Every finding of `kinds` in `text`, in order and without overlaps (where two overlap,
 /// the one that starts first wins, then the longer), appended to `out`.
 pub fn find_all(text: &str, kinds: &[PiiKind], out: &mut Vec<Found>) {
     let from = out.len();
+    let b = text.as_bytes();
+    let shape = Shape::of(b);
     for &kind in kinds {
-        let b = text.as_bytes();
+        if !shape.may_hold(kind) {
+            continue;
+        }
         match kind {
             PiiKind::Card => digit_runs(b, false, |s, e, digits| {
                 (13..=19).contains(&digits.len())
@@ -202,7 +263,7 @@ pub fn luhn(digits: &[u8]) -> bool {
 /// standing alone (no digit, letter or `.` digit right around them); with `plus`, only
 /// runs right after a `+` (which the range includes). `f(start, end, digits)`.
 fn digit_runs(b: &[u8], plus: bool, mut f: impl FnMut(usize, usize, &[u8]) -> bool) {
-    let mut digits = Vec::with_capacity(24);
+    let mut buf = [0u8; 20];
     let mut i = 0;
     while i < b.len() {
         let start = i;
@@ -219,12 +280,13 @@ fn digit_runs(b: &[u8], plus: bool, mut f: impl FnMut(usize, usize, &[u8]) -> bo
             }
             i
         };
-        digits.clear();
+        let mut n = 0;
         let mut j = first;
         let mut end = first;
-        while j < b.len() && digits.len() <= 19 {
+        while j < b.len() && n <= 19 {
             if b[j].is_ascii_digit() {
-                digits.push(b[j]);
+                buf[n] = b[j];
+                n += 1;
                 j += 1;
                 end = j;
             } else if matches!(b[j], b' ' | b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
@@ -238,7 +300,7 @@ fn digit_runs(b: &[u8], plus: bool, mut f: impl FnMut(usize, usize, &[u8]) -> bo
         // Reported or not, the run is done with: a part of a longer number is not a
         // number of its own.
         if alone {
-            f(start, end, &digits);
+            f(start, end, &buf[..n]);
         }
         i = end.max(first + 1);
     }
@@ -247,7 +309,7 @@ fn digit_runs(b: &[u8], plus: bool, mut f: impl FnMut(usize, usize, &[u8]) -> bo
 /// IBANs: two capital letters, two check digits, then letters and digits, compact or in
 /// groups of four separated by single spaces.
 fn iban(b: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
-    let mut compact = String::with_capacity(40);
+    let mut compact = [0u8; 34];
     let mut i = 0;
     while i + 4 <= b.len() {
         if !(b[i].is_ascii_uppercase()
@@ -259,14 +321,15 @@ fn iban(b: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
             i += 1;
             continue;
         }
-        compact.clear();
+        let mut n = 0;
         let mut j = i;
         let mut end = i;
         let mut group = 0;
-        while j < b.len() && compact.len() < 34 {
+        while j < b.len() && n < 34 {
             let c = b[j];
             if c.is_ascii_uppercase() || c.is_ascii_digit() {
-                compact.push(char::from(c));
+                compact[n] = c;
+                n += 1;
                 group += 1;
                 j += 1;
                 end = j;
@@ -280,7 +343,9 @@ fn iban(b: &[u8], mut f: impl FnMut(usize, usize) -> bool) {
                 break;
             }
         }
-        if ends(b, end) && compact.parse::<iban::Iban>().is_ok() && f(i, end) {
+        let valid =
+            std::str::from_utf8(&compact[..n]).is_ok_and(|c| c.parse::<iban::Iban>().is_ok());
+        if ends(b, end) && valid && f(i, end) {
             i = end;
         } else {
             i += 1;

@@ -57,7 +57,7 @@ impl States {
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
-    Key(Box<str>),
+    Key(Box<[u8]>),
     Index(u32),
     Any,
 }
@@ -65,7 +65,8 @@ enum Step {
 /// Where a value sits in its parent: a member name or an array index.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Seg<'a> {
-    Key(&'a str),
+    /// A member name, decoded (its UTF-8 bytes).
+    Key(&'a [u8]),
     Index(u32),
 }
 
@@ -165,17 +166,18 @@ impl Paths {
     /// The states of a child `seg` of a container whose members start from `from`.
     pub(crate) fn step(&self, from: States, seg: Seg<'_>) -> States {
         let mut out = States::default();
-        if from.is_empty() {
-            return out;
-        }
-        for i in from.iter() {
-            let n = &self.nodes[i];
-            if n.looping {
-                out = out.or(n.closure);
-            }
-            for (step, t) in &n.edges {
-                if step.matches(seg) {
-                    out = out.or(self.nodes[*t as usize].closure);
+        for (w, &word) in from.0.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let n = &self.nodes[w * 64 + bits.trailing_zeros() as usize];
+                bits &= bits - 1;
+                if n.looping {
+                    out = out.or(n.closure);
+                }
+                for (step, t) in &n.edges {
+                    if step.matches(seg) {
+                        out = out.or(self.nodes[*t as usize].closure);
+                    }
                 }
             }
         }
@@ -237,7 +239,7 @@ fn parse(path: &str) -> Result<Vec<(bool, Step)>, String> {
                 let step = if name == "*" {
                     Step::Any
                 } else {
-                    Step::Key(name.into())
+                    Step::Key(name.as_bytes().into())
                 };
                 out.push((descend, step));
                 i = end;
@@ -264,7 +266,7 @@ fn bracket(path: &str, i: usize) -> Result<(Step, usize), String> {
         [] => return Err(format!("empty `[]` at byte {i}")),
         b"*" => Step::Any,
         [q @ (b'\'' | b'"'), mid @ .., e] if q == e && !mid.contains(q) => {
-            Step::Key(inner[1..inner.len() - 1].into())
+            Step::Key(inner.as_bytes()[1..inner.len() - 1].into())
         }
         d if d.iter().all(u8::is_ascii_digit) => Step::Index(
             inner
@@ -308,21 +310,24 @@ mod tests {
         .unwrap();
         use Seg::*;
         assert_eq!(at(&p, &[]), vec![5]);
-        assert_eq!(at(&p, &[Key("card"), Key("number")]), vec![0]);
-        assert_eq!(at(&p, &[Key("card")]), Vec::<usize>::new());
+        assert_eq!(at(&p, &[Key(b"card"), Key(b"number")]), vec![0]);
+        assert_eq!(at(&p, &[Key(b"card")]), Vec::<usize>::new());
         assert_eq!(
-            at(&p, &[Key("x"), Key("card"), Key("number")]),
+            at(&p, &[Key(b"x"), Key(b"card"), Key(b"number")]),
             Vec::<usize>::new()
         );
-        assert_eq!(at(&p, &[Key("ssn")]), vec![1]);
-        assert_eq!(at(&p, &[Key("a"), Index(3), Key("ssn")]), vec![1]);
-        assert_eq!(at(&p, &[Key("a"), Key("ssn")]), vec![1, 4]);
-        assert_eq!(at(&p, &[Key("items"), Index(7), Key("email")]), vec![2]);
-        assert_eq!(at(&p, &[Key("items"), Key("k"), Key("email")]), vec![2]);
-        assert_eq!(at(&p, &[Key("odd key"), Index(1)]), vec![3]);
-        assert_eq!(at(&p, &[Key("odd key"), Index(0)]), Vec::<usize>::new());
-        assert_eq!(at(&p, &[Key("a"), Key("b")]), vec![4]);
-        assert_eq!(at(&p, &[Key("a"), Key("b"), Key("c")]), Vec::<usize>::new());
+        assert_eq!(at(&p, &[Key(b"ssn")]), vec![1]);
+        assert_eq!(at(&p, &[Key(b"a"), Index(3), Key(b"ssn")]), vec![1]);
+        assert_eq!(at(&p, &[Key(b"a"), Key(b"ssn")]), vec![1, 4]);
+        assert_eq!(at(&p, &[Key(b"items"), Index(7), Key(b"email")]), vec![2]);
+        assert_eq!(at(&p, &[Key(b"items"), Key(b"k"), Key(b"email")]), vec![2]);
+        assert_eq!(at(&p, &[Key(b"odd key"), Index(1)]), vec![3]);
+        assert_eq!(at(&p, &[Key(b"odd key"), Index(0)]), Vec::<usize>::new());
+        assert_eq!(at(&p, &[Key(b"a"), Key(b"b")]), vec![4]);
+        assert_eq!(
+            at(&p, &[Key(b"a"), Key(b"b"), Key(b"c")]),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
@@ -330,15 +335,15 @@ mod tests {
         // `$.a` must not match `x.a` because `$..b` keeps the root's `..` node alive.
         let p = Paths::compile(&["$.a", "$..b"]).unwrap();
         use Seg::*;
-        assert_eq!(at(&p, &[Key("x"), Key("a")]), Vec::<usize>::new());
-        assert_eq!(at(&p, &[Key("x"), Key("b")]), vec![1]);
-        assert_eq!(at(&p, &[Key("a")]), vec![0]);
+        assert_eq!(at(&p, &[Key(b"x"), Key(b"a")]), Vec::<usize>::new());
+        assert_eq!(at(&p, &[Key(b"x"), Key(b"b")]), vec![1]);
+        assert_eq!(at(&p, &[Key(b"a")]), vec![0]);
         let p = Paths::compile(&["$..a..b", "$..*"]).unwrap();
         assert_eq!(
-            at(&p, &[Key("q"), Key("a"), Index(2), Key("b")]),
+            at(&p, &[Key(b"q"), Key(b"a"), Index(2), Key(b"b")]),
             vec![0, 1]
         );
-        assert!(!p.step(p.root(), Key("q")).is_empty());
+        assert!(!p.step(p.root(), Key(b"q")).is_empty());
     }
 
     #[test]

@@ -23,6 +23,17 @@ use crate::{FieldList, MaskPlan};
 const UNPARSEABLE: &str = "mask.unparseable";
 const TOO_LARGE: &str = "mask.value_too_large";
 
+/// The length of the string content at the start of `b`: up to its closing quote or
+/// its next escape. Most strings in an API's JSON are short, where a byte loop beats
+/// `memchr`'s setup; a long one goes to `memchr` after its first 32 bytes.
+fn string_end(b: &[u8]) -> usize {
+    let head = b.len().min(32);
+    match b[..head].iter().position(|&c| c == b'"' || c == b'\\') {
+        Some(n) => n,
+        None => head + memchr::memchr2(b'"', b'\\', &b[head..]).unwrap_or(b.len() - head),
+    }
+}
+
 /// What happens to the value about to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Disp {
@@ -94,6 +105,8 @@ pub(crate) struct Rewriter {
     st: St,
     /// The last byte read was a backslash inside a string.
     esc: bool,
+    /// The string (or member name) being read has an escape.
+    escaped: bool,
     stack: Vec<Frame>,
     /// The member name being read or just read (raw, as sent).
     key: Vec<u8>,
@@ -126,6 +139,7 @@ impl Rewriter {
             pass,
             st: St::Value,
             esc: false,
+            escaped: false,
             stack: Vec::new(),
             key: Vec::new(),
             tok: Vec::new(),
@@ -181,11 +195,14 @@ impl Rewriter {
         let Some(m) = &self.mask else {
             return (Disp::Pass, below);
         };
-        let strongest = m
-            .paths
-            .accepted(c.mask)
-            .map(|r| (m.actions[r], std::cmp::Reverse(r)))
-            .max();
+        let strongest = if m.paths.accepts(c.mask) {
+            m.paths
+                .accepted(c.mask)
+                .map(|r| (m.actions[r], std::cmp::Reverse(r)))
+                .max()
+        } else {
+            None
+        };
         match strongest {
             Some((MaskAction::Remove, r)) => (Disp::Mask(MaskAction::Remove, r.0), below),
             Some((a, r)) => (Disp::Mask(a, r.0), below),
@@ -263,6 +280,7 @@ impl Rewriter {
             },
             b'"' => {
                 self.tok.clear();
+                self.escaped = false;
                 if disp == Disp::Pass {
                     self.prefix();
                     self.out.push(b'"');
@@ -311,15 +329,20 @@ impl Rewriter {
         let Some(m) = self.mask.clone() else {
             return Err(UNPARSEABLE);
         };
+        self.found.clear();
+        // Most values cannot hold any configured kind (a name has no 13 digits and no
+        // `@`): one counting pass over the bytes rules them out, and they are written as
+        // they came. A value with escapes is decoded first, so `\u0040` counts as `@`.
         let decoded;
-        let text = if memchr::memchr(b'\\', raw).is_some() {
+        let text = if quoted && self.escaped {
             decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
             decoded.as_str()
-        } else {
+        } else if pii::Shape::of(raw).may_hold_any(&m.kinds) {
             std::str::from_utf8(raw).map_err(|_| UNPARSEABLE)?
+        } else {
+            ""
         };
-        self.found.clear();
-        if pii::might_hold(text) {
+        if !text.is_empty() {
             pii::find_all(text, &m.kinds, &mut self.found);
         }
         self.prefix();
@@ -410,7 +433,7 @@ impl Rewriter {
                 }
                 St::Str(_) | St::InKey if !self.esc => {
                     let rest = &data[i..];
-                    let n = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    let n = string_end(rest);
                     self.string_bytes(&rest[..n]).map_err(|e| (e, i))?;
                     i += n;
                     if i == data.len() {
@@ -419,6 +442,7 @@ impl Rewriter {
                     if data[i] == b'\\' {
                         self.string_bytes(b"\\").map_err(|e| (e, i))?;
                         self.esc = true;
+                        self.escaped = true;
                         i += 1;
                         continue;
                     }
@@ -468,20 +492,21 @@ impl Rewriter {
                 }
                 St::ObjectStart | St::Key if c == b'"' => {
                     self.key.clear();
+                    self.escaped = false;
                     self.st = St::InKey;
                 }
                 St::ObjectStart if c == b'}' => self.close(c).map_err(|e| (e, i))?,
                 St::Colon if c == b':' => {
                     let key = std::mem::take(&mut self.key);
-                    let next = match memchr::memchr(b'\\', &key) {
-                        None => std::str::from_utf8(&key).map(|k| self.child(Seg::Key(k))),
-                        Some(_) => match action::unescape(&key) {
-                            Some(k) => Ok(self.child(Seg::Key(&k))),
+                    let next = match self.escaped {
+                        false => self.child(Seg::Key(&key)),
+                        true => match action::unescape(&key) {
+                            Some(k) => self.child(Seg::Key(k.as_bytes())),
                             None => return Err((UNPARSEABLE, i)),
                         },
                     };
                     self.key = key;
-                    self.next = next.map_err(|_| (UNPARSEABLE, i))?;
+                    self.next = next;
                     self.st = St::Value;
                 }
                 St::AfterValue if c == b',' => match self.stack.last() {

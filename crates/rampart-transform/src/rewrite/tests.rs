@@ -139,6 +139,12 @@ fn detectors_mask_values_inside_strings_and_numbers() {
     assert!(out["iban"].as_str().unwrap().starts_with("hash:"));
     assert_eq!(out["list"], json!(["x", "[email]", 7]));
     assert_eq!(out["esc"], "mail: [email] é");
+    // An escape does not hide a value from the detectors.
+    let raw = br#"{"e":"ann\u0040example.com","c":"\u0034111111111111111"}"#;
+    assert_eq!(
+        run(Some(&m), None, &[raw]).unwrap(),
+        r#"{"e":"[email]","c":"************1111"}"#
+    );
 }
 
 #[test]
@@ -238,7 +244,7 @@ fn what_cannot_be_followed_is_refused_or_passed_as_configured() {
         br#"{"a":"x"#,
         b"<html>",
         br#"{"a":"\q"}"#,
-        b"{\"a\":\"\xff\"}",
+        b"{\"a\":\"\xffann@example.com\"}",
     ] {
         assert_eq!(
             run(Some(&m), None, &[bad]),
@@ -246,6 +252,12 @@ fn what_cannot_be_followed_is_refused_or_passed_as_configured() {
             "{bad:?}"
         );
     }
+    // Bytes that are not UTF-8 in a value no detector could match pass as they came.
+    let mut rw = Rewriter::new(Some(m.clone()), None, None, 1 << 20, false);
+    let out = rw
+        .on_data(Bytes::from_static(b"{\"a\":\"\xff\"}"), true)
+        .unwrap();
+    assert_eq!(&out[..], b"{\"a\":\"\xff\"}");
     assert_eq!(run(Some(&m), None, &[]).unwrap(), "");
     assert_eq!(run(Some(&m), None, &[b" \n"]).unwrap(), "");
     // Too long to hold: refused, or (pass) the rest goes unmasked.
