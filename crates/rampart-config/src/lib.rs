@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod bots;
+mod cors;
 mod data_protection;
 mod edge;
 mod error;
@@ -29,6 +30,7 @@ mod validate_limits;
 mod validation;
 
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
+pub use cors::CorsSpec;
 pub use data_protection::{
     ExemptSpec, MaskAction, MaskDetectSpec, MaskFieldSpec, MaskSpec, ResponseFieldsSpec,
     RoleFieldsSpec, Unparseable,

@@ -439,6 +439,10 @@ pub struct RouteSpec {
     /// removed (`deny`).
     #[serde(default)]
     pub response_fields: Option<Box<crate::ResponseFieldsSpec>>,
+    /// Cross-origin requests from browsers: allowed origins, methods, headers; the
+    /// gateway answers preflights itself.
+    #[serde(default)]
+    pub cors: Option<Box<crate::CorsSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -40,6 +40,10 @@ pub type Wait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub enum Phase {
     /// Allow and deny lists of client addresses.
     IpRules,
+    /// CORS: preflights answered, origins noted for the response (before identity:
+    /// browsers send no credentials on a preflight, and a refusal must carry CORS headers
+    /// for the page to read it).
+    Cors,
     /// Size and shape limits on the request.
     RequestLimits,
     /// Schema validation and injection detection.
@@ -66,6 +70,18 @@ pub enum Flow {
     Deny(Denial),
     /// Await this, then call the same filter again.
     Wait(Wait),
+    /// Answer the request with this, without a body and without forwarding it (a CORS
+    /// preflight); nothing further of the inbound chain runs. Not a refusal.
+    Reply(Reply),
+}
+
+/// An answer the gateway gives itself that is not a refusal.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The access log's `code` (`cors.preflight`).
+    pub code: &'static str,
 }
 
 /// A refusal: the precise reason, and any headers the answer must carry. The response

@@ -26,7 +26,8 @@ pub use context::{
 pub use decision::{Decision, Identity, Mode, Outcome};
 pub use feature::FeaturePlan;
 pub use filter::{
-    BodyInspector, BodyRewriter, Denial, FieldError, Filter, Flow, MetricsSource, Phase, Wait,
+    BodyInspector, BodyRewriter, Denial, FieldError, Filter, Flow, MetricsSource, Phase, Reply,
+    Wait,
 };
 pub use metrics_text::MetricsText;
 pub use peer::TlsPeer;

@@ -95,6 +95,8 @@ reasons! {
     BotDenied => "bot.denied", FORBIDDEN;
     BotScore => "bot.score", FORBIDDEN;
     BotLimited => "bot.limited", RATE_LIMITED;
+    CorsPreflight => "cors.preflight", FORBIDDEN;
+    CorsDenied => "cors.denied", FORBIDDEN;
     MaskExempt => "mask.exempt", UPSTREAM_PROTOCOL;
     MaskUnparseable => "mask.unparseable", UPSTREAM_PROTOCOL;
     MaskEncoded => "mask.encoded_response", UPSTREAM_PROTOCOL;

@@ -3,18 +3,24 @@
 //! each phase simply calls every filter in that order.
 
 use rampart_core::{
-    BodyInspector, BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Reason, RequestCtx,
-    ResponseCtx,
+    BodyInspector, BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Reason, Reply,
+    RequestCtx, ResponseCtx,
 };
 
 /// How many times one filter may ask to wait before the request is refused.
 const MAX_WAITS: usize = 2;
 
-/// The inbound phase: runs `filters` in order; returns the denial that stopped the chain.
+/// Why the inbound chain stopped before the upstream.
+pub(crate) enum Stop {
+    Deny(Denial),
+    Reply(Reply),
+}
+
+/// The inbound phase: runs `filters` in order; returns what stopped the chain.
 pub(crate) async fn request(
     filters: &[std::sync::Arc<dyn Filter>],
     cx: &mut RequestCtx<'_>,
-) -> Option<Denial> {
+) -> Option<Stop> {
     for f in filters {
         let mut waits = 0;
         loop {
@@ -25,7 +31,8 @@ pub(crate) async fn request(
             };
             match flow {
                 Flow::Continue => break,
-                Flow::Deny(d) => return Some(d),
+                Flow::Deny(d) => return Some(Stop::Deny(d)),
+                Flow::Reply(r) => return Some(Stop::Reply(r)),
                 Flow::Wait(w) if waits < MAX_WAITS => {
                     waits += 1;
                     w.await;
@@ -34,7 +41,7 @@ pub(crate) async fn request(
                 // refused, never let through.
                 Flow::Wait(_) => {
                     cx.record(Reason::JwtNoKeys, Outcome::Deny);
-                    return Some(Denial::new(Reason::JwtNoKeys));
+                    return Some(Stop::Deny(Denial::new(Reason::JwtNoKeys)));
                 }
             }
         }

@@ -316,8 +316,10 @@ async fn route_and_forward(
             body: buffered.as_ref(),
             exchange: ctx.cx(),
         };
-        if let Some(d) = crate::chain::request(&route.filters, &mut rcx).await {
-            return ctx.deny(d);
+        match crate::chain::request(&route.filters, &mut rcx).await {
+            Some(crate::chain::Stop::Deny(d)) => return ctx.deny(d),
+            Some(crate::chain::Stop::Reply(r)) => return ctx.reply(r),
+            None => {}
         }
     }
 

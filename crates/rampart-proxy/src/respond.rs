@@ -80,6 +80,18 @@ impl Ctx {
         self.own(resp)
     }
 
+    /// Answers with a filter's own reply (a CORS preflight): its status and headers, no
+    /// body.
+    pub(crate) fn reply(self, r: rampart_core::Reply) -> Response<ResponseBody> {
+        let _ = self.exchange.code.set(r.code);
+        let mut resp = Response::new(Bytes::new());
+        *resp.status_mut() = r.status;
+        for (n, v) in r.headers {
+            resp.headers_mut().append(n, v);
+        }
+        self.own(resp)
+    }
+
     fn own(mut self, resp: Response<Bytes>) -> Response<ResponseBody> {
         let (mut parts, body) = resp.into_parts();
         // A malformed or unfinished request leaves the connection in an unknown state:

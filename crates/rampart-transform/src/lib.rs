@@ -1,7 +1,7 @@
 //! Data protection on the response side (issue "Data protection"): personal and secret
 //! data masked in JSON responses, by path and by detector (`routes[].mask`), and response
 //! field allow- and deny-lists (`routes[].response_fields`, OWASP API3), both applied by
-//! one streaming rewriter in bounded memory.
+//! one streaming rewriter in bounded memory; and CORS per route (`routes[].cors`).
 //!
 //! A crate of its own rather than part of `rampart-inspect`: inspection judges requests
 //! and carries the heavy schema, injection and GeoIP crates; this rewrites responses and
@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod action;
+mod cors;
 mod filter;
 mod path;
 mod rewrite;
@@ -22,6 +23,7 @@ use rampart_config::{ConfigError, MaskAction, MaskSpec, ResponseFieldsSpec, Spec
 use rampart_core::pii::PiiKind;
 use rampart_core::{FeaturePlan, MetricsSource, MetricsText, StateStore};
 
+pub use cors::Cors;
 pub use filter::DataProtection;
 use path::Paths;
 
@@ -70,6 +72,11 @@ pub fn compile(
     let mut errors = Vec::new();
     let mut totals = Vec::new();
     for (i, r) in spec.routes.iter().enumerate() {
+        if let Some(c) = &r.cors {
+            if let Some(c) = Cors::compile(c, &format!("routes[{i}].cors"), &mut errors) {
+                out.routes[i].push(Arc::new(c));
+            }
+        }
         if r.mask.is_none() && r.response_fields.is_none() {
             continue;
         }
