@@ -1,38 +1,28 @@
 //! The streaming JSON rewriter: one pass over the response body's frames, in bounded
 //! memory, that drops members a field list does not let through, masks values by path and
-//! by detector, and writes everything else as it came (whitespace between tokens is
-//! dropped). It holds at most one member name and one value (up to `max_value_bytes`),
-//! whatever the body's size, so a value split across two frames is masked like any other.
+//! by detector, and copies everything else through in spans as it came. It holds at most
+//! one member name and one value (up to `max_value_bytes`) across frames, whatever the
+//! body's size, so a value split across two frames is masked like any other.
 //!
-//! The output is re-serialised from what this parser read, never passed through around
-//! it: a body the parser cannot follow is refused (or, with `on_unparseable: pass`, the
-//! rest goes on as it came), so a client never parses something the masker did not see.
+//! Every byte sent has been parsed by this parser first, never passed around it: a body
+//! it cannot follow is refused (or, with `on_unparseable: pass`, the rest goes on as it
+//! came), so a client never parses something the masker did not see.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rampart_config::MaskAction;
-use rampart_core::pii::{self, Found};
+use rampart_core::pii::Found;
 use rampart_core::{BodyCounts, BodyRewriter};
 
 use crate::action::{self, REDACTED};
 use crate::path::{Seg, States};
 use crate::{FieldList, MaskPlan};
+use values::string_end;
 
 /// The abort codes (the access log's `code`).
 const UNPARSEABLE: &str = "mask.unparseable";
 const TOO_LARGE: &str = "mask.value_too_large";
-
-/// The length of the string content at the start of `b`: up to its closing quote or
-/// its next escape. Most strings in an API's JSON are short, where a byte loop beats
-/// `memchr`'s setup; a long one goes to `memchr` after its first 32 bytes.
-fn string_end(b: &[u8]) -> usize {
-    let head = b.len().min(32);
-    match b[..head].iter().position(|&c| c == b'"' || c == b'\\') {
-        Some(n) => n,
-        None => head + memchr::memchr2(b'"', b'\\', &b[head..]).unwrap_or(b.len() - head),
-    }
-}
 
 /// What happens to the value about to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +106,18 @@ pub(crate) struct Rewriter {
     next: Child,
     out: Vec<u8>,
     found: Vec<Found>,
+    /// A held string value began in the current frame here (its bytes are not copied).
+    from: Option<usize>,
+    /// The input is being copied through as it is, from `span` in the current frame.
+    copying: bool,
+    span: usize,
+    /// The member name being read (or just read) began with the quote at this offset of
+    /// the current frame, and is not held in `key`; `key_end` is its closing quote.
+    key_at: Option<usize>,
+    key_end: usize,
+    /// Where the member or element about to be decided begins in the current frame (its
+    /// comma, or its name's quote): what is cut if it is dropped.
+    pending: Option<usize>,
 }
 
 impl Rewriter {
@@ -146,6 +148,12 @@ impl Rewriter {
             next,
             out: Vec::new(),
             found: Vec::new(),
+            from: None,
+            copying: true,
+            span: 0,
+            key_at: None,
+            key_end: 0,
+            pending: None,
         }
     }
 
@@ -211,21 +219,48 @@ impl Rewriter {
         }
     }
 
-    /// Writes what goes before a value that is sent: the comma, and in an object the
-    /// member name.
-    fn prefix(&mut self) {
+    /// Stops copying the input at `upto`: what was copied since the last resume goes out.
+    fn stop(&mut self, data: &[u8], upto: usize) {
+        if self.copying {
+            self.out.extend_from_slice(&data[self.span..upto]);
+            self.copying = false;
+        }
+    }
+
+    /// Copies the input from `at` on.
+    fn resume(&mut self, at: usize) {
+        if !self.copying {
+            self.copying = true;
+            self.span = at;
+        }
+    }
+
+    /// A value that is sent begins at `data[i]`: what goes before it (the comma, and in
+    /// an object the member name) is written unless the input is being copied already
+    /// (the first element right after `[`), and copying resumes at the value.
+    fn begin(&mut self, data: &[u8], i: usize) {
         let Some(top) = self.stack.last_mut() else {
+            self.resume(i);
             return;
         };
-        if top.wrote {
+        let first = !top.wrote;
+        top.wrote = true;
+        if self.copying {
+            return;
+        }
+        if !first {
             self.out.push(b',');
         }
-        top.wrote = true;
         if !top.array {
+            let key = match self.key_at {
+                Some(a) => &data[a + 1..self.key_end],
+                None => &self.key,
+            };
             self.out.push(b'"');
-            self.out.extend_from_slice(&self.key);
+            self.out.extend_from_slice(key);
             self.out.extend_from_slice(b"\":");
         }
+        self.resume(i);
     }
 
     /// A value has ended.
@@ -241,8 +276,23 @@ impl Rewriter {
         }
     }
 
-    /// Starts the value whose first byte is `c`.
-    fn start_value(&mut self, c: u8) -> Result<(), &'static str> {
+    /// Starts the value whose first byte is `data[i]`.
+    fn start_value(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
+        let r = self.start_value_at(data, i);
+        self.pending = None;
+        self.key_at = None;
+        r
+    }
+
+    /// Cuts a dropped value out, with its comma and member name when they are in this
+    /// frame (otherwise they were never written).
+    fn cut(&mut self, data: &[u8], i: usize) {
+        let from = self.pending.unwrap_or(i);
+        self.stop(data, from);
+    }
+
+    fn start_value_at(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
+        let c = data[i];
         let container = c == b'{' || c == b'[';
         let (disp, below) = self.decide(self.next, container);
         match c {
@@ -251,19 +301,20 @@ impl Rewriter {
                     if let Disp::Mask(_, r) = disp {
                         self.count(r);
                     }
+                    self.cut(data, i);
                     self.st = St::Skip(1);
                 }
                 Disp::Mask(_, r) => {
                     self.count(r);
-                    self.prefix();
+                    self.begin(data, i);
+                    self.stop(data, i);
                     self.out.push(b'"');
                     self.out.extend_from_slice(REDACTED.as_bytes());
                     self.out.push(b'"');
                     self.st = St::Skip(1);
                 }
                 Disp::Inspect | Disp::Pass => {
-                    self.prefix();
-                    self.out.push(c);
+                    self.begin(data, i);
                     let array = c == b'[';
                     self.stack.push(Frame {
                         array,
@@ -281,13 +332,26 @@ impl Rewriter {
             b'"' => {
                 self.tok.clear();
                 self.escaped = false;
-                if disp == Disp::Pass {
-                    self.prefix();
-                    self.out.push(b'"');
+                match disp {
+                    Disp::Drop | Disp::Mask(MaskAction::Remove, _) => self.cut(data, i),
+                    Disp::Pass => self.begin(data, i),
+                    // Held in place while it lies in this frame.
+                    Disp::Mask(..) | Disp::Inspect => {
+                        self.begin(data, i);
+                        self.from = Some(i + 1);
+                    }
                 }
                 self.st = St::Str(disp);
             }
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                match disp {
+                    Disp::Pass => self.begin(data, i),
+                    Disp::Drop | Disp::Mask(MaskAction::Remove, _) => self.cut(data, i),
+                    Disp::Mask(..) | Disp::Inspect => {
+                        self.begin(data, i);
+                        self.stop(data, i);
+                    }
+                }
                 self.tok.clear();
                 self.tok.push(c);
                 self.st = St::Scalar(disp);
@@ -297,127 +361,17 @@ impl Rewriter {
         Ok(())
     }
 
-    /// A held string value ended (its raw content is in `tok`).
-    fn end_string(&mut self, disp: Disp) -> Result<(), &'static str> {
-        match disp {
-            Disp::Pass => self.out.push(b'"'),
-            Disp::Drop => {}
-            Disp::Mask(MaskAction::Remove, r) => self.count(r),
-            Disp::Mask(action, r) => {
-                self.count(r);
-                let text = action::unescape(&self.tok).ok_or(UNPARSEABLE)?;
-                self.prefix();
-                self.out.push(b'"');
-                let m = self.mask.as_deref().ok_or(UNPARSEABLE)?;
-                action::write(&mut self.out, action, &text, None, m.key.as_ref());
-                self.out.push(b'"');
-            }
-            Disp::Inspect => {
-                let tok = std::mem::take(&mut self.tok);
-                let r = self.inspect(&tok, true);
-                self.tok = tok;
-                r?;
-            }
-        }
-        self.end_value();
-        Ok(())
-    }
-
-    /// Writes a held string (`quoted`) or number, with whatever the detectors find in it
-    /// masked.
-    fn inspect(&mut self, raw: &[u8], quoted: bool) -> Result<(), &'static str> {
-        let Some(m) = self.mask.clone() else {
-            return Err(UNPARSEABLE);
+    /// Bytes of a held string (a member name, or a value that began in an earlier frame).
+    fn hold(&mut self, b: &[u8]) -> Result<(), &'static str> {
+        let into = match self.st {
+            St::InKey if self.key_at.is_none() => &mut self.key,
+            St::Str(Disp::Mask(..) | Disp::Inspect) if self.from.is_none() => &mut self.tok,
+            _ => return Ok(()),
         };
-        self.found.clear();
-        // Most values cannot hold any configured kind (a name has no 13 digits and no
-        // `@`): one counting pass over the bytes rules them out, and they are written as
-        // they came. A value with escapes is decoded first, so `\u0040` counts as `@`.
-        let decoded;
-        let text = if quoted && self.escaped {
-            decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
-            decoded.as_str()
-        } else if pii::Shape::of(raw).may_hold_any(&m.kinds) {
-            std::str::from_utf8(raw).map_err(|_| UNPARSEABLE)?
-        } else {
-            ""
-        };
-        if !text.is_empty() {
-            pii::find_all(text, &m.kinds, &mut self.found);
+        if into.len() + b.len() > self.max_value {
+            return Err(TOO_LARGE);
         }
-        self.prefix();
-        if self.found.is_empty() {
-            if quoted {
-                self.out.push(b'"');
-            }
-            self.out.extend_from_slice(raw);
-            if quoted {
-                self.out.push(b'"');
-            }
-            return Ok(());
-        }
-        // A masked number becomes a string.
-        self.out.push(b'"');
-        let mut at = 0;
-        for f in &self.found {
-            action::escape(&mut self.out, &text[at..f.start]);
-            let (i, action) = m.rule_of(f.kind);
-            action::write(
-                &mut self.out,
-                action,
-                &text[f.start..f.end],
-                Some(f.kind.name()),
-                m.key.as_ref(),
-            );
-            if let Some(c) = &self.counts {
-                c.add(i);
-            }
-            at = f.end;
-        }
-        action::escape(&mut self.out, &text[at..]);
-        self.out.push(b'"');
-        Ok(())
-    }
-
-    /// A number or literal ended (it is in `tok`).
-    fn end_scalar(&mut self, disp: Disp) -> Result<(), &'static str> {
-        let tok = std::mem::take(&mut self.tok);
-        let r = self.write_scalar(&tok, disp);
-        self.tok = tok;
-        r?;
-        self.end_value();
-        Ok(())
-    }
-
-    fn write_scalar(&mut self, tok: &[u8], disp: Disp) -> Result<(), &'static str> {
-        let number = match tok {
-            b"true" | b"false" | b"null" => false,
-            t if action::is_number(t) => true,
-            _ => return Err(UNPARSEABLE),
-        };
-        match disp {
-            Disp::Drop => {}
-            Disp::Mask(MaskAction::Remove, r) => self.count(r),
-            // Nothing to hide in a null.
-            Disp::Mask(_, _) if tok == b"null" => {
-                self.prefix();
-                self.out.extend_from_slice(tok);
-            }
-            Disp::Mask(action, r) => {
-                self.count(r);
-                self.prefix();
-                self.out.push(b'"');
-                let m = self.mask.as_deref().ok_or(UNPARSEABLE)?;
-                let text = std::str::from_utf8(tok).map_err(|_| UNPARSEABLE)?;
-                action::write(&mut self.out, action, text, None, m.key.as_ref());
-                self.out.push(b'"');
-            }
-            Disp::Inspect if number => self.inspect(tok, false)?,
-            Disp::Inspect | Disp::Pass => {
-                self.prefix();
-                self.out.extend_from_slice(tok);
-            }
-        }
+        into.extend_from_slice(b);
         Ok(())
     }
 
@@ -428,36 +382,35 @@ impl Rewriter {
             let c = data[i];
             match self.st {
                 St::Raw => {
-                    self.out.extend_from_slice(&data[i..]);
+                    self.resume(i);
                     return Ok(());
                 }
                 St::Str(_) | St::InKey if !self.esc => {
                     let rest = &data[i..];
                     let n = string_end(rest);
-                    self.string_bytes(&rest[..n]).map_err(|e| (e, i))?;
+                    self.hold(&rest[..n]).map_err(|e| (e, i))?;
                     i += n;
                     if i == data.len() {
                         break;
                     }
                     if data[i] == b'\\' {
-                        self.string_bytes(b"\\").map_err(|e| (e, i))?;
+                        self.hold(b"\\").map_err(|e| (e, i))?;
                         self.esc = true;
                         self.escaped = true;
                         i += 1;
                         continue;
                     }
-                    i += 1;
                     match self.st {
-                        St::Str(disp) => self.end_string(disp).map_err(|e| (e, i))?,
-                        _ => self.st = St::Colon,
+                        St::Str(disp) => self.end_string(disp, data, i).map_err(|e| (e, i))?,
+                        _ => {
+                            self.key_end = i;
+                            self.st = St::Colon;
+                        }
                     }
-                    continue;
                 }
                 St::Str(_) | St::InKey | St::SkipStr(_) if self.esc => {
                     self.esc = false;
-                    if !matches!(self.st, St::SkipStr(_)) {
-                        self.string_bytes(&data[i..=i]).map_err(|e| (e, i))?;
-                    }
+                    self.hold(&data[i..=i]).map_err(|e| (e, i))?;
                 }
                 St::SkipStr(d) => match c {
                     b'\\' => self.esc = true,
@@ -478,29 +431,37 @@ impl Rewriter {
                         }
                         self.tok.push(c);
                     } else {
-                        self.end_scalar(disp).map_err(|e| (e, i))?;
+                        self.end_scalar(disp, data, i).map_err(|e| (e, i))?;
                         // The byte that ended the scalar is read again in the new state.
                         continue;
                     }
                 }
                 _ if matches!(c, b' ' | b'\t' | b'\n' | b'\r') => {}
-                St::Value => self.start_value(c).map_err(|e| (e, i))?,
-                St::ArrayStart if c == b']' => self.close(c).map_err(|e| (e, i))?,
+                St::Value => self.start_value(data, i).map_err(|e| (e, i))?,
+                St::ArrayStart if c == b']' => self.close(data, i).map_err(|e| (e, i))?,
                 St::ArrayStart => {
                     self.next = self.child(Seg::Index(0));
-                    self.start_value(c).map_err(|e| (e, i))?;
+                    self.start_value(data, i).map_err(|e| (e, i))?;
                 }
                 St::ObjectStart | St::Key if c == b'"' => {
+                    // A member name is read in place; whether it is sent is known at its
+                    // value (a dropped member is cut from its comma or its name).
+                    self.pending.get_or_insert(i);
                     self.key.clear();
+                    self.key_at = Some(i);
                     self.escaped = false;
                     self.st = St::InKey;
                 }
-                St::ObjectStart if c == b'}' => self.close(c).map_err(|e| (e, i))?,
+                St::ObjectStart if c == b'}' => self.close(data, i).map_err(|e| (e, i))?,
                 St::Colon if c == b':' => {
                     let key = std::mem::take(&mut self.key);
+                    let raw = match self.key_at {
+                        Some(a) => &data[a + 1..self.key_end],
+                        None => &key[..],
+                    };
                     let next = match self.escaped {
-                        false => self.child(Seg::Key(&key)),
-                        true => match action::unescape(&key) {
+                        false => self.child(Seg::Key(raw)),
+                        true => match action::unescape(raw) {
                             Some(k) => self.child(Seg::Key(k.as_bytes())),
                             None => return Err((UNPARSEABLE, i)),
                         },
@@ -509,14 +470,20 @@ impl Rewriter {
                     self.next = next;
                     self.st = St::Value;
                 }
-                St::AfterValue if c == b',' => match self.stack.last() {
-                    Some(top) if top.array => {
-                        self.next = self.child(Seg::Index(top.index));
-                        self.st = St::Value;
+                St::AfterValue if c == b',' => {
+                    // Copied on unless the next member or element is dropped.
+                    self.pending = Some(i);
+                    match self.stack.last() {
+                        Some(top) if top.array => {
+                            self.next = self.child(Seg::Index(top.index));
+                            self.st = St::Value;
+                        }
+                        _ => self.st = St::Key,
                     }
-                    _ => self.st = St::Key,
-                },
-                St::AfterValue if c == b'}' || c == b']' => self.close(c).map_err(|e| (e, i))?,
+                }
+                St::AfterValue if c == b'}' || c == b']' => {
+                    self.close(data, i).map_err(|e| (e, i))?
+                }
                 _ => return Err((UNPARSEABLE, i)),
             }
             i += 1;
@@ -524,32 +491,11 @@ impl Rewriter {
         Ok(())
     }
 
-    /// Bytes of a string's content: held, or written as they come.
-    fn string_bytes(&mut self, b: &[u8]) -> Result<(), &'static str> {
-        match self.st {
-            St::Str(Disp::Pass) => self.out.extend_from_slice(b),
-            St::InKey => {
-                if self.key.len() + b.len() > self.max_value {
-                    return Err(TOO_LARGE);
-                }
-                self.key.extend_from_slice(b);
-            }
-            St::Str(Disp::Drop) | St::Str(Disp::Mask(MaskAction::Remove, _)) => {}
-            _ => {
-                if self.tok.len() + b.len() > self.max_value {
-                    return Err(TOO_LARGE);
-                }
-                self.tok.extend_from_slice(b);
-            }
-        }
-        Ok(())
-    }
-
-    /// `}` or `]` ends the innermost container.
-    fn close(&mut self, c: u8) -> Result<(), &'static str> {
+    /// `}` or `]` at `data[i]` ends the innermost container.
+    fn close(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
         match self.stack.pop() {
-            Some(f) if f.array == (c == b']') => {
-                self.out.push(c);
+            Some(f) if f.array == (data[i] == b']') => {
+                self.resume(i);
                 self.end_value();
                 Ok(())
             }
@@ -567,22 +513,51 @@ impl Rewriter {
             code,
             "masking gave up on a response body; the rest passes unmasked"
         );
-        match self.st {
-            // A string too long to hold: what was held, then the rest, unmasked.
-            St::Str(Disp::Pass) => {}
-            St::Str(Disp::Inspect | Disp::Mask(MaskAction::Last4 | MaskAction::Hash, _))
-            | St::Str(Disp::Mask(MaskAction::Redact, _)) => {
-                self.prefix();
-                self.out.push(b'"');
-                let tok = std::mem::take(&mut self.tok);
-                self.out.extend_from_slice(&tok);
+        if !self.copying {
+            match self.st {
+                // A string too long to hold: what was held, then the rest, unmasked.
+                St::Str(Disp::Mask(MaskAction::Remove, _) | Disp::Drop) => {}
+                St::Str(_) if self.from.is_none() => {
+                    let tok = std::mem::take(&mut self.tok);
+                    self.out.extend_from_slice(&tok);
+                }
+                // A member name read, its value not begun: the name goes first.
+                St::Value if self.stack.last().is_some_and(|f| !f.array) => self.begin(data, at),
+                _ => {}
             }
-            // A member name read, its value not begun: the name goes first.
-            St::Value if self.stack.last().is_some_and(|f| !f.array) => self.prefix(),
-            _ => {}
         }
+        self.from = None;
+        self.resume(at);
         self.st = St::Raw;
-        self.out.extend_from_slice(&data[at..]);
+        Ok(())
+    }
+
+    /// The frame ends: a held value that began in it moves to `tok`; the copy so far
+    /// goes out.
+    fn end_frame(&mut self, data: &[u8]) -> Result<(), (&'static str, usize)> {
+        // A member or element not yet decided: nothing of it goes out yet, and its name
+        // is held for `begin`.
+        if let Some(p) = self.pending.take() {
+            self.stop(data, p);
+        }
+        if let Some(a) = self.key_at.take() {
+            let end = if self.st == St::InKey {
+                data.len()
+            } else {
+                self.key_end
+            };
+            self.key.clear();
+            self.key.extend_from_slice(&data[a + 1..end]);
+        }
+        if let (St::Str(_), Some(p)) = (self.st, self.from) {
+            self.stop(data, p);
+            self.from = None;
+            self.hold(&data[p..]).map_err(|e| (e, p))?;
+        }
+        if self.copying {
+            self.out.extend_from_slice(&data[self.span..]);
+            self.span = data.len();
+        }
         Ok(())
     }
 }
@@ -590,24 +565,31 @@ impl Rewriter {
 impl BodyRewriter for Rewriter {
     fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str> {
         self.out.reserve(data.len() + 16);
+        self.span = 0;
         if let Err((code, at)) = self.feed(&data) {
             self.give_up(code, &data, at)?;
         }
         if end {
             if let St::Scalar(d) = self.st {
-                if let Err(code) = self.end_scalar(d) {
-                    self.give_up(code, &[], 0)?;
+                if let Err(code) = self.end_scalar(d, &data, data.len()) {
+                    self.give_up(code, &data, data.len())?;
                 }
             }
             // A body of nothing (or only whitespace) stays that.
             let empty = self.st == St::Value && self.stack.is_empty();
             if !matches!(self.st, St::Done | St::Raw) && !empty {
-                self.give_up(UNPARSEABLE, &[], 0)?;
+                self.give_up(UNPARSEABLE, &data, data.len())?;
             }
+        }
+        if let Err((code, at)) = self.end_frame(&data) {
+            self.give_up(code, &data, at)?;
+            self.end_frame(&data).map_err(|(c, _)| c)?;
         }
         Ok(Bytes::from(std::mem::take(&mut self.out)))
     }
 }
+
+mod values;
 
 #[cfg(test)]
 mod tests;

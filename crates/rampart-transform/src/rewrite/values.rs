@@ -1,0 +1,205 @@
+//! The values the rewriter holds: strings masked by path or scanned by the detectors,
+//! numbers and literals; and the scan for a string's end.
+
+use rampart_config::MaskAction;
+use rampart_core::pii;
+
+use super::{Disp, Rewriter, TOO_LARGE, UNPARSEABLE};
+use crate::action;
+
+/// The length of the string content at the start of `b`: up to its closing quote or
+/// its next escape. Eight bytes at a time (a word-wide test for either byte), so a short
+/// string costs a few instructions and a long one goes to `memchr` after 64 bytes.
+pub(super) fn string_end(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut i = 0;
+    while i + 8 <= b.len() && i < 64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let v = u64::from_le_bytes(w);
+        let hit = zero(v ^ (ONES * u64::from(b'"'))) | zero(v ^ (ONES * u64::from(b'\\')));
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    if i >= 64 {
+        return i + memchr::memchr2(b'"', b'\\', &b[i..]).unwrap_or(b.len() - i);
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .unwrap_or(b.len() - i)
+}
+
+impl Rewriter {
+    /// A string value ends with the quote at `data[q]`; its content is `data[from..q]`
+    /// or, when it began in an earlier frame, held in `tok` (and then nothing of it
+    /// has been written but the opening quote).
+    pub(super) fn end_string(
+        &mut self,
+        disp: Disp,
+        data: &[u8],
+        q: usize,
+    ) -> Result<(), &'static str> {
+        let from = self.from.take();
+        if from.is_some_and(|p| q - p > self.max_value) {
+            // The same bound as for a value held across frames.
+            return Err(TOO_LARGE);
+        }
+        match disp {
+            Disp::Pass | Disp::Drop => {}
+            Disp::Mask(MaskAction::Remove, r) => self.count(r),
+            Disp::Mask(action, r) => {
+                self.count(r);
+                let tok = std::mem::take(&mut self.tok);
+                let raw = from.map_or(&tok[..], |p| &data[p..q]);
+                let text = if self.escaped {
+                    action::unescape(raw).ok_or(UNPARSEABLE)?
+                } else {
+                    std::str::from_utf8(raw)
+                        .map_err(|_| UNPARSEABLE)?
+                        .to_owned()
+                };
+                if let Some(p) = from {
+                    self.stop(data, p);
+                }
+                let m = self.mask.clone().ok_or(UNPARSEABLE)?;
+                action::write(&mut self.out, action, &text, None, m.key.as_ref());
+                self.tok = tok;
+                self.resume(q);
+            }
+            Disp::Inspect => {
+                let tok = std::mem::take(&mut self.tok);
+                let raw = from.map_or(&tok[..], |p| &data[p..q]);
+                let r = self.inspect(raw, true);
+                let changed = !self.found.is_empty();
+                match (r, from) {
+                    (Err(e), _) => {
+                        self.tok = tok;
+                        return Err(e);
+                    }
+                    // Found nothing, in place: the copy goes on over it.
+                    (Ok(masked), Some(_)) if !changed => drop(masked),
+                    (Ok(masked), Some(p)) => {
+                        self.stop(data, p);
+                        self.out.extend_from_slice(&masked);
+                        self.resume(q);
+                    }
+                    (Ok(masked), None) => {
+                        self.out
+                            .extend_from_slice(if changed { &masked } else { &tok });
+                        self.resume(q);
+                    }
+                }
+                self.tok = tok;
+            }
+        }
+        self.end_value();
+        Ok(())
+    }
+
+    /// Scans a string's raw content (`quoted`) or a number for the detectors: the
+    /// masked form (JSON-escaped, without quotes) when something was found, in
+    /// `self.found`'s order; empty otherwise.
+    fn inspect(&mut self, raw: &[u8], quoted: bool) -> Result<Vec<u8>, &'static str> {
+        let Some(m) = self.mask.clone() else {
+            return Err(UNPARSEABLE);
+        };
+        self.found.clear();
+        // Most values cannot hold any configured kind (a name has no 13 digits and no
+        // `@`): one counting pass over the bytes rules them out, and they stay as they
+        // came. A value with escapes is decoded first, so `\u0040` counts as `@`.
+        let decoded;
+        let text = if quoted && self.escaped {
+            decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
+            decoded.as_str()
+        } else if pii::Shape::of(raw).may_hold_any(&m.kinds) {
+            std::str::from_utf8(raw).map_err(|_| UNPARSEABLE)?
+        } else {
+            return Ok(Vec::new());
+        };
+        pii::find_all(text, &m.kinds, &mut self.found);
+        let mut out = Vec::new();
+        if self.found.is_empty() {
+            return Ok(out);
+        }
+        let mut at = 0;
+        for f in &self.found {
+            action::escape(&mut out, &text[at..f.start]);
+            let (i, action) = m.rule_of(f.kind);
+            action::write(
+                &mut out,
+                action,
+                &text[f.start..f.end],
+                Some(f.kind.name()),
+                m.key.as_ref(),
+            );
+            if let Some(c) = &self.counts {
+                c.add(i);
+            }
+            at = f.end;
+        }
+        action::escape(&mut out, &text[at..]);
+        Ok(out)
+    }
+
+    /// A number or literal (in `tok`) ended before `data[i]`.
+    pub(super) fn end_scalar(
+        &mut self,
+        disp: Disp,
+        data: &[u8],
+        i: usize,
+    ) -> Result<(), &'static str> {
+        let tok = std::mem::take(&mut self.tok);
+        let r = self.write_scalar(&tok, disp);
+        self.tok = tok;
+        r?;
+        if !matches!(
+            disp,
+            Disp::Pass | Disp::Drop | Disp::Mask(MaskAction::Remove, _)
+        ) {
+            self.resume(i);
+        }
+        let _ = data;
+        self.end_value();
+        Ok(())
+    }
+
+    fn write_scalar(&mut self, tok: &[u8], disp: Disp) -> Result<(), &'static str> {
+        let number = match tok {
+            b"true" | b"false" | b"null" => false,
+            t if action::is_number(t) => true,
+            _ => return Err(UNPARSEABLE),
+        };
+        match disp {
+            Disp::Pass | Disp::Drop => {}
+            Disp::Mask(MaskAction::Remove, r) => self.count(r),
+            // Nothing to hide in a null.
+            Disp::Mask(_, _) if tok == b"null" => self.out.extend_from_slice(tok),
+            Disp::Mask(action, r) => {
+                self.count(r);
+                self.out.push(b'"');
+                let m = self.mask.clone().ok_or(UNPARSEABLE)?;
+                let text = std::str::from_utf8(tok).map_err(|_| UNPARSEABLE)?;
+                action::write(&mut self.out, action, text, None, m.key.as_ref());
+                self.out.push(b'"');
+            }
+            Disp::Inspect if number => {
+                let masked = self.inspect(tok, false)?;
+                if self.found.is_empty() {
+                    self.out.extend_from_slice(tok);
+                } else {
+                    // A masked number becomes a string.
+                    self.out.push(b'"');
+                    self.out.extend_from_slice(&masked);
+                    self.out.push(b'"');
+                }
+            }
+            Disp::Inspect => self.out.extend_from_slice(tok),
+        }
+        Ok(())
+    }
+}
