@@ -162,6 +162,30 @@ pub struct UpstreamSpec {
     pub circuit_breaker: CircuitBreakerSpec,
     #[serde(default)]
     pub pool: PoolSpec,
+    /// The gateway's own credential towards this upstream, set on every request to it
+    /// (replacing whatever the caller sent in that header), so callers never hold it.
+    #[serde(default)]
+    pub credentials: Option<UpstreamCredentialsSpec>,
+}
+
+/// `upstreams.<name>.credentials`: one of a static header or HTTP basic auth, from a
+/// secret reference.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum UpstreamCredentialsSpec {
+    /// `{ header: { name: X-Api-Key, value: { env: PARTNER_KEY }, prefix: "Bearer " } }`
+    Header {
+        name: String,
+        value: crate::SecretRef,
+        /// Written before the secret (`Bearer `).
+        #[serde(default)]
+        prefix: String,
+    },
+    /// `{ basic: { username: gw, password: { env: PARTNER_PASSWORD } } }`
+    Basic {
+        username: String,
+        password: crate::SecretRef,
+    },
 }
 
 /// One upstream server.

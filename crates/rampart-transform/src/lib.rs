@@ -10,6 +10,7 @@
 
 mod action;
 mod cors;
+mod credentials;
 mod filter;
 mod path;
 mod rewrite;
@@ -24,6 +25,7 @@ use rampart_core::pii::PiiKind;
 use rampart_core::{FeaturePlan, MetricsSource, MetricsText, StateStore};
 
 pub use cors::Cors;
+pub use credentials::UpstreamCredential;
 pub use filter::DataProtection;
 use path::Paths;
 
@@ -71,7 +73,20 @@ pub fn compile(
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     let mut errors = Vec::new();
     let mut totals = Vec::new();
+    // One credential filter per upstream, shared by its routes.
+    let mut creds = std::collections::HashMap::new();
+    for (name, u) in &spec.upstreams {
+        if let Some(c) = &u.credentials {
+            let at = format!("upstreams.{name}.credentials");
+            if let Some(f) = UpstreamCredential::compile(c, base, &at, &mut errors) {
+                creds.insert(name.as_str(), Arc::new(f));
+            }
+        }
+    }
     for (i, r) in spec.routes.iter().enumerate() {
+        if let Some(f) = creds.get(r.upstream.as_str()) {
+            out.routes[i].push(f.clone());
+        }
         if let Some(c) = &r.cors {
             if let Some(c) = Cors::compile(c, &format!("routes[{i}].cors"), &mut errors) {
                 out.routes[i].push(Arc::new(c));
