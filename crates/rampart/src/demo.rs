@@ -52,6 +52,13 @@ routes:
     match: { path_prefix: /search }
     upstream: echo
     inspect: { paranoia: 1 }
+  - name: profile
+    match: { path_prefix: /profile }
+    upstream: echo
+    mask:
+      fields: [{ path: "$.headers.user-agent", action: redact }]
+      detect: [{ kind: card, action: last4 }, { kind: email, action: redact }]
+    cors: { origins: ["https://app.example.com"], methods: [GET, POST] }
 "#;
 
 /// The contract of the demo's `/widgets` API, validated by the gateway.
@@ -260,6 +267,14 @@ pub fn example_requests(
         (
             "a SQL injection in it is refused: 403 (the access log says waf.sqli, the field and the rule)",
             format!("curl -s 'http://{http}/search?q=1%27%20OR%20%271%27%3D%271'"),
+        ),
+        (
+            "response masking on /profile: the card number and e-mail the echo sends back arrive masked (the access log counts \"mask\" per rule)",
+            format!("curl -s -X POST http://{http}/profile -H 'content-type: application/json' -d '{{\"card\":\"4111 1111 1111 1111\",\"email\":\"jane@example.com\"}}'"),
+        ),
+        (
+            "CORS on /profile: the gateway answers the browser's preflight itself",
+            format!("curl -s -o /dev/null -D - -X OPTIONS http://{http}/profile -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST'"),
         ),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 15, "{commands:?}");
+    assert_eq!(commands.len(), 17, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -327,6 +327,25 @@ fn demo_answers_its_own_printed_curl_commands() {
         outputs[13].contains("\"service\":\"rampart-demo-echo\""),
         "{}",
         outputs[13]
+    );
+    // Masked: the echo sent the card number and e-mail back, the client sees neither.
+    assert!(
+        outputs[15].contains("**** **** **** 1111"),
+        "{}",
+        outputs[15]
+    );
+    assert!(outputs[15].contains("[email]"), "{}", outputs[15]);
+    assert!(
+        !outputs[15].contains("4111 1111") && !outputs[15].contains("jane@"),
+        "{}",
+        outputs[15]
+    );
+    let preflight = outputs[16].to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
+    assert!(
+        preflight.contains("access-control-allow-origin: https://app.example.com"),
+        "{}",
+        outputs[16]
     );
     assert!(
         outputs[14].contains("\"code\":\"authz.denied\""),
