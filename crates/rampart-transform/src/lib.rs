@@ -403,3 +403,55 @@ impl MetricsSource for Metrics {
         }
     }
 }
+
+/// For the fuzz target (`fuzz/fuzz_targets/mask.rs`): runs `frames` through a rewriter
+/// with a fixed set of rules (field paths with every action, every detector, a deny-list)
+/// and returns what the client would receive, or the abort code.
+#[doc(hidden)]
+pub fn fuzz_rewrite(
+    frames: &[&[u8]],
+    max_value: usize,
+    pass: bool,
+) -> Result<Vec<u8>, &'static str> {
+    use rampart_core::BodyRewriter as _;
+    let paths = [
+        "$..ssn",
+        "$.card.number",
+        "$.items[*].email",
+        "$..secret",
+        "$.a.*",
+    ];
+    let mask = MaskPlan {
+        paths: Paths::compile(&paths).map_err(|_| "paths")?,
+        actions: vec![
+            MaskAction::Redact,
+            MaskAction::Last4,
+            MaskAction::Hash,
+            MaskAction::Remove,
+            MaskAction::Redact,
+        ],
+        detect: PiiKind::ALL
+            .iter()
+            .map(|k| (*k, MaskAction::Redact))
+            .collect(),
+        kinds: PiiKind::ALL.to_vec(),
+        key: Some(hmac::Key::new(hmac::HMAC_SHA256, b"fuzzing key 0123")),
+    };
+    let list = FieldList {
+        paths: Paths::compile(&["$..password", "$.x[0]"]).map_err(|_| "paths")?,
+        allow: false,
+    };
+    let mut rw = rewrite::Rewriter::new(
+        Some(Arc::new(mask)),
+        Some(Arc::new(list)),
+        None,
+        max_value.max(64),
+        pass,
+    );
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let end = i + 1 == frames.len();
+        out.extend_from_slice(&rw.on_data(bytes::Bytes::copy_from_slice(f), end)?);
+    }
+    Ok(out)
+}

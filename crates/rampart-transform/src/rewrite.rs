@@ -23,6 +23,11 @@ use values::string_end;
 /// The abort codes (the access log's `code`).
 const UNPARSEABLE: &str = "mask.unparseable";
 const TOO_LARGE: &str = "mask.value_too_large";
+const TOO_DEEP: &str = "mask.too_deep";
+
+/// The deepest nesting followed (each open container costs a few dozen bytes, so a body
+/// of brackets cannot make the rewriter hold many times its size).
+const MAX_DEPTH: usize = 512;
 
 /// What happens to the value about to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +319,9 @@ impl Rewriter {
                     self.st = St::Skip(1);
                 }
                 Disp::Inspect | Disp::Pass => {
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(TOO_DEEP);
+                    }
                     self.begin(data, i);
                     let array = c == b'[';
                     self.stack.push(Frame {

@@ -273,6 +273,14 @@ fn what_cannot_be_followed_is_refused_or_passed_as_configured() {
             "{bad:?}"
         );
     }
+    // Nesting past 512 is not followed.
+    let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+    assert_eq!(
+        run(Some(&m), None, &[deep.as_bytes()]),
+        Err("mask.too_deep")
+    );
+    let ok = format!("{}{}", "[".repeat(512), "]".repeat(512));
+    assert_eq!(run(Some(&m), None, &[ok.as_bytes()]).unwrap(), ok);
     // Bytes that are not UTF-8 in a value no detector could match pass as they came.
     let mut rw = Rewriter::new(Some(m.clone()), None, None, 1 << 20, false);
     let out = rw
