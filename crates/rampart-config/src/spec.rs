@@ -467,6 +467,9 @@ pub struct RouteSpec {
     /// gateway answers preflights itself.
     #[serde(default)]
     pub cors: Option<Box<crate::CorsSpec>>,
+    /// Header rules on the request upstream and the response back, with templates.
+    #[serde(default)]
+    pub transform: Option<Box<crate::TransformSpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

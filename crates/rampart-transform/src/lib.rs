@@ -12,6 +12,7 @@ mod action;
 mod cors;
 mod credentials;
 mod filter;
+mod headers;
 mod path;
 mod rewrite;
 
@@ -27,6 +28,7 @@ use rampart_core::{FeaturePlan, MetricsSource, MetricsText, StateStore};
 pub use cors::Cors;
 pub use credentials::UpstreamCredential;
 pub use filter::DataProtection;
+pub use headers::HeaderTransform;
 use path::Paths;
 
 /// The shortest `hash_key` accepted: an HMAC key needs the entropy of its output's
@@ -86,6 +88,19 @@ pub fn compile(
     for (i, r) in spec.routes.iter().enumerate() {
         if let Some(f) = creds.get(r.upstream.as_str()) {
             out.routes[i].push(f.clone());
+        }
+        if let Some(t) = &r.transform {
+            let at = format!("routes[{i}].transform");
+            let rules = |s: &Option<rampart_config::HeaderRulesSpec>, k: &str, e: &mut Vec<_>| {
+                s.as_ref()
+                    .map(|s| headers::HeaderRules::compile(s, &format!("{at}.{k}"), e))
+                    .unwrap_or_default()
+            };
+            let request = rules(&t.request_headers, "request_headers", &mut errors);
+            let response = rules(&t.response_headers, "response_headers", &mut errors);
+            if let Some(f) = HeaderTransform::new(request, response) {
+                out.routes[i].push(Arc::new(f));
+            }
         }
         if let Some(c) = &r.cors {
             if let Some(c) = Cors::compile(c, &format!("routes[{i}].cors"), &mut errors) {
