@@ -534,8 +534,15 @@ impl Rewriter {
                 _ => {}
             }
         }
+        // What was held back for an undecided member (its comma, its name) goes too.
+        let from = match self.pending {
+            Some(p) if !self.copying => p,
+            _ => at,
+        };
+        self.pending = None;
+        self.key_at = None;
         self.from = None;
-        self.resume(at);
+        self.resume(from);
         self.st = St::Raw;
         Ok(())
     }

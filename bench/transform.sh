@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The cost of the request/response shaping filters: Rampart against itself, same run.
+#
+#   bash bench/transform.sh        # ROUNDS=3 DURATION=10 CONNS=50 by default
+#
+# Routes in front of the same nginx upstream (a 100-byte answer): `plain`; `cors` (an
+# allowed Origin on every request: the CORS headers added); `headers` (request headers
+# set from templates and removed, response headers removed and renamed); `credentials`
+# (the upstream's own API key set on every request). One Rampart (1 worker, core 1),
+# load and upstream on core 0. Reported: requests/s and requests per proxy CPU-second,
+# and each route's ratio to `plain`, rounds interleaved. With INSTRUCTIONS=1, then
+# instructions per request of each route under callgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+PROXY_CORE=${PROXY_CORE:-1}
+LOAD_CORE=${LOAD_CORE:-0}
+OUT=bench/out-transform
+mkdir -p "$OUT"
+source bench/lib.sh
+bench_need nginx:nginx-light wrk:wrk python3:python3
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p rampart
+BIN=${RAMPART_BIN:-target/release/rampart}
+TICK=$(getconf CLK_TCK)
+ABS_OUT=$(cd "$OUT" && pwd)
+UP_PORT=18481; RMP=18490
+ROUTES="plain cors headers credentials"
+
+cat > "$OUT/rampart.yaml" <<YAML
+version: 1
+workers: 1
+access_log: { enabled: false }
+limits: { max_connections_per_ip: 100000, max_connections: 100000 }
+listeners: [{ name: http, bind: "127.0.0.1:$RMP" }]
+upstreams:
+  up: { targets: [{ url: "http://127.0.0.1:$UP_PORT" }] }
+  partner:
+    targets: [{ url: "http://127.0.0.1:$UP_PORT" }]
+    credentials: { header: { name: X-Partner-Key, value: { env: BENCH_PARTNER_KEY } } }
+routes:
+  - { name: plain, match: { path_prefix: /plain }, upstream: up }
+  - name: cors
+    match: { path_prefix: /cors }
+    upstream: up
+    cors: { origins: ["https://app.example.com", "https://*.example.org"], credentials: true }
+  - name: headers
+    match: { path_prefix: /headers }
+    upstream: up
+    transform:
+      request_headers:
+        set: { x-client: "{{ client_ip }}", x-trace: "{{ request_id }} {{ route }}" }
+        remove: [x-debug]
+      response_headers: { remove: [server], rename: { x-a: x-b } }
+  - { name: credentials, match: { path_prefix: /credentials }, upstream: partner }
+YAML
+write_upstream_conf "$ABS_OUT" "$UP_PORT"
+cat > "$OUT/origin.lua" <<'LUA'
+wrk.headers["Origin"] = "https://app.example.com"
+LUA
+
+ulimit -n 65536 2>/dev/null || true
+export BENCH_PARTNER_KEY=bench-partner-key-0123456789
+taskset -c "$LOAD_CORE" nginx -c "$ABS_OUT/upstream.conf" -p "$ABS_OUT" & pids+=($!)
+RAMPART_LOG=error taskset -c "$PROXY_CORE" "$BIN" run --config "$OUT/rampart.yaml" 2>"$OUT/rampart.err" & pids+=($!)
+RMP_PID=$!
+wait_ports $UP_PORT $RMP
+# Each filter really acts.
+curl -s -D - -o /dev/null -H 'Origin: https://app.example.com' "http://127.0.0.1:$RMP/cors" \
+  | grep -qi '^access-control-allow-origin: https://app.example.com' || { echo "cors: no header"; exit 1; }
+for r in $ROUTES; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RMP/$r")" = 200 ] || { echo "$r: not 200"; exit 1; }
+done
+
+: > "$OUT/raw.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  for route in $ROUTES; do
+    t0=$(cpu_ticks "$RMP_PID")
+    reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
+    t1=$(cpu_ticks "$RMP_PID")
+    echo "$round $route $reqs $(( t1 - t0 ))" | tee -a "$OUT/raw.txt"
+  done
+done
+python3 - "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" <<'PY' | tee "$OUT/results.md"
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+tick, secs, rounds = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+eff = {}
+for route in ("plain", "cors", "headers", "credentials"):
+    rs = [r for r in rows if r[1] == route]
+    reqs = sum(int(r[2]) for r in rs)
+    cpu = sum(int(r[3]) for r in rs) / tick
+    eff[route] = (reqs / (secs * rounds), reqs / cpu)
+print("| route | requests/s | req per proxy CPU-s | ratio to plain (throughput) | ratio to plain (per CPU-s) |")
+print("|---|---|---|---|---|")
+for route, (rps, e) in eff.items():
+    print(f"| {route} | {rps:,.0f} | {e:,.0f} | {rps / eff['plain'][0]:.2f}x | {e / eff['plain'][1]:.2f}x |")
+PY
+
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  bench_need valgrind:valgrind
+  kill "$RMP_PID" 2>/dev/null || true; wait "$RMP_PID" 2>/dev/null || true
+  printf '\n| route | requests | instructions per request |\n|---|---|---|\n' | tee -a "$OUT/results.md"
+  for route in $ROUTES; do
+    RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$ABS_OUT/cg.$route" \
+      --dump-instr=no "$BIN" run --config "$OUT/rampart.yaml" 2>"$OUT/valgrind.$route.err" &
+    vg=$!
+    for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$RMP) 2>/dev/null && break; sleep 0.2; done
+    wrk_requests "$LOAD_CORE" 4 2 "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua" >/dev/null
+    callgrind_control --zero "$vg" >/dev/null 2>&1
+    n=$(wrk_requests "$LOAD_CORE" 4 5 "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
+    callgrind_control --dump "$vg" >/dev/null 2>&1
+    kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+    ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$ABS_OUT/cg.$route".* | sort -n | tail -1)
+    echo "| $route | $n | $(( ir / n )) |" | tee -a "$OUT/results.md"
+    rm -f "$ABS_OUT/cg.$route"*
+  done
+fi
