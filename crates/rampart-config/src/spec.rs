@@ -90,6 +90,9 @@ pub struct AccessLogSpec {
     pub enabled: bool,
     /// `stdout` (default) or a file path, opened for append.
     pub output: String,
+    /// Query parameters whose values are logged (masked by the personal-data detectors);
+    /// every other parameter is logged by its key only.
+    pub query_values: Vec<String>,
 }
 
 impl Default for AccessLogSpec {
@@ -97,6 +100,7 @@ impl Default for AccessLogSpec {
         Self {
             enabled: true,
             output: "stdout".into(),
+            query_values: Vec::new(),
         }
     }
 }

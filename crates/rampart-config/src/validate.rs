@@ -23,6 +23,14 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
             ),
         );
     }
+    if let Some(q) = spec.identity.api_keys.query_param.as_deref() {
+        if let Some(i) = spec.access_log.query_values.iter().position(|v| v == q) {
+            err(
+                format!("access_log.query_values[{i}]"),
+                format!("`{q}` carries API keys (identity.api_keys.query_param): its value is never logged"),
+            );
+        }
+    }
     if let Some(w) = spec.workers {
         if w == 0 || w > 1024 {
             err(

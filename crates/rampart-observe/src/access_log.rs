@@ -86,6 +86,8 @@ pub struct AccessLog {
     tx: SyncSender<Msg>,
     /// Set by [`AccessLog::reopen`]; the writer reopens its file before the next write.
     reopen: Arc<AtomicBool>,
+    /// `access_log.query_values`.
+    query_values: Box<[Box<str>]>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -98,7 +100,7 @@ impl std::fmt::Debug for AccessLog {
 
 impl AccessLog {
     /// Starts the writer thread. `output` is `stdout` or a file path (appended to).
-    pub fn start(output: &str) -> std::io::Result<Arc<AccessLog>> {
+    pub fn start(output: &str, query_values: &[String]) -> std::io::Result<Arc<AccessLog>> {
         let sink = open_sink(output)?;
         let (tx, rx) = sync_channel(QUEUE);
         let reopen = Arc::new(AtomicBool::new(false));
@@ -115,7 +117,12 @@ impl AccessLog {
         std::thread::Builder::new()
             .name("rampart-access-log".into())
             .spawn(move || writer.run(rx))?;
-        Ok(Arc::new(AccessLog { shared, tx, reopen }))
+        Ok(Arc::new(AccessLog {
+            shared,
+            tx,
+            reopen,
+            query_values: query_values.iter().map(|q| q.as_str().into()).collect(),
+        }))
     }
 
     /// Appends the line of one finished exchange to this thread's buffer; never blocks on
@@ -126,7 +133,7 @@ impl AccessLog {
         if s.buf.capacity() == 0 {
             s.buf.reserve(BATCH + 1024);
         }
-        write_line(&mut s.buf, r);
+        write_line_with(&mut s.buf, r, &self.query_values);
         s.lines += 1;
         if s.buf.len() < BATCH {
             return;
@@ -244,6 +251,12 @@ pub fn line(r: &ExchangeRecord<'_>) -> String {
 
 /// Appends the access log line of one finished exchange to `o`.
 pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
+    write_line_with(o, r, &[]);
+}
+
+/// [`write_line`], logging the values of the query parameters in `query_values`
+/// (masked by the detectors) besides every key.
+pub fn write_line_with(o: &mut String, r: &ExchangeRecord<'_>, query_values: &[Box<str>]) {
     o.push_str("{\"time\":\"");
     write_rfc3339(o, r.time);
     o.push_str("\",\"request_id\":\"");
@@ -271,13 +284,19 @@ pub fn write_line(o: &mut String, r: &ExchangeRecord<'_>) {
         write_path(o, uri.path());
         if let Some(q) = uri.query() {
             // Query keys are useful, values may be credentials: keep only the keys (and
-            // mask what a key holds: `?jane@example.com` has no value, only a key).
+            // mask what a key holds: `?jane@example.com` has no value, only a key), and
+            // the values the operator chose to log, masked.
             o.push('?');
             for (i, pair) in q.split('&').enumerate() {
                 if i > 0 {
                     o.push('&');
                 }
-                write_masked_raw(o, pair.split('=').next().unwrap_or(""), true);
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                write_masked_raw(o, key, true);
+                if !value.is_empty() && query_values.iter().any(|v| **v == *key) {
+                    o.push('=');
+                    write_masked_raw(o, value, true);
+                }
             }
         }
     }

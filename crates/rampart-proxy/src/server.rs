@@ -88,7 +88,10 @@ impl Gateway {
     /// Binds every listener and starts serving `plan`.
     pub fn start(plan: Plan) -> io::Result<Gateway> {
         let access_log = if plan.access_log.enabled {
-            Some(AccessLog::start(&plan.access_log.output)?)
+            Some(AccessLog::start(
+                &plan.access_log.output,
+                &plan.access_log.query_values,
+            )?)
         } else {
             None
         };

@@ -69,3 +69,35 @@ async fn personal_data_in_paths_reaches_the_upstream_and_never_the_access_log() 
     // Ordinary paths are logged as they are.
     assert!(text.contains("\"path\":\"/done\""));
 }
+
+#[tokio::test]
+async fn chosen_query_values_are_logged_masked_and_others_never() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let yaml = format!(
+        "version: 1\nworkers: 1\naccess_log: {{ output: \"{}\", query_values: [page, q] }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         upstreams: {{ up: {{ targets: [{{ url: \"http://{}\" }}] }} }}\n\
+         routes: [{{ name: all, match: {{ path_prefix: / }}, upstream: up }}]\n",
+        log.display(),
+        up.addr
+    );
+    let gw = start_in(&yaml, dir);
+    let path = "/search?q=jane%40example.com&page=2&token=s3cr3t-value&q=shoes";
+    assert_eq!(get(gw.http(), path).await.status, 200);
+    assert!(up.last().uri.ends_with(path));
+    let line = access_log_line(&log, "/search").await;
+    assert!(
+        line.contains(r#""path":"/search?q=[email]&page=2&token&q=shoes""#),
+        "{line}"
+    );
+    assert!(!line.contains("s3cr3t") && !line.contains("jane"), "{line}");
+}
+
+#[test]
+fn the_api_key_query_parameter_is_never_a_logged_value() {
+    assert_config_errors(&[(
+        "identity: { api_keys: { query_param: api_key } }\naccess_log: { query_values: [page, api_key] }",
+        "access_log.query_values[1]: `api_key` carries API keys",
+    )]);
+}

@@ -274,10 +274,14 @@ fn what_cannot_be_followed_is_refused_or_passed_as_configured() {
         );
     }
     // Found by the fuzz target: a fault right after a comma, in the second frame.
-    let body = b"[{\"secret\":{\"k\":\"v\"1},[{\"secret\":{\"k\":\"v\"}},0040x.\xfacot\"]0040x.com\"]";
+    let body =
+        b"[{\"secret\":{\"k\":\"v\"1},[{\"secret\":{\"k\":\"v\"}},0040x.\xfacot\"]0040x.com\"]";
     for cut in 0..=body.len() {
         let frames: [&[u8]; 2] = [&body[..cut], &body[cut..]];
-        assert_eq!(crate::fuzz_rewrite(&frames, 1 << 16, false), Err("mask.unparseable"));
+        assert_eq!(
+            crate::fuzz_rewrite(&frames, 1 << 16, false),
+            Err("mask.unparseable")
+        );
         crate::fuzz_rewrite(&frames, 64, true).unwrap();
     }
     // Nesting past 512 is not followed.
