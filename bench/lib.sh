@@ -78,3 +78,25 @@ local f = io.open("$dir/$b.json", "rb"); wrk.body = f:read("*a"); f:close()
 LUA
   done
 }
+
+# callgrind_requests CONFIG URL [wrk args...]: user-space instructions per request of
+# Rampart on CONFIG under callgrind (repeatable where throughput drifts between runs):
+# the gateway alone, its listener on $RMP, a 2 s warm-up, counters zeroed, then 5 s of
+# wrk at 4 connections. Prints "REQUESTS INSTRUCTIONS_PER_REQUEST". Needs $BIN,
+# $ABS_OUT and $LOAD_CORE.
+callgrind_requests() {
+  local config=$1 url=$2 vg n ir out="$ABS_OUT/cg.$$"
+  shift 2
+  RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$out" \
+    --dump-instr=no "$BIN" run --config "$config" 2>"$ABS_OUT/valgrind.err" &
+  vg=$!
+  for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$RMP) 2>/dev/null && break; sleep 0.2; done
+  wrk_requests "$LOAD_CORE" 4 2 "$url" "$@" >/dev/null
+  callgrind_control --zero "$vg" >/dev/null 2>&1
+  n=$(wrk_requests "$LOAD_CORE" 4 5 "$url" "$@")
+  callgrind_control --dump "$vg" >/dev/null 2>&1
+  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+  ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out".* | sort -n | tail -1)
+  rm -f "$out"*
+  echo "$n $(( ir / n ))"
+}

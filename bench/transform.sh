@@ -103,17 +103,7 @@ if [ -n "${INSTRUCTIONS:-}" ]; then
   kill "$RMP_PID" 2>/dev/null || true; wait "$RMP_PID" 2>/dev/null || true
   printf '\n| route | requests | instructions per request |\n|---|---|---|\n' | tee -a "$OUT/results.md"
   for route in $ROUTES; do
-    RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$ABS_OUT/cg.$route" \
-      --dump-instr=no "$BIN" run --config "$OUT/rampart.yaml" 2>"$OUT/valgrind.$route.err" &
-    vg=$!
-    for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$RMP) 2>/dev/null && break; sleep 0.2; done
-    wrk_requests "$LOAD_CORE" 4 2 "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua" >/dev/null
-    callgrind_control --zero "$vg" >/dev/null 2>&1
-    n=$(wrk_requests "$LOAD_CORE" 4 5 "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
-    callgrind_control --dump "$vg" >/dev/null 2>&1
-    kill -INT "$vg"; wait "$vg" 2>/dev/null || true
-    ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$ABS_OUT/cg.$route".* | sort -n | tail -1)
-    echo "| $route | $n | $(( ir / n )) |" | tee -a "$OUT/results.md"
-    rm -f "$ABS_OUT/cg.$route"*
+    read -r n per < <(callgrind_requests "$OUT/rampart.yaml" "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
+    echo "| $route | $n | $per |" | tee -a "$OUT/results.md"
   done
 fi
