@@ -93,6 +93,9 @@ pub struct AccessLogSpec {
     /// Query parameters whose values are logged (masked by the personal-data detectors);
     /// every other parameter is logged by its key only.
     pub query_values: Vec<String>,
+    /// Request headers logged with their values (masked by the personal-data
+    /// detectors); credentials (`Authorization`, `Cookie`, the API key header) are refused.
+    pub headers: Vec<String>,
 }
 
 impl Default for AccessLogSpec {
@@ -101,6 +104,7 @@ impl Default for AccessLogSpec {
             enabled: true,
             output: "stdout".into(),
             query_values: Vec::new(),
+            headers: Vec::new(),
         }
     }
 }

@@ -31,6 +31,29 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
             );
         }
     }
+    for (i, h) in spec.access_log.headers.iter().enumerate() {
+        let at = format!("access_log.headers[{i}]");
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Err(_) => err(at, format!("`{h}` is not a header name")),
+            Ok(n)
+                if [
+                    "authorization",
+                    "proxy-authorization",
+                    "cookie",
+                    "set-cookie",
+                ]
+                .contains(&n.as_str())
+                    || n.as_str()
+                        .eq_ignore_ascii_case(&spec.identity.api_keys.header) =>
+            {
+                err(
+                    at,
+                    format!("`{n}` carries credentials: its value is never logged"),
+                )
+            }
+            Ok(_) => {}
+        }
+    }
     if let Some(w) = spec.workers {
         if w == 0 || w > 1024 {
             err(

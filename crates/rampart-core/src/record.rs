@@ -23,6 +23,8 @@ pub struct ExchangeRecord<'a> {
     /// `None` for synthetic rejections, whose target is not the client's.
     pub uri: Option<&'a Uri>,
     pub host: Option<&'a HeaderValue>,
+    /// The request headers the access log was configured to keep (`access_log.headers`).
+    pub headers: &'a [(http::HeaderName, HeaderValue)],
     pub route: Option<&'a str>,
     pub upstream: Option<&'a str>,
     /// The target that served the response.

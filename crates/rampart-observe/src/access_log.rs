@@ -5,8 +5,9 @@
 //! appear promptly. A full queue drops the batch and counts its lines; the request path
 //! never blocks on log I/O and allocates nothing per line.
 //!
-//! What is logged is chosen, not dumped: no header values, no query values, no bodies,
-//! so credentials (`Authorization`, cookies, API keys in query strings) never reach it;
+//! What is logged is chosen, not dumped: no header values and no query values but those
+//! the operator lists (credential headers refused; values masked), no bodies, so
+//! credentials (`Authorization`, cookies, API keys in query strings) never reach it;
 //! personal data and secrets in the path (an e-mail, a card number, a token as an
 //! identifier) are masked by the detectors of [`rampart_core::pii`].
 
@@ -19,6 +20,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
 use rampart_core::pii::{self, PiiKind};
 use rampart_core::{json_escape_into, Decision, ExchangeRecord, Identity};
 
@@ -88,6 +90,8 @@ pub struct AccessLog {
     reopen: Arc<AtomicBool>,
     /// `access_log.query_values`.
     query_values: Box<[Box<str>]>,
+    /// `access_log.headers`.
+    headers: Box<[http::HeaderName]>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -100,7 +104,11 @@ impl std::fmt::Debug for AccessLog {
 
 impl AccessLog {
     /// Starts the writer thread. `output` is `stdout` or a file path (appended to).
-    pub fn start(output: &str, query_values: &[String]) -> std::io::Result<Arc<AccessLog>> {
+    pub fn start(
+        output: &str,
+        query_values: &[String],
+        headers: &[String],
+    ) -> std::io::Result<Arc<AccessLog>> {
         let sink = open_sink(output)?;
         let (tx, rx) = sync_channel(QUEUE);
         let reopen = Arc::new(AtomicBool::new(false));
@@ -122,7 +130,23 @@ impl AccessLog {
             tx,
             reopen,
             query_values: query_values.iter().map(|q| q.as_str().into()).collect(),
+            headers: headers
+                .iter()
+                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .collect(),
         }))
+    }
+
+    /// The request headers this log keeps, taken from `headers` when the request
+    /// arrives (nothing is allocated when none are configured).
+    pub fn capture(&self, headers: &http::HeaderMap) -> Vec<(http::HeaderName, HeaderValue)> {
+        if self.headers.is_empty() {
+            return Vec::new();
+        }
+        self.headers
+            .iter()
+            .filter_map(|n| headers.get(n).map(|v| (n.clone(), v.clone())))
+            .collect()
     }
 
     /// Appends the line of one finished exchange to this thread's buffer; never blocks on
@@ -356,6 +380,21 @@ pub fn write_line_with(o: &mut String, r: &ExchangeRecord<'_>, query_values: &[B
         for counts in &x.body_counts {
             write_counts(o, counts);
         }
+    }
+    if !r.headers.is_empty() {
+        // Values the operator chose to log, masked by the detectors like the path.
+        o.push_str(",\"headers\":{");
+        for (i, (n, v)) in r.headers.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push('"');
+            o.push_str(n.as_str());
+            o.push_str("\":\"");
+            pii::write_masked(o, &String::from_utf8_lossy(v.as_bytes()), &PiiKind::ALL);
+            o.push('"');
+        }
+        o.push('}');
     }
     o.push_str("}\n");
 }

@@ -40,6 +40,7 @@ pub struct Exchange {
     /// `None` for synthetic rejections, whose target is not the client's.
     uri: Option<Uri>,
     host: Option<HeaderValue>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
     listener: Arc<str>,
     pub route: OnceLock<Arc<str>>,
     pub upstream: OnceLock<Arc<Upstream>>,
@@ -77,6 +78,8 @@ pub struct ExchangeStart {
     pub version: Version,
     pub uri: Option<Uri>,
     pub host: Option<HeaderValue>,
+    /// The request headers `access_log.headers` keeps (empty when none are configured).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
     pub listener: Arc<str>,
     pub unrouted: Arc<RouteMetrics>,
     pub codes: Arc<CodeMetrics>,
@@ -94,6 +97,7 @@ impl Exchange {
             version: s.version,
             uri: s.uri,
             host: s.host,
+            headers: s.headers,
             listener: s.listener,
             route: OnceLock::new(),
             upstream: OnceLock::new(),
@@ -127,6 +131,7 @@ impl Exchange {
             version: self.version,
             uri: self.uri.as_ref(),
             host: self.host.as_ref(),
+            headers: &self.headers,
             route: self.route.get().map(|r| &**r),
             upstream: upstream.map(|u| &*u.name),
             target: upstream

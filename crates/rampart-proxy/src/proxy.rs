@@ -139,6 +139,10 @@ pub async fn handle(
             } else {
                 None
             },
+            headers: match &conn.shared.access_log {
+                Some(log) if rejection.is_none() => log.capture(req.headers()),
+                _ => Vec::new(),
+            },
             listener: conn.listener.clone(),
             unrouted: plan.unrouted.clone(),
             codes: plan.codes.clone(),

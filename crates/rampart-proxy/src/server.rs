@@ -91,6 +91,7 @@ impl Gateway {
             Some(AccessLog::start(
                 &plan.access_log.output,
                 &plan.access_log.query_values,
+                &plan.access_log.headers,
             )?)
         } else {
             None

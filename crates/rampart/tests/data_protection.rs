@@ -76,7 +76,7 @@ async fn chosen_query_values_are_logged_masked_and_others_never() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let yaml = format!(
-        "version: 1\nworkers: 1\naccess_log: {{ output: \"{}\", query_values: [page, q] }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+        "version: 1\nworkers: 1\naccess_log: {{ output: \"{}\", query_values: [page, q], headers: [user-agent, x-customer] }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
          upstreams: {{ up: {{ targets: [{{ url: \"http://{}\" }}] }} }}\n\
          routes: [{{ name: all, match: {{ path_prefix: / }}, upstream: up }}]\n",
         log.display(),
@@ -84,7 +84,12 @@ async fn chosen_query_values_are_logged_masked_and_others_never() {
     );
     let gw = start_in(&yaml, dir);
     let path = "/search?q=jane%40example.com&page=2&token=s3cr3t-value&q=shoes";
-    assert_eq!(get(gw.http(), path).await.status, 200);
+    let headers = [
+        ("user-agent", "curl/8.5"),
+        ("x-customer", "card 4111 1111 1111 1111"),
+        ("x-other", "never-logged"),
+    ];
+    assert_eq!(get_with(gw.http(), path, &headers).await.status, 200);
     assert!(up.last().uri.ends_with(path));
     let line = access_log_line(&log, "/search").await;
     assert!(
@@ -92,12 +97,33 @@ async fn chosen_query_values_are_logged_masked_and_others_never() {
         "{line}"
     );
     assert!(!line.contains("s3cr3t") && !line.contains("jane"), "{line}");
+    // Chosen headers, masked; the others never.
+    assert!(
+        line.contains(r#""headers":{"user-agent":"curl/8.5","x-customer":"card [card]"}"#),
+        "{line}"
+    );
+    assert!(
+        !line.contains("never-logged") && !line.contains("4111"),
+        "{line}"
+    );
 }
 
 #[test]
-fn the_api_key_query_parameter_is_never_a_logged_value() {
-    assert_config_errors(&[(
-        "identity: { api_keys: { query_param: api_key } }\naccess_log: { query_values: [page, api_key] }",
-        "access_log.query_values[1]: `api_key` carries API keys",
-    )]);
+fn credentials_are_never_logged_values() {
+    assert_config_errors(&[
+        (
+            "identity: { api_keys: { query_param: api_key } }\naccess_log: { query_values: [page, api_key] }",
+            "access_log.query_values[1]: `api_key` carries API keys",
+        ),
+        (
+            "access_log: { headers: [user-agent, Authorization] }",
+            "access_log.headers[1]: `authorization` carries credentials",
+        ),
+        (
+            "access_log: { headers: [x-api-key] }",
+            "access_log.headers[0]: `x-api-key` carries credentials",
+        ),
+        ("access_log: { headers: [cookie] }", "`cookie` carries credentials"),
+        ("access_log: { headers: [\"bad name\"] }", "`bad name` is not a header name"),
+    ]);
 }
