@@ -1,10 +1,10 @@
 //! The values the rewriter holds: strings masked by path or scanned by the detectors,
-//! numbers and literals; and the scan for a string's end.
+//! numbers and literals; the scan for a string's end; and giving up on a body.
 
 use rampart_config::MaskAction;
 use rampart_core::pii;
 
-use super::{Disp, Rewriter, TOO_LARGE, UNPARSEABLE};
+use super::{Disp, Rewriter, St, TOO_LARGE, UNPARSEABLE};
 use crate::action;
 
 /// The length of the string content at the start of `b`: up to its closing quote or
@@ -200,6 +200,47 @@ impl Rewriter {
             }
             Disp::Inspect => self.out.extend_from_slice(tok),
         }
+        Ok(())
+    }
+
+    /// The body cannot be followed from `data[at..]` on: refuse it, or (`pass`) let the
+    /// rest go as it came.
+    pub(super) fn give_up(
+        &mut self,
+        code: &'static str,
+        data: &[u8],
+        at: usize,
+    ) -> Result<(), &'static str> {
+        if !self.pass {
+            return Err(code);
+        }
+        tracing::warn!(
+            code,
+            "masking gave up on a response body; the rest passes unmasked"
+        );
+        if !self.copying {
+            match self.st {
+                // A string too long to hold: what was held, then the rest, unmasked.
+                St::Str(Disp::Mask(MaskAction::Remove, _) | Disp::Drop) => {}
+                St::Str(_) if self.from.is_none() => {
+                    let tok = std::mem::take(&mut self.tok);
+                    self.out.extend_from_slice(&tok);
+                }
+                // A member name read, its value not begun: the name goes first.
+                St::Value if self.stack.last().is_some_and(|f| !f.array) => self.begin(data, at),
+                _ => {}
+            }
+        }
+        // What was held back for an undecided member (its comma, its name) goes too.
+        let from = match self.pending {
+            Some(p) if !self.copying => p,
+            _ => at,
+        };
+        self.pending = None;
+        self.key_at = None;
+        self.from = None;
+        self.resume(from);
+        self.st = St::Raw;
         Ok(())
     }
 }
