@@ -213,6 +213,48 @@ pub struct ResponseCtx<'a> {
     pub exchange: &'a mut ExchangeCtx,
 }
 
+impl ResponseCtx<'_> {
+    /// Turns the upstream's answer into the gateway's problem `p`: the status is set, the
+    /// headers that described the upstream's body (length, encoding, type, range, entity
+    /// tag) are removed, and the problem's body is returned for a [`ReplaceBody`] to send
+    /// in place of the upstream's.
+    pub fn replace_with_problem(&mut self, p: crate::Problem) -> Bytes {
+        use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG};
+        let body = p.body(self.exchange.request_id.to_str().unwrap_or(""));
+        self.head.status = p.status;
+        for h in [
+            CONTENT_LENGTH,
+            CONTENT_ENCODING,
+            CONTENT_TYPE,
+            CONTENT_RANGE,
+            ETAG,
+        ] {
+            self.head.headers.remove(h);
+        }
+        self.head
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static(crate::PROBLEM_JSON));
+        body
+    }
+}
+
+/// A response-body rewriter that sends one body in place of the upstream's (the one
+/// [`ResponseCtx::replace_with_problem`] returned) and drops everything the upstream sends.
+#[derive(Debug)]
+pub struct ReplaceBody(Option<Bytes>);
+
+impl ReplaceBody {
+    pub fn new(body: Bytes) -> ReplaceBody {
+        ReplaceBody(Some(body))
+    }
+}
+
+impl crate::BodyRewriter for ReplaceBody {
+    fn on_data(&mut self, _data: Bytes, _end: bool) -> Result<Bytes, &'static str> {
+        Ok(self.0.take().unwrap_or_default())
+    }
+}
+
 impl std::ops::Deref for ResponseCtx<'_> {
     type Target = ExchangeCtx;
     fn deref(&self) -> &ExchangeCtx {

@@ -21,7 +21,8 @@ pub mod state;
 
 pub use addr::{canonical_ip, client_bucket};
 pub use context::{
-    BodyCounts, ClientHello, ConnectInfo, ExchangeCtx, Extensions, RequestCtx, ResponseCtx,
+    BodyCounts, ClientHello, ConnectInfo, ExchangeCtx, Extensions, ReplaceBody, RequestCtx,
+    ResponseCtx,
 };
 pub use decision::{Decision, Identity, Mode, Outcome};
 pub use feature::FeaturePlan;

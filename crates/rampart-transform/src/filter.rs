@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-    ETAG,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
 };
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 use rampart_core::{
     BodyCounts, BodyRewriter, ExchangeCtx, ExchangeRecord, Filter, Identity, Outcome, Phase,
-    Problem, Reason, ResponseCtx,
+    Problem, Reason, ReplaceBody, ResponseCtx,
 };
 
 use crate::rewrite::Rewriter;
@@ -112,22 +111,7 @@ impl DataProtection {
             return;
         }
         cx.record(reason, Outcome::Deny);
-        let problem = Problem::UPSTREAM_PROTOCOL;
-        let body = problem.body(cx.request_id.to_str().unwrap_or(""));
-        cx.head.status = StatusCode::BAD_GATEWAY;
-        for h in [
-            CONTENT_LENGTH,
-            CONTENT_ENCODING,
-            CONTENT_TYPE,
-            CONTENT_RANGE,
-            ETAG,
-        ] {
-            cx.head.headers.remove(h);
-        }
-        cx.head.headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(rampart_core::PROBLEM_JSON),
-        );
+        let body = cx.replace_with_problem(Problem::UPSTREAM_PROTOCOL);
         cx.extensions.insert(Planned::Replace(body));
     }
 }
@@ -218,7 +202,7 @@ impl Filter for DataProtection {
 
     fn response_body(&self, cx: &ResponseCtx<'_>) -> Option<Box<dyn BodyRewriter>> {
         match cx.extensions.get::<Planned>()? {
-            Planned::Replace(body) => Some(Box::new(Replace(Some(body.clone())))),
+            Planned::Replace(body) => Some(Box::new(ReplaceBody::new(body.clone()))),
             Planned::Rewrite { mask, list, counts } => Some(Box::new(Rewriter::new(
                 self.mask.clone().filter(|_| *mask),
                 list.clone(),
@@ -240,14 +224,5 @@ impl Filter for DataProtection {
                 }
             }
         }
-    }
-}
-
-/// Sends a replacement body once and drops the upstream's.
-struct Replace(Option<Bytes>);
-
-impl BodyRewriter for Replace {
-    fn on_data(&mut self, _data: Bytes, _end: bool) -> Result<Bytes, &'static str> {
-        Ok(self.0.take().unwrap_or_default())
     }
 }

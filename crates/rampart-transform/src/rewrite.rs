@@ -439,7 +439,7 @@ impl Rewriter {
                         }
                         self.tok.push(c);
                     } else {
-                        self.end_scalar(disp, data, i).map_err(|e| (e, i))?;
+                        self.end_scalar(disp, i).map_err(|e| (e, i))?;
                         // The byte that ended the scalar is read again in the new state.
                         continue;
                     }
@@ -550,7 +550,7 @@ impl BodyRewriter for Rewriter {
         }
         if end {
             if let St::Scalar(d) = self.st {
-                if let Err(code) = self.end_scalar(d, &data, data.len()) {
+                if let Err(code) = self.end_scalar(d, data.len()) {
                     self.give_up(code, &data, data.len())?;
                 }
             }

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
-use rampart_core::{BodyRewriter, Outcome, Problem, Reason, ResponseCtx};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::Method;
+use rampart_core::{BodyRewriter, Outcome, Problem, Reason, ReplaceBody, ResponseCtx};
 use serde_json::Value;
 
 use super::schema::SchemaCompiler;
@@ -217,16 +217,7 @@ pub(super) fn on_response(api: &Api, check: &ResponseCheck, cx: &mut ResponseCtx
         return;
     }
     cx.record(Reason::ValidationResponse, Outcome::Deny);
-    let problem = Problem::UPSTREAM_PROTOCOL;
-    let body = problem.body(cx.request_id.to_str().unwrap_or(""));
-    cx.head.status = StatusCode::BAD_GATEWAY;
-    for h in [CONTENT_LENGTH, CONTENT_ENCODING, CONTENT_TYPE] {
-        cx.head.headers.remove(h);
-    }
-    cx.head.headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(rampart_core::PROBLEM_JSON),
-    );
+    let body = cx.replace_with_problem(Problem::UPSTREAM_PROTOCOL);
     cx.extensions.insert(Planned::Replace(body));
 }
 
@@ -237,7 +228,7 @@ pub(super) fn response_body(
     cx: &ResponseCtx<'_>,
 ) -> Option<Box<dyn BodyRewriter>> {
     match cx.extensions.get::<Planned>()? {
-        Planned::Replace(body) => Some(Box::new(Replace(Some(body.clone())))),
+        Planned::Replace(body) => Some(Box::new(ReplaceBody::new(body.clone()))),
         Planned::Body {
             method,
             path,
@@ -260,18 +251,6 @@ pub(super) fn response_body(
 }
 
 /// Drops the upstream's body and sends the problem in its place.
-struct Replace(Option<Bytes>);
-
-impl BodyRewriter for Replace {
-    fn on_data(&mut self, _data: Bytes, end: bool) -> Result<Bytes, &'static str> {
-        Ok(if end {
-            self.0.take().unwrap_or_default()
-        } else {
-            Bytes::new()
-        })
-    }
-}
-
 /// Validates a JSON response body at its end.
 struct Validate {
     api: Arc<Api>,

@@ -146,13 +146,8 @@ impl Rewriter {
         Ok(out)
     }
 
-    /// A number or literal (in `tok`) ended before `data[i]`.
-    pub(super) fn end_scalar(
-        &mut self,
-        disp: Disp,
-        data: &[u8],
-        i: usize,
-    ) -> Result<(), &'static str> {
+    /// A number or literal (in `tok`) ended before offset `i` of the frame.
+    pub(super) fn end_scalar(&mut self, disp: Disp, i: usize) -> Result<(), &'static str> {
         let tok = std::mem::take(&mut self.tok);
         let r = self.write_scalar(&tok, disp);
         self.tok = tok;
@@ -163,7 +158,6 @@ impl Rewriter {
         ) {
             self.resume(i);
         }
-        let _ = data;
         self.end_value();
         Ok(())
     }
