@@ -524,6 +524,9 @@ pub enum RewriteSpec {
     StripPrefix(String),
     /// Replace a leading prefix (`{from: /v1, to: /internal/v1}`).
     ReplacePrefix { from: String, to: String },
+    /// A new target from the route's path parameters:
+    /// `/legacy/getUser?uid={id}` on a route matching `/v2/users/{id}`.
+    Template(String),
 }
 
 /// An IP network in CIDR notation; a bare address means a single host.

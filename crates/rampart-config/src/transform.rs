@@ -16,6 +16,23 @@ pub struct TransformSpec {
     /// Headers of the upstream's response sent to the client.
     #[serde(default)]
     pub response_headers: Option<HeaderRulesSpec>,
+    /// Query parameters of the request sent upstream.
+    #[serde(default)]
+    pub query: Option<QueryRulesSpec>,
+}
+
+/// Query rules, applied in this order: `remove`, `set`, `add`. Names are matched decoded.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRulesSpec {
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Replaces every value of the parameter; a template.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Appends a parameter; a template.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
 }
 
 /// Header rules, applied in this order: `remove`, `rename`, `set`, `add`.

@@ -304,7 +304,8 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
                     }
                 }
             }
-            None => {}
+            // Checked against the route's pattern when the plan compiles it.
+            Some(RewriteSpec::Template(_)) | None => {}
         }
     }
     crate::validate_identity::validate(spec, &mut errs);

@@ -11,6 +11,7 @@ mod feature;
 mod filter;
 pub mod gcra;
 pub mod metrics_text;
+pub mod params;
 mod peer;
 pub mod pii;
 mod problem;
@@ -31,6 +32,7 @@ pub use filter::{
     Wait,
 };
 pub use metrics_text::MetricsText;
+pub use params::PathParams;
 pub use peer::TlsPeer;
 pub use problem::{json_escape_into, Problem, PROBLEM_JSON};
 pub use reason::Reason;

@@ -28,7 +28,7 @@ pub struct ListenerPlan {
 pub struct RoutePlan {
     pub name: Arc<str>,
     pub upstream: Arc<Upstream>,
-    pub rewrite: Option<Box<RewriteSpec>>,
+    pub rewrite: Option<Box<crate::request::rewrite::Rewrite>>,
     pub max_body_bytes: u64,
     pub preserve_host: bool,
     /// Forward WebSocket upgrades.
@@ -49,38 +49,6 @@ pub struct RoutePlan {
 
 /// A compiled chain of filters, shared by the plan and the exchanges running it.
 pub type Chain = Arc<[Arc<dyn rampart_core::Filter>]>;
-
-impl RoutePlan {
-    /// Applies the route's rewrite to a normalised, matched path.
-    pub fn rewrite<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        use std::borrow::Cow;
-        let (from, to) = match self.rewrite.as_deref() {
-            None => return Cow::Borrowed(path),
-            Some(RewriteSpec::StripPrefix(p)) => (p.trim_end_matches('/'), "/"),
-            Some(RewriteSpec::ReplacePrefix { from, to }) => {
-                (from.trim_end_matches('/'), to.as_str())
-            }
-        };
-        match path.strip_prefix(from) {
-            // Only on a segment boundary: `/api` strips from `/api/x`, not from `/apix`.
-            Some(rest) if rest.is_empty() || rest.starts_with('/') || from.is_empty() => {
-                let rest = rest.trim_start_matches('/');
-                let mut out = String::with_capacity(to.len() + rest.len() + 1);
-                out.push_str(to);
-                if !rest.is_empty() {
-                    if !out.ends_with('/') {
-                        out.push('/');
-                    }
-                    out.push_str(rest);
-                } else if path.ends_with('/') && !out.ends_with('/') {
-                    out.push('/');
-                }
-                Cow::Owned(out)
-            }
-            _ => Cow::Borrowed(path),
-        }
-    }
-}
 
 /// Connection and request limits in runtime form.
 #[derive(Debug, Clone, Copy)]
@@ -323,6 +291,23 @@ impl Plan {
                 methods,
                 headers,
             });
+            let rewrite = match r
+                .rewrite
+                .as_deref()
+                .map(|spec| crate::request::rewrite::Rewrite::compile(spec, m.path.as_deref()))
+            {
+                Some(Ok(rw)) => Some(Box::new(rw)),
+                Some(Err(e)) => {
+                    let key = match r.rewrite.as_deref() {
+                        Some(RewriteSpec::Template(_)) => "template",
+                        Some(RewriteSpec::StripPrefix(_)) => "strip_prefix",
+                        _ => "replace_prefix",
+                    };
+                    errors.push(ConfigError::new(format!("routes[{i}].rewrite.{key}"), e));
+                    None
+                }
+                None => None,
+            };
             let Some(&ui) = upstream_index.get(&r.upstream) else {
                 // An upstream whose targets are all invalid has its own errors already.
                 if !spec.upstreams.contains_key(&r.upstream) {
@@ -336,7 +321,7 @@ impl Plan {
             routes.push(RoutePlan {
                 name: r.name.as_str().into(),
                 upstream: upstreams[ui].clone(),
-                rewrite: r.rewrite.clone(),
+                rewrite,
                 max_body_bytes: r.max_body_bytes.unwrap_or(spec.limits.max_body_bytes).0,
                 preserve_host: r.preserve_host,
                 websocket: r.websocket,
@@ -458,70 +443,5 @@ fn header_rules(spec: &Spec) -> crate::client_headers::HeaderRules {
     crate::client_headers::HeaderRules {
         underscores: spec.limits.headers_with_underscores,
         owned,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(rewrite: Option<RewriteSpec>) -> RoutePlan {
-        let t = Target::new(
-            "http://127.0.0.1:1",
-            1,
-            rampart_config::UpstreamProtocol::Http1,
-            "",
-        )
-        .unwrap();
-        let targets = vec![t];
-        RoutePlan {
-            filters: Arc::new([]),
-            needs_body: false,
-            name: "r".into(),
-            upstream: Arc::new(Upstream {
-                name: "u".into(),
-                balancer: Balancer::new(rampart_config::Balance::RoundRobin, &targets),
-                targets,
-                hash_on: None,
-                protocol: rampart_config::UpstreamProtocol::Http1,
-                tls: None,
-                timeouts: Timeouts {
-                    connect: Duration::from_secs(1),
-                    response_header: Duration::from_secs(1),
-                    request: Duration::from_secs(1),
-                },
-                health_check: None,
-                passive: Default::default(),
-                retries: RetryPolicy {
-                    max: 0,
-                    on_status: vec![],
-                    budget: RetryBudget::new(0, 0),
-                },
-                max_requests: 1,
-                max_idle_per_target: 1,
-                idle_timeout: Duration::from_secs(1),
-            }),
-            rewrite: rewrite.map(Box::new),
-            max_body_bytes: 0,
-            preserve_host: false,
-            websocket: false,
-            allow_path_parameters: false,
-            allow_encoded_percent: false,
-            metrics: Arc::default(),
-        }
-    }
-
-    #[test]
-    fn strip_and_replace_prefix_on_segment_boundary() {
-        let strip = route(Some(RewriteSpec::StripPrefix("/api".into())));
-        assert_eq!(strip.rewrite("/api/users/1"), "/users/1");
-        assert_eq!(strip.rewrite("/api"), "/");
-        assert_eq!(strip.rewrite("/apix"), "/apix");
-        let replace = route(Some(RewriteSpec::ReplacePrefix {
-            from: "/v1".into(),
-            to: "/internal/v1".into(),
-        }));
-        assert_eq!(replace.rewrite("/v1/orders"), "/internal/v1/orders");
-        assert_eq!(replace.rewrite("/v1/"), "/internal/v1/");
     }
 }

@@ -332,14 +332,24 @@ async fn route_and_forward(
 
     // Upstream target: the normalised (and rewritten) path plus the original query. When
     // neither normalisation nor a rewrite changed anything, the parsed original is reused.
-    let new_path = route.rewrite(&path);
-    let unchanged = matches!(new_path, Cow::Borrowed(p) if p.len() == parts.uri.path().len());
+    let (new_path, rewrite_query) = match route.rewrite.as_deref() {
+        Some(rw) => rw.apply(&path),
+        None => (Cow::Borrowed(&*path), None),
+    };
+    let unchanged = rewrite_query.is_none()
+        && matches!(new_path, Cow::Borrowed(p) if p.len() == parts.uri.path().len());
     let path_and_query = match (unchanged, parts.uri.path_and_query()) {
         (true, Some(pq)) => pq.clone(),
         _ => {
-            let text = match parts.uri.query() {
-                Some(q) => format!("{new_path}?{q}"),
-                None => new_path.into_owned(),
+            let text = match (rewrite_query, parts.uri.query()) {
+                (Some(mut q), Some(client)) if !client.is_empty() => {
+                    q.push('&');
+                    q.push_str(client);
+                    format!("{new_path}?{q}")
+                }
+                (Some(q), _) => format!("{new_path}?{q}"),
+                (None, Some(q)) => format!("{new_path}?{q}"),
+                (None, None) => new_path.into_owned(),
             };
             match http::uri::PathAndQuery::try_from(text) {
                 Ok(pq) => pq,

@@ -14,6 +14,7 @@
 //! | `client_ip` | the client address (trusted-proxy aware) |
 //! | `request_id` | the request id |
 //! | `route` | the route's name |
+//! | `params.NAME` | a path parameter of the route's `match.path` (`/v2/users/{id}`), as the normalised path holds it |
 //!
 //! A template whose variable has no value for a request (an anonymous caller, a missing
 //! attribute), or whose value cannot be a header value (a line break), renders nothing:
@@ -23,7 +24,9 @@
 use http::header::{HeaderMap, HeaderName};
 use http::HeaderValue;
 use rampart_config::{ConfigError, HeaderRulesSpec};
-use rampart_core::{ExchangeCtx, Filter, Phase, ResponseCtx};
+use rampart_core::{ExchangeCtx, Filter, Flow, PathParams, Phase, RequestCtx, ResponseCtx};
+
+use crate::query::QueryRules;
 
 /// Headers the gateway owns: framing and connection management.
 const OWNED: &[&str] = &[
@@ -48,6 +51,8 @@ enum Var {
     ClientIp,
     RequestId,
     Route,
+    /// A path parameter, by its index in the route's [`PathParams`].
+    Param(usize),
 }
 
 #[derive(Debug)]
@@ -62,10 +67,12 @@ pub(crate) struct Template {
     parts: Vec<Part>,
     /// The value, when the template has no variables.
     constant: Option<HeaderValue>,
+    params: PathParams,
 }
 
 impl Template {
-    pub(crate) fn parse(text: &str) -> Result<Template, String> {
+    /// Parses a template; `params` are the route's path parameters.
+    pub(crate) fn parse(text: &str, params: &PathParams) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -77,28 +84,39 @@ impl Template {
                 return Err("a `{{` is not closed by `}}`".into());
             };
             let name = after[..close].trim();
-            let var = match name {
-                "consumer.id" => Var::ConsumerId,
-                "consumer.plan" => Var::ConsumerPlan,
-                "subject" => Var::Subject,
-                "auth.method" => Var::AuthMethod,
-                "client_ip" => Var::ClientIp,
-                "request_id" => Var::RequestId,
-                "route" => Var::Route,
-                n => match n
-                    .strip_prefix("consumer.attributes.")
-                    .or_else(|| n.strip_prefix("claims."))
-                {
-                    Some(a) if !a.is_empty() => Var::Attribute(a.into()),
-                    _ => {
-                        return Err(format!(
-                            "unknown variable `{n}`: one of consumer.id, consumer.plan, \
+            let var =
+                match name {
+                    "consumer.id" => Var::ConsumerId,
+                    "consumer.plan" => Var::ConsumerPlan,
+                    "subject" => Var::Subject,
+                    "auth.method" => Var::AuthMethod,
+                    "client_ip" => Var::ClientIp,
+                    "request_id" => Var::RequestId,
+                    "route" => Var::Route,
+                    n if n.starts_with("params.") => match params.index(&n["params.".len()..]) {
+                        Some(i) => Var::Param(i),
+                        None => {
+                            let known: Vec<&str> = params.names().collect();
+                            return Err(format!(
+                            "`{n}` is not a path parameter of the route's match.path (it has: {})",
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ));
+                        }
+                    },
+                    n => match n
+                        .strip_prefix("consumer.attributes.")
+                        .or_else(|| n.strip_prefix("claims."))
+                    {
+                        Some(a) if !a.is_empty() => Var::Attribute(a.into()),
+                        _ => {
+                            return Err(format!(
+                                "unknown variable `{n}`: one of consumer.id, consumer.plan, \
                              consumer.attributes.NAME, claims.NAME, subject, auth.method, \
-                             client_ip, request_id, route"
-                        ))
-                    }
-                },
-            };
+                             client_ip, request_id, route, params.NAME"
+                            ))
+                        }
+                    },
+                };
             parts.push(Part::Var(var));
             rest = &after[close + 2..];
         }
@@ -117,15 +135,38 @@ impl Template {
             [Part::Literal(l)] => HeaderValue::from_str(l).ok(),
             _ => None,
         };
-        Ok(Template { parts, constant })
+        let uses = parts.iter().any(|p| matches!(p, Part::Var(Var::Param(_))));
+        Ok(Template {
+            parts,
+            constant,
+            params: if uses {
+                params.clone()
+            } else {
+                PathParams::default()
+            },
+        })
     }
 
-    /// The value for this exchange, or `None` when a variable has none.
-    pub(crate) fn render(&self, cx: &ExchangeCtx) -> Option<HeaderValue> {
+    pub(crate) fn uses_params(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(Var::Param(_))))
+    }
+
+    /// The value for this exchange as a header value, or `None` when a variable has none
+    /// or the value cannot be a header value. `path` is the normalised path matched.
+    pub(crate) fn render(&self, cx: &ExchangeCtx, path: &str) -> Option<HeaderValue> {
         if let Some(c) = &self.constant {
             return Some(c.clone());
         }
         let mut out = String::new();
+        self.render_into(cx, path, &mut out)?;
+        HeaderValue::from_str(&out).ok()
+    }
+
+    /// Appends the value for this exchange to `out`; `None` when a variable has none
+    /// (`out` then holds a partial value).
+    pub(crate) fn render_into(&self, cx: &ExchangeCtx, path: &str, out: &mut String) -> Option<()> {
         let id = cx.identity.as_deref();
         for p in &self.parts {
             match p {
@@ -146,10 +187,11 @@ impl Template {
                     Var::ClientIp => out.push_str(&cx.client_ip.to_string()),
                     Var::RequestId => out.push_str(cx.request_id.to_str().ok()?),
                     Var::Route => out.push_str(cx.route.as_deref()?),
+                    Var::Param(i) => out.push_str(self.params.value(path, *i)?),
                 },
             }
         }
-        HeaderValue::from_str(&out).ok()
+        Some(())
     }
 }
 
@@ -165,6 +207,7 @@ pub(crate) struct HeaderRules {
 impl HeaderRules {
     pub(crate) fn compile(
         spec: &HeaderRulesSpec,
+        params: &PathParams,
         at: &str,
         errors: &mut Vec<ConfigError>,
     ) -> HeaderRules {
@@ -208,7 +251,7 @@ impl HeaderRules {
             for (n, t) in list {
                 let at = format!("{at}.{kind}.{n}");
                 let h = name(n, at.clone(), errors);
-                match Template::parse(t) {
+                match Template::parse(t, params) {
                     Ok(t) => out.extend(h.map(|h| (h, t))),
                     Err(e) => errors.push(ConfigError::new(at, e)),
                 }
@@ -224,7 +267,14 @@ impl HeaderRules {
             && self.add.is_empty()
     }
 
-    pub(crate) fn apply(&self, headers: &mut HeaderMap, cx: &ExchangeCtx) {
+    fn uses_params(&self) -> bool {
+        self.set
+            .iter()
+            .chain(&self.add)
+            .any(|(_, t)| t.uses_params())
+    }
+
+    pub(crate) fn apply(&self, headers: &mut HeaderMap, cx: &ExchangeCtx, path: &str) {
         for n in &self.remove {
             headers.remove(n);
         }
@@ -236,7 +286,7 @@ impl HeaderRules {
             }
         }
         for (n, t) in &self.set {
-            match t.render(cx) {
+            match t.render(cx, path) {
                 Some(v) => {
                     headers.insert(n.clone(), v);
                 }
@@ -246,25 +296,48 @@ impl HeaderRules {
             }
         }
         for (n, t) in &self.add {
-            if let Some(v) = t.render(cx) {
+            if let Some(v) = t.render(cx, path) {
                 headers.append(n.clone(), v);
             }
         }
     }
 }
 
-/// A route's header transformations.
+/// A route's header and query transformations.
 #[derive(Debug)]
 pub struct HeaderTransform {
     request: HeaderRules,
     response: HeaderRules,
+    query: QueryRules,
+    /// Some template reads a path parameter, so the request phase keeps the matched path
+    /// for the later ones.
+    keeps_path: bool,
 }
 
+/// The normalised path the route matched, kept for templates that read path parameters
+/// after the request phase.
+struct MatchedPath(Box<str>);
+
 impl HeaderTransform {
-    pub(crate) fn new(request: HeaderRules, response: HeaderRules) -> Option<HeaderTransform> {
-        (!request.is_empty() || !response.is_empty())
-            .then_some(HeaderTransform { request, response })
+    pub(crate) fn new(
+        request: HeaderRules,
+        response: HeaderRules,
+        query: QueryRules,
+    ) -> Option<HeaderTransform> {
+        let keeps_path = request.uses_params() || response.uses_params();
+        (!request.is_empty() || !response.is_empty() || !query.is_empty()).then_some(
+            HeaderTransform {
+                request,
+                response,
+                query,
+                keeps_path,
+            },
+        )
     }
+}
+
+fn matched_path(cx: &ExchangeCtx) -> &str {
+    cx.extensions.get::<MatchedPath>().map_or("", |p| &p.0)
 }
 
 impl Filter for HeaderTransform {
@@ -276,15 +349,26 @@ impl Filter for HeaderTransform {
         "transform"
     }
 
+    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        if !self.query.is_empty() {
+            self.query.apply(&mut cx.head.uri, cx.path, cx.exchange);
+        }
+        if self.keeps_path {
+            cx.exchange.extensions.insert(MatchedPath(cx.path.into()));
+        }
+        Flow::Continue
+    }
+
     fn on_upstream_request(&self, head: &mut http::request::Parts, cx: &mut ExchangeCtx) {
-        self.request.apply(&mut head.headers, cx);
+        self.request.apply(&mut head.headers, cx, matched_path(cx));
     }
 
     /// Upstream responses only: the gateway's own answers are not the upstream's to shape.
     fn on_response(&self, cx: &mut ResponseCtx<'_>) {
         if !cx.own && !self.response.is_empty() {
             let ResponseCtx { head, exchange, .. } = cx;
-            self.response.apply(&mut head.headers, exchange);
+            self.response
+                .apply(&mut head.headers, exchange, matched_path(exchange));
         }
     }
 }

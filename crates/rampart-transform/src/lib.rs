@@ -14,6 +14,7 @@ mod credentials;
 mod filter;
 mod headers;
 mod path;
+mod query;
 mod rewrite;
 
 use std::path::Path;
@@ -91,14 +92,23 @@ pub fn compile(
         }
         if let Some(t) = &r.transform {
             let at = format!("routes[{i}].transform");
+            let params =
+                rampart_core::PathParams::from_pattern(r.matcher.path.as_deref().unwrap_or(""));
             let rules = |s: &Option<rampart_config::HeaderRulesSpec>, k: &str, e: &mut Vec<_>| {
                 s.as_ref()
-                    .map(|s| headers::HeaderRules::compile(s, &format!("{at}.{k}"), e))
+                    .map(|s| headers::HeaderRules::compile(s, &params, &format!("{at}.{k}"), e))
                     .unwrap_or_default()
             };
             let request = rules(&t.request_headers, "request_headers", &mut errors);
             let response = rules(&t.response_headers, "response_headers", &mut errors);
-            if let Some(f) = HeaderTransform::new(request, response) {
+            let query = t
+                .query
+                .as_ref()
+                .map(|q| {
+                    query::QueryRules::compile(q, &params, &format!("{at}.query"), &mut errors)
+                })
+                .unwrap_or_default();
+            if let Some(f) = HeaderTransform::new(request, response, query) {
                 out.routes[i].push(Arc::new(f));
             }
         }

@@ -7,4 +7,5 @@ pub mod headers;
 pub mod host;
 pub mod path;
 pub mod request_id;
+pub mod rewrite;
 pub mod router;
