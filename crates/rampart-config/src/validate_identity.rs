@@ -355,7 +355,7 @@ pub fn fetchable_url(url: &str) -> Result<(), String> {
         Some("https") if !host.is_empty() => Ok(()),
         Some("http") if is_loopback(host) => Ok(()),
         Some("http") => Err(format!(
-            "{url:?}: keys must be fetched over https (http is only allowed to loopback)"
+            "{url:?}: the gateway fetches only over https (http only to a loopback address)"
         )),
         _ => Err(format!("{url:?} is not an https URL")),
     }

@@ -53,6 +53,7 @@ problems! {
     UPSTREAM_PROTOCOL => BAD_GATEWAY, "The upstream service sent an invalid response", "upstream.bad_response";
     UPSTREAM_TIMEOUT => GATEWAY_TIMEOUT, "The upstream service did not answer in time", "upstream.timeout";
     NO_HEALTHY_UPSTREAM => SERVICE_UNAVAILABLE, "No healthy upstream target is available", "upstream.unavailable";
+    UPSTREAM_CREDENTIAL => BAD_GATEWAY, "The gateway could not obtain its credential for the upstream service", "upstream.credential_unavailable";
     UPSTREAM_OVERLOADED => SERVICE_UNAVAILABLE, "The upstream service is at its request limit", "upstream.overloaded";
     UNAUTHENTICATED => UNAUTHORIZED, "Valid credentials are required", "auth.required";
     FORBIDDEN => FORBIDDEN, "The credentials do not permit this request", "authz.denied";

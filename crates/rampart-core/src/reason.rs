@@ -100,6 +100,7 @@ reasons! {
     MaskExempt => "mask.exempt", UPSTREAM_PROTOCOL;
     MaskUnparseable => "mask.unparseable", UPSTREAM_PROTOCOL;
     MaskEncoded => "mask.encoded_response", UPSTREAM_PROTOCOL;
+    UpstreamCredential => "upstream.credential_unavailable", UPSTREAM_CREDENTIAL;
 }
 
 impl Reason {

@@ -78,14 +78,15 @@ mod tests {
     fn every_reason_maps_to_a_problem_of_its_class() {
         for r in Reason::ALL {
             let s = r.problem().status.as_u16();
-            // 502 only for the upstream's own answer: breaking the API's contract, or
-            // not maskable on a masked route.
+            // 502 only for the upstream's side: its answer breaking the API's contract or
+            // not maskable on a masked route, or no credential to call it with.
             let upstream = matches!(
                 r,
                 Reason::ValidationResponse
                     | Reason::MaskExempt
                     | Reason::MaskUnparseable
                     | Reason::MaskEncoded
+                    | Reason::UpstreamCredential
             ) && s == 502;
             assert!(
                 [400, 401, 403, 404, 405, 415, 429, 503].contains(&s) || upstream,

@@ -1,12 +1,12 @@
-//! A small HTTPS GET for key sets and discovery documents: one request per connection,
-//! a deadline on the whole exchange, a size cap on the body, and certificates checked
-//! against the configured CA bundle or the system roots. It runs only on the identity
-//! background runtime, never on a request's worker.
+//! A small HTTPS client for key sets, discovery documents and OAuth2 tokens: one request
+//! per connection, a deadline on the whole exchange, a size cap on the body, and
+//! certificates checked against the configured CA bundle or the system roots. It runs
+//! only on the identity background runtime, never on a request's worker.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 
 /// Documents larger than this are refused.
@@ -49,18 +49,64 @@ pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::Clien
     Ok(Arc::new(cfg))
 }
 
-/// GETs `url` (already checked by `rampart_config::fetchable_url`).
+/// GETs `url` (already checked by `rampart_config::fetchable_url`); anything but 200 is
+/// an error.
 pub async fn get(
     url: &str,
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Fetched, String> {
-    tokio::time::timeout(timeout, get_inner(url, tls))
+    let answer = within(timeout, exchange(url, tls, http::Method::GET, None, None)).await?;
+    if answer.status != http::StatusCode::OK {
+        return Err(format!("status {}", answer.status.as_u16()));
+    }
+    Ok(Fetched {
+        body: answer.body,
+        max_age: answer.max_age,
+    })
+}
+
+/// Any answer to a request: its status, body and cache lifetime.
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub body: bytes::Bytes,
+    pub max_age: Option<Duration>,
+}
+
+/// POSTs an `application/x-www-form-urlencoded` body to `url` (already checked by
+/// `rampart_config::fetchable_url`), with an `Authorization` header when given. Every
+/// status is an answer; only transport failures are errors.
+pub async fn post_form(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+    authorization: Option<&http::HeaderValue>,
+    form: &str,
+) -> Result<Answer, String> {
+    let body = bytes::Bytes::copy_from_slice(form.as_bytes());
+    within(
+        timeout,
+        exchange(url, tls, http::Method::POST, authorization, Some(body)),
+    )
+    .await
+}
+
+async fn within<T>(
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(timeout, f)
         .await
         .map_err(|_| format!("no answer within {}s", timeout.as_secs_f32()))?
 }
 
-async fn get_inner(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Fetched, String> {
+async fn exchange(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    method: http::Method,
+    authorization: Option<&http::HeaderValue>,
+    form: Option<bytes::Bytes>,
+) -> Result<Answer, String> {
     let uri: http::Uri = url.parse().map_err(|_| "invalid URL".to_string())?;
     let host = uri.host().ok_or("URL without host")?.to_string();
     let https = uri.scheme_str() == Some("https");
@@ -74,14 +120,26 @@ async fn get_inner(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Fetched
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let req = http::Request::get(path)
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
         .header(
             http::header::HOST,
             uri.authority().map_or(host.as_str(), |a| a.as_str()),
         )
         .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, "rampart")
-        .body(Empty::<bytes::Bytes>::new())
+        .header(http::header::USER_AGENT, "rampart");
+    if let Some(a) = authorization {
+        req = req.header(http::header::AUTHORIZATION, a.clone());
+    }
+    if form.is_some() {
+        req = req.header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+    }
+    let req = req
+        .body(Full::new(form.unwrap_or_default()))
         .map_err(|e| e.to_string())?;
     let resp = if https {
         let name = rustls_pki_types::ServerName::try_from(bare_host.clone())
@@ -95,9 +153,6 @@ async fn get_inner(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Fetched
         send(TokioIo::new(tcp), req).await?
     };
     let (parts, body) = resp.into_parts();
-    if parts.status != http::StatusCode::OK {
-        return Err(format!("status {}", parts.status.as_u16()));
-    }
     let max_age = parts
         .headers
         .get(http::header::CACHE_CONTROL)
@@ -108,12 +163,16 @@ async fn get_inner(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Fetched
         .await
         .map_err(|_| format!("body unreadable or over {MAX_BODY} bytes"))?
         .to_bytes();
-    Ok(Fetched { body, max_age })
+    Ok(Answer {
+        status: parts.status,
+        body,
+        max_age,
+    })
 }
 
 async fn send<T>(
     io: TokioIo<T>,
-    req: http::Request<Empty<bytes::Bytes>>,
+    req: http::Request<Full<bytes::Bytes>>,
 ) -> Result<http::Response<hyper::body::Incoming>, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

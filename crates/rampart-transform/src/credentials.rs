@@ -1,5 +1,6 @@
 //! The gateway's own credential towards an upstream (`upstreams.<name>.credentials`): a
-//! static header or HTTP basic auth, read from a secret reference at every load, set on
+//! static header or HTTP basic auth, read from a secret reference at every load, or an
+//! OAuth2 client-credentials token the gateway fetches and renews (`oauth2.rs`); set on
 //! every request to that upstream. Whatever a caller sent in that header is replaced, so
 //! internal callers never hold the partner's key and cannot substitute their own. The
 //! value is marked sensitive (never indexed by HTTP/2 header compression) and, like every
@@ -12,7 +13,9 @@ use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use rampart_config::{ConfigError, UpstreamCredentialsSpec};
-use rampart_core::{ExchangeCtx, Filter, Phase};
+use rampart_core::{ExchangeCtx, Filter, Phase, StateStore};
+
+use std::sync::Arc;
 
 /// Sets one upstream's credential header.
 pub struct UpstreamCredential {
@@ -27,13 +30,28 @@ impl std::fmt::Debug for UpstreamCredential {
 }
 
 impl UpstreamCredential {
+    /// Compiles `upstreams.<upstream>.credentials` into the filter that sets it.
     pub(crate) fn compile(
         spec: &UpstreamCredentialsSpec,
+        upstream: &str,
         base: &Path,
+        state: &StateStore,
         at: &str,
+        tokens: &mut Vec<(
+            Arc<str>,
+            Arc<rampart_identity::client_credentials::TokenSource>,
+        )>,
         errors: &mut Vec<ConfigError>,
-    ) -> Option<UpstreamCredential> {
+    ) -> Option<Arc<dyn Filter>> {
         let (name, value) = match spec {
+            UpstreamCredentialsSpec::Oauth2(o) => {
+                let at = format!("{at}.oauth2");
+                let f = crate::oauth2::OAuth2Credential::compile(
+                    o, upstream, base, state, &at, errors,
+                )?;
+                tokens.push(f.source());
+                return Some(Arc::new(f));
+            }
             UpstreamCredentialsSpec::Header {
                 name,
                 value,
@@ -76,7 +94,7 @@ impl UpstreamCredential {
         match HeaderValue::from_str(&value) {
             Ok(mut v) => {
                 v.set_sensitive(true);
-                Some(UpstreamCredential { name, value: v })
+                Some(Arc::new(UpstreamCredential { name, value: v }))
             }
             Err(_) => {
                 // Never the value: only that it cannot be sent.

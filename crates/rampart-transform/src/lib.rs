@@ -13,6 +13,7 @@ mod cors;
 mod credentials;
 mod filter;
 mod headers;
+mod oauth2;
 mod path;
 mod query;
 mod rewrite;
@@ -71,25 +72,25 @@ pub(crate) struct FieldList {
 pub fn compile(
     spec: &Spec,
     base: &Path,
-    _state: &StateStore,
+    state: &StateStore,
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
     let mut errors = Vec::new();
     let mut totals = Vec::new();
     // One credential filter per upstream, shared by its routes.
     let mut creds = std::collections::HashMap::new();
+    let mut tokens = Vec::new();
     for (name, u) in &spec.upstreams {
         if let Some(c) = &u.credentials {
             let at = format!("upstreams.{name}.credentials");
-            if let Some(f) = UpstreamCredential::compile(c, base, &at, &mut errors) {
-                creds.insert(name.as_str(), Arc::new(f));
+            let t = &mut tokens;
+            if let Some(f) = UpstreamCredential::compile(c, name, base, state, &at, t, &mut errors)
+            {
+                creds.insert(name.as_str(), f);
             }
         }
     }
     for (i, r) in spec.routes.iter().enumerate() {
-        if let Some(f) = creds.get(r.upstream.as_str()) {
-            out.routes[i].push(f.clone());
-        }
         if let Some(t) = &r.transform {
             let at = format!("routes[{i}].transform");
             let params =
@@ -111,6 +112,11 @@ pub fn compile(
             if let Some(f) = HeaderTransform::new(request, response, query) {
                 out.routes[i].push(Arc::new(f));
             }
+        }
+        // After the route's header rules: a rule removing the caller's `Authorization`
+        // must not remove the gateway's own credential.
+        if let Some(f) = creds.get(r.upstream.as_str()) {
+            out.routes[i].push(f.clone());
         }
         if let Some(c) = &r.cors {
             if let Some(c) = Cors::compile(c, &format!("routes[{i}].cors"), &mut errors) {
@@ -165,6 +171,9 @@ pub fn compile(
     }
     if !totals.is_empty() {
         out.metrics.push(Arc::new(Metrics(totals)));
+    }
+    if !tokens.is_empty() {
+        out.metrics.push(Arc::new(oauth2::TokenMetrics(tokens)));
     }
     if errors.is_empty() {
         Ok(out)
