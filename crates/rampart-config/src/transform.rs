@@ -19,6 +19,38 @@ pub struct TransformSpec {
     /// Query parameters of the request sent upstream.
     #[serde(default)]
     pub query: Option<QueryRulesSpec>,
+    /// Operations on a JSON request body, in order.
+    #[serde(default)]
+    pub request_body: Vec<BodyOpSpec>,
+    /// Operations on a JSON response body, in order.
+    #[serde(default)]
+    pub response_body: Vec<BodyOpSpec>,
+    /// The largest response body `response_body` operations hold (default 1 MiB).
+    #[serde(default)]
+    pub max_response_bytes: Option<crate::units::ByteSize>,
+}
+
+/// One operation on a JSON body. Paths as in masking, without `..`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BodyOpSpec {
+    /// `{ remove: "$.internal" }`
+    Remove(String),
+    /// `{ rename: { path: "$.user_name", to: username } }`: same place, new name.
+    Rename { path: String, to: String },
+    /// `{ move: { from: "$.a", to: "$.b.c" } }`; `$` is the whole body.
+    Move { from: String, to: String },
+    /// `{ set: { path: "$.source", value: gateway } }`: any JSON value; a string with
+    /// `{{ }}` is a template.
+    Set {
+        path: String,
+        value: serde_json::Value,
+    },
+    /// Like `set`, only where the member is absent.
+    Add {
+        path: String,
+        value: serde_json::Value,
+    },
 }
 
 /// Query rules, applied in this order: `remove`, `set`, `add`. Names are matched decoded.

@@ -187,6 +187,9 @@ pub struct RequestCtx<'a> {
     pub route: &'a str,
     /// The whole request body, present only when a filter of the route asked for it.
     pub body: Option<&'a Bytes>,
+    /// A body to send upstream instead of [`RequestCtx::body`] (a JSON body rewritten by
+    /// the route's transform); the proxy sets its `Content-Length`.
+    pub new_body: Option<Bytes>,
     pub exchange: &'a mut ExchangeCtx,
 }
 

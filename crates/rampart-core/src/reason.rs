@@ -101,6 +101,9 @@ reasons! {
     MaskUnparseable => "mask.unparseable", UPSTREAM_PROTOCOL;
     MaskEncoded => "mask.encoded_response", UPSTREAM_PROTOCOL;
     UpstreamCredential => "upstream.credential_unavailable", UPSTREAM_CREDENTIAL;
+    TransformUnparseable => "transform.unparseable", INVALID_REQUEST;
+    TransformEncoded => "transform.encoded_body", ENCODED_BODY;
+    TransformResponse => "transform.response_unusable", UPSTREAM_PROTOCOL;
 }
 
 impl Reason {

@@ -87,6 +87,7 @@ mod tests {
                     | Reason::MaskUnparseable
                     | Reason::MaskEncoded
                     | Reason::UpstreamCredential
+                    | Reason::TransformResponse
             ) && s == 502;
             assert!(
                 [400, 401, 403, 404, 405, 415, 429, 503].contains(&s) || upstream,

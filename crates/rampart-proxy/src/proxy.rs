@@ -293,6 +293,7 @@ async fn route_and_forward(
                 path: &path,
                 route: &route.name,
                 body: None,
+                new_body: None,
                 exchange: ctx.cx(),
             };
             match crate::chain::request_body(&route.filters, &mut rcx) {
@@ -318,12 +319,22 @@ async fn route_and_forward(
             path: &path,
             route: &route.name,
             body: buffered.as_ref(),
+            new_body: None,
             exchange: ctx.cx(),
         };
-        match crate::chain::request(&route.filters, &mut rcx).await {
+        let stop = crate::chain::request(&route.filters, &mut rcx).await;
+        let new_body = rcx.new_body.take();
+        match stop {
             Some(crate::chain::Stop::Deny(d)) => return ctx.deny(d),
             Some(crate::chain::Stop::Reply(r)) => return ctx.reply(r),
             None => {}
+        }
+        if let Some(b) = new_body {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, http::HeaderValue::from(b.len()));
+            buffered = Some(b);
         }
     }
 

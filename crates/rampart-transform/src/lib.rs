@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod action;
+mod body_filter;
+mod body_ops;
 mod cors;
 mod credentials;
 mod filter;
@@ -110,6 +112,15 @@ pub fn compile(
                 })
                 .unwrap_or_default();
             if let Some(f) = HeaderTransform::new(request, response, query) {
+                out.routes[i].push(Arc::new(f));
+            }
+            let ops = |specs: &[rampart_config::BodyOpSpec], k: &str, e: &mut Vec<_>| {
+                body_ops::BodyOps::compile(specs, &params, &format!("{at}.{k}"), e)
+            };
+            let request = ops(&t.request_body, "request_body", &mut errors);
+            let response = ops(&t.response_body, "response_body", &mut errors);
+            let max = t.max_response_bytes.map_or(1 << 20, |b| b.0) as usize;
+            if let Some(f) = body_filter::JsonBodyTransform::new(request, response, max) {
                 out.routes[i].push(Arc::new(f));
             }
         }

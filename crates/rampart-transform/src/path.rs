@@ -47,7 +47,7 @@ impl States {
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     Key(Box<[u8]>),
     Index(u32),
     Any,
@@ -188,7 +188,7 @@ impl Paths {
 }
 
 /// Parses a path into steps, each with whether it is preceded by `..`.
-fn parse(path: &str) -> Result<Vec<(bool, Step)>, String> {
+pub(crate) fn parse(path: &str) -> Result<Vec<(bool, Step)>, String> {
     let b = path.as_bytes();
     if b.first() != Some(&b'$') {
         return Err("a JSON path starts with `$`".into());

@@ -32,8 +32,10 @@ pub struct Answer {
     pub body: Bytes,
     /// Wait this long before sending the response head.
     pub delay: Duration,
-    /// Send the body as this many chunks, this far apart.
+    /// Send the body this many times, as chunks this far apart.
     pub chunks: Option<(usize, Duration)>,
+    /// With `chunks`: send the body once, cut into that many pieces.
+    pub split: bool,
 }
 
 impl Answer {
@@ -44,6 +46,7 @@ impl Answer {
             body: body.into(),
             delay: Duration::ZERO,
             chunks: None,
+            split: false,
         }
     }
     pub fn status(status: u16) -> Answer {
@@ -58,6 +61,12 @@ impl Answer {
     }
     pub fn chunked(mut self, n: usize, every: Duration) -> Answer {
         self.chunks = Some((n, every));
+        self
+    }
+    /// The body once, cut into `n` pieces sent `every` apart.
+    pub fn split(mut self, n: usize, every: Duration) -> Answer {
+        self.chunks = Some((n, every));
+        self.split = true;
         self
     }
     pub fn header(mut self, k: &str, v: &str) -> Answer {
@@ -287,10 +296,18 @@ async fn serve(
         Some((n, every)) => {
             let (mut tx, rx) = http_body_util::channel::Channel::<Bytes, Infallible>::new(1);
             let data = answer.body.clone();
+            let split = answer.split;
             tokio::spawn(async move {
-                for _ in 0..n {
+                let size = data.len().div_ceil(n.max(1)).max(1);
+                for i in 0..n {
                     tokio::time::sleep(every).await;
-                    if tx.send_data(data.clone()).await.is_err() {
+                    let piece = match split {
+                        true => {
+                            data.slice((i * size).min(data.len())..((i + 1) * size).min(data.len()))
+                        }
+                        false => data.clone(),
+                    };
+                    if tx.send_data(piece).await.is_err() {
                         return;
                     }
                 }

@@ -1,0 +1,199 @@
+//! The route filter of `transform.request_body` / `response_body`: JSON bodies rewritten
+//! by [`BodyOps`] on their way to the upstream and back.
+//!
+//! - Requests: the body is buffered within the route's `max_body_bytes`; a JSON body
+//!   (`application/json`, `+json`) is rewritten and sent with its new `Content-Length`;
+//!   other media types pass as they are. A JSON body that does not parse is refused
+//!   (400 `transform.unparseable`), a compressed one too (415 `transform.encoded_body`):
+//!   an operation meant to remove or set a member must never be skipped silently.
+//! - Responses: `Accept-Encoding` is removed upstream; a JSON answer is held up to
+//!   `max_response_bytes`, rewritten and re-framed. An answer that is compressed anyway
+//!   or declares a larger `Content-Length` gets a 502 (`transform.response_unusable`);
+//!   one that grows past the limit or does not parse is cut off (the head has gone), and
+//!   the access log names why.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use rampart_core::{
+    BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Phase, Problem, Reason, ReplaceBody,
+    RequestCtx, ResponseCtx,
+};
+
+use crate::body_ops::BodyOps;
+
+/// JSON body operations on one route.
+#[derive(Debug)]
+pub struct JsonBodyTransform {
+    request: BodyOps,
+    response: Arc<BodyOps>,
+    max_response: usize,
+}
+
+/// Decided by the response head, for the body.
+enum Planned {
+    Rewrite(Vec<Option<String>>),
+    Replace(Bytes),
+}
+
+/// The normalised path the route matched, for response templates.
+struct RequestPath(Box<str>);
+
+impl JsonBodyTransform {
+    pub(crate) fn new(
+        request: BodyOps,
+        response: BodyOps,
+        max_response: usize,
+    ) -> Option<JsonBodyTransform> {
+        (!request.is_empty() || !response.is_empty()).then(|| JsonBodyTransform {
+            request,
+            response: Arc::new(response),
+            max_response,
+        })
+    }
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let essence = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+fn is_encoded(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+impl Filter for JsonBodyTransform {
+    fn phase(&self) -> Phase {
+        Phase::Transform
+    }
+
+    fn name(&self) -> &'static str {
+        "transform_body"
+    }
+
+    fn needs_body(&self) -> bool {
+        !self.request.is_empty()
+    }
+
+    fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
+        if !self.response.is_empty() {
+            cx.exchange.extensions.insert(RequestPath(cx.path.into()));
+        }
+        if self.request.is_empty() || !is_json(&cx.head.headers) {
+            return Flow::Continue;
+        }
+        let Some(body) = cx.body.filter(|b| !b.is_empty()) else {
+            return Flow::Continue;
+        };
+        if is_encoded(&cx.head.headers) {
+            return Flow::Deny(Denial::new(Reason::TransformEncoded));
+        }
+        let rendered = self.request.render(cx.exchange, cx.path);
+        match self.request.rewrite(body, &rendered) {
+            Some(out) => {
+                cx.new_body = Some(Bytes::from(out));
+                Flow::Continue
+            }
+            None => Flow::Deny(Denial::new(Reason::TransformUnparseable)),
+        }
+    }
+
+    /// Only an uncompressed answer can be rewritten.
+    fn on_upstream_request(&self, head: &mut http::request::Parts, _cx: &mut ExchangeCtx) {
+        if !self.response.is_empty() {
+            head.headers.remove(ACCEPT_ENCODING);
+        }
+    }
+
+    fn on_response(&self, cx: &mut ResponseCtx<'_>) {
+        if cx.own || self.response.is_empty() {
+            return;
+        }
+        let status = cx.head.status.as_u16();
+        let headers = &cx.head.headers;
+        if status == 204
+            || status == 304
+            || status < 200
+            || headers.get(CONTENT_LENGTH).is_some_and(|v| v == "0")
+            || !is_json(headers)
+        {
+            return;
+        }
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let why = if is_encoded(headers) {
+            Some("content_encoding")
+        } else if declared.is_some_and(|n| n > self.max_response as u64) {
+            Some("too_large")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            cx.details.push(("transform", why.into()));
+            cx.record(Reason::TransformResponse, Outcome::Deny);
+            let body = cx.replace_with_problem(Problem::UPSTREAM_PROTOCOL);
+            cx.extensions.insert(Planned::Replace(body));
+            return;
+        }
+        cx.head.headers.remove(CONTENT_LENGTH);
+        cx.head.headers.remove(ETAG);
+        let path = cx
+            .exchange
+            .extensions
+            .get::<RequestPath>()
+            .map_or(String::new(), |p| p.0.to_string());
+        let rendered = self.response.render(cx.exchange, &path);
+        cx.extensions.insert(Planned::Rewrite(rendered));
+    }
+
+    fn response_body(&self, cx: &ResponseCtx<'_>) -> Option<Box<dyn BodyRewriter>> {
+        match cx.extensions.get::<Planned>()? {
+            Planned::Replace(body) => Some(Box::new(ReplaceBody::new(body.clone()))),
+            Planned::Rewrite(rendered) => Some(Box::new(HeldBody {
+                ops: self.response.clone(),
+                rendered: rendered.clone(),
+                buf: Vec::new(),
+                max: self.max_response,
+            })),
+        }
+    }
+}
+
+/// Holds a response body, then answers it rewritten.
+struct HeldBody {
+    ops: Arc<BodyOps>,
+    rendered: Vec<Option<String>>,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl BodyRewriter for HeldBody {
+    fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str> {
+        if self.buf.len() + data.len() > self.max {
+            return Err("transform.too_large");
+        }
+        self.buf.extend_from_slice(&data);
+        if !end {
+            return Ok(Bytes::new());
+        }
+        let body = std::mem::take(&mut self.buf);
+        if body.is_empty() {
+            return Ok(Bytes::new());
+        }
+        match self.ops.rewrite(&body, &self.rendered) {
+            Some(out) => Ok(Bytes::from(out)),
+            None => Err("transform.unparseable"),
+        }
+    }
+}
