@@ -45,7 +45,7 @@ pub use load::{load_file, parse};
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};
 pub use spec::*;
-pub use transform::{BodyOpSpec, HeaderRulesSpec, QueryRulesSpec, TransformSpec};
+pub use transform::{BodyOpSpec, HeaderRulesSpec, QueryRulesSpec, TransformSpec, XmlSpec};
 pub use units::{ByteSize, Duration};
 pub use validate::{validate, warnings};
 pub use validate_identity::{fetchable_url, normalize_fingerprint, parse_key_hash};

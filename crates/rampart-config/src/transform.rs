@@ -25,9 +25,38 @@ pub struct TransformSpec {
     /// Operations on a JSON response body, in order.
     #[serde(default)]
     pub response_body: Vec<BodyOpSpec>,
-    /// The largest response body `response_body` operations hold (default 1 MiB).
+    /// The largest response body `response_body` operations (or `xml.response`) hold
+    /// (default 1 MiB).
     #[serde(default)]
     pub max_response_bytes: Option<crate::units::ByteSize>,
+    /// XML ↔ JSON for a legacy XML or SOAP service.
+    #[serde(default)]
+    pub xml: Option<XmlSpec>,
+}
+
+/// `routes[].transform.xml`: which way bodies are converted, and how names are read.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XmlSpec {
+    /// A JSON request body is sent upstream as XML (after `request_body` operations).
+    #[serde(default)]
+    pub request: bool,
+    /// An XML answer reaches the client as JSON (before `response_body` operations).
+    #[serde(default)]
+    pub response: bool,
+    /// The `Content-Type` of the XML request (`text/xml; charset=utf-8` for SOAP 1.1).
+    #[serde(default = "application_xml")]
+    pub content_type: String,
+    /// Drop namespace prefixes and `xmlns` attributes when reading XML.
+    #[serde(default)]
+    pub strip_namespaces: bool,
+    /// Element names read as arrays even when they appear once.
+    #[serde(default)]
+    pub arrays: Vec<String>,
+}
+
+fn application_xml() -> String {
+    "application/xml".into()
 }
 
 /// One operation on a JSON body. Paths as in masking, without `..`.

@@ -1,5 +1,6 @@
-//! The route filter of `transform.request_body` / `response_body`: JSON bodies rewritten
-//! by [`BodyOps`] on their way to the upstream and back.
+//! The route filter of `transform.request_body` / `response_body` / `xml`: JSON bodies
+//! rewritten by [`BodyOps`] on their way to the upstream and back, and converted to and
+//! from XML for a legacy service (`xml.rs` has the mapping).
 //!
 //! - Requests: the body is buffered within the route's `max_body_bytes`; a JSON body
 //!   (`application/json`, `+json`) is rewritten and sent with its new `Content-Length`;
@@ -10,7 +11,12 @@
 //!   `max_response_bytes`, rewritten and re-framed. An answer that is compressed anyway
 //!   or declares a larger `Content-Length` gets a 502 (`transform.response_unusable`);
 //!   one that grows past the limit or does not parse is cut off (the head has gone), and
-//!   the access log names why.
+//!   the access log names why (`transform.too_large`, `transform.unparseable`, or the
+//!   XML refusal: `xml.doctype`, `xml.bad_reference`, `xml.too_deep`, …).
+//! - XML: with `xml.request` a JSON request body goes upstream as XML (after the
+//!   operations) with the configured `Content-Type`; with `xml.response` an XML answer
+//!   (`application/xml`, `text/xml`, `+xml`) is read into JSON (before the operations)
+//!   and sent as `application/json`.
 
 use std::sync::Arc;
 
@@ -21,19 +27,33 @@ use rampart_core::{
     RequestCtx, ResponseCtx,
 };
 
-use crate::body_ops::BodyOps;
+use crate::body_ops::{BodyOps, Node};
+use crate::xml::XmlOptions;
 
-/// JSON body operations on one route.
+/// JSON body operations and XML conversion on one route.
 #[derive(Debug)]
 pub struct JsonBodyTransform {
     request: BodyOps,
     response: Arc<BodyOps>,
     max_response: usize,
+    xml: Option<Arc<XmlConversion>>,
+}
+
+/// `transform.xml`, compiled.
+#[derive(Debug)]
+pub(crate) struct XmlConversion {
+    pub(crate) request: bool,
+    pub(crate) response: bool,
+    pub(crate) content_type: http::HeaderValue,
+    pub(crate) options: XmlOptions,
 }
 
 /// Decided by the response head, for the body.
 enum Planned {
-    Rewrite(Vec<Option<String>>),
+    Rewrite {
+        rendered: Vec<Option<String>>,
+        from_xml: bool,
+    },
     Replace(Bytes),
 }
 
@@ -45,24 +65,48 @@ impl JsonBodyTransform {
         request: BodyOps,
         response: BodyOps,
         max_response: usize,
+        xml: Option<XmlConversion>,
     ) -> Option<JsonBodyTransform> {
-        (!request.is_empty() || !response.is_empty()).then(|| JsonBodyTransform {
+        (!request.is_empty() || !response.is_empty() || xml.is_some()).then(|| JsonBodyTransform {
             request,
             response: Arc::new(response),
             max_response,
+            xml: xml.map(Arc::new),
         })
+    }
+
+    fn xml_request(&self) -> bool {
+        self.xml.as_ref().is_some_and(|x| x.request)
+    }
+
+    fn xml_response(&self) -> bool {
+        self.xml.as_ref().is_some_and(|x| x.response)
+    }
+
+    /// Whether answers may be rewritten at all.
+    fn rewrites_responses(&self) -> bool {
+        !self.response.is_empty() || self.xml_response()
     }
 }
 
-fn is_json(headers: &http::HeaderMap) -> bool {
-    let essence = headers
+fn essence(headers: &http::HeaderMap) -> String {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
+        .to_ascii_lowercase()
+}
+
+fn is_xml(headers: &http::HeaderMap) -> bool {
+    let e = essence(headers);
+    e == "application/xml" || e == "text/xml" || e.ends_with("+xml")
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let e = essence(headers);
+    e == "application/json" || e.ends_with("+json")
 }
 
 fn is_encoded(headers: &http::HeaderMap) -> bool {
@@ -81,14 +125,14 @@ impl Filter for JsonBodyTransform {
     }
 
     fn needs_body(&self) -> bool {
-        !self.request.is_empty()
+        !self.request.is_empty() || self.xml_request()
     }
 
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         if !self.response.is_empty() {
             cx.exchange.extensions.insert(RequestPath(cx.path.into()));
         }
-        if self.request.is_empty() || !is_json(&cx.head.headers) {
+        if !self.needs_body() || !is_json(&cx.head.headers) {
             return Flow::Continue;
         }
         let Some(body) = cx.body.filter(|b| !b.is_empty()) else {
@@ -98,33 +142,50 @@ impl Filter for JsonBodyTransform {
             return Flow::Deny(Denial::new(Reason::TransformEncoded));
         }
         let rendered = self.request.render(cx.exchange, cx.path);
-        match self.request.rewrite(body, &rendered) {
-            Some(out) => {
-                cx.new_body = Some(Bytes::from(out));
-                Flow::Continue
-            }
-            None => Flow::Deny(Denial::new(Reason::TransformUnparseable)),
-        }
+        let Ok(mut root) = serde_json::from_slice::<Node>(body) else {
+            return Flow::Deny(Denial::new(Reason::TransformUnparseable));
+        };
+        self.request.apply(&mut root, &rendered);
+        let out = match &self.xml {
+            Some(x) if x.request => match crate::xml::from_node(&root) {
+                Ok(out) => {
+                    cx.head.headers.insert(CONTENT_TYPE, x.content_type.clone());
+                    out
+                }
+                Err(why) => {
+                    // Which rule of the mapping the body broke (`xml.json_root`).
+                    cx.exchange.details.push(("transform", why.into()));
+                    return Flow::Deny(Denial::new(Reason::TransformUnparseable));
+                }
+            },
+            _ => match serde_json::to_vec(&root) {
+                Ok(out) => out,
+                Err(_) => return Flow::Deny(Denial::new(Reason::TransformUnparseable)),
+            },
+        };
+        cx.new_body = Some(Bytes::from(out));
+        Flow::Continue
     }
 
     /// Only an uncompressed answer can be rewritten.
     fn on_upstream_request(&self, head: &mut http::request::Parts, _cx: &mut ExchangeCtx) {
-        if !self.response.is_empty() {
+        if self.rewrites_responses() {
             head.headers.remove(ACCEPT_ENCODING);
         }
     }
 
     fn on_response(&self, cx: &mut ResponseCtx<'_>) {
-        if cx.own || self.response.is_empty() {
+        if cx.own || !self.rewrites_responses() {
             return;
         }
         let status = cx.head.status.as_u16();
         let headers = &cx.head.headers;
+        let from_xml = self.xml_response() && is_xml(headers);
         if status == 204
             || status == 304
             || status < 200
             || headers.get(CONTENT_LENGTH).is_some_and(|v| v == "0")
-            || !is_json(headers)
+            || !(from_xml || (!self.response.is_empty() && is_json(headers)))
         {
             return;
         }
@@ -148,21 +209,29 @@ impl Filter for JsonBodyTransform {
         }
         cx.head.headers.remove(CONTENT_LENGTH);
         cx.head.headers.remove(ETAG);
+        if from_xml {
+            cx.head.headers.insert(
+                CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
         let path = cx
             .exchange
             .extensions
             .get::<RequestPath>()
             .map_or(String::new(), |p| p.0.to_string());
         let rendered = self.response.render(cx.exchange, &path);
-        cx.extensions.insert(Planned::Rewrite(rendered));
+        cx.extensions
+            .insert(Planned::Rewrite { rendered, from_xml });
     }
 
     fn response_body(&self, cx: &ResponseCtx<'_>) -> Option<Box<dyn BodyRewriter>> {
         match cx.extensions.get::<Planned>()? {
             Planned::Replace(body) => Some(Box::new(ReplaceBody::new(body.clone()))),
-            Planned::Rewrite(rendered) => Some(Box::new(HeldBody {
+            Planned::Rewrite { rendered, from_xml } => Some(Box::new(HeldBody {
                 ops: self.response.clone(),
                 rendered: rendered.clone(),
+                xml: self.xml.clone().filter(|_| *from_xml),
                 buf: Vec::new(),
                 max: self.max_response,
             })),
@@ -174,6 +243,8 @@ impl Filter for JsonBodyTransform {
 struct HeldBody {
     ops: Arc<BodyOps>,
     rendered: Vec<Option<String>>,
+    /// Read the body as XML.
+    xml: Option<Arc<XmlConversion>>,
     buf: Vec<u8>,
     max: usize,
 }
@@ -191,9 +262,13 @@ impl BodyRewriter for HeldBody {
         if body.is_empty() {
             return Ok(Bytes::new());
         }
-        match self.ops.rewrite(&body, &self.rendered) {
-            Some(out) => Ok(Bytes::from(out)),
-            None => Err("transform.unparseable"),
-        }
+        let mut root = match &self.xml {
+            Some(x) => crate::xml::to_node(&body, &x.options)?,
+            None => serde_json::from_slice::<Node>(&body).map_err(|_| "transform.unparseable")?,
+        };
+        self.ops.apply(&mut root, &self.rendered);
+        serde_json::to_vec(&root)
+            .map(Bytes::from)
+            .map_err(|_| "transform.unparseable")
     }
 }

@@ -247,14 +247,6 @@ impl BodyOps {
             }
         }
     }
-
-    /// Parses `body`, applies the operations and writes the result; `None` when the body
-    /// is not JSON.
-    pub(crate) fn rewrite(&self, body: &[u8], rendered: &[Option<String>]) -> Option<Vec<u8>> {
-        let mut root: Node = serde_json::from_slice(body).ok()?;
-        self.apply(&mut root, rendered);
-        serde_json::to_vec(&root).ok()
-    }
 }
 
 fn compile_op(spec: &BodyOpSpec, params: &PathParams) -> Result<Op, (&'static str, String)> {

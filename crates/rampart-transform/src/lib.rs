@@ -19,6 +19,7 @@ mod oauth2;
 mod path;
 mod query;
 mod rewrite;
+mod xml;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,37 @@ impl MaskPlan {
         let action = self.detect.get(j).map_or(MaskAction::Redact, |d| d.1);
         (self.actions.len() + j, action)
     }
+}
+
+fn compile_xml(
+    spec: &rampart_config::XmlSpec,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<body_filter::XmlConversion> {
+    if !spec.request && !spec.response {
+        errors.push(ConfigError::new(
+            at,
+            "converts nothing: set `request: true` (JSON to XML upstream), `response: true` \
+             (XML answers to JSON), or both",
+        ));
+        return None;
+    }
+    let Ok(content_type) = http::HeaderValue::from_str(&spec.content_type) else {
+        errors.push(ConfigError::new(
+            format!("{at}.content_type"),
+            "not a header value",
+        ));
+        return None;
+    };
+    Some(body_filter::XmlConversion {
+        request: spec.request,
+        response: spec.response,
+        content_type,
+        options: xml::XmlOptions {
+            strip_namespaces: spec.strip_namespaces,
+            arrays: spec.arrays.iter().map(|a| a.as_str().into()).collect(),
+        },
+    })
 }
 
 /// A compiled allow- or deny-list.
@@ -120,7 +152,11 @@ pub fn compile(
             let request = ops(&t.request_body, "request_body", &mut errors);
             let response = ops(&t.response_body, "response_body", &mut errors);
             let max = t.max_response_bytes.map_or(1 << 20, |b| b.0) as usize;
-            if let Some(f) = body_filter::JsonBodyTransform::new(request, response, max) {
+            let xml = t
+                .xml
+                .as_ref()
+                .and_then(|x| compile_xml(x, &format!("{at}.xml"), &mut errors));
+            if let Some(f) = body_filter::JsonBodyTransform::new(request, response, max, xml) {
                 out.routes[i].push(Arc::new(f));
             }
         }
