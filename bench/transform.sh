@@ -6,7 +6,10 @@
 # Routes in front of the same nginx upstream (a 100-byte answer): `plain`; `cors` (an
 # allowed Origin on every request: the CORS headers added); `headers` (request headers
 # set from templates and removed, response headers removed and renamed); `credentials`
-# (the upstream's own API key set on every request). One Rampart (1 worker, core 1),
+# (the upstream's own API key set on every request); `rewrite` (the target built from a
+# path parameter, query parameters removed, set and added); `oauth2` (the upstream's
+# OAuth2 client-credentials token, fetched once from a token endpoint on the same nginx,
+# then served from the cache). One Rampart (1 worker, core 1),
 # load and upstream on core 0. Reported: requests/s and requests per proxy CPU-second,
 # and each route's ratio to `plain`, rounds interleaved. With INSTRUCTIONS=1, then
 # instructions per request of each route under callgrind.
@@ -26,7 +29,7 @@ BIN=${RAMPART_BIN:-target/release/rampart}
 TICK=$(getconf CLK_TCK)
 ABS_OUT=$(cd "$OUT" && pwd)
 UP_PORT=18481; RMP=18490
-ROUTES="plain cors headers credentials"
+ROUTES="plain cors headers credentials rewrite oauth2"
 
 cat > "$OUT/rampart.yaml" <<YAML
 version: 1
@@ -39,6 +42,10 @@ upstreams:
   partner:
     targets: [{ url: "http://127.0.0.1:$UP_PORT" }]
     credentials: { header: { name: X-Partner-Key, value: { env: BENCH_PARTNER_KEY } } }
+  oauth:
+    targets: [{ url: "http://127.0.0.1:$UP_PORT" }]
+    credentials:
+      oauth2: { token_url: "http://127.0.0.1:$UP_PORT/oauth/token", client_id: bench, client_secret: { env: BENCH_PARTNER_KEY } }
 routes:
   - { name: plain, match: { path_prefix: /plain }, upstream: up }
   - name: cors
@@ -54,8 +61,23 @@ routes:
         remove: [x-debug]
       response_headers: { remove: [server], rename: { x-a: x-b } }
   - { name: credentials, match: { path_prefix: /credentials }, upstream: partner }
+  - name: rewrite
+    match: { path: "/rewrite/{id}" }
+    upstream: up
+    rewrite: { template: "/legacy/get?uid={id}" }
+    transform:
+      query: { remove: [debug], set: { v: "2", caller: "{{ client_ip }}" } }
+  - { name: oauth2, match: { path_prefix: /oauth2 }, upstream: oauth }
 YAML
 write_upstream_conf "$ABS_OUT" "$UP_PORT"
+# The token endpoint of the oauth2 route, on the same nginx.
+python3 - "$ABS_OUT/upstream.conf" <<'PY'
+import sys
+p = sys.argv[1]
+token = '{"access_token":"bench-token","token_type":"Bearer","expires_in":3600}'
+s = open(p).read().replace("location / {", "location = /oauth/token { default_type application/json; return 200 '" + token + "'; }\n    location / {", 1)
+open(p, "w").write(s)
+PY
 cat > "$OUT/origin.lua" <<'LUA'
 wrk.headers["Origin"] = "https://app.example.com"
 LUA
@@ -69,15 +91,16 @@ wait_ports $UP_PORT $RMP
 # Each filter really acts.
 curl -s -D - -o /dev/null -H 'Origin: https://app.example.com' "http://127.0.0.1:$RMP/cors" \
   | grep -qi '^access-control-allow-origin: https://app.example.com' || { echo "cors: no header"; exit 1; }
+url_of() { case $1 in rewrite) echo "http://127.0.0.1:$RMP/rewrite/42?debug=1&q=x" ;; *) echo "http://127.0.0.1:$RMP/$1" ;; esac; }
 for r in $ROUTES; do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RMP/$r")" = 200 ] || { echo "$r: not 200"; exit 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$(url_of "$r")")" = 200 ] || { echo "$r: not 200"; exit 1; }
 done
 
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for route in $ROUTES; do
     t0=$(cpu_ticks "$RMP_PID")
-    reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
+    reqs=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "$(url_of "$route")" -s "$OUT/origin.lua")
     t1=$(cpu_ticks "$RMP_PID")
     echo "$round $route $reqs $(( t1 - t0 ))" | tee -a "$OUT/raw.txt"
   done
@@ -87,7 +110,7 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 tick, secs, rounds = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 eff = {}
-for route in ("plain", "cors", "headers", "credentials"):
+for route in ("plain", "cors", "headers", "credentials", "rewrite", "oauth2"):
     rs = [r for r in rows if r[1] == route]
     reqs = sum(int(r[2]) for r in rs)
     cpu = sum(int(r[3]) for r in rs) / tick
@@ -103,7 +126,7 @@ if [ -n "${INSTRUCTIONS:-}" ]; then
   kill "$RMP_PID" 2>/dev/null || true; wait "$RMP_PID" 2>/dev/null || true
   printf '\n| route | requests | instructions per request |\n|---|---|---|\n' | tee -a "$OUT/results.md"
   for route in $ROUTES; do
-    read -r n per < <(callgrind_requests "$OUT/rampart.yaml" "http://127.0.0.1:$RMP/$route" -s "$OUT/origin.lua")
+    read -r n per < <(callgrind_requests "$OUT/rampart.yaml" "$(url_of "$route")" -s "$OUT/origin.lua")
     echo "| $route | $n | $per |" | tee -a "$OUT/results.md"
   done
 fi

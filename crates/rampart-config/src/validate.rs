@@ -320,7 +320,50 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
 
 /// Returns what is legal but risky (a public route, shadow mode), each with its YAML path.
 pub fn warnings(spec: &Spec) -> Vec<ConfigError> {
-    crate::validate_identity::warnings(spec)
+    let mut out = crate::validate_identity::warnings(spec);
+    out.extend(outbound_warnings(spec));
+    out
+}
+
+/// Routes to an upstream that carries the gateway's own credential (a partner API): each
+/// should be an outbound route limited to what the integration needs.
+fn outbound_warnings(spec: &Spec) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    for (i, r) in spec.routes.iter().enumerate() {
+        let Some(u) = spec.upstreams.get(&r.upstream) else {
+            continue;
+        };
+        if u.credentials.is_none() {
+            continue;
+        }
+        let mut open = Vec::new();
+        if r.authenticate.is_empty() {
+            open.push("to anyone (no authentication)");
+        }
+        if r.matcher.methods.is_empty() {
+            open.push("on any method");
+        }
+        if r.matcher
+            .path_prefix
+            .as_deref()
+            .is_some_and(|p| p.trim_end_matches('/').is_empty())
+        {
+            open.push("on any path");
+        }
+        if !open.is_empty() {
+            out.push(ConfigError {
+                path: format!("routes[{i}]"),
+                reason: format!(
+                    "route {:?} calls upstream {:?} with the gateway's own credential {}: \
+                     limit it to the methods and paths the integration needs",
+                    r.name,
+                    r.upstream,
+                    open.join(", ")
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn validate_upstream(p: &str, _name: &str, u: &UpstreamSpec, errs: &mut Vec<ConfigError>) {

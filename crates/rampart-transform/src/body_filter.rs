@@ -158,9 +158,9 @@ impl Filter for JsonBodyTransform {
                     return Flow::Deny(Denial::new(Reason::TransformUnparseable));
                 }
             },
-            _ => match serde_json::to_vec(&root) {
-                Ok(out) => out,
-                Err(_) => return Flow::Deny(Denial::new(Reason::TransformUnparseable)),
+            _ => match to_json(&root, body.len()) {
+                Some(out) => out,
+                None => return Flow::Deny(Denial::new(Reason::TransformUnparseable)),
             },
         };
         cx.new_body = Some(Bytes::from(out));
@@ -239,6 +239,13 @@ impl Filter for JsonBodyTransform {
     }
 }
 
+/// Writes a tree as JSON, into a buffer sized for a body about as long as the one read.
+fn to_json(root: &Node<'_>, len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(len + len / 8 + 64);
+    serde_json::to_writer(&mut out, root).ok()?;
+    Some(out)
+}
+
 /// Holds a response body, then answers it rewritten.
 struct HeldBody {
     ops: Arc<BodyOps>,
@@ -254,11 +261,16 @@ impl BodyRewriter for HeldBody {
         if self.buf.len() + data.len() > self.max {
             return Err("transform.too_large");
         }
-        self.buf.extend_from_slice(&data);
-        if !end {
-            return Ok(Bytes::new());
-        }
-        let body = std::mem::take(&mut self.buf);
+        // A body in one frame is read where it lies.
+        let body = if end && self.buf.is_empty() {
+            data
+        } else {
+            self.buf.extend_from_slice(&data);
+            if !end {
+                return Ok(Bytes::new());
+            }
+            Bytes::from(std::mem::take(&mut self.buf))
+        };
         if body.is_empty() {
             return Ok(Bytes::new());
         }
@@ -267,8 +279,8 @@ impl BodyRewriter for HeldBody {
             None => serde_json::from_slice::<Node>(&body).map_err(|_| "transform.unparseable")?,
         };
         self.ops.apply(&mut root, &self.rendered);
-        serde_json::to_vec(&root)
+        to_json(&root, body.len())
             .map(Bytes::from)
-            .map_err(|_| "transform.unparseable")
+            .ok_or("transform.unparseable")
     }
 }

@@ -5,9 +5,11 @@
 //! answer and `move: { from: $.data, to: $ }` unwraps one.
 //!
 //! The tree keeps members in their order (a reader of the rewritten body sees the
-//! service's order, not a sorted one). Nothing is interpreted per request: paths and
-//! templates are compiled at load.
+//! service's order, not a sorted one) and borrows names and strings from the body where
+//! they hold no escape, so parsing a body allocates little more than its containers.
+//! Nothing is interpreted per request: paths and templates are compiled at load.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rampart_config::BodyOpSpec;
@@ -19,21 +21,22 @@ use serde::{Deserialize, Serialize};
 use crate::headers::Template;
 use crate::path::Step;
 
-/// A JSON value that keeps its members' order.
+/// A JSON value that keeps its members' order; names and strings borrow from the body
+/// they were read from where they can.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Node {
+pub(crate) enum Node<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Uint(u64),
     Float(f64),
-    Str(String),
-    Arr(Vec<Node>),
-    Obj(Vec<(String, Node)>),
+    Str(Cow<'a, str>),
+    Arr(Vec<Node<'a>>),
+    Obj(Vec<(Cow<'a, str>, Node<'a>)>),
 }
 
-impl Node {
-    fn member_mut(&mut self, key: &str) -> Option<&mut Node> {
+impl<'a> Node<'a> {
+    fn member_mut(&mut self, key: &str) -> Option<&mut Node<'a>> {
         match self {
             Node::Obj(m) => m.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -41,14 +44,14 @@ impl Node {
     }
 
     /// The member `key`, created as `{}` when absent (an object only).
-    fn member_or_insert(&mut self, key: &str) -> Option<&mut Node> {
+    fn member_or_insert(&mut self, key: &str) -> Option<&mut Node<'a>> {
         let Node::Obj(m) = self else {
             return None;
         };
         let i = match m.iter().position(|(k, _)| k == key) {
             Some(i) => i,
             None => {
-                m.push((key.to_owned(), Node::Obj(Vec::new())));
+                m.push((Cow::Owned(key.to_owned()), Node::Obj(Vec::new())));
                 m.len() - 1
             }
         };
@@ -56,46 +59,75 @@ impl Node {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+/// A member name, borrowed from the body when it holds no escape (serde's own
+/// `Cow<str>` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Node;
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Node<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_unit<E>(self) -> Result<Node, E> {
+            fn visit_unit<E>(self) -> Result<Node<'de>, E> {
                 Ok(Node::Null)
             }
-            fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
+            fn visit_bool<E>(self, b: bool) -> Result<Node<'de>, E> {
                 Ok(Node::Bool(b))
             }
-            fn visit_i64<E>(self, n: i64) -> Result<Node, E> {
+            fn visit_i64<E>(self, n: i64) -> Result<Node<'de>, E> {
                 Ok(Node::Int(n))
             }
-            fn visit_u64<E>(self, n: u64) -> Result<Node, E> {
+            fn visit_u64<E>(self, n: u64) -> Result<Node<'de>, E> {
                 Ok(Node::Uint(n))
             }
-            fn visit_f64<E>(self, n: f64) -> Result<Node, E> {
+            fn visit_f64<E>(self, n: f64) -> Result<Node<'de>, E> {
                 Ok(Node::Float(n))
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Node, E> {
-                Ok(Node::Str(s.to_owned()))
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Node<'de>, E> {
+                Ok(Node::Str(Cow::Borrowed(s)))
             }
-            fn visit_string<E>(self, s: String) -> Result<Node, E> {
-                Ok(Node::Str(s))
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Node<'de>, E> {
+                Ok(Node::Str(Cow::Owned(s.to_owned())))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
-                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
+            fn visit_string<E>(self, s: String) -> Result<Node<'de>, E> {
+                Ok(Node::Str(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node<'de>, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(4).min(1024));
                 while let Some(x) = a.next_element()? {
                     v.push(x);
                 }
                 Ok(Node::Arr(v))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
-                let mut m = Vec::new();
-                while let Some((k, v)) = a.next_entry::<String, Node>()? {
-                    m.push((k, v));
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node<'de>, A::Error> {
+                let mut m = Vec::with_capacity(8);
+                while let Some((k, v)) = a.next_entry::<Key<'de>, Node<'de>>()? {
+                    m.push((k.0, v));
                 }
                 Ok(Node::Obj(m))
             }
@@ -104,7 +136,7 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-impl Serialize for Node {
+impl Serialize for Node<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Node::Null => s.serialize_unit(),
@@ -131,8 +163,8 @@ impl Serialize for Node {
     }
 }
 
-impl From<&serde_json::Value> for Node {
-    fn from(v: &serde_json::Value) -> Node {
+impl From<&serde_json::Value> for Node<'static> {
+    fn from(v: &serde_json::Value) -> Node<'static> {
         use serde_json::Value as V;
         match v {
             V::Null => Node::Null,
@@ -142,9 +174,13 @@ impl From<&serde_json::Value> for Node {
                 (_, Some(i)) => Node::Int(i),
                 _ => Node::Float(n.as_f64().unwrap_or(0.0)),
             },
-            V::String(s) => Node::Str(s.clone()),
+            V::String(s) => Node::Str(Cow::Owned(s.clone())),
             V::Array(a) => Node::Arr(a.iter().map(Node::from).collect()),
-            V::Object(o) => Node::Obj(o.iter().map(|(k, v)| (k.clone(), v.into())).collect()),
+            V::Object(o) => Node::Obj(
+                o.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), v.into()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -155,7 +191,7 @@ type Path = Vec<Step>;
 /// A value to write: a constant, or a string from a template.
 #[derive(Debug)]
 enum Value {
-    Const(Node),
+    Const(Node<'static>),
     Template(Template),
 }
 
@@ -217,7 +253,7 @@ impl BodyOps {
     }
 
     /// Applies every operation in order, with the values [`BodyOps::render`] gave.
-    pub(crate) fn apply(&self, root: &mut Node, rendered: &[Option<String>]) {
+    pub(crate) fn apply<'a>(&self, root: &mut Node<'a>, rendered: &[Option<String>]) {
         for (i, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Remove(p) => {
@@ -234,7 +270,7 @@ impl BodyOps {
                     match v {
                         Value::Const(n) => put(root, p, n.clone(), replace),
                         Value::Template(_) => match rendered.get(i).cloned().flatten() {
-                            Some(s) => put(root, p, Node::Str(s), replace),
+                            Some(s) => put(root, p, Node::Str(Cow::Owned(s)), replace),
                             // No value: a `set` removes the member, so a caller's value
                             // never stands in for the gateway's.
                             None if replace => {
@@ -313,7 +349,11 @@ fn compile_op(spec: &BodyOpSpec, params: &PathParams) -> Result<Op, (&'static st
 }
 
 /// The nodes a path's parent steps reach (every element for `*`), each with the last step.
-fn visit<'a>(node: &'a mut Node, steps: &[Step], f: &mut dyn FnMut(&'a mut Node, &Step)) {
+fn visit<'n, 'a>(
+    node: &'n mut Node<'a>,
+    steps: &[Step],
+    f: &mut dyn FnMut(&'n mut Node<'a>, &Step),
+) {
     let Some((first, rest)) = steps.split_first() else {
         return;
     };
@@ -343,7 +383,7 @@ fn key(k: &[u8]) -> &str {
 }
 
 /// Removes what `path` names; returns it when it names one place (no `*`).
-fn take(root: &mut Node, path: &[Step]) -> Option<Node> {
+fn take<'a>(root: &mut Node<'a>, path: &[Step]) -> Option<Node<'a>> {
     if path.is_empty() {
         return Some(std::mem::replace(root, Node::Obj(Vec::new())));
     }
@@ -364,7 +404,7 @@ fn take(root: &mut Node, path: &[Step]) -> Option<Node> {
     taken
 }
 
-fn rename(root: &mut Node, path: &[Step], to: &str) {
+fn rename(root: &mut Node<'_>, path: &[Step], to: &str) {
     visit(root, path, &mut |parent, last| {
         if let (Step::Key(k), Node::Obj(m)) = (last, parent) {
             if let Some(i) = m.iter().position(|(n, _)| n == key(k)) {
@@ -373,7 +413,7 @@ fn rename(root: &mut Node, path: &[Step], to: &str) {
                     m.remove(j);
                 }
                 if let Some(e) = m.iter_mut().find(|(n, _)| n == key(k)) {
-                    e.0 = to.to_owned();
+                    e.0 = Cow::Owned(to.to_owned());
                 }
             }
         }
@@ -382,21 +422,21 @@ fn rename(root: &mut Node, path: &[Step], to: &str) {
 
 /// Writes `value` at `path`, creating objects on the way (not through arrays). With
 /// `replace` false, an existing member is kept.
-fn put(root: &mut Node, path: &[Step], value: Node, replace: bool) {
+fn put<'a>(root: &mut Node<'a>, path: &[Step], value: Node<'a>, replace: bool) {
     let Some((last, parents)) = path.split_last() else {
         if replace {
             *root = value;
         }
         return;
     };
-    let mut targets: Vec<&mut Node> = Vec::new();
+    let mut targets: Vec<&mut Node<'a>> = Vec::new();
     collect_or_create(root, parents, &mut targets);
     for t in targets {
         match (last, t) {
             (Step::Key(k), Node::Obj(m)) => match m.iter_mut().find(|(n, _)| n == key(k)) {
                 Some(e) if replace => e.1 = value.clone(),
                 Some(_) => {}
-                None => m.push((key(k).to_owned(), value.clone())),
+                None => m.push((Cow::Owned(key(k).to_owned()), value.clone())),
             },
             (Step::Index(i), Node::Arr(v)) if replace && (*i as usize) < v.len() => {
                 v[*i as usize] = value.clone();
@@ -410,7 +450,11 @@ fn put(root: &mut Node, path: &[Step], value: Node, replace: bool) {
     }
 }
 
-fn collect_or_create<'a>(node: &'a mut Node, steps: &[Step], out: &mut Vec<&'a mut Node>) {
+fn collect_or_create<'n, 'a>(
+    node: &'n mut Node<'a>,
+    steps: &[Step],
+    out: &mut Vec<&'n mut Node<'a>>,
+) {
     let Some((first, rest)) = steps.split_first() else {
         out.push(node);
         return;

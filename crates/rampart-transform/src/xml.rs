@@ -43,7 +43,7 @@ pub(crate) type Refusal = &'static str;
 /// An element being read.
 struct Open {
     name: String,
-    members: Vec<(String, Node)>,
+    members: Vec<(Cow<'static, str>, Node<'static>)>,
     text: String,
 }
 
@@ -67,8 +67,8 @@ fn open(e: &BytesStart<'_>, opts: &XmlOptions) -> Result<Open, Refusal> {
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|_| "xml.bad_reference")?;
         members.push((
-            format!("@{}", name(key, opts)),
-            Node::Str(value.into_owned()),
+            Cow::Owned(format!("@{}", name(key, opts))),
+            Node::Str(Cow::Owned(value.into_owned())),
         ));
     }
     Ok(Open {
@@ -80,7 +80,7 @@ fn open(e: &BytesStart<'_>, opts: &XmlOptions) -> Result<Open, Refusal> {
 
 /// Adds a finished child to its parent's members: a second element of one name turns
 /// the member into an array.
-fn add_child(parent: &mut Open, name: String, value: Node, opts: &XmlOptions) {
+fn add_child(parent: &mut Open, name: String, value: Node<'static>, opts: &XmlOptions) {
     let always = opts.arrays.iter().any(|a| **a == *name);
     match parent.members.iter_mut().find(|(k, _)| *k == name) {
         // Values read from XML are never arrays, so an array is one made here.
@@ -89,32 +89,34 @@ fn add_child(parent: &mut Open, name: String, value: Node, opts: &XmlOptions) {
             let first = std::mem::replace(existing, Node::Null);
             *existing = Node::Arr(vec![first, value]);
         }
-        None if always => parent.members.push((name, Node::Arr(vec![value]))),
-        None => parent.members.push((name, value)),
+        None if always => parent
+            .members
+            .push((Cow::Owned(name), Node::Arr(vec![value]))),
+        None => parent.members.push((Cow::Owned(name), value)),
     }
 }
 
-fn close(el: Open) -> (String, Node) {
+fn close(el: Open) -> (String, Node<'static>) {
     let Open {
         name,
         mut members,
         text,
     } = el;
     if members.is_empty() {
-        return (name, Node::Str(text));
+        return (name, Node::Str(Cow::Owned(text)));
     }
     if !text.trim().is_empty() {
-        members.push(("#text".to_owned(), Node::Str(text)));
+        members.push((Cow::Borrowed("#text"), Node::Str(Cow::Owned(text))));
     }
     (name, Node::Obj(members))
 }
 
 /// Reads an XML document into the JSON tree of the mapping.
-pub(crate) fn to_node(body: &[u8], opts: &XmlOptions) -> Result<Node, Refusal> {
+pub(crate) fn to_node(body: &[u8], opts: &XmlOptions) -> Result<Node<'static>, Refusal> {
     let text = std::str::from_utf8(body).map_err(|_| "xml.not_utf8")?;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut stack: Vec<Open> = Vec::new();
-    let mut root: Option<(String, Node)> = None;
+    let mut root: Option<(String, Node<'static>)> = None;
     loop {
         let event = reader.read_event().map_err(|_| "xml.malformed")?;
         match event {
@@ -190,11 +192,11 @@ pub(crate) fn to_node(body: &[u8], opts: &XmlOptions) -> Result<Node, Refusal> {
         return Err("xml.malformed");
     }
     let (n, v) = root.ok_or("xml.malformed")?;
-    Ok(Node::Obj(vec![(n, v)]))
+    Ok(Node::Obj(vec![(Cow::Owned(n), v)]))
 }
 
 /// Writes the JSON tree as an XML document (UTF-8, with a declaration).
-pub(crate) fn from_node(node: &Node) -> Result<Vec<u8>, Refusal> {
+pub(crate) fn from_node(node: &Node<'_>) -> Result<Vec<u8>, Refusal> {
     let Node::Obj(members) = node else {
         return Err("xml.json_root");
     };
@@ -207,7 +209,7 @@ pub(crate) fn from_node(node: &Node) -> Result<Vec<u8>, Refusal> {
     Ok(out.into_bytes())
 }
 
-fn element(name: &str, value: &Node, out: &mut String, depth: usize) -> Result<(), Refusal> {
+fn element(name: &str, value: &Node<'_>, out: &mut String, depth: usize) -> Result<(), Refusal> {
     if depth >= MAX_DEPTH {
         return Err("xml.too_deep");
     }
@@ -275,9 +277,9 @@ fn close_tag(name: &str, out: &mut String) {
 
 /// The text of a scalar; `None` for `null`, objects and arrays (an attribute or text
 /// cannot hold those).
-fn scalar(v: &Node) -> Option<Cow<'_, str>> {
+fn scalar<'v>(v: &'v Node<'_>) -> Option<Cow<'v, str>> {
     Some(match v {
-        Node::Str(s) => Cow::Borrowed(s.as_str()),
+        Node::Str(s) => Cow::Borrowed(&**s),
         Node::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Node::Int(n) => Cow::Owned(n.to_string()),
         Node::Uint(n) => Cow::Owned(n.to_string()),

@@ -124,3 +124,31 @@ fn bad_upstream_credentials_are_refused_without_their_value() {
         assert!(!err.contains("break-secret"), "the secret leaked: {err}");
     }
 }
+
+#[test]
+fn validate_warns_of_credentialed_routes_open_wider_than_an_integration_needs() {
+    let yaml = r#"version: 1
+listeners: [{ name: public, bind: "127.0.0.1:0" }]
+upstreams:
+  partner:
+    targets: [{ url: "http://127.0.0.1:9" }]
+    credentials: { header: { name: X-Key, value: { env: HOME } } }
+  plain: { targets: [{ url: "http://127.0.0.1:9" }] }
+routes:
+  - { name: wide, match: { path_prefix: / }, upstream: partner }
+  - { name: narrow, match: { path_prefix: /quotes, methods: [GET] }, upstream: partner, authenticate: [mtls] }
+  - { name: other, match: { path_prefix: /x, methods: [GET] }, upstream: plain, authenticate: [mtls] }
+"#;
+    let spec = rampart_config::parse(yaml).unwrap();
+    let warnings: Vec<String> = rampart_config::warnings(&spec)
+        .iter()
+        .map(|w| w.to_string())
+        .filter(|w| w.contains("own credential"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["routes[0]: route \"wide\" calls upstream \"partner\" with the gateway's own credential \
+          to anyone (no authentication), on any method, on any path: limit it to the methods and \
+          paths the integration needs"]
+    );
+}
