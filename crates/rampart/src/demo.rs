@@ -59,6 +59,18 @@ routes:
       fields: [{ path: "$.headers.user-agent", action: redact }]
       detect: [{ kind: card, action: last4 }, { kind: email, action: redact }]
     cors: { origins: ["https://app.example.com"], methods: [GET, POST] }
+  - name: legacy
+    match: { path: "/v2/users/{id}", methods: [POST] }
+    upstream: echo
+    rewrite: { template: "/legacy/getUser?uid={id}" }
+    transform:
+      query: { remove: [debug] }
+      xml: { request: true }
+      request_body:
+        - set: { path: "$.id", value: "{{ params.id }}" }
+        - move: { from: "$", to: "$.GetUser" }
+      response_body:
+        - remove: "$.headers"
 "#;
 
 /// The contract of the demo's `/widgets` API, validated by the gateway.
@@ -275,6 +287,10 @@ pub fn example_requests(
         (
             "CORS on /profile: the gateway answers the browser's preflight itself",
             format!("curl -s -o /dev/null -D - -X OPTIONS http://{http}/profile -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST'"),
+        ),
+        (
+            "wrapping a legacy XML API: the path parameter moves into the legacy query, ?debug is dropped, the JSON body goes upstream as XML (the echo shows what it got)",
+            format!("curl -s -X POST 'http://{http}/v2/users/42?debug=1' -H 'content-type: application/json' -d '{{\"name\":\"Ann\"}}'"),
         ),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 17, "{commands:?}");
+    assert_eq!(commands.len(), 18, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -340,6 +340,15 @@ fn demo_answers_its_own_printed_curl_commands() {
         "{}",
         outputs[15]
     );
+    // The legacy wrapper: what the echo received, and no header echoed back.
+    let legacy = &outputs[17];
+    assert!(legacy.contains("\"path\":\"/legacy/getUser\""), "{legacy}");
+    assert!(legacy.contains("\"query\":\"uid=42\""), "{legacy}");
+    assert!(
+        legacy.contains("<GetUser><name>Ann</name><id>42</id></GetUser>"),
+        "{legacy}"
+    );
+    assert!(!legacy.contains("\"headers\""), "{legacy}");
     let preflight = outputs[16].to_ascii_lowercase();
     assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
     assert!(
