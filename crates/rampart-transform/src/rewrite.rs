@@ -433,16 +433,24 @@ impl Rewriter {
                     _ => {}
                 },
                 St::Scalar(disp) => {
-                    if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.') {
-                        if self.tok.len() >= self.max_value {
-                            return Err((TOO_LARGE, i));
-                        }
-                        self.tok.push(c);
-                    } else {
-                        self.end_scalar(disp, i).map_err(|e| (e, i))?;
-                        // The byte that ended the scalar is read again in the new state.
-                        continue;
+                    // The rest of the number or literal in this frame, in one run.
+                    let run = data[i..]
+                        .iter()
+                        .position(|&b| {
+                            !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
+                        })
+                        .unwrap_or(data.len() - i);
+                    if self.tok.len() + run > self.max_value {
+                        return Err((TOO_LARGE, i));
                     }
+                    self.tok.extend_from_slice(&data[i..i + run]);
+                    i += run;
+                    if i == data.len() {
+                        break;
+                    }
+                    self.end_scalar(disp, i).map_err(|e| (e, i))?;
+                    // The byte that ended the scalar is read again in the new state.
+                    continue;
                 }
                 _ if matches!(c, b' ' | b'\t' | b'\n' | b'\r') => {}
                 St::Value => self.start_value(data, i).map_err(|e| (e, i))?,
