@@ -228,3 +228,89 @@ fn bad_oauth2_credentials_are_refused_with_the_field_and_the_reason() {
         "client_auth",
     );
 }
+
+#[tokio::test]
+async fn rotating_the_credentials_by_reload_fails_no_request() {
+    use std::sync::atomic::AtomicBool;
+    let idp = token_endpoint(3600, 0);
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "key-one").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "secret-one").unwrap();
+    let yaml = format!(
+        r#"version: 1
+workers: 1
+access_log: {{ enabled: false }}
+listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
+upstreams:
+  partner:
+    targets: [{{ url: "http://{up}" }}]
+    credentials: {{ header: {{ name: X-Key, value: {{ file: key.txt }} }} }}
+  oauth:
+    targets: [{{ url: "http://{up}" }}]
+    credentials:
+      oauth2: {{ token_url: "http://{idp}/token", client_id: gw, client_secret: {{ file: secret.txt }} }}
+routes:
+  - {{ name: partner, match: {{ path_prefix: /partner }}, upstream: partner }}
+  - {{ name: oauth, match: {{ path_prefix: /oauth }}, upstream: oauth }}
+"#,
+        up = up.addr,
+        idp = idp.server.addr,
+    );
+    let gw = start_in(&yaml, dir);
+    let addr = gw.http();
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for path in ["/partner/q", "/oauth/q"] {
+        let (stop, failed) = (stop.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) || n < 20 {
+                n += 1;
+                if get(addr, path).await.status != 200 {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    // Both secrets rotate: the files change and the gateway reloads.
+    assert!(eventually(async || idp.server.hits() >= 1).await);
+    std::fs::write(gw.dir.path().join("key.txt"), "key-two").unwrap();
+    std::fs::write(gw.dir.path().join("secret.txt"), "secret-two").unwrap();
+    let plan = rampart::compile_str_with(&yaml, gw.dir.path(), &gw.gateway.state()).unwrap();
+    gw.gateway.reload(plan).unwrap();
+    let rotated = eventually(async || {
+        let seen = up.seen.lock().unwrap().clone();
+        let key = seen
+            .iter()
+            .rev()
+            .find_map(|s| s.headers.get("x-key").cloned());
+        let token = seen
+            .iter()
+            .rev()
+            .find(|s| s.uri.starts_with("/oauth"))
+            .map(|s| s.headers["authorization"].clone());
+        key.is_some_and(|k| k == "key-two") && token.is_some_and(|t| t == "Bearer tok-2")
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(
+        rotated,
+        "the new key and a token fetched with the new secret are in use"
+    );
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "no request failed across the switch"
+    );
+    // The second token was asked for with the new secret.
+    let basic = base64::engine::general_purpose::STANDARD.encode("gw:secret-two");
+    assert_eq!(
+        idp.server.last().headers["authorization"],
+        format!("Basic {basic}").as_str()
+    );
+}
