@@ -41,7 +41,9 @@ pub use error::{ConfigError, ConfigErrors};
 pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCATIONS};
 pub use ip_lists::{GeoIpSpec, IpListSpec, IpRulesSpec};
 pub use json_limits::JsonLimitsSpec;
-pub use load::{load_file, parse};
+pub use load::{
+    load_file, parse, set_parse_limits, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_CONFIG_NODES,
+};
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};
 pub use spec::*;

@@ -1,12 +1,32 @@
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
 use crate::{validate, ConfigError, ConfigErrors, Spec};
 
-/// Largest config file we agree to parse. A gateway config is kilobytes; anything near this
-/// is a mistake or an attack on the loader.
-const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+/// The largest config file parsed by default: room for 10,000 routes and 10,000 inline
+/// consumers with keys, roles and attributes (about 6 MiB), and still a bound on what a
+/// mistaken or hostile file can make the loader hold.
+pub const DEFAULT_MAX_CONFIG_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most YAML nodes (maps, sequences, scalars) parsed by default: the same 10,000 +
+/// 10,000 config is about 600,000.
+pub const DEFAULT_MAX_CONFIG_NODES: usize = 2_000_000;
+
+static MAX_CONFIG_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_CONFIG_BYTES);
+static MAX_CONFIG_NODES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_CONFIG_NODES);
+
+/// Sets the parser's limits for this process (the `--max-config-bytes` and
+/// `--max-config-nodes` flags); every later parse, reloads included, uses them.
+pub fn set_parse_limits(max_bytes: Option<usize>, max_nodes: Option<usize>) {
+    if let Some(b) = max_bytes {
+        MAX_CONFIG_BYTES.store(b, Ordering::Relaxed);
+    }
+    if let Some(n) = max_nodes {
+        MAX_CONFIG_NODES.store(n, Ordering::Relaxed);
+    }
+}
 
 /// Parses YAML text into a [`Spec`] and validates it.
 ///
@@ -15,17 +35,26 @@ const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
 /// serde-saphyr's budget (bounded depth, aliases and scalar bytes), so a hostile file
 /// cannot exhaust memory (billion-laughs and friends).
 pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
-    if text.len() > MAX_CONFIG_BYTES {
+    let max_bytes = MAX_CONFIG_BYTES.load(Ordering::Relaxed);
+    if text.len() > max_bytes {
         return Err(ConfigError::new(
             "",
             format!(
-                "config is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                "config is {} bytes; the limit is {max_bytes} (raise it with --max-config-bytes, \
+                 or keep consumers in the consumer store)",
                 text.len()
             ),
         )
         .into());
     }
+    let max_nodes = MAX_CONFIG_NODES.load(Ordering::Relaxed);
     let mut options = serde_saphyr::Options::default();
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = max_nodes;
+    // A node is a few events (start, end, scalar): the event budget follows.
+    budget.max_events = max_nodes.saturating_mul(4);
+    budget.max_reader_input_bytes = Some(max_bytes);
+    options.budget = Some(budget);
     // Errors are printed as `path: reason`; a source snippet would echo config values
     // (possibly secrets in a mistyped key) into logs.
     options.with_snippet = false;
@@ -47,7 +76,13 @@ pub fn parse(text: &str) -> Result<Spec, ConfigErrors> {
         Ok(spec) => spec,
         Err(e) => {
             let path = failed_at.filter(|p| p != ".").unwrap_or_default();
-            let reason = first_line(&e.to_string());
+            let mut reason = first_line(&e.to_string());
+            if reason.contains("budget") {
+                reason.push_str(&format!(
+                    " (the parser's limit is {max_nodes} YAML nodes: raise it with \
+                     --max-config-nodes, or keep consumers in the consumer store)"
+                ));
+            }
             if reason.starts_with("unknown field") {
                 // Report every unknown key and, once they are set aside, every semantic
                 // mistake too, in one run.

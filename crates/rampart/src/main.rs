@@ -12,6 +12,18 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The largest config file parsed (default 32MiB); reloads use it too.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    max_config_bytes: Option<usize>,
+    /// The most YAML nodes a config file may hold (default 2000000); reloads use it too.
+    #[arg(long, global = true, value_name = "N")]
+    max_config_nodes: Option<usize>,
+}
+
+/// `--max-config-bytes`: a number of bytes with an optional unit (`64MiB`).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let size: rampart_config::ByteSize = s.parse()?;
+    usize::try_from(size.0).map_err(|_| format!("{s} is too large"))
 }
 
 #[derive(Subcommand)]
@@ -171,6 +183,7 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    rampart_config::set_parse_limits(cli.max_config_bytes, cli.max_config_nodes);
     match cli.command {
         Command::Keys {
             command:
