@@ -70,24 +70,20 @@ impl TokenRequest {
         timeout: Duration,
         refresh_before: Duration,
     ) -> TokenRequest {
-        let mut form = String::from("grant_type=client_credentials");
-        let mut param = |name: &str, value: &str| {
-            form.push('&');
-            form.push_str(name);
-            form.push('=');
-            form_encode(value, &mut form);
-        };
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
         if !scopes.is_empty() {
-            param("scope", &scopes.join(" "));
+            form.append_pair("scope", &scopes.join(" "));
         }
         if let Some(a) = audience {
-            param("audience", a);
+            form.append_pair("audience", a);
         }
         let authorization = if basic {
-            let mut pair = String::new();
-            form_encode(client_id, &mut pair);
-            pair.push(':');
-            form_encode(secret, &mut pair);
+            // RFC 6749 §2.3.1: both parts form-encoded, then joined and base64-encoded.
+            let pair: String = form_urlencoded::byte_serialize(client_id.as_bytes())
+                .chain([":"])
+                .chain(form_urlencoded::byte_serialize(secret.as_bytes()))
+                .collect();
             HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(pair)))
                 .ok()
                 .map(|mut v| {
@@ -95,10 +91,11 @@ impl TokenRequest {
                     v
                 })
         } else {
-            param("client_id", client_id);
-            param("client_secret", secret);
+            form.append_pair("client_id", client_id);
+            form.append_pair("client_secret", secret);
             None
         };
+        let form = form.finish();
         TokenRequest {
             token_url,
             form,
@@ -312,23 +309,6 @@ fn parse_answer(status: http::StatusCode, body: &[u8]) -> Result<(HeaderValue, D
         return Err("the token expires at once (expires_in 0)".into());
     }
     Ok((header, lifetime))
-}
-
-/// `application/x-www-form-urlencoded` encoding (RFC 6749 Appendix B).
-fn form_encode(text: &str, out: &mut String) {
-    for &b in text.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub use credentials::UpstreamCredential;
 pub use filter::DataProtection;
 pub use headers::HeaderTransform;
 use path::Paths;
+#[doc(hidden)]
+pub use xml::fuzz_xml;
 
 /// The shortest `hash_key` accepted: an HMAC key needs the entropy of its output's
 /// security level to stop a dictionary of likely values (every card number) being hashed.

@@ -115,47 +115,29 @@ fn push_sep(out: &mut String) {
     }
 }
 
-/// Form decoding of a parameter name: `%XX` and `+` (a space). Invalid escapes stay as
-/// they are; bytes that are not UTF-8 become U+FFFD, which matches no configured name.
+/// Form decoding of a parameter name: `%XX` and `+` (a space), as a server reads it.
+/// Invalid escapes stay as they are; bytes that are not UTF-8 become U+FFFD, which
+/// matches no configured name.
 fn decode(text: &str, out: &mut String) {
     out.clear();
     if !text.contains(['%', '+']) {
         out.push_str(text);
         return;
     }
-    let b = text.as_bytes();
-    let mut bytes = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    bytes.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => bytes.push(b'%'),
-            },
-            b'+' => bytes.push(b' '),
-            c => bytes.push(c),
-        }
-        i += 1;
-    }
-    out.push_str(&String::from_utf8_lossy(&bytes));
+    let plus_as_space = text.replace('+', " ");
+    out.push_str(&percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy());
 }
+
+/// What a written query name or value keeps as it is: RFC 3986 unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode(text: &str, out: &mut String) {
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(text, UNRESERVED));
 }
 
 #[cfg(test)]

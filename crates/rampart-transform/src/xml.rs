@@ -56,7 +56,7 @@ fn name<'a>(raw: &'a str, opts: &XmlOptions) -> &'a str {
 
 fn open(e: &BytesStart<'_>, opts: &XmlOptions) -> Result<Open, Refusal> {
     let raw = e.name();
-    let mut members = Vec::new();
+    let mut members: Vec<(Cow<'static, str>, Node<'static>)> = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|_| "xml.bad_attribute")?;
         let key = a.key.into_inner();
@@ -66,8 +66,17 @@ fn open(e: &BytesStart<'_>, opts: &XmlOptions) -> Result<Open, Refusal> {
         let value = a
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|_| "xml.bad_reference")?;
+        let member = name(key, opts);
+        // Two attributes that read as one name (`a:id` and `b:id` with namespaces
+        // stripped) would make one of them vanish: the document is refused instead.
+        if members
+            .iter()
+            .any(|(k, _)| k.strip_prefix('@') == Some(member))
+        {
+            return Err("xml.duplicate_attribute");
+        }
         members.push((
-            Cow::Owned(format!("@{}", name(key, opts))),
+            Cow::Owned(format!("@{member}")),
             Node::Str(Cow::Owned(value.into_owned())),
         ));
     }
@@ -241,10 +250,14 @@ fn element(name: &str, value: &Node<'_>, out: &mut String, depth: usize) -> Resu
             }
         };
     };
-    for (k, v) in members {
+    for (i, (k, v)) in members.iter().enumerate() {
         if let Some(attr) = k.strip_prefix('@') {
             if !is_xml_name(attr) {
                 return Err("xml.json_name");
+            }
+            // XML allows an attribute once per element.
+            if members[..i].iter().any(|(p, _)| p == k) {
+                return Err("xml.duplicate_attribute");
             }
             let text = scalar(v).ok_or("xml.json_attribute")?;
             out.push(' ');
@@ -320,3 +333,44 @@ fn is_xml_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// For the fuzz target (`fuzz/fuzz_targets/xml.rs`): reads `data` as XML (namespaces kept
+/// or stripped by its first byte), then writes what was read back as XML and reads that
+/// again; and reads `data` as JSON and writes it as XML. Whatever was written must read
+/// back. Panics on a broken property.
+#[doc(hidden)]
+pub fn fuzz_xml(data: &[u8]) {
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let opts = XmlOptions {
+        strip_namespaces: flags & 1 == 1,
+        arrays: if flags & 2 == 2 {
+            vec!["a".into()]
+        } else {
+            Vec::new()
+        },
+    };
+    if let Ok(node) = to_node(body, &opts) {
+        let json = serde_json::to_vec(&node).expect("a tree read from XML writes as JSON");
+        assert!(serde_json::from_slice::<serde_json::Value>(&json).is_ok());
+        if let Ok(xml) = from_node(&node) {
+            if let Err(e) = to_node(&xml, &XmlOptions::default()) {
+                panic!(
+                    "wrote XML that does not read back ({e}): {}",
+                    String::from_utf8_lossy(&xml)
+                );
+            }
+        }
+    }
+    if let Ok(node) = serde_json::from_slice::<Node<'_>>(body) {
+        if let Ok(xml) = from_node(&node) {
+            if let Err(e) = to_node(&xml, &XmlOptions::default()) {
+                panic!(
+                    "wrote XML that does not read back ({e}): {}",
+                    String::from_utf8_lossy(&xml)
+                );
+            }
+        }
+    }
+}

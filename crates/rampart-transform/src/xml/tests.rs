@@ -35,6 +35,10 @@ fn strips_namespaces_and_forces_arrays_when_asked() {
         json(doc, &opts).unwrap(),
         r#"{"Envelope":{"Body":{"GetUserResponse":{"User":["Ann"]}}}}"#
     );
+    // Stripped prefixes that make two attributes one (found by fuzzing) are refused.
+    let clash = r#"<e a:id="1" b:id="2" xmlns:a="u" xmlns:b="v"/>"#;
+    assert_eq!(json(clash, &opts), Err("xml.duplicate_attribute"));
+    assert!(json(clash, &XmlOptions::default()).is_ok());
     // Kept as written by default.
     assert!(json(doc, &XmlOptions::default()).unwrap().starts_with(
         r#"{"soap:Envelope":{"@xmlns:soap":"http://schemas.xmlsoap.org/soap/envelope/","soap:Body""#
@@ -80,6 +84,10 @@ fn refuses_json_that_has_no_xml_form() {
     assert_eq!(xml(r#"{"r":{"x><y":1}}"#), Err("xml.json_name"));
     assert_eq!(xml(r#"{"r":{"@a":{"b":1}}}"#), Err("xml.json_attribute"));
     assert_eq!(xml(r#"{"r":{"x":[[1]]}}"#), Err("xml.nested_array"));
+    assert_eq!(
+        xml(r#"{"r":{"@a":"1","@a":"2"}}"#),
+        Err("xml.duplicate_attribute")
+    );
 }
 
 #[test]
