@@ -135,6 +135,14 @@ pub trait BodyRewriter: Send {
     /// Called with each data frame, and once more with `end` set (and `data` empty) when
     /// the upstream body has ended. Returns the bytes to send now (possibly none).
     fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str>;
+
+    /// True for a rewriter that answers nothing until the body has ended (it needs the
+    /// whole body: a tree of JSON, an XML document). The proxy then reads the whole
+    /// answer before it sends the head, so a body that cannot be rewritten gets a 502
+    /// problem rather than a cut-off response. Default: streams.
+    fn holds_whole_body(&self) -> bool {
+        false
+    }
 }
 
 /// An inspector of one request body, created per exchange by [`Filter::request_body`].

@@ -171,7 +171,15 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
                     ctx.close = true;
                 }
                 timer.as_mut().reset(deadline);
-                return ctx.upstream_response(resp, pool_return, timer, load, upgrade);
+                let resp = ctx.upstream_response(resp, pool_return, timer, load, upgrade);
+                if resp
+                    .extensions()
+                    .get::<crate::respond::HoldHead>()
+                    .is_some()
+                {
+                    return crate::respond::held(resp).await;
+                }
+                return resp;
             }
             Err(AttemptError::NotSent(problem, request)) => {
                 target.record_failure(&upstream.passive);

@@ -149,6 +149,9 @@ impl Ctx {
             .status
             .store(parts.status.as_u16(), Ordering::Relaxed);
         self.hand_over();
+        if rewriters.iter().any(|r| r.holds_whole_body()) {
+            parts.extensions.insert(HoldHead);
+        }
         let body = ResponseBody::upstream(
             incoming,
             pool_return,
@@ -158,6 +161,57 @@ impl Ctx {
             rewriters,
         );
         Response::from_parts(parts, body)
+    }
+}
+
+/// Marks an answer whose body a rewriter needs whole: its head waits for the body.
+#[derive(Clone, Copy)]
+pub(crate) struct HoldHead;
+
+/// Reads an answer marked [`HoldHead`] to its end through its rewriters, then sends it
+/// with its length; when the body cannot be read or rewritten (the rewriter's code is in
+/// the log), the client gets a 502 problem instead of a cut-off answer.
+pub(crate) async fn held(resp: Response<ResponseBody>) -> Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    parts.extensions.remove::<HoldHead>();
+    let exchange = body.exchange().cloned();
+    match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Response::from_parts(parts, ResponseBody::counted(bytes, exchange))
+        }
+        Err(_) => {
+            let p = Problem::UPSTREAM_PROTOCOL;
+            let Some(x) = exchange else {
+                return Response::from_parts(parts, ResponseBody::full(Bytes::new(), None));
+            };
+            // What the rewriters had produced is not sent: only the problem counts.
+            x.bytes_out.store(0, Ordering::Relaxed);
+            x.status.store(p.status.as_u16(), Ordering::Relaxed);
+            let own = rampart_core::respond::problem(p, &x.request_id);
+            let (own_parts, own_body) = own.into_parts();
+            // The head keeps what the response phase set (security headers, CORS); the
+            // upstream's description of its body goes.
+            parts.status = own_parts.status;
+            for h in [
+                header::CONTENT_LENGTH,
+                header::CONTENT_ENCODING,
+                header::CONTENT_RANGE,
+                header::ETAG,
+                header::LAST_MODIFIED,
+                header::TRANSFER_ENCODING,
+            ] {
+                parts.headers.remove(h);
+            }
+            for (n, v) in &own_parts.headers {
+                parts.headers.insert(n.clone(), v.clone());
+            }
+            Response::from_parts(parts, ResponseBody::full(own_body, Some(x)))
+        }
     }
 }
 

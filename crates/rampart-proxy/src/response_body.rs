@@ -122,6 +122,19 @@ impl ResponseBody {
         }
     }
 
+    /// A body already counted in `bytes_out` (an answer read whole, then sent).
+    pub(crate) fn counted(bytes: Bytes, exchange: Option<Arc<Exchange>>) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes)),
+            exchange,
+        }
+    }
+
+    /// The exchange this body belongs to.
+    pub(crate) fn exchange(&self) -> Option<&Arc<Exchange>> {
+        self.exchange.as_ref()
+    }
+
     pub fn upstream(
         inner: UpstreamBody,
         pool: Option<PoolReturn>,

@@ -9,9 +9,10 @@
 //!   an operation meant to remove or set a member must never be skipped silently.
 //! - Responses: `Accept-Encoding` is removed upstream; a JSON answer is held up to
 //!   `max_response_bytes`, rewritten and re-framed. An answer that is compressed anyway
-//!   or declares a larger `Content-Length` gets a 502 (`transform.response_unusable`);
-//!   one that grows past the limit or does not parse is cut off (the head has gone), and
-//!   the access log names why (`transform.too_large`, `transform.unparseable`, or the
+//!   or declares a larger `Content-Length` gets a 502 (`transform.response_unusable`).
+//!   The rewriter holds the whole body, so the proxy reads it before sending the head:
+//!   one that grows past the limit or does not parse gets a 502 as well, and the access
+//!   log names why (`transform.too_large`, `transform.unparseable`, or the
 //!   XML refusal: `xml.doctype`, `xml.bad_reference`, `xml.too_deep`, …).
 //! - XML: with `xml.request` a JSON request body goes upstream as XML (after the
 //!   operations) with the configured `Content-Type`; with `xml.response` an XML answer
@@ -257,6 +258,10 @@ struct HeldBody {
 }
 
 impl BodyRewriter for HeldBody {
+    fn holds_whole_body(&self) -> bool {
+        true
+    }
+
     fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str> {
         if self.buf.len() + data.len() > self.max {
             return Err("transform.too_large");

@@ -179,6 +179,18 @@ async fn answers_that_cannot_be_rewritten_are_refused_not_passed() {
         TestUpstream::with(move |_| Answer::ok(big).header("content-type", "application/json"));
     let gw = start(&config(&up, RESPONSE_ROUTE));
     assert_eq!(get(gw.http(), "/legacy/x").await.status, 502);
+    // Grows past max_response_bytes without declaring its length: read whole first, so
+    // the client still gets a 502, not a cut-off answer.
+    let big2: &'static str = big;
+    let up = TestUpstream::with(move |_| {
+        Answer::ok(big2)
+            .header("content-type", "application/json")
+            .split(3, std::time::Duration::from_millis(1))
+    });
+    let gw = start(&config(&up, RESPONSE_ROUTE));
+    let r = get(gw.http(), "/legacy/x").await;
+    assert_eq!(r.status, 502);
+    assert!(!r.text().contains("xxx"));
     // Not JSON: passed as it is.
     let up = legacy_upstream("<Result/>", "application/xml", None);
     let gw = start(&config(&up, RESPONSE_ROUTE));

@@ -296,6 +296,12 @@ impl Validate {
 }
 
 impl BodyRewriter for Validate {
+    /// In enforce mode nothing is sent before the body is validated, so a body that
+    /// breaks the contract gets a 502 problem instead of a cut-off answer.
+    fn holds_whole_body(&self) -> bool {
+        self.enforce
+    }
+
     fn on_data(&mut self, data: Bytes, end: bool) -> Result<Bytes, &'static str> {
         if !self.over {
             if self.held.len() + data.len() > self.max {
