@@ -86,6 +86,11 @@ pub struct ExchangeStart {
 }
 
 impl Exchange {
+    /// The request's method.
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
     pub fn new(log: Option<Arc<AccessLog>>, s: ExchangeStart) -> Exchange {
         Exchange {
             log,

@@ -149,7 +149,10 @@ impl Ctx {
             .status
             .store(parts.status.as_u16(), Ordering::Relaxed);
         self.hand_over();
-        if rewriters.iter().any(|r| r.holds_whole_body()) {
+        // A HEAD answer has no body to wait for (and its length describes a GET's).
+        if rewriters.iter().any(|r| r.holds_whole_body())
+            && self.exchange.method() != http::Method::HEAD
+        {
             parts.extensions.insert(HoldHead);
         }
         let body = ResponseBody::upstream(
