@@ -143,7 +143,7 @@ impl Filter for JsonBodyTransform {
             return Flow::Deny(Denial::new(Reason::TransformEncoded));
         }
         let rendered = self.request.render(cx.exchange, cx.path);
-        let Ok(mut root) = serde_json::from_slice::<Node>(body) else {
+        let Some(mut root) = read_json(body) else {
             return Flow::Deny(Denial::new(Reason::TransformUnparseable));
         };
         self.request.apply(&mut root, &rendered);
@@ -240,6 +240,12 @@ impl Filter for JsonBodyTransform {
     }
 }
 
+/// Reads a JSON body into a tree. The UTF-8 check runs once over the whole body (read
+/// from a `str`, the parser does not check each string again).
+fn read_json(body: &[u8]) -> Option<Node<'_>> {
+    serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
+}
+
 /// Writes a tree as JSON, into a buffer sized for a body about as long as the one read.
 fn to_json(root: &Node<'_>, len: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(len + len / 8 + 64);
@@ -281,7 +287,7 @@ impl BodyRewriter for HeldBody {
         }
         let mut root = match &self.xml {
             Some(x) => crate::xml::to_node(&body, &x.options)?,
-            None => serde_json::from_slice::<Node>(&body).map_err(|_| "transform.unparseable")?,
+            None => read_json(&body).ok_or("transform.unparseable")?,
         };
         self.ops.apply(&mut root, &self.rendered);
         to_json(&root, body.len())

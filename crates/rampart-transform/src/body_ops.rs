@@ -478,5 +478,38 @@ fn collect_or_create<'n, 'a>(
     }
 }
 
+/// For the fuzz target (`fuzz/fuzz_targets/body_ops.rs`): runs a fixed list of every
+/// operation, on wildcard and indexed paths, over `body` read as JSON; what comes out is
+/// JSON again. Panics on a broken property.
+#[doc(hidden)]
+pub fn fuzz_body_ops(body: &[u8]) {
+    let specs: Vec<BodyOpSpec> = serde_json::from_value(serde_json::json!([
+        { "remove": "$.a[*].b" },
+        { "remove": "$[0]" },
+        { "rename": { "path": "$.*.c", "to": "d" } },
+        { "rename": { "path": "$.x", "to": "y" } },
+        { "move": { "from": "$.a[1]", "to": "$.m.n" } },
+        { "move": { "from": "$.y", "to": "$" } },
+        { "set": { "path": "$.s[*].t", "value": { "k": [1, "v"] } } },
+        { "add": { "path": "$.p.q", "value": "w" } },
+        { "move": { "from": "$", "to": "$.wrap" } },
+        { "set": { "path": "$.wrap.id", "value": "{{ route }}" } },
+    ]))
+    .expect("the fuzz operations parse");
+    let mut errors = Vec::new();
+    let ops = BodyOps::compile(&specs, &PathParams::default(), "fuzz", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let Ok(mut root) = serde_json::from_slice::<Node<'_>>(body) else {
+        return;
+    };
+    ops.apply(&mut root, &vec![None; ops.ops.len()]);
+    let out = serde_json::to_vec(&root).expect("a tree writes as JSON");
+    let back: serde_json::Value = serde_json::from_slice(&out).expect("what is written is JSON");
+    assert!(
+        back.get("wrap").is_some(),
+        "the last move wraps the body: {back}"
+    );
+}
+
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,8 @@ use rampart_config::{ConfigError, MaskAction, MaskSpec, ResponseFieldsSpec, Spec
 use rampart_core::pii::PiiKind;
 use rampart_core::{FeaturePlan, MetricsSource, MetricsText, StateStore};
 
+#[doc(hidden)]
+pub use body_ops::fuzz_body_ops;
 pub use cors::Cors;
 pub use credentials::UpstreamCredential;
 pub use filter::DataProtection;

@@ -130,3 +130,17 @@ fn refuses_paths_that_cannot_name_a_place() {
         assert!(t.contains(w), "{t} does not contain {w}");
     }
 }
+
+#[test]
+fn the_fuzz_operations_run_on_every_shape_of_body() {
+    for body in [
+        r#"{"a":[{"b":1},{"b":2,"c":3}],"x":{"c":1},"s":[{"t":0}],"p":{}}"#,
+        r#"[1,[2],{"a":3}]"#,
+        r#""text""#,
+        "null",
+        r#"{"y":{"wrap":1}}"#,
+        "not json",
+    ] {
+        fuzz_body_ops(body.as_bytes());
+    }
+}
