@@ -30,6 +30,10 @@ pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// A token without `expires_in` is kept this long.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
+/// A token is kept at most this long, whatever `expires_in` says (an endpoint's
+/// `expires_in: 18446744073709551615` must not overflow the clock arithmetic).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Tokens longer than this are refused (a header the upstream would likely refuse).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -222,6 +226,16 @@ impl TokenSource {
     }
 
     async fn fetch_once(&self) {
+        // Whatever happens below (even a panic), the next fetch may start and waiters
+        // wake: a stuck `in_flight` would refuse every request from then on.
+        struct Done<'a>(&'a TokenSource);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.in_flight.store(false, Ordering::Release);
+                self.0.done.send_modify(|n| *n += 1);
+            }
+        }
+        let _done = Done(self);
         let started = Instant::now();
         let r = &self.request;
         let result = crate::fetch::post_form(
@@ -260,8 +274,6 @@ impl TokenSource {
                 );
             }
         }
-        self.in_flight.store(false, Ordering::Release);
-        self.done.send_modify(|n| *n += 1);
     }
 }
 
@@ -304,7 +316,8 @@ fn parse_answer(status: http::StatusCode, body: &[u8]) -> Result<(HeaderValue, D
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => None,
     }
-    .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+    .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+    .min(MAX_LIFETIME);
     if lifetime.is_zero() {
         return Err("the token expires at once (expires_in 0)".into());
     }
@@ -328,6 +341,8 @@ mod tests {
         assert_eq!(life, Duration::from_secs(120));
         let (_, life) = parse_answer(StatusCode::OK, br#"{"access_token":"abc"}"#).unwrap();
         assert_eq!(life, DEFAULT_LIFETIME);
+        let huge = br#"{"access_token":"abc","expires_in":18446744073709551615}"#;
+        assert_eq!(parse_answer(StatusCode::OK, huge).unwrap().1, MAX_LIFETIME);
     }
 
     #[test]

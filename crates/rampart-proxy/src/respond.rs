@@ -188,9 +188,14 @@ pub(crate) async fn held(resp: Response<ResponseBody>) -> Response<ResponseBody>
             Response::from_parts(parts, ResponseBody::counted(bytes, exchange))
         }
         Err(_) => {
-            let p = Problem::UPSTREAM_PROTOCOL;
             let Some(x) = exchange else {
                 return Response::from_parts(parts, ResponseBody::full(Bytes::new(), None));
+            };
+            // The upstream ran out of time while its body was read, or the body could not
+            // be read or rewritten (the rewriter's code is in the log).
+            let p = match x.code.get() {
+                Some(&"upstream.timeout") => Problem::UPSTREAM_TIMEOUT,
+                _ => Problem::UPSTREAM_PROTOCOL,
             };
             // What the rewriters had produced is not sent: only the problem counts.
             x.bytes_out.store(0, Ordering::Relaxed);

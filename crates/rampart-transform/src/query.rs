@@ -100,9 +100,13 @@ impl QueryRules {
             true => uri.path().to_owned(),
             false => format!("{}?{out}", uri.path()),
         };
-        let mut parts = std::mem::take(uri).into_parts();
-        // Built from a parsed path and encoded pairs: always a valid target.
-        parts.path_and_query = PathAndQuery::try_from(target).ok();
+        // Built from a parsed path and encoded pairs, so it parses; if it ever did not,
+        // the request keeps its query rather than losing its target.
+        let Ok(pq) = PathAndQuery::try_from(target) else {
+            return;
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(pq);
         if let Ok(u) = Uri::from_parts(parts) {
             *uri = u;
         }

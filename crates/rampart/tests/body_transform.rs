@@ -227,3 +227,21 @@ fn bad_body_operations_are_refused_with_the_field_and_the_reason() {
         (&route(r#"{ response_body: [{ copy: "$.a" }] }"#), "copy"),
     ]);
 }
+
+#[tokio::test]
+async fn an_answer_held_whole_that_runs_out_of_time_is_a_504() {
+    // The head comes at once, the body's second half after the upstream's deadline.
+    let up = TestUpstream::with(|_| {
+        Answer::ok(r#"{"Result":{"Rows":[{"CUST_NM":"Ann"}]}}"#)
+            .header("content-type", "application/json")
+            .split(2, std::time::Duration::from_millis(700))
+    });
+    let yaml = config(&up, RESPONSE_ROUTE).replace(
+        "upstreams: { up: { targets:",
+        "upstreams: { up: { timeouts: { request: 1s }, targets:",
+    );
+    let gw = start(&yaml);
+    let r = get(gw.http(), "/legacy/x").await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.code(), "upstream.timeout");
+}
