@@ -420,18 +420,32 @@ impl Rewriter {
                     self.esc = false;
                     self.hold(&data[i..=i]).map_err(|e| (e, i))?;
                 }
-                St::SkipStr(d) => match c {
-                    b'\\' => self.esc = true,
-                    b'"' => self.st = St::Skip(d),
-                    _ => {}
-                },
-                St::Skip(d) => match c {
-                    b'"' => self.st = St::SkipStr(d),
-                    b'{' | b'[' => self.st = St::Skip(d + 1),
-                    b'}' | b']' if d == 1 => self.end_value(),
-                    b'}' | b']' => self.st = St::Skip(d - 1),
-                    _ => {}
-                },
+                // A dropped or replaced container is passed over in runs: to the next
+                // quote or backslash inside its strings, to the next quote or bracket
+                // outside them (nothing of it is sent or held).
+                St::SkipStr(d) => {
+                    i += string_end(&data[i..]);
+                    match data.get(i) {
+                        None => break,
+                        Some(b'\\') => self.esc = true,
+                        Some(_) => self.st = St::Skip(d),
+                    }
+                }
+                St::Skip(d) => {
+                    let Some(n) = data[i..]
+                        .iter()
+                        .position(|&b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
+                    else {
+                        break;
+                    };
+                    i += n;
+                    match data[i] {
+                        b'"' => self.st = St::SkipStr(d),
+                        b'{' | b'[' => self.st = St::Skip(d + 1),
+                        _ if d == 1 => self.end_value(),
+                        _ => self.st = St::Skip(d - 1),
+                    }
+                }
                 St::Scalar(disp) => {
                     // The rest of the number or literal in this frame, in one run.
                     let run = data[i..]

@@ -410,6 +410,20 @@ fn speed() {
             ns / body.len() as f64
         );
     }
+    // An allow-list that keeps two members of each record: most of the body is skipped.
+    let allow = list(json!({ "allow": ["$.data[*].id", "$.data[*].name"] }));
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut rw = Rewriter::new(None, Some(allow.clone()), None, 1 << 20, false);
+        let out = rw.on_data(Bytes::copy_from_slice(&body), true).unwrap();
+        std::hint::black_box(out);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n as f64;
+    println!(
+        "allow-list: {ns:.0} ns per body, {:.2} ns/byte",
+        ns / body.len() as f64
+    );
 }
 
 #[test]
