@@ -117,21 +117,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "$round $route $reqs $(( t1 - t0 ))" | tee -a "$OUT/raw.txt"
   done
 done
-python3 - "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" <<'PY' | tee "$OUT/results.md"
-import sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-tick, secs, rounds = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-eff = {}
-for route in ("plain", "ops", "xml"):
-    rs = [r for r in rows if r[1] == route]
-    reqs = sum(int(r[2]) for r in rs)
-    cpu = sum(int(r[3]) for r in rs) / tick
-    eff[route] = (reqs / (secs * rounds), reqs / cpu)
-print("| route | requests/s | req per proxy CPU-s | ratio to plain (throughput) | ratio to plain (per CPU-s) |")
-print("|---|---|---|---|---|")
-for route, (rps, e) in eff.items():
-    print(f"| {route} | {rps:,.0f} | {e:,.0f} | {rps / eff['plain'][0]:.2f}x | {e / eff['plain'][1]:.2f}x |")
-PY
+ratio_table "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" $ROUTES | tee "$OUT/results.md"
 
 if [ -n "${INSTRUCTIONS:-}" ]; then
   bench_need valgrind:valgrind

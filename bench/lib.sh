@@ -100,3 +100,25 @@ callgrind_requests() {
   rm -f "$out"*
   echo "$n $(( ir / n ))"
 }
+
+# ratio_table RAW TICK SECONDS ROUNDS ROUTE...: from RAW's lines "round route requests
+# cpu-ticks", each route's requests/s and requests per proxy CPU-second, and its ratio to
+# the first route, as a Markdown table.
+ratio_table() {
+  python3 - "$@" <<'PY'
+import sys
+raw, tick, secs, rounds, routes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+rows = [l.split() for l in open(raw) if l.strip()]
+eff = {}
+for route in routes:
+    rs = [r for r in rows if r[1] == route]
+    reqs = sum(int(r[2]) for r in rs)
+    cpu = sum(int(r[3]) for r in rs) / tick
+    eff[route] = (reqs / (secs * rounds), reqs / cpu)
+base = routes[0]
+print(f"| route | requests/s | req per proxy CPU-s | ratio to {base} (throughput) | ratio to {base} (per CPU-s) |")
+print("|---|---|---|---|---|")
+for route, (rps, e) in eff.items():
+    print(f"| {route} | {rps:,.0f} | {e:,.0f} | {rps / eff[base][0]:.2f}x | {e / eff[base][1]:.2f}x |")
+PY
+}

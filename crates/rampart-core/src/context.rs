@@ -217,27 +217,11 @@ pub struct ResponseCtx<'a> {
 }
 
 impl ResponseCtx<'_> {
-    /// Turns the upstream's answer into the gateway's problem `p`: the status is set, the
-    /// headers that described the upstream's body (length, encoding, type, range, entity
-    /// tag) are removed, and the problem's body is returned for a [`ReplaceBody`] to send
-    /// in place of the upstream's.
+    /// Turns the upstream's answer into the gateway's problem `p`
+    /// ([`crate::respond::problem_in_place`]) and returns the problem's body for a
+    /// [`ReplaceBody`] to send in place of the upstream's.
     pub fn replace_with_problem(&mut self, p: crate::Problem) -> Bytes {
-        use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG};
-        let body = p.body(self.exchange.request_id.to_str().unwrap_or(""));
-        self.head.status = p.status;
-        for h in [
-            CONTENT_LENGTH,
-            CONTENT_ENCODING,
-            CONTENT_TYPE,
-            CONTENT_RANGE,
-            ETAG,
-        ] {
-            self.head.headers.remove(h);
-        }
-        self.head
-            .headers
-            .insert(CONTENT_TYPE, HeaderValue::from_static(crate::PROBLEM_JSON));
-        body
+        crate::respond::problem_in_place(self.head, p, &self.exchange.request_id)
     }
 }
 

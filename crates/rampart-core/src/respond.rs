@@ -36,6 +36,35 @@ pub fn problem(p: Problem, request_id: &HeaderValue) -> Response<Bytes> {
     resp
 }
 
+/// Turns an upstream's response head into the head of problem `p`, in place: the status
+/// is set, the headers that described the upstream's body (length, encoding, type, range,
+/// entity tag, date of change, framing) are removed and the problem's own headers set;
+/// what the response phase added (security headers, CORS) stays. Returns the body to send
+/// instead of the upstream's.
+pub fn problem_in_place(
+    head: &mut http::response::Parts,
+    p: Problem,
+    request_id: &HeaderValue,
+) -> Bytes {
+    let own = problem(p, request_id);
+    let (own_head, body) = own.into_parts();
+    head.status = own_head.status;
+    for h in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::CONTENT_RANGE,
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::TRANSFER_ENCODING,
+    ] {
+        head.headers.remove(h);
+    }
+    for (n, v) in &own_head.headers {
+        head.headers.insert(n.clone(), v.clone());
+    }
+    body
+}
+
 /// The response for a refusal: the generic problem of its reason, plus the headers the
 /// denying filter attached (`WWW-Authenticate`, `Retry-After`).
 pub fn denial(d: Denial, request_id: &HeaderValue) -> Response<Bytes> {

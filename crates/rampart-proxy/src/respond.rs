@@ -200,24 +200,7 @@ pub(crate) async fn held(resp: Response<ResponseBody>) -> Response<ResponseBody>
             // What the rewriters had produced is not sent: only the problem counts.
             x.bytes_out.store(0, Ordering::Relaxed);
             x.status.store(p.status.as_u16(), Ordering::Relaxed);
-            let own = rampart_core::respond::problem(p, &x.request_id);
-            let (own_parts, own_body) = own.into_parts();
-            // The head keeps what the response phase set (security headers, CORS); the
-            // upstream's description of its body goes.
-            parts.status = own_parts.status;
-            for h in [
-                header::CONTENT_LENGTH,
-                header::CONTENT_ENCODING,
-                header::CONTENT_RANGE,
-                header::ETAG,
-                header::LAST_MODIFIED,
-                header::TRANSFER_ENCODING,
-            ] {
-                parts.headers.remove(h);
-            }
-            for (n, v) in &own_parts.headers {
-                parts.headers.insert(n.clone(), v.clone());
-            }
+            let own_body = rampart_core::respond::problem_in_place(&mut parts, p, &x.request_id);
             Response::from_parts(parts, ResponseBody::full(own_body, Some(x)))
         }
     }

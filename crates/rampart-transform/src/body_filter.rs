@@ -22,13 +22,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::header::{ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use rampart_core::{
     BodyRewriter, Denial, ExchangeCtx, Filter, Flow, Outcome, Phase, Problem, Reason, ReplaceBody,
     RequestCtx, ResponseCtx,
 };
 
 use crate::body_ops::{BodyOps, Node};
+use crate::headers::MatchedPath;
+use crate::media;
 use crate::xml::XmlOptions;
 
 /// JSON body operations and XML conversion on one route.
@@ -57,9 +59,6 @@ enum Planned {
     },
     Replace(Bytes),
 }
-
-/// The normalised path the route matched, for response templates.
-struct RequestPath(Box<str>);
 
 impl JsonBodyTransform {
     pub(crate) fn new(
@@ -90,32 +89,6 @@ impl JsonBodyTransform {
     }
 }
 
-fn essence(headers: &http::HeaderMap) -> String {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn is_xml(headers: &http::HeaderMap) -> bool {
-    let e = essence(headers);
-    e == "application/xml" || e == "text/xml" || e.ends_with("+xml")
-}
-
-fn is_json(headers: &http::HeaderMap) -> bool {
-    let e = essence(headers);
-    e == "application/json" || e.ends_with("+json")
-}
-
-fn is_encoded(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-}
-
 impl Filter for JsonBodyTransform {
     fn phase(&self) -> Phase {
         Phase::Transform
@@ -130,16 +103,17 @@ impl Filter for JsonBodyTransform {
     }
 
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
-        if !self.response.is_empty() {
-            cx.exchange.extensions.insert(RequestPath(cx.path.into()));
+        // Response templates that read a path parameter run after the request phase.
+        if self.response.uses_params() {
+            MatchedPath::keep(cx);
         }
-        if !self.needs_body() || !is_json(&cx.head.headers) {
+        if !self.needs_body() || !media::is_json(&media::essence(&cx.head.headers)) {
             return Flow::Continue;
         }
         let Some(body) = cx.body.filter(|b| !b.is_empty()) else {
             return Flow::Continue;
         };
-        if is_encoded(&cx.head.headers) {
+        if media::is_encoded(&cx.head.headers) {
             return Flow::Deny(Denial::new(Reason::TransformEncoded));
         }
         let rendered = self.request.render(cx.exchange, cx.path);
@@ -179,22 +153,19 @@ impl Filter for JsonBodyTransform {
         if cx.own || !self.rewrites_responses() {
             return;
         }
-        let status = cx.head.status.as_u16();
-        let headers = &cx.head.headers;
-        let from_xml = self.xml_response() && is_xml(headers);
-        if status == 204
-            || status == 304
-            || status < 200
-            || headers.get(CONTENT_LENGTH).is_some_and(|v| v == "0")
-            || !(from_xml || (!self.response.is_empty() && is_json(headers)))
+        let essence = media::essence(&cx.head.headers);
+        let from_xml = self.xml_response() && media::is_xml(&essence);
+        if media::no_body(cx.head)
+            || !(from_xml || (!self.response.is_empty() && media::is_json(&essence)))
         {
             return;
         }
+        let headers = &cx.head.headers;
         let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let why = if is_encoded(headers) {
+        let why = if media::is_encoded(headers) {
             Some("content_encoding")
         } else if declared.is_some_and(|n| n > self.max_response as u64) {
             Some("too_large")
@@ -216,12 +187,9 @@ impl Filter for JsonBodyTransform {
                 http::HeaderValue::from_static("application/json"),
             );
         }
-        let path = cx
-            .exchange
-            .extensions
-            .get::<RequestPath>()
-            .map_or(String::new(), |p| p.0.to_string());
-        let rendered = self.response.render(cx.exchange, &path);
+        let rendered = self
+            .response
+            .render(cx.exchange, MatchedPath::of(cx.exchange));
         cx.extensions
             .insert(Planned::Rewrite { rendered, from_xml });
     }

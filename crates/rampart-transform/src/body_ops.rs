@@ -235,6 +235,13 @@ impl BodyOps {
         self.ops.is_empty()
     }
 
+    /// Whether a template of these operations reads a path parameter.
+    pub(crate) fn uses_params(&self) -> bool {
+        self.ops.iter().any(|op| {
+            matches!(op, Op::Set(_, Value::Template(t)) | Op::Add(_, Value::Template(t)) if t.uses_params())
+        })
+    }
+
     /// The template values of this exchange, one per operation (`None` for an operation
     /// without a template, or a template without a value). Rendered when the exchange is
     /// known, so the body can be rewritten later without it. `path` is the normalised

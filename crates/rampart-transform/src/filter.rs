@@ -5,15 +5,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
-};
+use http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_LENGTH, ETAG};
 use http::HeaderValue;
 use rampart_core::{
     BodyCounts, BodyRewriter, ExchangeCtx, ExchangeRecord, Filter, Identity, Outcome, Phase,
     Problem, Reason, ReplaceBody, ResponseCtx,
 };
 
+use crate::media;
 use crate::rewrite::Rewriter;
 use crate::{Exempt, FieldList, Lists, MaskPlan, Settings, Totals};
 
@@ -91,16 +90,8 @@ impl DataProtection {
         lists.default.clone()
     }
 
-    fn media_ok(&self, content_type: &str) -> bool {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/json"
-            || essence.ends_with("+json")
-            || self.settings.media.iter().any(|m| **m == *essence)
+    fn media_ok(&self, essence: &str) -> bool {
+        media::is_json(essence) || self.settings.media.iter().any(|m| **m == *essence)
     }
 
     /// The body cannot be rewritten: a 502 (`block`), or through as it is (`pass`).
@@ -159,33 +150,13 @@ impl Filter for DataProtection {
         if !mask && list.is_none() {
             return;
         }
-        let status = cx.head.status.as_u16();
-        if status == 204 || status == 304 || status < 200 {
+        if media::no_body(cx.head) {
             return;
         }
-        if cx
-            .head
-            .headers
-            .get(CONTENT_LENGTH)
-            .is_some_and(|v| v == "0")
-        {
-            return;
-        }
-        let content_type = cx
-            .head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !self.media_ok(content_type) {
+        if !self.media_ok(&media::essence(&cx.head.headers)) {
             return self.unmaskable(cx, Reason::MaskUnparseable, "media_type");
         }
-        if cx
-            .head
-            .headers
-            .get(CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-        {
+        if media::is_encoded(&cx.head.headers) {
             return self.unmaskable(cx, Reason::MaskEncoded, "content_encoding");
         }
         // The rewritten body has another length, and another entity.

@@ -316,7 +316,20 @@ pub struct HeaderTransform {
 
 /// The normalised path the route matched, kept for templates that read path parameters
 /// after the request phase.
-struct MatchedPath(Box<str>);
+pub(crate) struct MatchedPath(Box<str>);
+
+impl MatchedPath {
+    /// Keeps the path `cx` matched for this exchange's later phases.
+    pub(crate) fn keep(cx: &mut RequestCtx<'_>) {
+        let path = cx.path.into();
+        cx.exchange.extensions.insert(MatchedPath(path));
+    }
+
+    /// The kept path, or empty when no filter kept it.
+    pub(crate) fn of(cx: &ExchangeCtx) -> &str {
+        cx.extensions.get::<MatchedPath>().map_or("", |p| &p.0)
+    }
+}
 
 impl HeaderTransform {
     pub(crate) fn new(
@@ -336,10 +349,6 @@ impl HeaderTransform {
     }
 }
 
-fn matched_path(cx: &ExchangeCtx) -> &str {
-    cx.extensions.get::<MatchedPath>().map_or("", |p| &p.0)
-}
-
 impl Filter for HeaderTransform {
     fn phase(&self) -> Phase {
         Phase::Transform
@@ -354,13 +363,14 @@ impl Filter for HeaderTransform {
             self.query.apply(&mut cx.head.uri, cx.path, cx.exchange);
         }
         if self.keeps_path {
-            cx.exchange.extensions.insert(MatchedPath(cx.path.into()));
+            MatchedPath::keep(cx);
         }
         Flow::Continue
     }
 
     fn on_upstream_request(&self, head: &mut http::request::Parts, cx: &mut ExchangeCtx) {
-        self.request.apply(&mut head.headers, cx, matched_path(cx));
+        self.request
+            .apply(&mut head.headers, cx, MatchedPath::of(cx));
     }
 
     /// Upstream responses only: the gateway's own answers are not the upstream's to shape.
@@ -368,7 +378,7 @@ impl Filter for HeaderTransform {
         if !cx.own && !self.response.is_empty() {
             let ResponseCtx { head, exchange, .. } = cx;
             self.response
-                .apply(&mut head.headers, exchange, matched_path(exchange));
+                .apply(&mut head.headers, exchange, MatchedPath::of(exchange));
         }
     }
 }

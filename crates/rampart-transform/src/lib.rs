@@ -15,6 +15,7 @@ mod cors;
 mod credentials;
 mod filter;
 mod headers;
+mod media;
 mod oauth2;
 mod path;
 mod query;
