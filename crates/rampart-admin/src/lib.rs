@@ -10,12 +10,15 @@
 //! | GET | `/metrics` | token | Prometheus text format |
 //! | GET | `/admin/reload` | token | the last reload's outcome |
 //! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
+//! | * | `/admin/consumers…`, `/admin/keys/…` | token | the consumer store (`consumers.rs`) |
 //!
 //! It reads only what the gateway publishes about itself (`Gateway::status`,
 //! `effective_config`, `metrics_text`, `last_reload`), never the plan's internals, and
 //! reloads through the callback the binary hands it. Every request, and every refused
 //! connection, is an [`AuditEvent`].
 #![forbid(unsafe_code)]
+
+mod consumers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -62,7 +65,7 @@ impl Drop for Admin {
     }
 }
 
-struct State {
+pub(crate) struct State {
     gateway: Arc<Gateway>,
     /// `None` when the gateway was not started from a file.
     reload: Option<Reload>,
@@ -206,7 +209,7 @@ async fn serve<IO>(
         .await;
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -290,16 +293,10 @@ async fn handle(
             return Ok(r);
         }
     };
-    let resp = match (&method, path.as_str()) {
-        (&Method::GET, "/upstreams") => upstreams(&state),
-        (&Method::GET, "/config") => effective_config(&state),
-        (&Method::GET, "/metrics") => metrics(&state),
-        (&Method::GET, "/admin/reload") => last_reload(&state),
-        (&Method::POST, "/admin/reload") => reload(&state),
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            json!({"status": 404, "title": "Not Found"}),
-        ),
+    let resp = if consumers::owns(&path) {
+        consumers::handle(&state, req).await
+    } else {
+        other(&state, &method, &path)
     };
     audit(
         peer,
@@ -310,6 +307,20 @@ async fn handle(
         None,
     );
     Ok(resp)
+}
+
+fn other(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::GET, "/upstreams") => upstreams(state),
+        (&Method::GET, "/config") => effective_config(state),
+        (&Method::GET, "/metrics") => metrics(state),
+        (&Method::GET, "/admin/reload") => last_reload(state),
+        (&Method::POST, "/admin/reload") => reload(state),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"status": 404, "title": "Not Found"}),
+        ),
+    }
 }
 
 fn readiness(state: &State) -> Response<Full<Bytes>> {
@@ -326,14 +337,24 @@ fn readiness(state: &State) -> Response<Full<Bytes>> {
         .filter(|u| !u.is_available())
         .map(|u| u.name.as_str())
         .collect();
-    if unavailable.is_empty() {
-        json_response(StatusCode::OK, json!({"ready": true}))
-    } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ready": false, "unavailable_upstreams": unavailable}),
-        )
+    // The consumer store: not ready until its first load is in the index; a store that
+    // stops answering afterwards is reported, while the last index keeps serving.
+    let plan = state.gateway.plan();
+    let store = rampart_consumers::current(&plan.state, &plan.spec).map(|s| s.status());
+    let store_loaded = store.as_ref().is_none_or(|s| s.loaded);
+    let mut body = json!({"ready": unavailable.is_empty() && store_loaded});
+    if !unavailable.is_empty() {
+        body["unavailable_upstreams"] = json!(unavailable);
     }
+    if let Some(s) = store {
+        body["consumer_store"] = json!(s);
+    }
+    let status = if unavailable.is_empty() && store_loaded {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body)
 }
 
 fn upstreams(state: &State) -> Response<Full<Bytes>> {

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod bots;
+mod consumer_store;
 mod cors;
 mod data_protection;
 mod edge;
@@ -32,6 +33,9 @@ mod validate_limits;
 mod validation;
 
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
+pub use consumer_store::{
+    check_consumer_id, ConsumerRecord, ConsumerStoreKind, ConsumerStoreSpec, StoredKeyRecord,
+};
 pub use cors::CorsSpec;
 pub use data_protection::{
     ExemptSpec, MaskAction, MaskDetectSpec, MaskFieldSpec, MaskSpec, ResponseFieldsSpec,

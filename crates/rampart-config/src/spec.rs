@@ -56,6 +56,13 @@ pub struct Spec {
     /// Known callers, their credentials, roles, plan and attributes.
     #[serde(default)]
     pub consumers: Vec<ConsumerSpec>,
+    /// Consumers and API keys kept as data, managed through the admin API (see
+    /// docs/consumers.md); merged with `consumers`.
+    #[serde(default)]
+    pub consumer_store: Option<crate::ConsumerStoreSpec>,
+    /// Where the gateway keeps what outlives the process (the embedded consumer store).
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Named tiers of limits, referenced by `consumers[].plan`.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSpec>,

@@ -56,6 +56,14 @@ impl StateStore {
         Ok(v)
     }
 
+    /// The value kept under `key`, if there is one.
+    pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let k = (TypeId::of::<T>(), Box::<str>::from(key));
+        self.lock()
+            .get(&k)
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
+
     /// Drops the state no plan holds any more (called after a new plan went live, so a
     /// removed policy's table is freed; a plan still finishing requests keeps its own).
     pub fn release_unused(&self) {

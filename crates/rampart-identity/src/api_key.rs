@@ -14,6 +14,8 @@ use base64::Engine;
 use rampart_core::Reason;
 use subtle::ConstantTimeEq;
 
+use crate::live_keys::{LiveKey, LiveKeys};
+
 /// The prefix every Rampart key starts with (lets secret scanners find leaked keys).
 pub const KEY_PREFIX: &str = "rpk_";
 
@@ -65,6 +67,14 @@ pub struct StoredKey {
     pub expires: Option<SystemTime>,
 }
 
+/// Where a presented key was found.
+pub enum Found<'a> {
+    /// In the config file.
+    Config(&'a StoredKey),
+    /// In the consumer store.
+    Store(Arc<LiveKey>),
+}
+
 /// Every configured key, found in O(1) by its hash.
 pub struct ApiKeyIndex {
     pepper: hmac::Key,
@@ -86,6 +96,20 @@ impl ApiKeyIndex {
 
     /// Looks a presented key up and checks its validity window.
     pub fn verify(&self, presented: &[u8], now: SystemTime) -> Result<&StoredKey, Reason> {
+        match self.verify_with(presented, now, None)? {
+            Found::Config(k) => Ok(k),
+            Found::Store(_) => Err(Reason::ApiKeyUnknown),
+        }
+    }
+
+    /// Looks a presented key up among the config's keys, then among the store's
+    /// (`live`), with one hash of the presented key.
+    pub fn verify_with<'a>(
+        &'a self,
+        presented: &[u8],
+        now: SystemTime,
+        live: Option<&LiveKeys>,
+    ) -> Result<Found<'a>, Reason> {
         // Cheap shape check first: a request cannot make us hash a megabyte.
         if presented.len() > 256 || presented.is_empty() {
             return Err(Reason::ApiKeyMalformed);
@@ -94,21 +118,23 @@ impl ApiKeyIndex {
         let hash: &[u8] = tag.as_ref();
         let mut head = [0u8; 8];
         head.copy_from_slice(&hash[..8]);
-        let candidates = self
+        let found = self
             .by_prefix
             .get(&u64::from_le_bytes(head))
-            .ok_or(Reason::ApiKeyUnknown)?;
-        let key = candidates
-            .iter()
-            .find(|k| bool::from(k.hash.ct_eq(hash)))
-            .ok_or(Reason::ApiKeyUnknown)?;
+            .and_then(|c| c.iter().find(|k| bool::from(k.hash.ct_eq(hash))));
+        let Some(key) = found else {
+            return match live {
+                Some(live) if !live.is_empty() => live.verify(hash, now).map(Found::Store),
+                _ => Err(Reason::ApiKeyUnknown),
+            };
+        };
         if key.not_before.is_some_and(|t| now < t) {
             return Err(Reason::ApiKeyNotYetValid);
         }
         if key.expires.is_some_and(|t| now >= t) {
             return Err(Reason::ApiKeyExpired);
         }
-        Ok(key)
+        Ok(Found::Config(key))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -104,8 +104,13 @@ impl Authenticate {
                 let Some(key) = self.api_key(cx) else {
                     return Attempt::Absent;
                 };
-                match plan.api_keys.verify(key, cx.now) {
-                    Ok(k) => Attempt::Ok(plan.key_identities[k.identity].clone(), Reason::ApiKeyOk),
+                match plan.api_keys.verify_with(key, cx.now, plan.live.as_deref()) {
+                    Ok(crate::api_key::Found::Config(k)) => {
+                        Attempt::Ok(plan.key_identities[k.identity].clone(), Reason::ApiKeyOk)
+                    }
+                    Ok(crate::api_key::Found::Store(k)) => {
+                        Attempt::Ok(k.resolved(&plan.headers, plan.generation), Reason::ApiKeyOk)
+                    }
                     Err(r) => Attempt::Err(r),
                 }
             }

@@ -14,6 +14,7 @@ pub mod client_credentials;
 mod consumers;
 pub mod fetch;
 pub mod jwt;
+pub mod live_keys;
 mod mtls;
 pub mod signature;
 
@@ -44,7 +45,35 @@ pub struct IdentityPlan {
     pub issuers: HashMap<String, Arc<jwt::Issuer>>,
     /// Brute-force protection shared by every authenticated route (`None` when off).
     pub failures: Option<Arc<brute_force::FailureLimiter>>,
+    /// Keys issued at run time, from the consumer store (`None` without one).
+    pub live: Option<Arc<live_keys::LiveKeys>>,
+    /// Tells this plan's identity headers from another plan's, for identities cached
+    /// with store keys.
+    pub generation: u64,
 }
+
+/// The state-store key under which a gateway keeps the index of `spec`'s consumer store
+/// (shared by `rampart-consumers`, which fills it, this crate, which reads it, and the
+/// admin API). It is the setting as written: a config reloaded from the same file names
+/// the same store.
+pub fn live_keys_key(spec: &Spec) -> Option<String> {
+    let s = spec.consumer_store.as_ref()?;
+    Some(match s.kind {
+        rampart_config::ConsumerStoreKind::Embedded => format!(
+            "consumer-store\nembedded\n{:?}\n{:?}",
+            s.path, spec.state_dir
+        ),
+        rampart_config::ConsumerStoreKind::Redis => format!(
+            "consumer-store\nredis\n{:?}\n{}",
+            spec.redis
+                .as_ref()
+                .map(|r| (&r.url, &r.nodes, r.cluster, &r.username)),
+            s.prefix
+        ),
+    })
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The feature's entry point: every route's authentication filter, tagged
 /// [`rampart_core::Phase::Authenticate`] (every route gets one: even a public route must
@@ -109,6 +138,22 @@ impl IdentityPlan {
             }
         };
         let consumers = Consumers::new(&spec.consumers);
+        let live = live_keys_key(spec).map(|k| state.get_or_insert(&k, live_keys::LiveKeys::new));
+        if let Some(live) = &live {
+            // One id, one consumer: a store consumer cannot be shadowed by (or shadow)
+            // one written in the file.
+            for (i, c) in spec.consumers.iter().enumerate() {
+                if live.has_consumer(&c.id) {
+                    err(
+                        format!("consumers[{i}].id"),
+                        format!(
+                            "{:?} is also a consumer in the consumer store; delete one of them",
+                            c.id
+                        ),
+                    );
+                }
+            }
+        }
 
         let pepper = match &id.api_keys.pepper {
             Some(r) => match r.resolve(base) {
@@ -238,6 +283,8 @@ impl IdentityPlan {
                 max_skew: id.signatures.max_skew.get(),
             },
             issuers,
+            live,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             failures: id.auth_failures.enabled.then(|| {
                 let key = format!("{:?}\n{}", id.auth_failures, spec.limits.ipv6_prefix);
                 state.get_or_insert(&key, || {

@@ -30,6 +30,8 @@ pub type Feature = fn(
 /// of the same phase; the chain order itself comes from each filter's `Phase`.
 pub const FEATURES: &[Feature] = &[
     rampart_inspect::compile,
+    // Before identity: opens and loads the consumer store the identity filters read.
+    rampart_consumers::compile,
     rampart_identity::compile,
     rampart_authz::compile,
     rampart_limits::compile,
