@@ -158,16 +158,36 @@ fn accepts_secret_references_and_requires_a_token_off_loopback() {
 #[test]
 fn a_consumer_store_needs_a_place_a_redis_and_a_pepper() {
     let errs = errors_of(&format!("{MINIMAL}consumer_store: {{ kind: embedded }}\n"));
-    assert!(errs.iter().any(|e| e.starts_with("consumer_store.path:")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("identity.api_keys.pepper:")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("consumer_store.path:")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("identity.api_keys.pepper:")),
+        "{errs:?}"
+    );
     let errs = errors_of(&format!(
         "{MINIMAL}consumer_store: {{ kind: redis, path: x.redb, resync: 10ms }}\n"
     ));
-    assert!(errs.iter().any(|e| e.starts_with("consumer_store.kind:") && e.contains("redis")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("consumer_store.path:")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("consumer_store.resync:")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("consumer_store.kind:") && e.contains("redis")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("consumer_store.path:")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("consumer_store.resync:")),
+        "{errs:?}"
+    );
     let errs = errors_of(&format!("{MINIMAL}consumer_store: {{ kind: etcd }}\n"));
-    assert!(errs.iter().any(|e| e.contains("consumer_store.kind")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("consumer_store.kind")),
+        "{errs:?}"
+    );
     let ok = format!(
         "{MINIMAL}state_dir: /var/lib/rampart\nconsumer_store: {{ kind: embedded }}\nidentity: {{ api_keys: {{ pepper: {{ env: PEPPER }} }} }}\n"
     );

@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 mod embedded;
+mod feed;
+mod redis_backend;
 mod service;
 
 use std::path::Path;

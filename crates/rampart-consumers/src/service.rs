@@ -13,6 +13,7 @@ use rampart_core::metrics_text::MetricsText;
 use rampart_identity::live_keys::{Change, LiveKeys};
 
 use crate::embedded::Embedded;
+use crate::redis_backend::RedisBackend;
 use crate::StoreError;
 
 /// What the running config says about the store's records (set at every load).
@@ -26,6 +27,30 @@ struct Settings {
 
 enum Backend {
     Embedded(Embedded),
+    Redis {
+        backend: Arc<RedisBackend>,
+        /// Stops the feed's thread (on drop).
+        stop: tokio::sync::watch::Sender<bool>,
+        thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    },
+}
+
+/// Whether the store answered its last call, shared with the feed.
+#[derive(Default)]
+pub(crate) struct Health {
+    down: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn set_up(&self) {
+        self.down.store(false, Ordering::Relaxed);
+    }
+
+    pub fn set_down(&self, error: &str) {
+        self.down.store(true, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
 }
 
 /// A consumer store and the node's index it keeps filled.
@@ -33,9 +58,23 @@ pub struct ConsumerStore {
     backend: Backend,
     live: Arc<LiveKeys>,
     settings: Mutex<Arc<Settings>>,
-    up: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    health: Arc<Health>,
 }
+
+impl Drop for ConsumerStore {
+    fn drop(&mut self) {
+        if let Backend::Redis { stop, thread, .. } = &self.backend {
+            let _ = stop.send(true);
+            if let Some(t) = thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// How long a gateway starting with a Redis store waits for its first load before it
+/// serves anyway (not ready, store keys refused, until the load succeeds).
+const FIRST_LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A key just issued: its record and the key itself, shown once.
 pub struct Issued {
@@ -74,18 +113,70 @@ impl ConsumerStore {
                 Backend::Embedded(Embedded::open(&path)?)
             }
             ConsumerStoreKind::Redis => {
-                return Err("the Redis consumer store is not built yet".into());
+                let health = Arc::new(Health::default());
+                let backend = Self::open_redis(spec, s, base, live.clone(), health.clone())?;
+                return Ok(Self {
+                    backend,
+                    live,
+                    settings: Mutex::new(Arc::default()),
+                    health,
+                });
             }
         };
         let store = Self {
             backend,
             live,
             settings: Mutex::new(Arc::default()),
-            up: AtomicBool::new(true),
-            last_error: Mutex::new(None),
+            health: Arc::default(),
         };
         store.full_load().map_err(|e| e.to_string())?;
         Ok(store)
+    }
+
+    /// Starts following the Redis store on a thread of its own, and waits a little for
+    /// the first load.
+    fn open_redis(
+        spec: &Spec,
+        s: &rampart_config::ConsumerStoreSpec,
+        base: &Path,
+        live: Arc<LiveKeys>,
+        health: Arc<Health>,
+    ) -> Result<Backend, String> {
+        let redis = spec.redis.as_ref().ok_or("`redis` is not set")?;
+        let password = match &redis.password {
+            Some(p) => Some(p.resolve(base)?.expose().to_string()),
+            None => None,
+        };
+        let client = rampart_redis::RedisClient::new(redis, password, base)?;
+        // Calls answer operators and read whole stores: not the data path's budget.
+        let timeout = redis.timeout.get().max(std::time::Duration::from_secs(10));
+        let backend = Arc::new(RedisBackend::new(client, &s.prefix, timeout));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (b, l, h, resync) = (backend.clone(), live.clone(), health, s.resync.get());
+        let thread = std::thread::Builder::new()
+            .name("rampart-consumers".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(crate::feed::follow(b, l, h, resync, stop_rx));
+            })
+            .map_err(|e| format!("cannot start the consumer store's thread: {e}"))?;
+        let deadline = std::time::Instant::now() + FIRST_LOAD_WAIT;
+        while !live.is_loaded() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !live.is_loaded() {
+            tracing::error!("consumer store: Redis has not answered; serving without its keys (not ready) until it does");
+        }
+        Ok(Backend::Redis {
+            backend,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Reads everything into the index (the first load; a resync).
@@ -93,6 +184,8 @@ impl ConsumerStore {
         let started = std::time::Instant::now();
         let (consumers, keys) = match &self.backend {
             Backend::Embedded(e) => e.load_all()?,
+            // Redis is read by its feed; an import asks the feed to read it again.
+            Backend::Redis { .. } => return Ok(()),
         };
         let (nc, nk) = (consumers.len(), keys.len());
         let skipped = self.live.replace_all(consumers, keys);
@@ -139,12 +232,14 @@ impl ConsumerStore {
         StoreStatus {
             kind: match &self.backend {
                 Backend::Embedded(_) => "embedded",
+                Backend::Redis { .. } => "redis",
             },
-            up: self.up.load(Ordering::Relaxed),
+            up: !self.health.down.load(Ordering::Relaxed),
             loaded: self.live.is_loaded(),
             keys: self.live.len(),
             synced_at_unix: self.live.synced_at.load(Ordering::Relaxed),
             last_error: self
+                .health
                 .last_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -155,11 +250,8 @@ impl ConsumerStore {
     /// Records the outcome of a call to the store (its health for `/readyz`).
     fn seen<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         match &r {
-            Err(StoreError::Unavailable(e)) => {
-                self.up.store(false, Ordering::Relaxed);
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-            }
-            _ => self.up.store(true, Ordering::Relaxed),
+            Err(StoreError::Unavailable(e)) => self.health.set_down(e),
+            _ => self.health.set_up(),
         }
         r
     }
@@ -205,6 +297,7 @@ impl ConsumerStore {
         c.updated = c.created;
         let r = match &self.backend {
             Backend::Embedded(e) => e.put_consumer(&c, true),
+            Backend::Redis { backend, .. } => backend.put_consumer(&c, true).await,
         };
         self.seen(r)?;
         self.live.apply(Change::PutConsumer(c.clone()));
@@ -224,6 +317,7 @@ impl ConsumerStore {
         c.updated = now_unix();
         let r = match &self.backend {
             Backend::Embedded(e) => e.put_consumer(&c, false),
+            Backend::Redis { backend, .. } => backend.put_consumer(&c, false).await,
         };
         self.seen(r)?;
         self.live.apply(Change::PutConsumer(c.clone()));
@@ -234,6 +328,7 @@ impl ConsumerStore {
     pub async fn delete_consumer(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.delete_consumer(id),
+            Backend::Redis { backend, .. } => backend.delete_consumer(id).await,
         };
         let keys = self.seen(r)?;
         self.live.apply(Change::DeleteConsumer(id.to_string()));
@@ -243,6 +338,7 @@ impl ConsumerStore {
     pub async fn get_consumer(&self, id: &str) -> Result<Option<ConsumerRecord>, StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.get_consumer(id),
+            Backend::Redis { backend, .. } => backend.get_consumer(id).await,
         };
         self.seen(r)
     }
@@ -254,6 +350,7 @@ impl ConsumerStore {
     ) -> Result<Vec<ConsumerRecord>, StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.list_consumers(after, limit),
+            Backend::Redis { backend, .. } => backend.list_consumers(after, limit).await,
         };
         self.seen(r)
     }
@@ -264,6 +361,7 @@ impl ConsumerStore {
         }
         let r = match &self.backend {
             Backend::Embedded(e) => e.list_keys(consumer),
+            Backend::Redis { backend, .. } => backend.list_keys(consumer).await,
         };
         self.seen(r)
     }
@@ -298,6 +396,7 @@ impl ConsumerStore {
             };
             let r = match &self.backend {
                 Backend::Embedded(e) => e.put_key(&record, true),
+                Backend::Redis { backend, .. } => backend.put_key(&record, true).await,
             };
             match self.seen(r) {
                 Ok(()) => {
@@ -320,6 +419,7 @@ impl ConsumerStore {
     pub async fn revoke_key(&self, id: &str) -> Result<StoredKeyRecord, StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.delete_key(id),
+            Backend::Redis { backend, .. } => backend.delete_key(id).await,
         };
         let key = self.seen(r)?;
         self.live.apply(Change::DeleteKey(id.to_string()));
@@ -336,6 +436,7 @@ impl ConsumerStore {
     ) -> Result<(Issued, StoredKeyRecord), StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.get_key(id),
+            Backend::Redis { backend, .. } => backend.get_key(id).await,
         };
         let mut old = self
             .seen(r)?
@@ -347,6 +448,7 @@ impl ConsumerStore {
         old.expires = Some(old.expires.map_or(until, |t| t.min(until)));
         let r = match &self.backend {
             Backend::Embedded(e) => e.put_key(&old, false),
+            Backend::Redis { backend, .. } => backend.put_key(&old, false).await,
         };
         self.seen(r)?;
         self.live.apply(Change::PutKey(old.clone()));
@@ -365,6 +467,7 @@ impl ConsumerStore {
     ) -> Result<(), StoreError> {
         let r = match &self.backend {
             Backend::Embedded(e) => e.import(consumers, keys),
+            Backend::Redis { backend, .. } => backend.import(consumers, keys).await,
         };
         self.seen(r)?;
         self.full_load()

@@ -315,7 +315,9 @@ impl LiveKeys {
         skipped
     }
 
-    fn touch(&self) {
+    /// Marks the index as in step with the store now (a feed read that found nothing new
+    /// is a sync too).
+    pub fn touch(&self) {
         self.synced_at
             .store(unix(SystemTime::now()), Ordering::Relaxed);
     }
@@ -556,7 +558,10 @@ mod tests {
         let n = names();
         let before = find(&live, &ka).unwrap().resolved(&n, 1);
         assert_eq!(&*before.identity.roles[0], "bronze");
-        assert_eq!(before.identity.credential.as_deref(), Some(&*find(&live, &ka).unwrap().id));
+        assert_eq!(
+            before.identity.credential.as_deref(),
+            Some(&*find(&live, &ka).unwrap().id)
+        );
         live.apply(Change::PutConsumer(consumer("a", &["gold"])));
         let after = find(&live, &ka).unwrap().resolved(&n, 1);
         assert_eq!(&*after.identity.roles[0], "gold");
@@ -584,7 +589,10 @@ mod tests {
         let live = LiveKeys::new();
         let (a, ka) = key("a", None);
         let (b, kb) = key("b", None);
-        live.replace_all(vec![consumer("a", &["x"]), consumer("b", &["x"])], vec![a, b]);
+        live.replace_all(
+            vec![consumer("a", &["x"]), consumer("b", &["x"])],
+            vec![a, b],
+        );
         let (pa, pb) = (find(&live, &ka).unwrap(), find(&live, &kb).unwrap());
         assert!(Arc::ptr_eq(&pa.consumer.profile, &pb.consumer.profile));
     }

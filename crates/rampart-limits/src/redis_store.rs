@@ -102,12 +102,7 @@ pub struct Grant {
     pub reset_us: u64,
 }
 
-/// A Redis connection of either kind.
-#[derive(Clone)]
-enum Conn {
-    Single(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
+use rampart_redis::Conn;
 
 /// The connection, the script and the breaker, shared by every Redis-backed policy of a
 /// config (and by the next config after a reload, when `redis` did not change).
@@ -161,78 +156,12 @@ impl RedisStore {
         password: Option<String>,
         base: &std::path::Path,
     ) -> Result<Self, String> {
-        let certs = match &spec.ca_file {
-            Some(f) => {
-                let path = if f.is_absolute() {
-                    f.clone()
-                } else {
-                    base.join(f)
-                };
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read ca_file {}: {}", path.display(), e.kind()))?;
-                Some(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                })
-            }
-            None => None,
-        };
-        let mut urls = vec![spec.url.clone()];
-        urls.extend(spec.nodes.iter().cloned());
-        for u in &urls {
-            u.as_str()
-                .parse::<redis::ConnectionInfo>()
-                .map_err(|e| format!("invalid Redis URL: {e}"))?;
-        }
-        let connect: Box<dyn Fn() -> ConnectFuture + Send + Sync> = if spec.cluster {
-            let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone());
-            if let Some(p) = &password {
-                b = b.password(p.clone());
-            }
-            if let Some(u) = &spec.username {
-                b = b.username(u.clone());
-            }
-            if let Some(c) = certs {
-                b = b.certs(c);
-            }
-            let client = b.build().map_err(|e| format!("Redis cluster: {e}"))?;
-            Box::new(move || {
-                let client = client.clone();
-                Box::pin(async move { Ok(Conn::Cluster(client.get_async_connection().await?)) })
-            })
-        } else {
-            let mut info: redis::ConnectionInfo = spec
-                .url
-                .as_str()
-                .parse()
-                .map_err(|e| format!("invalid Redis URL: {e}"))?;
-            let mut settings = info.redis_settings().clone();
-            if let Some(p) = &password {
-                settings = settings.set_password(p.clone());
-            }
-            if let Some(u) = &spec.username {
-                settings = settings.set_username(u.clone());
-            }
-            info = info.set_redis_settings(settings);
-            let client = match certs {
-                Some(c) => redis::Client::build_with_tls(info, c),
-                None => redis::Client::open(info),
-            }
-            .map_err(|e| format!("Redis: {e}"))?;
-            let timeout = spec.timeout.get();
-            Box::new(move || {
-                let client = client.clone();
-                Box::pin(async move {
-                    let cfg = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
-                        .set_response_timeout(Some(timeout))
-                        .set_number_of_retries(1);
-                    Ok(Conn::Single(
-                        redis::aio::ConnectionManager::new_with_config(client, cfg).await?,
-                    ))
-                })
-            })
-        };
+        let client = rampart_redis::RedisClient::new(spec, password, base)?;
+        let timeout = spec.timeout.get();
+        let connect: Box<dyn Fn() -> ConnectFuture + Send + Sync> = Box::new(move || {
+            let client = client.clone();
+            Box::pin(async move { client.connect(timeout).await })
+        });
         Ok(Self {
             conn: tokio::sync::OnceCell::new(),
             connect,
@@ -356,10 +285,8 @@ impl RedisStore {
                 }
             }
         }
-        let v: Vec<i64> = match conn {
-            Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
-            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
-        };
+        let mut conn = conn;
+        let v: Vec<i64> = inv.invoke_async(&mut conn).await?;
         let get = |i: usize| v.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(Grant {
             granted: get(0),
