@@ -84,15 +84,24 @@ pub(crate) async fn follow(
         match r {
             Ok(streams) => {
                 health.set_up();
+                let mut reload = false;
                 for (_, entries) in streams.unwrap_or_default() {
                     for (id, fields) in entries {
-                        if let Some(change) = change_of(&fields) {
+                        if fields.first().map(String::as_str) == Some("op")
+                            && fields.get(1).map(String::as_str) == Some("resync")
+                        {
+                            reload = true;
+                        } else if let Some(change) = change_of(&fields) {
                             live.apply(change);
                         }
                         at = Some(id);
                     }
                 }
                 live.touch();
+                if reload {
+                    // After a bulk import: the whole store, read again.
+                    at = None;
+                }
             }
             Err(e) => {
                 health.set_down(&unavailable(e).to_string());

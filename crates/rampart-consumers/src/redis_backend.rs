@@ -336,8 +336,8 @@ impl RedisBackend {
         }
     }
 
-    /// Writes many consumers and keys, in batches of one pipeline each (no feed entries:
-    /// every node reads the whole store at its next resync, or at once when told to).
+    /// Writes many consumers and keys, in batches of one pipeline each, then one feed
+    /// entry that makes every node read the whole store again.
     pub async fn import(
         &self,
         consumers: &[ConsumerRecord],
@@ -375,6 +375,20 @@ impl RedisBackend {
             }
             p.query_async::<()>(&mut c).await.map_err(unavailable)?;
         }
+        // Tells every node to read the whole store again now.
+        redis::cmd("XADD")
+            .arg(&self.names.feed)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(FEED_LEN)
+            .arg("*")
+            .arg("op")
+            .arg("resync")
+            .arg("id")
+            .arg("-")
+            .query_async::<String>(&mut c)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
 /// Keys whose lists are sets (order carries no meaning).
@@ -94,34 +92,11 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 
 /// Fetches the running gateway's effective config from its admin API.
 async fn fetch_running(admin: &str, token: Option<&str>) -> anyhow::Result<Value> {
-    let uri: http::Uri = format!("{}/config", admin.trim_end_matches('/'))
-        .parse()
-        .context("invalid --admin URL")?;
-    if uri.scheme_str() != Some("http") {
-        bail!("--admin must be an http:// URL of the admin listener");
-    }
-    let authority = uri.authority().context("--admin needs host:port")?.clone();
-    let host = authority.host();
-    let port = authority.port_u16().unwrap_or(80);
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .with_context(|| format!("cannot reach {authority}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-    tokio::spawn(conn);
-    let mut req = http::Request::get(uri.path()).header(http::header::HOST, authority.as_str());
-    if let Some(t) = token {
-        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let resp = sender
-        .send_request(req.body(Full::<Bytes>::default())?)
-        .await?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
+    let (status, doc) =
+        crate::admin_client::call(admin, token, http::Method::GET, "/config", None).await?;
     if !status.is_success() {
-        bail!("admin API answered {status} for /config (is RAMPART_ADMIN_TOKEN set?)");
+        bail!("admin API answered {status} for /config");
     }
-    let doc: Value = serde_json::from_slice(&body).context("admin API sent invalid JSON")?;
     doc.get("config")
         .cloned()
         .context("admin API response has no config")

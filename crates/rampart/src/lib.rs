@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_client;
 pub mod certs;
+pub mod consumers_cli;
 pub mod demo;
 pub mod diff;
 pub mod openapi_import;

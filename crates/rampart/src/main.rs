@@ -58,6 +58,14 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Consumers and API keys in the consumer store (docs/consumers.md).
+    Consumers {
+        /// The admin API's URL, e.g. http://127.0.0.1:9901 (token: RAMPART_ADMIN_TOKEN).
+        #[arg(long, global = true)]
+        admin: Option<String>,
+        #[command(subcommand)]
+        command: rampart::consumers_cli::ConsumersCommand,
+    },
     /// Development certificates.
     Certs {
         #[command(subcommand)]
@@ -288,6 +296,15 @@ fn main() -> ExitCode {
             drop(admin);
             drop(gateway);
             ExitCode::SUCCESS
+        }
+        Command::Consumers { admin, command } => {
+            match rampart::consumers_cli::run(command, admin.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart consumers: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Diff { config, admin } => {
             let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();

@@ -379,3 +379,137 @@ async fn a_gateway_without_a_store_says_so() {
     assert_eq!(r.status, 404);
     assert!(r.text().contains("no consumer_store"));
 }
+
+/// Runs `rampart consumers ARGS` against `n`'s admin API; returns (exit code, stdout,
+/// stderr).
+async fn cli(n: Option<&Node>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.arg("consumers")
+        .args(args)
+        .env("RAMPART_ADMIN_TOKEN", TOKEN);
+    if let Some(n) = n {
+        cmd.args(["--admin", &format!("http://{}", n.admin.addr())]);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_line_issues_lists_and_revokes_through_the_admin_api() {
+    let up = TestUpstream::echo();
+    let d = dir();
+    let n = node(&d, &config(&up, ""));
+    let (code, _, err) = cli(
+        Some(&n),
+        &[
+            "create",
+            "cli-co",
+            "--role",
+            "gold",
+            "--attr",
+            "tier=2",
+            "--attr",
+            "region=eu",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(Some(&n), &["issue", "cli-co", "--expires-in", "30d"]).await;
+    assert_eq!(code, 0, "{err}");
+    let issued: Value = serde_json::from_str(&out).unwrap();
+    let key = issued["key"].as_str().unwrap();
+    assert_eq!(with_key(&n, "/gold/x", key).await.status, 200);
+    let (_, out, _) = cli(Some(&n), &["show", "cli-co"]).await;
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["attributes"], json!({"tier": 2, "region": "eu"}));
+    let (_, out, _) = cli(Some(&n), &["keys", "cli-co"]).await;
+    assert!(out.contains(issued["id"].as_str().unwrap()) && !out.contains(key));
+
+    let (code, _, _) = cli(Some(&n), &["revoke", issued["id"].as_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    assert_eq!(with_key(&n, "/gold/x", key).await.status, 401);
+
+    // Errors name the call and the reason; a wrong token is refused.
+    let (code, _, err) = cli(Some(&n), &["issue", "nobody"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404") && err.contains("nobody"), "{err}");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args([
+        "consumers",
+        "list",
+        "--admin",
+        &format!("http://{}", n.admin.addr()),
+    ])
+    .env("RAMPART_ADMIN_TOKEN", "wrong");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
+#[tokio::test]
+async fn an_import_brings_consumers_and_plain_keys_from_another_gateway() {
+    let up = TestUpstream::echo();
+    let d = dir();
+    let yaml = config(&up, "");
+    std::fs::write(d.path().join("rampart.yaml"), &yaml).unwrap();
+    let legacy = "legacy-kong-key-0123456789abcdef";
+    let lines = [
+        json!({"consumer": {"id": "migrated", "roles": ["gold"]}}),
+        json!({"key": {"id": "kong-1", "consumer": "migrated", "key": legacy}}),
+    ];
+    let file = d.path().join("export.jsonl");
+    std::fs::write(
+        &file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let config_path = d.path().join("rampart.yaml");
+    let (code, _, err) = cli(
+        None,
+        &[
+            "import",
+            "--config",
+            config_path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("imported 1 consumers and 1 keys"), "{err}");
+    let stored = std::fs::read(d.path().join("state/consumers.redb")).unwrap();
+    assert!(
+        !stored.windows(legacy.len()).any(|w| w == legacy.as_bytes()),
+        "the plain key is not in the store"
+    );
+
+    let n = node(&d, &yaml);
+    assert_eq!(with_key(&n, "/gold/x", legacy).await.status, 200);
+    assert_eq!(up.last().headers["x-consumer-credential"], "kong-1");
+
+    // A bad line names its place and writes nothing.
+    std::fs::write(&file, "{\"consumer\": {\"id\": \"bad id\"}}\n").unwrap();
+    drop(n);
+    let (code, _, err) = cli(
+        None,
+        &[
+            "import",
+            "--config",
+            config_path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("export.jsonl:1") && err.contains("id:"),
+        "{err}"
+    );
+}
