@@ -8,7 +8,7 @@
 //! | GET | `/admin/consumers?after=ID&limit=N` | consumers in id order, and `next` |
 //! | POST | `/admin/consumers` | 201 with the consumer; 409 if the id exists |
 //! | GET, PUT, DELETE | `/admin/consumers/{id}` | one consumer (DELETE revokes its keys) |
-//! | GET | `/admin/consumers/{id}/keys` | its keys: id, created, expires |
+//! | GET | `/admin/consumers/{id}/keys` | its keys: id, created, expires, last used here |
 //! | POST | `/admin/consumers/{id}/keys` | 201 with a new key, shown this once |
 //! | DELETE | `/admin/keys/{key}` | revokes the key |
 //! | POST | `/admin/keys/{key}/rotate` | 201 with a new key; the old one works `overlap` more |
@@ -212,7 +212,14 @@ pub(crate) async fn handle(
         (&Method::GET, ["admin", "consumers", id, "keys"]) => match store.list_keys(id).await {
             Ok(keys) => json_response(
                 StatusCode::OK,
-                json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()}),
+                json!({"keys": keys
+                    .iter()
+                    .map(|k| {
+                        let mut v = key_json(k);
+                        v["last_used_unix"] = json!(store.last_used(k));
+                        v
+                    })
+                    .collect::<Vec<_>>()}),
             ),
             Err(e) => store_error(e),
         },

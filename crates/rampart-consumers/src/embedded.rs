@@ -8,6 +8,8 @@ use std::path::Path;
 use rampart_config::{ConsumerRecord, StoredKeyRecord};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use rampart_identity::live_keys::Loader;
+
 use crate::StoreError;
 
 /// Consumer id → the record as JSON.
@@ -45,7 +47,11 @@ impl Embedded {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {}", dir.display(), e.kind()))?;
         }
-        let db = Database::create(path)
+        // The index holds what requests need; the file is read at start and by admin
+        // calls, so redb's page cache stays small (its default is 1 GiB).
+        let db = Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path)
             .map_err(|e| format!("cannot open the consumer store {}: {e}", path.display()))?;
         // Create the tables, so a fresh file reads as empty rather than failing.
         let tx = db.begin_write().map_err(|e| e.to_string())?;
@@ -58,20 +64,21 @@ impl Embedded {
         Ok(Self { db })
     }
 
-    /// Everything in the store.
-    pub fn load_all(&self) -> Result<(Vec<ConsumerRecord>, Vec<StoredKeyRecord>), StoreError> {
+    /// Reads everything into `load` (consumers first, then keys), one record at a time.
+    pub fn load_into(&self, load: &mut Loader<'_>) -> Result<(usize, usize), StoreError> {
         let tx = self.db.begin_read().map_err(io)?;
-        let mut consumers = Vec::new();
+        let mut n = (0, 0);
         for row in tx.open_table(CONSUMERS).map_err(io)?.iter().map_err(io)? {
             let (_, v) = row.map_err(io)?;
-            consumers.push(decode("consumer", v.value())?);
+            load.consumer(decode("consumer", v.value())?);
+            n.0 += 1;
         }
-        let mut keys = Vec::new();
         for row in tx.open_table(KEYS).map_err(io)?.iter().map_err(io)? {
             let (_, v) = row.map_err(io)?;
-            keys.push(decode("key", v.value())?);
+            load.key(&decode("key", v.value())?);
+            n.1 += 1;
         }
-        Ok((consumers, keys))
+        Ok(n)
     }
 
     pub fn get_consumer(&self, id: &str) -> Result<Option<ConsumerRecord>, StoreError> {
@@ -120,10 +127,11 @@ impl Embedded {
         tx.commit().map_err(io)
     }
 
-    /// Deletes a consumer and its keys; returns the keys' ids.
-    pub fn delete_consumer(&self, id: &str) -> Result<Vec<String>, StoreError> {
+    /// Deletes a consumer and its keys; returns the keys.
+    pub fn delete_consumer(&self, id: &str) -> Result<Vec<StoredKeyRecord>, StoreError> {
         let tx = self.db.begin_write().map_err(io)?;
         let mut removed = Vec::new();
+        let mut records = Vec::new();
         {
             let mut t = tx.open_table(CONSUMERS).map_err(io)?;
             if t.remove(id).map_err(io)?.is_none() {
@@ -143,12 +151,14 @@ impl Embedded {
             }
             let mut keys = tx.open_table(KEYS).map_err(io)?;
             for key in &removed {
-                keys.remove(key.as_str()).map_err(io)?;
+                if let Some(v) = keys.remove(key.as_str()).map_err(io)? {
+                    records.push(decode("key", v.value())?);
+                }
                 links.remove(link(id, key).as_str()).map_err(io)?;
             }
         }
         tx.commit().map_err(io)?;
-        Ok(removed)
+        Ok(records)
     }
 
     pub fn get_key(&self, id: &str) -> Result<Option<StoredKeyRecord>, StoreError> {

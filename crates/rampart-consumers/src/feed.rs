@@ -118,9 +118,9 @@ pub(crate) async fn follow(
 /// Reads the whole store into the index; returns the feed position it reflects.
 async fn load(backend: &RedisBackend, live: &LiveKeys) -> Result<String, StoreError> {
     let started = std::time::Instant::now();
-    let (consumers, keys, at) = backend.load_all().await?;
-    let (nc, nk) = (consumers.len(), keys.len());
-    let skipped = live.replace_all(consumers, keys);
+    let mut loader = live.loader();
+    let (at, nc, nk) = backend.load_into(&mut loader).await?;
+    let skipped = loader.finish();
     tracing::info!(
         consumers = nc,
         keys = nk,
@@ -152,7 +152,7 @@ fn change_of(fields: &[String]) -> Option<Change> {
         "put_consumer" => Change::PutConsumer(serde_json::from_str(v?).ok()?),
         "del_consumer" => Change::DeleteConsumer(id),
         "put_key" => Change::PutKey(serde_json::from_str(v?).ok()?),
-        "del_key" => Change::DeleteKey(id),
+        "del_key" => Change::DeleteKey(serde_json::from_str(v?).ok()?),
         other => {
             tracing::warn!(
                 op = other,

@@ -21,6 +21,8 @@ use rampart_config::{ConsumerRecord, StoredKeyRecord};
 use rampart_redis::{Conn, RedisClient};
 use redis::Script;
 
+use rampart_identity::live_keys::Loader;
+
 use crate::StoreError;
 
 /// Feed entries kept (approximately): a node away for longer than this many changes
@@ -40,12 +42,17 @@ return 'ok'
 const DELETE_CONSUMER: &str = r"
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {'missing'} end
 redis.call('ZREM', KEYS[2], ARGV[1])
-local ks = redis.call('SMEMBERS', KEYS[4])
-for _, k in ipairs(ks) do redis.call('HDEL', KEYS[3], k) end
+local out = {'ok'}
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local v = redis.call('HGET', KEYS[3], k)
+  if v then
+    redis.call('HDEL', KEYS[3], k)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del_key', 'id', k, 'v', v)
+    table.insert(out, v)
+  end
+end
 redis.call('DEL', KEYS[4])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del_consumer', 'id', ARGV[1])
-local out = {'ok'}
-for _, k in ipairs(ks) do table.insert(out, k) end
 return out
 ";
 
@@ -66,7 +73,7 @@ if not v then return 'missing' end
 if cjson.decode(v)['consumer'] ~= ARGV[2] then return 'moved' end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'del_key', 'id', ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'del_key', 'id', ARGV[1], 'v', v)
 return 'ok'
 ";
 
@@ -137,11 +144,13 @@ impl RedisBackend {
         Ok(c.clone())
     }
 
-    /// Everything in the store, and the feed position it reflects (changes after it are
-    /// read from the feed; one applied twice changes nothing).
-    pub async fn load_all(
+    /// Reads everything into `load` (consumers first, then keys) in batches; returns the
+    /// feed position it reflects (changes after it are read from the feed; one applied
+    /// twice changes nothing) and the counts read.
+    pub async fn load_into(
         &self,
-    ) -> Result<(Vec<ConsumerRecord>, Vec<StoredKeyRecord>, String), StoreError> {
+        load: &mut Loader<'_>,
+    ) -> Result<(String, usize, usize), StoreError> {
         let mut c = self.conn().await?;
         let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
             .arg(&self.names.feed)
@@ -155,18 +164,23 @@ impl RedisBackend {
         let at = last
             .first()
             .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone());
-        let mut consumers = Vec::new();
-        for (_, v) in hscan(&mut c, &self.names.consumers).await? {
-            consumers.push(decode("consumer", &v)?);
-        }
-        let mut keys = Vec::new();
-        for (_, v) in hscan(&mut c, &self.names.keys).await? {
-            keys.push(decode::<StoredKeyRecord>("key", &v)?);
-        }
-        // A scan may return an entry twice (when the hash grows under it).
-        keys.sort_by(|a, b| a.id.cmp(&b.id));
-        keys.dedup_by(|a, b| a.id == b.id);
-        Ok((consumers, keys, at))
+        let mut consumers = 0;
+        hscan(&mut c, &self.names.consumers, |v| {
+            load.consumer(decode("consumer", v)?);
+            consumers += 1;
+            Ok(())
+        })
+        .await?;
+        // A scan may return an entry twice (when the hash grows under it): the loader
+        // skips a key whose hash it already holds.
+        let mut keys = 0;
+        hscan(&mut c, &self.names.keys, |v| {
+            load.key(&decode("key", v)?);
+            keys += 1;
+            Ok(())
+        })
+        .await?;
+        Ok((at, consumers, keys))
     }
 
     pub async fn get_consumer(&self, id: &str) -> Result<Option<ConsumerRecord>, StoreError> {
@@ -233,7 +247,9 @@ impl RedisBackend {
         }
     }
 
-    pub async fn delete_consumer(&self, id: &str) -> Result<Vec<String>, StoreError> {
+    /// Deletes a consumer and its keys (a feed entry for each key, then the consumer's);
+    /// returns the keys.
+    pub async fn delete_consumer(&self, id: &str) -> Result<Vec<StoredKeyRecord>, StoreError> {
         let mut c = self.conn().await?;
         let mut r: Vec<String> = Script::new(DELETE_CONSUMER)
             .key(&self.names.consumers)
@@ -250,8 +266,7 @@ impl RedisBackend {
             return Err(StoreError::NotFound(format!("consumer {id:?}")));
         }
         r.remove(0);
-        r.sort();
-        Ok(r)
+        r.iter().map(|v| decode("key", v)).collect()
     }
 
     pub async fn get_key(&self, id: &str) -> Result<Option<StoredKeyRecord>, StoreError> {
@@ -393,10 +408,13 @@ impl RedisBackend {
     }
 }
 
-/// Every field and value of a hash, read in batches (never one `HGETALL` that blocks
-/// Redis for a million entries).
-async fn hscan(c: &mut Conn, key: &str) -> Result<Vec<(String, String)>, StoreError> {
-    let mut out = Vec::new();
+/// Every value of a hash, read in batches (never one `HGETALL` that blocks Redis for a
+/// million entries), each handed to `each`.
+async fn hscan(
+    c: &mut Conn,
+    key: &str,
+    mut each: impl FnMut(&str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut cursor = "0".to_string();
     loop {
         let (next, flat): (String, Vec<String>) = redis::cmd("HSCAN")
@@ -407,12 +425,11 @@ async fn hscan(c: &mut Conn, key: &str) -> Result<Vec<(String, String)>, StoreEr
             .query_async(c)
             .await
             .map_err(unavailable)?;
-        let mut it = flat.into_iter();
-        while let (Some(f), Some(v)) = (it.next(), it.next()) {
-            out.push((f, v));
+        for v in flat.iter().skip(1).step_by(2) {
+            each(v)?;
         }
         if next == "0" {
-            return Ok(out);
+            return Ok(());
         }
         cursor = next;
     }

@@ -182,13 +182,13 @@ impl ConsumerStore {
     /// Reads everything into the index (the first load; a resync).
     fn full_load(&self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let (consumers, keys) = match &self.backend {
-            Backend::Embedded(e) => e.load_all()?,
+        let mut loader = self.live.loader();
+        let (nc, nk) = match &self.backend {
+            Backend::Embedded(e) => e.load_into(&mut loader)?,
             // Redis is read by its feed; an import asks the feed to read it again.
             Backend::Redis { .. } => return Ok(()),
         };
-        let (nc, nk) = (consumers.len(), keys.len());
-        let skipped = self.live.replace_all(consumers, keys);
+        let skipped = loader.finish();
         tracing::info!(
             consumers = nc,
             keys = nk,
@@ -222,6 +222,11 @@ impl ConsumerStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// When `key` last authenticated a request on this node.
+    pub fn last_used(&self, key: &StoredKeyRecord) -> Option<u64> {
+        self.live.last_used(&key.hash)
     }
 
     pub fn live(&self) -> &Arc<LiveKeys> {
@@ -331,8 +336,12 @@ impl ConsumerStore {
             Backend::Redis { backend, .. } => backend.delete_consumer(id).await,
         };
         let keys = self.seen(r)?;
+        let ids = keys.iter().map(|k| k.id.clone()).collect();
+        for k in keys {
+            self.live.apply(Change::DeleteKey(k));
+        }
         self.live.apply(Change::DeleteConsumer(id.to_string()));
-        Ok(keys)
+        Ok(ids)
     }
 
     pub async fn get_consumer(&self, id: &str) -> Result<Option<ConsumerRecord>, StoreError> {
@@ -422,7 +431,7 @@ impl ConsumerStore {
             Backend::Redis { backend, .. } => backend.delete_key(id).await,
         };
         let key = self.seen(r)?;
-        self.live.apply(Change::DeleteKey(id.to_string()));
+        self.live.apply(Change::DeleteKey(key.clone()));
         Ok(key)
     }
 

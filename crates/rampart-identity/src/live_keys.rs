@@ -8,14 +8,15 @@
 //! keys are changed one at a time in microseconds, and a revocation is seen by the next
 //! request that loads the shard.
 //!
-//! Memory is what bounds a million keys (docs/consumers.md reports it): a key is its hash,
-//! its id, its validity and a pointer to its consumer; a consumer is its id and a pointer
-//! to a profile (roles, scopes, plan, attributes) that consumers with the same ones share.
-//! The identity a key stands for is built on its first use and kept with the key.
+//! Memory is what bounds a million keys (BENCHMARKS.md reports it): a key is its hash, a
+//! short id held inline, its validity and a pointer to its consumer; a consumer is its id
+//! and a pointer to a profile (roles, scopes, plan, attributes) that consumers with the
+//! same ones share. There is no second map from key ids: a change names the key by its
+//! hash. The identity a key stands for is built on its first use and kept with the key.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,10 @@ use crate::consumers::{HeaderNames, Resolved};
 
 /// How many maps the keys are spread over (a power of two).
 pub const SHARDS: usize = 1024;
+
+/// How stale a key's "last used" may get (it is written at most this often per key, so
+/// requests do not all write one cache line).
+const LAST_USED_STEP: u32 = 60;
 
 /// The keys' hashes are HMAC outputs, uniformly spread: their first eight bytes are the
 /// map key as they are, with no second hash.
@@ -59,27 +64,81 @@ struct Profile {
     attributes: Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A consumer from the store.
+/// A consumer from the store. Its profile changes in place, so its keys need not be
+/// touched when its roles do.
 pub struct LiveConsumer {
     pub id: Box<str>,
-    profile: Arc<Profile>,
+    profile: ArcSwap<Profile>,
+    /// Set when the consumer is deleted: its keys stop working even before their own
+    /// removal reaches the index.
+    deleted: AtomicBool,
 }
 
-/// The identity a key stood for when it was last used, with the identity headers of the
-/// plan (by generation) that rendered them.
+/// The writer's set of consumers, found by id without a second copy of it.
+struct ConsumerRef(Arc<LiveConsumer>);
+
+impl PartialEq for ConsumerRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for ConsumerRef {}
+impl Hash for ConsumerRef {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.id.hash(h);
+    }
+}
+impl std::borrow::Borrow<str> for ConsumerRef {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+/// A key id: held inline up to 22 bytes (the store's own ids are 8).
+#[derive(Clone)]
+enum KeyId {
+    Inline(u8, [u8; 22]),
+    Heap(Box<str>),
+}
+
+impl KeyId {
+    fn new(s: &str) -> Self {
+        if s.len() <= 22 {
+            let mut b = [0u8; 22];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            KeyId::Inline(s.len() as u8, b)
+        } else {
+            KeyId::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied from a `&str`, whole: they are UTF-8.
+            KeyId::Inline(n, b) => std::str::from_utf8(&b[..usize::from(*n)]).unwrap_or(""),
+            KeyId::Heap(s) => s,
+        }
+    }
+}
+
+/// The identity a key stood for when it was last used: built with the identity headers
+/// of one plan (by generation) from one profile of its consumer.
 struct Cached {
     generation: u64,
+    profile: Arc<Profile>,
     resolved: Resolved,
 }
 
 /// One key from the store.
 pub struct LiveKey {
     hash: [u8; 32],
-    pub id: Box<str>,
+    id: KeyId,
     pub consumer: Arc<LiveConsumer>,
     /// Unix seconds; 0: none.
-    not_before: u64,
-    expires: u64,
+    not_before: u32,
+    expires: u32,
+    /// Unix seconds of the last request it authenticated on this node (0: none).
+    last_used: AtomicU32,
     cached: ArcSwapOption<Cached>,
 }
 
@@ -87,7 +146,7 @@ impl std::fmt::Debug for LiveKey {
     // Never the hash: ids and dates only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveKey")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("consumer", &self.consumer.id)
             .field("not_before", &self.not_before)
             .field("expires", &self.expires)
@@ -95,26 +154,34 @@ impl std::fmt::Debug for LiveKey {
     }
 }
 
+fn secs32(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
 impl LiveKey {
+    pub fn id(&self) -> &str {
+        self.id.as_str()
+    }
+
     /// The identity this key stands for, with `names`' headers (`generation` tells one
     /// plan's header names from another's).
     pub fn resolved(&self, names: &HeaderNames, generation: u64) -> Resolved {
+        let profile = self.consumer.profile.load_full();
         if let Some(c) = &*self.cached.load() {
-            if c.generation == generation {
+            if c.generation == generation && Arc::ptr_eq(&c.profile, &profile) {
                 return c.resolved.clone();
             }
         }
-        let p = &self.consumer.profile;
         let consumer: Arc<str> = Arc::from(&*self.consumer.id);
         let identity = Identity {
             consumer: Some(consumer.clone()),
             subject: consumer,
             method: "api_key",
-            credential: Some(Arc::from(&*self.id)),
-            roles: p.roles.clone(),
-            scopes: p.scopes.clone(),
-            plan: p.plan.clone(),
-            attributes: p.attributes.clone(),
+            credential: Some(Arc::from(self.id())),
+            roles: profile.roles.clone(),
+            scopes: profile.scopes.clone(),
+            plan: profile.plan.clone(),
+            attributes: profile.attributes.clone(),
         };
         let resolved = Resolved {
             headers: names.render(&identity),
@@ -122,18 +189,24 @@ impl LiveKey {
         };
         self.cached.store(Some(Arc::new(Cached {
             generation,
+            profile,
             resolved: resolved.clone(),
         })));
         resolved
     }
 
-    fn check_window(&self, now: SystemTime) -> Result<(), Reason> {
-        let now = unix(now);
+    fn check(&self, now: u32) -> Result<(), Reason> {
+        if self.consumer.deleted.load(Ordering::Relaxed) {
+            return Err(Reason::ApiKeyUnknown);
+        }
         if self.not_before != 0 && now < self.not_before {
             return Err(Reason::ApiKeyNotYetValid);
         }
         if self.expires != 0 && now >= self.expires {
             return Err(Reason::ApiKeyExpired);
+        }
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= LAST_USED_STEP {
+            self.last_used.store(now, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -148,29 +221,22 @@ pub fn from_unix(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// A consumer's entry on the writer's side: the consumer and its keys' prefixes.
-struct ConsumerEntry {
-    consumer: Arc<LiveConsumer>,
-    keys: Vec<u64>,
+/// One change from the store.
+#[derive(Debug, Clone)]
+pub enum Change {
+    PutConsumer(ConsumerRecord),
+    /// The consumer goes; the store removes its keys with a [`Change::DeleteKey`] each.
+    DeleteConsumer(String),
+    PutKey(StoredKeyRecord),
+    DeleteKey(StoredKeyRecord),
 }
 
 /// What only writers touch, under one lock (never taken by a request).
 #[derive(Default)]
 struct Writer {
-    consumers: HashMap<Box<str>, ConsumerEntry>,
-    /// Key id → its hash's prefix (for revocation by id).
-    keys: HashMap<Box<str>, u64>,
+    consumers: HashSet<ConsumerRef>,
     /// Profiles by a digest of their content, shared while a consumer holds them.
     profiles: HashMap<u64, Vec<Weak<Profile>>>,
-}
-
-/// One change from the store.
-#[derive(Debug, Clone)]
-pub enum Change {
-    PutConsumer(ConsumerRecord),
-    DeleteConsumer(String),
-    PutKey(StoredKeyRecord),
-    DeleteKey(String),
 }
 
 /// The keys issued at run time, shared by every plan of a gateway (kept in its state
@@ -191,7 +257,7 @@ impl Default for LiveKeys {
     }
 }
 
-fn prefix(h: &[u8; 32]) -> u64 {
+fn prefix(h: &[u8]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&h[..8]);
     u64::from_le_bytes(head)
@@ -199,6 +265,73 @@ fn prefix(h: &[u8; 32]) -> u64 {
 
 fn shard_of(p: u64) -> usize {
     (p >> 54) as usize & (SHARDS - 1)
+}
+
+/// A whole-store read in progress: built beside the live index, swapped in at
+/// [`Loader::finish`], so requests see the old index until the new one is complete.
+pub struct Loader<'a> {
+    live: &'a LiveKeys,
+    fresh: Writer,
+    shards: Vec<Shard>,
+    keys: usize,
+    skipped: usize,
+}
+
+impl Loader<'_> {
+    pub fn consumer(&mut self, c: ConsumerRecord) {
+        let profile = self.fresh.profile(&c);
+        self.fresh
+            .consumers
+            .replace(ConsumerRef(Arc::new(LiveConsumer {
+                id: c.id.into_boxed_str(),
+                profile: ArcSwap::new(profile),
+                deleted: AtomicBool::new(false),
+            })));
+    }
+
+    /// Adds a key (after its consumer); an unknown consumer, a bad hash or a taken hash
+    /// prefix skips it.
+    pub fn key(&mut self, k: &StoredKeyRecord) {
+        let Some((p, key)) = self.fresh.key(k) else {
+            self.skipped += 1;
+            return;
+        };
+        let shard = &mut self.shards[shard_of(p)];
+        match shard.entry(p) {
+            std::collections::hash_map::Entry::Occupied(_) => self.skipped += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(key);
+                self.keys += 1;
+            }
+        }
+    }
+
+    /// Swaps the read contents in; returns how many keys were skipped.
+    pub fn finish(self) -> usize {
+        let mut w = self.live.lock();
+        for (slot, shard) in self.live.shards.iter().zip(self.shards) {
+            slot.store(Arc::new(shard));
+        }
+        let mut fresh = self.fresh;
+        // Profiles of the old index that the new one shares stay shared.
+        fresh.profiles.extend(std::mem::take(&mut w.profiles));
+        fresh.profiles.retain(|_, v| {
+            v.retain(|w| w.strong_count() > 0);
+            !v.is_empty()
+        });
+        // A consumer of the old index that is gone from the new one: its keys (still
+        // held by a request in flight) stop working.
+        for c in w.consumers.iter() {
+            if !fresh.consumers.contains(&*c.0.id) {
+                c.0.deleted.store(true, Ordering::Relaxed);
+            }
+        }
+        *w = fresh;
+        self.live.len.store(self.keys, Ordering::Relaxed);
+        self.live.loaded.store(true, Ordering::Release);
+        self.live.touch();
+        self.skipped
+    }
 }
 
 impl LiveKeys {
@@ -228,91 +361,62 @@ impl LiveKeys {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// The key whose peppered hash is `hash`, if it is valid at `now`.
-    pub fn verify(&self, hash: &[u8], now: SystemTime) -> Result<Arc<LiveKey>, Reason> {
+    fn find(&self, hash: &[u8]) -> Option<Arc<LiveKey>> {
         if hash.len() != 32 {
-            return Err(Reason::ApiKeyUnknown);
+            return None;
         }
-        let mut head = [0u8; 8];
-        head.copy_from_slice(&hash[..8]);
-        let p = u64::from_le_bytes(head);
+        let p = prefix(hash);
         let shard = self.shards[shard_of(p)].load();
-        let key = shard
+        shard
             .get(&p)
             .filter(|k| bool::from(k.hash.ct_eq(hash)))
-            .ok_or(Reason::ApiKeyUnknown)?;
-        key.check_window(now)?;
-        Ok(key.clone())
+            .cloned()
+    }
+
+    /// The key whose peppered hash is `hash`, if it is valid at `now`.
+    pub fn verify(&self, hash: &[u8], now: SystemTime) -> Result<Arc<LiveKey>, Reason> {
+        let key = self.find(hash).ok_or(Reason::ApiKeyUnknown)?;
+        key.check(secs32(unix(now)))?;
+        Ok(key)
+    }
+
+    /// When the key with this stored hash last authenticated a request on this node.
+    pub fn last_used(&self, hash: &str) -> Option<u64> {
+        let h = rampart_config::parse_key_hash(hash)?;
+        let t = self.find(&h)?.last_used.load(Ordering::Relaxed);
+        (t != 0).then_some(u64::from(t))
     }
 
     /// Whether the store holds a consumer with this id.
     pub fn has_consumer(&self, id: &str) -> bool {
-        self.lock().consumers.contains_key(id)
-    }
-
-    /// Every consumer id in the index (for the config's conflict check).
-    pub fn consumer_ids(&self) -> Vec<String> {
-        self.lock()
-            .consumers
-            .keys()
-            .map(|k| k.to_string())
-            .collect()
+        self.lock().consumers.contains(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces everything with the store's full contents (the first load, a resync).
-    /// Returns how many keys were skipped (unknown consumer, bad hash, prefix taken).
+    /// Starts a whole-store read (the first load, a resync).
+    pub fn loader(&self) -> Loader<'_> {
+        Loader {
+            live: self,
+            fresh: Writer::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            keys: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Replaces everything with these contents; returns how many keys were skipped.
     pub fn replace_all(&self, consumers: Vec<ConsumerRecord>, keys: Vec<StoredKeyRecord>) -> usize {
-        let mut w = self.lock();
-        let mut fresh = Writer {
-            profiles: std::mem::take(&mut w.profiles),
-            ..Writer::default()
-        };
+        let mut l = self.loader();
         for c in consumers {
-            let consumer = fresh.consumer(c);
-            fresh.consumers.insert(
-                consumer.id.clone(),
-                ConsumerEntry {
-                    consumer,
-                    keys: Vec::new(),
-                },
-            );
+            l.consumer(c);
         }
-        let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::default()).collect();
-        let mut skipped = 0;
-        let mut n = 0;
-        for k in keys {
-            let Some((p, key)) = fresh.key(&k) else {
-                skipped += 1;
-                continue;
-            };
-            let shard = &mut shards[shard_of(p)];
-            if shard.contains_key(&p) {
-                skipped += 1;
-                continue;
-            }
-            fresh.keys.insert(k.id.as_str().into(), p);
-            if let Some(e) = fresh.consumers.get_mut(k.consumer.as_str()) {
-                e.keys.push(p);
-            }
-            shard.insert(p, key);
-            n += 1;
+        for k in &keys {
+            l.key(k);
         }
-        for (slot, shard) in self.shards.iter().zip(shards) {
-            slot.store(Arc::new(shard));
-        }
-        fresh.profiles.retain(|_, v| {
-            v.retain(|w| w.strong_count() > 0);
-            !v.is_empty()
-        });
-        *w = fresh;
-        self.len.store(n, Ordering::Relaxed);
-        self.loaded.store(true, Ordering::Release);
-        self.touch();
-        skipped
+        l.finish()
     }
 
     /// Marks the index as in step with the store now (a feed read that found nothing new
@@ -322,81 +426,78 @@ impl LiveKeys {
             .store(unix(SystemTime::now()), Ordering::Relaxed);
     }
 
-    /// Applies one change from the store's feed.
+    /// Applies one change from the store's feed. Applying a change twice (the feed
+    /// replayed after a whole-store read) changes nothing more.
     pub fn apply(&self, change: Change) {
         let mut w = self.lock();
         match change {
             Change::PutConsumer(c) => {
-                let consumer = w.consumer(c);
-                let keys = match w.consumers.remove(&consumer.id) {
-                    Some(old) => old.keys,
-                    None => Vec::new(),
-                };
-                // Its keys now point at the new consumer (new roles take effect at once).
-                for &p in &keys {
-                    self.update_shard(p, |shard| {
-                        if let Some(k) = shard.get(&p).cloned() {
-                            shard.insert(p, Arc::new(k.with_consumer(consumer.clone())));
-                        }
-                    });
+                let profile = w.profile(&c);
+                match w.consumers.get(c.id.as_str()) {
+                    Some(existing) => existing.0.profile.store(profile),
+                    None => {
+                        w.consumers.insert(ConsumerRef(Arc::new(LiveConsumer {
+                            id: c.id.into_boxed_str(),
+                            profile: ArcSwap::new(profile),
+                            deleted: AtomicBool::new(false),
+                        })));
+                    }
                 }
-                w.consumers
-                    .insert(consumer.id.clone(), ConsumerEntry { consumer, keys });
+                w.prune_profiles();
             }
             Change::DeleteConsumer(id) => {
-                if let Some(old) = w.consumers.remove(id.as_str()) {
-                    for p in old.keys {
-                        self.drop_key(&mut w, p);
-                    }
+                if let Some(c) = w.consumers.take(id.as_str()) {
+                    c.0.deleted.store(true, Ordering::Relaxed);
                 }
             }
             Change::PutKey(k) => {
-                if let Some(&old) = w.keys.get(k.id.as_str()) {
-                    self.drop_key(&mut w, old);
-                }
                 let Some((p, key)) = w.key(&k) else {
                     tracing::warn!(key = %k.id, consumer = %k.consumer, "consumer store: a key of an unknown consumer, or with a bad hash, is ignored");
                     return;
                 };
-                let mut taken = false;
-                self.update_shard(p, |shard| match shard.entry(p) {
-                    std::collections::hash_map::Entry::Occupied(_) => taken = true,
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(key);
+                let mut outcome = Ok(false);
+                self.update_shard(p, |shard| match shard.get(&p) {
+                    // The same key again (an expiry changed): replaced, its use kept.
+                    Some(old) if old.hash == key.hash && old.id() == key.id() => {
+                        key.last_used
+                            .store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
+                        shard.insert(p, key);
+                        outcome = Ok(true);
+                    }
+                    Some(_) => outcome = Err(()),
+                    None => {
+                        shard.insert(p, key);
                     }
                 });
-                if taken {
-                    tracing::warn!(key = %k.id, "consumer store: a key whose hash starts like another's is ignored");
-                    return;
-                }
-                self.len.fetch_add(1, Ordering::Relaxed);
-                w.keys.insert(k.id.as_str().into(), p);
-                if let Some(e) = w.consumers.get_mut(k.consumer.as_str()) {
-                    e.keys.push(p);
+                match outcome {
+                    Ok(false) => {
+                        self.len.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(true) => {}
+                    Err(()) => {
+                        tracing::warn!(key = %k.id, "consumer store: a key whose hash starts like another's is ignored")
+                    }
                 }
             }
-            Change::DeleteKey(id) => {
-                if let Some(&p) = w.keys.get(id.as_str()) {
-                    self.drop_key(&mut w, p);
+            Change::DeleteKey(k) => {
+                let Some(hash) = rampart_config::parse_key_hash(&k.hash) else {
+                    return;
+                };
+                let p = prefix(&hash);
+                let mut removed = false;
+                self.update_shard(p, |shard| {
+                    if shard.get(&p).is_some_and(|old| old.hash == hash) {
+                        shard.remove(&p);
+                        removed = true;
+                    }
+                });
+                if removed {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         }
         drop(w);
         self.touch();
-    }
-
-    /// Removes the key at prefix `p` from the index and from the writer's maps.
-    fn drop_key(&self, w: &mut Writer, p: u64) {
-        let mut removed = None;
-        self.update_shard(p, |shard| removed = shard.remove(&p));
-        let Some(key) = removed else {
-            return;
-        };
-        self.len.fetch_sub(1, Ordering::Relaxed);
-        w.keys.remove(&*key.id);
-        if let Some(e) = w.consumers.get_mut(&*key.consumer.id) {
-            e.keys.retain(|&x| x != p);
-        }
     }
 
     /// Copies the shard `p` falls in, changes the copy and swaps it in (writers hold the
@@ -409,35 +510,22 @@ impl LiveKeys {
     }
 }
 
-impl LiveKey {
-    fn with_consumer(&self, consumer: Arc<LiveConsumer>) -> Self {
-        Self {
-            hash: self.hash,
-            id: self.id.clone(),
-            consumer,
-            not_before: self.not_before,
-            expires: self.expires,
-            cached: ArcSwapOption::empty(),
-        }
-    }
-}
-
 impl Writer {
-    /// The live consumer for a record, its profile shared with equal ones.
-    fn consumer(&mut self, c: ConsumerRecord) -> Arc<LiveConsumer> {
+    /// The profile for a record's roles, scopes, plan and attributes, shared with an
+    /// equal one when there is one.
+    fn profile(&mut self, c: &ConsumerRecord) -> Arc<Profile> {
         let profile = Profile {
             roles: c.roles.iter().map(|r| r.as_str().into()).collect(),
             scopes: c.scopes.iter().map(|r| r.as_str().into()).collect(),
             plan: c.plan.as_deref().map(Into::into),
-            attributes: Arc::new(c.attributes.into_iter().collect()),
+            attributes: Arc::new(c.attributes.clone().into_iter().collect()),
         };
         let digest = {
-            use std::hash::Hash;
             let mut h = std::collections::hash_map::DefaultHasher::new();
             c.roles.hash(&mut h);
             c.scopes.hash(&mut h);
             c.plan.hash(&mut h);
-            serde_json::to_string(&*profile.attributes)
+            serde_json::to_string(&c.attributes)
                 .unwrap_or_default()
                 .hash(&mut h);
             h.finish()
@@ -446,7 +534,7 @@ impl Writer {
             .profiles
             .get(&digest)
             .and_then(|v| v.iter().filter_map(Weak::upgrade).find(|p| **p == profile));
-        let profile = match same {
+        match same {
             Some(p) => p,
             None => {
                 let p = Arc::new(profile);
@@ -455,27 +543,33 @@ impl Writer {
                 list.push(Arc::downgrade(&p));
                 p
             }
-        };
-        Arc::new(LiveConsumer {
-            id: c.id.into_boxed_str(),
-            profile,
-        })
+        }
+    }
+
+    fn prune_profiles(&mut self) {
+        if self.profiles.len() > 64 && self.profiles.len() > 2 * self.consumers.len() {
+            self.profiles.retain(|_, v| {
+                v.retain(|w| w.strong_count() > 0);
+                !v.is_empty()
+            });
+        }
     }
 
     /// The live key for a record, if its consumer is known and its hash parses.
-    fn key(&mut self, k: &StoredKeyRecord) -> Option<(u64, Arc<LiveKey>)> {
+    fn key(&self, k: &StoredKeyRecord) -> Option<(u64, Arc<LiveKey>)> {
         let hash = rampart_config::parse_key_hash(&k.hash)?;
-        let e = self.consumers.get_mut(k.consumer.as_str())?;
-        let p = prefix(&hash);
+        let consumer = self.consumers.get(k.consumer.as_str())?.0.clone();
         let key = Arc::new(LiveKey {
             hash,
-            id: k.id.as_str().into(),
-            consumer: e.consumer.clone(),
-            not_before: k.not_before.unwrap_or(0),
-            expires: k.expires.unwrap_or(0),
+            id: KeyId::new(&k.id),
+            consumer,
+            // 0 means "none": a time of 0 (the epoch) is kept as 1, long past.
+            not_before: k.not_before.map_or(0, |t| secs32(t).max(1)),
+            expires: k.expires.map_or(0, |t| secs32(t).max(1)),
+            last_used: AtomicU32::new(0),
             cached: ArcSwapOption::empty(),
         });
-        Some((p, key))
+        Some((prefix(&hash), key))
     }
 }
 
@@ -533,14 +627,16 @@ mod tests {
         let (b, kb) = key("b", None);
         live.apply(Change::PutKey(b.clone()));
         assert_eq!(live.len(), 2);
-        assert_eq!(&*find(&live, &kb).unwrap().id, b.id.as_str());
+        assert_eq!(find(&live, &kb).unwrap().id(), b.id.as_str());
 
-        live.apply(Change::DeleteKey(a.id.clone()));
+        live.apply(Change::DeleteKey(a.clone()));
         assert_eq!(find(&live, &ka).unwrap_err(), Reason::ApiKeyUnknown);
+        // A deleted consumer's keys stop working even before their own removal arrives.
         live.apply(Change::DeleteConsumer("b".into()));
         assert_eq!(find(&live, &kb).unwrap_err(), Reason::ApiKeyUnknown);
-        assert_eq!(live.len(), 0);
         assert!(!live.has_consumer("b"));
+        live.apply(Change::DeleteKey(b.clone()));
+        assert_eq!(live.len(), 0);
         // Applying a change twice (the feed after a full load) changes nothing more.
         live.apply(Change::DeleteConsumer("b".into()));
         live.apply(Change::PutConsumer(consumer("a", &["r"])));
@@ -560,8 +656,11 @@ mod tests {
         assert_eq!(&*before.identity.roles[0], "bronze");
         assert_eq!(
             before.identity.credential.as_deref(),
-            Some(&*find(&live, &ka).unwrap().id)
+            Some(find(&live, &ka).unwrap().id())
         );
+        // Served from the key's cache while nothing changed.
+        let again = find(&live, &ka).unwrap().resolved(&n, 1);
+        assert!(Arc::ptr_eq(&before.identity, &again.identity));
         live.apply(Change::PutConsumer(consumer("a", &["gold"])));
         let after = find(&live, &ka).unwrap().resolved(&n, 1);
         assert_eq!(&*after.identity.roles[0], "gold");
@@ -585,6 +684,48 @@ mod tests {
     }
 
     #[test]
+    fn last_use_is_kept_per_key_and_survives_an_expiry_change() {
+        let live = LiveKeys::new();
+        let (mut a, ka) = key("a", None);
+        live.replace_all(vec![consumer("a", &[])], vec![a.clone()]);
+        assert_eq!(live.last_used(&a.hash), None);
+        find(&live, &ka).unwrap();
+        let used = live.last_used(&a.hash).unwrap();
+        assert!(used + 5 >= unix(SystemTime::now()));
+        a.expires = Some(unix(SystemTime::now()) + 3600);
+        live.apply(Change::PutKey(a.clone()));
+        assert_eq!(live.last_used(&a.hash), Some(used));
+    }
+
+    #[test]
+    fn a_reload_without_a_consumer_ends_its_keys_even_in_requests_holding_them() {
+        let live = LiveKeys::new();
+        let (a, ka) = key("a", None);
+        live.replace_all(vec![consumer("a", &[])], vec![a]);
+        let held = find(&live, &ka).unwrap();
+        live.replace_all(vec![], vec![]);
+        assert_eq!(find(&live, &ka).unwrap_err(), Reason::ApiKeyUnknown);
+        assert_eq!(
+            held.check(secs32(unix(SystemTime::now()))).unwrap_err(),
+            Reason::ApiKeyUnknown
+        );
+    }
+
+    #[test]
+    fn key_ids_of_any_length_are_kept_whole() {
+        for id in [
+            "",
+            "k",
+            "abcdefgh",
+            "exactly-22-bytes-long!",
+            "a much longer key id than fits inline",
+            "ünïcödé-id",
+        ] {
+            assert_eq!(KeyId::new(id).as_str(), id);
+        }
+    }
+
+    #[test]
     fn consumers_with_the_same_roles_share_one_profile() {
         let live = LiveKeys::new();
         let (a, ka) = key("a", None);
@@ -594,6 +735,9 @@ mod tests {
             vec![a, b],
         );
         let (pa, pb) = (find(&live, &ka).unwrap(), find(&live, &kb).unwrap());
-        assert!(Arc::ptr_eq(&pa.consumer.profile, &pb.consumer.profile));
+        assert!(Arc::ptr_eq(
+            &pa.consumer.profile.load_full(),
+            &pb.consumer.profile.load_full()
+        ));
     }
 }

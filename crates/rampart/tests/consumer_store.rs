@@ -78,13 +78,24 @@ async fn with_key(n: &Node, path: &str, key: &str) -> Reply {
     .await
 }
 
-/// The gateway counted a denial on `route` for `reason`.
+/// The gateway counted a denial on `route` for `reason` (the count is made in the log
+/// phase, which may end just after the client has its answer).
 async fn assert_denied(n: &Node, route: &str, reason: &str) {
-    let m = call(n, "GET", "/metrics", None).await.text();
     let want = format!(
         "rampart_access_decisions_total{{route=\"{route}\",reason=\"{reason}\",outcome=\"deny\"}} 1"
     );
-    assert!(m.contains(&want), "{want} not in\n{m}");
+    let started = std::time::Instant::now();
+    loop {
+        let m = call(n, "GET", "/metrics", None).await.text();
+        if m.contains(&want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{want} not in\n{m}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Creates `id` and issues it a key; returns the key.
@@ -169,6 +180,14 @@ async fn listed_keys_show_ids_and_dates_never_the_key_or_its_hash() {
     let ids: Vec<&str> = keys.iter().map(|k| k["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&id.as_str()));
+    // Last use, as this node saw it: the first key was never used, then it is.
+    let first = keys.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert!(first["last_used_unix"].is_null());
+    assert_eq!(with_key(&n, "/v1/x", &key).await.status, 200);
+    let r = call(&n, "GET", "/admin/consumers/lister/keys", None).await;
+    let keys = r.json()["keys"].as_array().unwrap().clone();
+    let first = keys.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert!(first["last_used_unix"].as_u64().unwrap() + 5 >= now);
     assert!(keys
         .iter()
         .all(|k| k.get("key").is_none() && k.get("hash").is_none()));
