@@ -67,7 +67,8 @@ fn store_error(e: StoreError) -> http::Response<Full<Bytes>> {
 fn consumer_json(c: &ConsumerRecord) -> Value {
     json!({
         "id": c.id, "plan": c.plan, "roles": c.roles, "scopes": c.scopes,
-        "attributes": c.attributes, "created_unix": c.created, "updated_unix": c.updated,
+        "attributes": c.attributes, "certificates": c.certificates,
+        "created_unix": c.created, "updated_unix": c.updated,
     })
 }
 

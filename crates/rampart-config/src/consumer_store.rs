@@ -61,9 +61,10 @@ impl ConsumerStoreSpec {
     }
 }
 
-/// A consumer kept in the store: its plan, roles, scopes and attributes. Its API keys
-/// are [`StoredKeyRecord`]s; signing keys, certificate mappings and per-consumer limit
-/// overrides stay in the config file, where they are reviewed.
+/// A consumer kept in the store: its plan, roles, scopes, attributes and certificate
+/// mappings. Its API keys are [`StoredKeyRecord`]s; signing keys (secrets) and
+/// per-consumer limit overrides (policy) stay in the config file, where they are
+/// reviewed.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerRecord {
@@ -76,6 +77,9 @@ pub struct ConsumerRecord {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Client certificates that identify this consumer on mTLS listeners.
+    #[serde(default)]
+    pub certificates: Vec<crate::CertificateMatchSpec>,
     /// Unix seconds.
     #[serde(default)]
     pub created: u64,

@@ -23,6 +23,8 @@ struct Settings {
     plans: HashSet<String>,
     /// Consumers written in the config file: the store may not hold the same ids.
     config_consumers: HashSet<String>,
+    /// Certificate facts the config file's consumers claim.
+    config_certificates: HashSet<String>,
 }
 
 enum Backend {
@@ -212,6 +214,12 @@ impl ConsumerStore {
             pepper,
             plans: spec.plans.keys().cloned().collect(),
             config_consumers: spec.consumers.iter().map(|c| c.id.clone()).collect(),
+            config_certificates: spec
+                .consumers
+                .iter()
+                .flat_map(|c| &c.certificates)
+                .filter_map(|m| rampart_identity::live_keys::certificate_fact(m).ok())
+                .collect(),
         };
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
         Ok(())
@@ -276,6 +284,23 @@ impl ConsumerStore {
                 return Err(StoreError::Invalid(format!(
                     "plan: {p:?} is not a plan in the config"
                 )));
+            }
+        }
+        for (i, m) in c.certificates.iter().enumerate() {
+            let fact = rampart_identity::live_keys::certificate_fact(m)
+                .map_err(|e| StoreError::Invalid(format!("certificates[{i}]: {e}")))?;
+            if s.config_certificates.contains(&fact) {
+                return Err(StoreError::Exists(format!(
+                    "certificates[{i}]: a mapping of a consumer in the config file"
+                )));
+            }
+            match self.live.certificate_owner(&fact) {
+                Some(owner) if owner != c.id => {
+                    return Err(StoreError::Exists(format!(
+                        "certificates[{i}]: a mapping of consumer {owner:?}"
+                    )))
+                }
+                _ => {}
             }
         }
         for (what, list) in [("roles", &c.roles), ("scopes", &c.scopes)] {

@@ -130,7 +130,13 @@ impl Authenticate {
                 };
                 match plan.certificates.find(peer) {
                     Ok(i) => Attempt::Ok(plan.mtls_identities[i].clone(), Reason::MtlsOk),
-                    Err(r) => Attempt::Err(r),
+                    Err(r) => match plan.live.as_ref().and_then(|l| l.find_certificate(peer)) {
+                        Some(c) => Attempt::Ok(
+                            c.mtls_resolved(&plan.headers, plan.generation),
+                            Reason::MtlsOk,
+                        ),
+                        None => Attempt::Err(r),
+                    },
                 }
             }
             Method::Signature => {

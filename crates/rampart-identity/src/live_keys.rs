@@ -55,13 +55,42 @@ impl Hasher for PrefixHasher {
 
 type Shard = HashMap<u64, Arc<LiveKey>, BuildHasherDefault<PrefixHasher>>;
 
-/// What consumers with the same roles, scopes, plan and attributes share.
+/// What consumers with the same roles, scopes, plan and attributes share (a consumer
+/// with certificate mappings has its own).
 #[derive(PartialEq)]
 struct Profile {
     roles: Vec<Arc<str>>,
     scopes: Vec<Arc<str>>,
     plan: Option<Arc<str>>,
     attributes: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// Its certificate facts, as [`certificate_fact`] writes them.
+    certificates: Box<[Box<str>]>,
+}
+
+/// A certificate mapping as one string: its kind, then the normalised value.
+pub fn certificate_fact(m: &rampart_config::CertificateMatchSpec) -> Result<String, String> {
+    use rampart_config::CertificateMatchSpec as M;
+    Ok(match m {
+        M::Fingerprint(f) => format!(
+            "fingerprint:{}",
+            rampart_config::normalize_fingerprint(f).ok_or("invalid fingerprint")?
+        ),
+        M::SanUri(u) => format!("san_uri:{u}"),
+        M::SanDns(d) => format!("san_dns:{}", d.to_ascii_lowercase()),
+        M::SubjectCn(c) => format!("subject_cn:{c}"),
+    })
+}
+
+/// Certificate fact → consumer, spread like the keys.
+type CertShard = HashMap<Box<str>, Arc<LiveConsumer>>;
+
+/// How many maps certificate facts are spread over.
+const CERT_SHARDS: usize = 64;
+
+fn cert_shard_of(fact: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fact.hash(&mut h);
+    h.finish() as usize & (CERT_SHARDS - 1)
 }
 
 /// A consumer from the store. Its profile changes in place, so its keys need not be
@@ -72,6 +101,61 @@ pub struct LiveConsumer {
     /// Set when the consumer is deleted: its keys stop working even before their own
     /// removal reaches the index.
     deleted: AtomicBool,
+    /// The identity it has when proved by a client certificate, built on first use.
+    mtls: ArcSwapOption<Cached>,
+}
+
+impl LiveConsumer {
+    fn new(id: String, profile: Arc<Profile>) -> Self {
+        Self {
+            id: id.into_boxed_str(),
+            profile: ArcSwap::new(profile),
+            deleted: AtomicBool::new(false),
+            mtls: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The identity this consumer has when proved by a client certificate.
+    pub fn mtls_resolved(&self, names: &HeaderNames, generation: u64) -> Resolved {
+        let profile = self.profile.load_full();
+        if let Some(c) = &*self.mtls.load() {
+            if c.generation == generation && Arc::ptr_eq(&c.profile, &profile) {
+                return c.resolved.clone();
+            }
+        }
+        let resolved = resolve(names, &self.id, "mtls", &self.id, &profile);
+        self.mtls.store(Some(Arc::new(Cached {
+            generation,
+            profile,
+            resolved: resolved.clone(),
+        })));
+        resolved
+    }
+}
+
+/// The identity `consumer` has when proved by `method` with credential `credential`.
+fn resolve(
+    names: &HeaderNames,
+    consumer: &str,
+    method: &'static str,
+    credential: &str,
+    profile: &Profile,
+) -> Resolved {
+    let consumer: Arc<str> = Arc::from(consumer);
+    let identity = Identity {
+        consumer: Some(consumer.clone()),
+        subject: consumer,
+        method,
+        credential: Some(Arc::from(credential)),
+        roles: profile.roles.clone(),
+        scopes: profile.scopes.clone(),
+        plan: profile.plan.clone(),
+        attributes: profile.attributes.clone(),
+    };
+    Resolved {
+        headers: names.render(&identity),
+        identity: Arc::new(identity),
+    }
 }
 
 /// The writer's set of consumers, found by id without a second copy of it.
@@ -172,21 +256,7 @@ impl LiveKey {
                 return c.resolved.clone();
             }
         }
-        let consumer: Arc<str> = Arc::from(&*self.consumer.id);
-        let identity = Identity {
-            consumer: Some(consumer.clone()),
-            subject: consumer,
-            method: "api_key",
-            credential: Some(Arc::from(self.id())),
-            roles: profile.roles.clone(),
-            scopes: profile.scopes.clone(),
-            plan: profile.plan.clone(),
-            attributes: profile.attributes.clone(),
-        };
-        let resolved = Resolved {
-            headers: names.render(&identity),
-            identity: Arc::new(identity),
-        };
+        let resolved = resolve(names, &self.consumer.id, "api_key", self.id(), &profile);
         self.cached.store(Some(Arc::new(Cached {
             generation,
             profile,
@@ -243,6 +313,7 @@ struct Writer {
 /// store), filled and changed by the consumer store's sync.
 pub struct LiveKeys {
     shards: Box<[ArcSwap<Shard>]>,
+    certificates: Box<[ArcSwap<CertShard>]>,
     writer: Mutex<Writer>,
     len: AtomicUsize,
     /// The first full load has been applied.
@@ -273,6 +344,7 @@ pub struct Loader<'a> {
     live: &'a LiveKeys,
     fresh: Writer,
     shards: Vec<Shard>,
+    certificates: Vec<CertShard>,
     keys: usize,
     skipped: usize,
 }
@@ -280,13 +352,14 @@ pub struct Loader<'a> {
 impl Loader<'_> {
     pub fn consumer(&mut self, c: ConsumerRecord) {
         let profile = self.fresh.profile(&c);
-        self.fresh
-            .consumers
-            .replace(ConsumerRef(Arc::new(LiveConsumer {
-                id: c.id.into_boxed_str(),
-                profile: ArcSwap::new(profile),
-                deleted: AtomicBool::new(false),
-            })));
+        let consumer = Arc::new(LiveConsumer::new(c.id, profile.clone()));
+        for fact in profile.certificates.iter() {
+            // The first consumer to claim a fact keeps it (the admin API refuses a second).
+            self.certificates[cert_shard_of(fact)]
+                .entry(fact.clone())
+                .or_insert_with(|| consumer.clone());
+        }
+        self.fresh.consumers.replace(ConsumerRef(consumer));
     }
 
     /// Adds a key (after its consumer); an unknown consumer, a bad hash or a taken hash
@@ -310,6 +383,9 @@ impl Loader<'_> {
     pub fn finish(self) -> usize {
         let mut w = self.live.lock();
         for (slot, shard) in self.live.shards.iter().zip(self.shards) {
+            slot.store(Arc::new(shard));
+        }
+        for (slot, shard) in self.live.certificates.iter().zip(self.certificates) {
             slot.store(Arc::new(shard));
         }
         let mut fresh = self.fresh;
@@ -339,6 +415,9 @@ impl LiveKeys {
         Self {
             shards: (0..SHARDS)
                 .map(|_| ArcSwap::from_pointee(Shard::default()))
+                .collect(),
+            certificates: (0..CERT_SHARDS)
+                .map(|_| ArcSwap::from_pointee(CertShard::default()))
                 .collect(),
             writer: Mutex::new(Writer::default()),
             len: AtomicUsize::new(0),
@@ -387,6 +466,68 @@ impl LiveKeys {
         (t != 0).then_some(u64::from(t))
     }
 
+    /// The store consumer a verified client certificate stands for, tried most specific
+    /// first (fingerprint, SAN URI, SAN DNS name, subject CN), as for the config's.
+    pub fn find_certificate(&self, peer: &rampart_core::TlsPeer) -> Option<Arc<LiveConsumer>> {
+        let look = |fact: String| {
+            let shard = self.certificates[cert_shard_of(&fact)].load();
+            shard
+                .get(fact.as_str())
+                .filter(|c| !c.deleted.load(Ordering::Relaxed))
+                .cloned()
+        };
+        look(format!("fingerprint:{}", peer.fingerprint_sha256))
+            .or_else(|| {
+                peer.san_uri
+                    .iter()
+                    .find_map(|u| look(format!("san_uri:{u}")))
+            })
+            .or_else(|| {
+                peer.san_dns
+                    .iter()
+                    .find_map(|d| look(format!("san_dns:{}", d.to_ascii_lowercase())))
+            })
+            .or_else(|| {
+                peer.common_name
+                    .as_ref()
+                    .and_then(|c| look(format!("subject_cn:{c}")))
+            })
+    }
+
+    /// The store consumer a certificate fact maps to.
+    pub fn certificate_owner(&self, fact: &str) -> Option<String> {
+        let shard = self.certificates[cert_shard_of(fact)].load();
+        shard.get(fact).map(|c| c.id.to_string())
+    }
+
+    fn map_certificates(&self, consumer: &Arc<LiveConsumer>, profile: &Profile) {
+        for fact in profile.certificates.iter() {
+            let slot = &self.certificates[cert_shard_of(fact)];
+            let mut copy = CertShard::clone(&slot.load());
+            match copy.get(fact) {
+                Some(other) if other.id != consumer.id => {
+                    tracing::warn!(consumer = %consumer.id, "consumer store: a certificate mapping another consumer holds is ignored");
+                    continue;
+                }
+                _ => {
+                    copy.insert(fact.clone(), consumer.clone());
+                }
+            }
+            slot.store(Arc::new(copy));
+        }
+    }
+
+    fn unmap_certificates(&self, consumer: &LiveConsumer, profile: &Profile) {
+        for fact in profile.certificates.iter() {
+            let slot = &self.certificates[cert_shard_of(fact)];
+            if slot.load().get(fact).is_some_and(|c| c.id == consumer.id) {
+                let mut copy = CertShard::clone(&slot.load());
+                copy.remove(fact);
+                slot.store(Arc::new(copy));
+            }
+        }
+    }
+
     /// Whether the store holds a consumer with this id.
     pub fn has_consumer(&self, id: &str) -> bool {
         self.lock().consumers.contains(id)
@@ -402,6 +543,7 @@ impl LiveKeys {
             live: self,
             fresh: Writer::default(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            certificates: (0..CERT_SHARDS).map(|_| CertShard::default()).collect(),
             keys: 0,
             skipped: 0,
         }
@@ -433,21 +575,25 @@ impl LiveKeys {
         match change {
             Change::PutConsumer(c) => {
                 let profile = w.profile(&c);
-                match w.consumers.get(c.id.as_str()) {
-                    Some(existing) => existing.0.profile.store(profile),
-                    None => {
-                        w.consumers.insert(ConsumerRef(Arc::new(LiveConsumer {
-                            id: c.id.into_boxed_str(),
-                            profile: ArcSwap::new(profile),
-                            deleted: AtomicBool::new(false),
-                        })));
+                let consumer = match w.consumers.get(c.id.as_str()) {
+                    Some(existing) => {
+                        let old = existing.0.profile.swap(profile.clone());
+                        self.unmap_certificates(&existing.0, &old);
+                        existing.0.clone()
                     }
-                }
+                    None => {
+                        let consumer = Arc::new(LiveConsumer::new(c.id, profile.clone()));
+                        w.consumers.insert(ConsumerRef(consumer.clone()));
+                        consumer
+                    }
+                };
+                self.map_certificates(&consumer, &profile);
                 w.prune_profiles();
             }
             Change::DeleteConsumer(id) => {
                 if let Some(c) = w.consumers.take(id.as_str()) {
                     c.0.deleted.store(true, Ordering::Relaxed);
+                    self.unmap_certificates(&c.0, &c.0.profile.load());
                 }
             }
             Change::PutKey(k) => {
@@ -519,6 +665,13 @@ impl Writer {
             scopes: c.scopes.iter().map(|r| r.as_str().into()).collect(),
             plan: c.plan.as_deref().map(Into::into),
             attributes: Arc::new(c.attributes.clone().into_iter().collect()),
+            // Checked by the admin API; a fact that does not parse is left out here.
+            certificates: c
+                .certificates
+                .iter()
+                .filter_map(|m| certificate_fact(m).ok())
+                .map(String::into_boxed_str)
+                .collect(),
         };
         let digest = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -528,6 +681,7 @@ impl Writer {
             serde_json::to_string(&c.attributes)
                 .unwrap_or_default()
                 .hash(&mut h);
+            profile.certificates.hash(&mut h);
             h.finish()
         };
         let same = self

@@ -532,3 +532,95 @@ async fn an_import_brings_consumers_and_plain_keys_from_another_gateway() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn client_certificates_map_to_store_consumers_and_a_mapping_is_owned_once() {
+    use bytes::Bytes;
+    use support::certs::{write_ca, TestCa};
+    let up = TestUpstream::echo();
+    let d = dir();
+    let server_ca = TestCa::new("server-ca");
+    let client_ca = TestCa::new("client-ca");
+    server_ca
+        .leaf("api.test", &["api.test"])
+        .write(d.path(), "server");
+    write_ca(&client_ca, d.path(), "client-ca");
+    let partner = client_ca.client_with_uri("partner-client", "spiffe://example.org/partner");
+    let filed = client_ca.leaf("filed-client", &[]);
+    let yaml = config(&up, "consumers: [{ id: filed, certificates: [{ subject_cn: filed-client }] }]\n")
+        .replace(
+            "listeners: [{ name: public, bind: \"127.0.0.1:0\" }]",
+            "listeners: [{ name: public, bind: \"127.0.0.1:0\", tls: { certificates: [{ cert_file: server.pem, key_file: server.key }], client_auth: { ca_file: client-ca.pem, required: false } } }]",
+        )
+        .replace("authenticate: [api_key] }\n", "authenticate: [api_key, mtls] }\n");
+    let n = node(&d, &yaml);
+    let mtls = |leaf: &support::certs::Leaf| {
+        let mut c = TlsClient::trusting(&server_ca.pem());
+        c.client_cert = Some((leaf.cert_pem.clone(), leaf.key_pem.clone()));
+        let addr = n.gateway.addr("public").unwrap();
+        async move {
+            tls_connect(addr, "api.test", &c)
+                .await
+                .unwrap()
+                .send(
+                    Request::get("/v1/x")
+                        .body(Full::<Bytes>::default())
+                        .unwrap(),
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        mtls(&partner).await.status,
+        401,
+        "no consumer claims it yet"
+    );
+    let body =
+        json!({"id": "partner", "certificates": [{"san_uri": "spiffe://example.org/partner"}]});
+    let r = call(&n, "POST", "/admin/consumers", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = mtls(&partner).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-consumer-id"], "partner");
+    assert_eq!(r.json()["headers"]["x-consumer-auth-method"], "mtls");
+    // The config file's mapping still wins for its own consumer.
+    assert_eq!(
+        mtls(&filed).await.json()["headers"]["x-consumer-id"],
+        "filed"
+    );
+
+    // A fact already mapped, by the store or by the file, is refused.
+    for (body, owner) in [
+        (
+            json!({"id": "thief", "certificates": [{"san_uri": "spiffe://example.org/partner"}]}),
+            "partner",
+        ),
+        (
+            json!({"id": "thief", "certificates": [{"subject_cn": "filed-client"}]}),
+            "config file",
+        ),
+    ] {
+        let r = call(&n, "POST", "/admin/consumers", Some(body)).await;
+        assert_eq!(r.status, 409, "{}", r.text());
+        assert!(r.text().contains(owner), "{}", r.text());
+    }
+    let r = call(
+        &n,
+        "POST",
+        "/admin/consumers",
+        Some(json!({"id": "bad", "certificates": [{"fingerprint": "zz"}]})),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+
+    // Dropping the mapping ends it at once.
+    let r = call(
+        &n,
+        "PUT",
+        "/admin/consumers/partner",
+        Some(json!({"roles": ["x"]})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(mtls(&partner).await.status, 401);
+}
