@@ -8,8 +8,9 @@
 # with the pepper), the gateway's time from exec to ready (`/readyz` 200: the whole store
 # read into the key index), its resident memory then (VmRSS) against a gateway whose
 # store is empty, and the throughput of an API-key route whose requests each carry a key
-# drawn at random from 1,000 of the store's keys (10 for the small store), rounds
-# interleaved. One Rampart worker pinned to core 1; nginx and wrk on core 0.
+# drawn at random: `small` from the 10-key store, `big10` from 10 keys of the big store
+# (the index's size alone), `big` from 1,000 of them (a larger working set as well),
+# rounds interleaved. One Rampart worker pinned to core 1; nginx and wrk on core 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -48,6 +49,10 @@ def write(name, n):
                 k.write(key + "\n")
 write("small", 10)
 write("big", int(sys.argv[2]))
+# The big store, asked with ten of its keys only: the index's size alone, without the
+# larger working set a thousand active consumers bring.
+with open(f"{out}/big.keys") as k, open(f"{out}/big10.keys", "w") as t:
+    t.writelines(k.readlines()[:10])
 open(f"{out}/empty.jsonl", "w").close()
 PY
 
@@ -114,7 +119,7 @@ for name in empty small big; do
 done
 
 # wrk's script: a random key of NAME.keys per request.
-for name in small big; do
+for name in small big10 big; do
   cat > "$OUT/$name.lua" <<LUA
 local keys = {}
 for line in io.lines("$ABS_OUT/$name.keys") do keys[#keys + 1] = line end
@@ -126,8 +131,8 @@ done
 
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for name in small big; do
-    start "$name-embedded" >/dev/null
+  for name in small big10 big; do
+    start "${name%10}-embedded" >/dev/null
     c0=$(cpu_ticks "$GW")
     n=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/key" -s "$OUT/$name.lua")
     c1=$(cpu_ticks "$GW")
@@ -152,4 +157,4 @@ for kind in ("embedded", "redis"):
         print(f"| {kind} | {count:,} | {imp[(name, kind)]:.1f} | {s:.2f} | {rss / 1024:.0f} | {per:,.0f} |")
 PY
 echo
-ratio_table "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" small big
+ratio_table "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" small big10 big

@@ -50,7 +50,7 @@ impl Embedded {
         // The index holds what requests need; the file is read at start and by admin
         // calls, so redb's page cache stays small (its default is 1 GiB).
         let db = Database::builder()
-            .set_cache_size(16 << 20)
+            .set_cache_size(4 << 20)
             .create(path)
             .map_err(|e| format!("cannot open the consumer store {}: {e}", path.display()))?;
         // Create the tables, so a fresh file reads as empty rather than failing.

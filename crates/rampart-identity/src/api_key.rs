@@ -14,7 +14,8 @@ use base64::Engine;
 use rampart_core::Reason;
 use subtle::ConstantTimeEq;
 
-use crate::live_keys::{LiveKey, LiveKeys};
+use crate::consumers::{HeaderNames, Resolved};
+use crate::live_keys::LiveKeys;
 
 /// The prefix every Rampart key starts with (lets secret scanners find leaked keys).
 pub const KEY_PREFIX: &str = "rpk_";
@@ -71,8 +72,8 @@ pub struct StoredKey {
 pub enum Found<'a> {
     /// In the config file.
     Config(&'a StoredKey),
-    /// In the consumer store.
-    Store(Arc<LiveKey>),
+    /// In the consumer store: the identity it stands for.
+    Store(Resolved),
 }
 
 /// Every configured key, found in O(1) by its hash.
@@ -103,12 +104,13 @@ impl ApiKeyIndex {
     }
 
     /// Looks a presented key up among the config's keys, then among the store's
-    /// (`live`), with one hash of the presented key.
+    /// (`live`, with the identity headers and plan generation its identities are
+    /// rendered for), with one hash of the presented key.
     pub fn verify_with<'a>(
         &'a self,
         presented: &[u8],
         now: SystemTime,
-        live: Option<&LiveKeys>,
+        live: Option<(&LiveKeys, &HeaderNames, u64)>,
     ) -> Result<Found<'a>, Reason> {
         // Cheap shape check first: a request cannot make us hash a megabyte.
         if presented.len() > 256 || presented.is_empty() {
@@ -124,7 +126,9 @@ impl ApiKeyIndex {
             .and_then(|c| c.iter().find(|k| bool::from(k.hash.ct_eq(hash))));
         let Some(key) = found else {
             return match live {
-                Some(live) if !live.is_empty() => live.verify(hash, now).map(Found::Store),
+                Some((live, names, generation)) if !live.is_empty() => {
+                    live.verify(hash, now, names, generation).map(Found::Store)
+                }
                 _ => Err(Reason::ApiKeyUnknown),
             };
         };

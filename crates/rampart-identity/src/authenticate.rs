@@ -104,13 +104,17 @@ impl Authenticate {
                 let Some(key) = self.api_key(cx) else {
                     return Attempt::Absent;
                 };
-                match plan.api_keys.verify_with(key, cx.now, plan.live.as_deref()) {
+                match plan.api_keys.verify_with(
+                    key,
+                    cx.now,
+                    plan.live
+                        .as_deref()
+                        .map(|l| (l, &plan.headers, plan.generation)),
+                ) {
                     Ok(crate::api_key::Found::Config(k)) => {
                         Attempt::Ok(plan.key_identities[k.identity].clone(), Reason::ApiKeyOk)
                     }
-                    Ok(crate::api_key::Found::Store(k)) => {
-                        Attempt::Ok(k.resolved(&plan.headers, plan.generation), Reason::ApiKeyOk)
-                    }
+                    Ok(crate::api_key::Found::Store(r)) => Attempt::Ok(r, Reason::ApiKeyOk),
                     Err(r) => Attempt::Err(r),
                 }
             }
