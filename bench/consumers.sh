@@ -10,7 +10,8 @@
 # store is empty, and the throughput of an API-key route whose requests each carry a key
 # drawn at random: `small` from the 10-key store, `big10` from 10 keys of the big store
 # (the index's size alone), `big` from 1,000 of them (a larger working set as well),
-# rounds interleaved. One Rampart worker pinned to core 1; nginx and wrk on core 0.
+# `file` from the same 1,000 keys written in the config file (no store), rounds
+# interleaved. One Rampart worker pinned to core 1; nginx and wrk on core 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -118,8 +119,24 @@ for name in empty small big; do
   done
 done
 
+# The same 1,000 keys written in a config file instead (no store): what serving a
+# thousand distinct consumers costs whatever holds their keys.
+python3 - "$ABS_OUT" <<'PY'
+import hashlib, hmac, re, sys
+out = sys.argv[1]
+pepper = open(f"{out}/pepper.txt", "rb").read()
+cfg = open(f"{out}/empty-embedded.yaml").read()
+cfg = re.sub(r"(?m)^consumer_store:.*\n", "", cfg)
+lines = ["consumers:"]
+for i, key in enumerate(open(f"{out}/big.keys").read().split()):
+    h = hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+    lines.append(f"  - {{ id: f{i:04d}, roles: [reader], api_keys: [{{ id: k{i:04d}, hash: \"hmac-sha256:{h}\" }}] }}")
+open(f"{out}/file-embedded.yaml", "w").write(cfg + "\n".join(lines) + "\n")
+PY
+cp "$OUT/big.keys" "$OUT/file.keys"
+
 # wrk's script: a random key of NAME.keys per request.
-for name in small big10 big; do
+for name in small big10 big file; do
   cat > "$OUT/$name.lua" <<LUA
 local keys = {}
 for line in io.lines("$ABS_OUT/$name.keys") do keys[#keys + 1] = line end
@@ -131,7 +148,7 @@ done
 
 : > "$OUT/raw.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for name in small big10 big; do
+  for name in small big10 big file; do
     start "${name%10}-embedded" >/dev/null
     c0=$(cpu_ticks "$GW")
     n=$(wrk_requests "$LOAD_CORE" "$CONNS" "$DURATION" "http://127.0.0.1:$RMP/key" -s "$OUT/$name.lua")
@@ -157,4 +174,4 @@ for kind in ("embedded", "redis"):
         print(f"| {kind} | {count:,} | {imp[(name, kind)]:.1f} | {s:.2f} | {rss / 1024:.0f} | {per:,.0f} |")
 PY
 echo
-ratio_table "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" small big10 big
+ratio_table "$OUT/raw.txt" "$TICK" "$DURATION" "$ROUNDS" small big10 big file

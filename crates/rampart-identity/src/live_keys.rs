@@ -4,7 +4,7 @@
 //!
 //! The keys are spread over [`SHARDS`] shards by their hash's first bits, each behind an
 //! `ArcSwap`: a reader loads one shard (no lock, no contended counter) and finds the key
-//! by binary search over the shard's sorted hash prefixes; a writer copies the one shard
+//! where its hash prefix predicts in the shard's sorted prefixes; a writer copies the one shard
 //! a change touches and swaps it in. At a million keys a shard holds about a thousand, so
 //! a change copies some 80 KB and a revocation is seen by the next request.
 //!
@@ -47,7 +47,43 @@ struct Shard {
 
 impl Shard {
     fn find(&self, p: u64) -> Option<&LiveKey> {
-        self.prefixes.binary_search(&p).ok().map(|i| &self.keys[i])
+        self.position(p).ok().map(|i| &self.keys[i])
+    }
+
+    /// Where `p` is (`Ok`), or would go (`Err`). The prefixes are HMAC outputs, spread
+    /// evenly: the place a prefix's value predicts is within a few entries of where it
+    /// is, so a lookup reads one or two cache lines of a shard that is not in cache
+    /// (a binary search would read ten). A short walk from the guess, then a binary
+    /// search of what is left should the walk be long.
+    fn position(&self, p: u64) -> Result<usize, usize> {
+        const WALK: usize = 16;
+        let ps = &self.prefixes;
+        let n = ps.len();
+        if n == 0 {
+            return Err(0);
+        }
+        // The low 54 bits (the top 10 chose the shard), scaled to the shard's length.
+        let low = u128::from(p & ((1u64 << 54) - 1));
+        let mut i = ((low * n as u128) >> 54) as usize;
+        if ps[i] < p {
+            for _ in 0..WALK {
+                i += 1;
+                if i == n || ps[i] >= p {
+                    return if i < n && ps[i] == p { Ok(i) } else { Err(i) };
+                }
+            }
+            return ps[i..].binary_search(&p).map(|j| i + j).map_err(|j| i + j);
+        }
+        for _ in 0..WALK {
+            if ps[i] == p {
+                return Ok(i);
+            }
+            if i == 0 || ps[i - 1] < p {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        ps[..=i].binary_search(&p)
     }
 
     /// A copy with `f` applied to its pairs (a writer's copy-on-write).
@@ -405,7 +441,7 @@ impl LiveKeys {
                 let p = prefix(&hash);
                 let slot = &self.shards[shard_of(p)];
                 let current = slot.load();
-                if let Ok(i) = current.prefixes.binary_search(&p) {
+                if let Ok(i) = current.position(p) {
                     if current.keys[i].rest == hash[8..] {
                         slot.store(Arc::new(current.with(|ps, ks| {
                             ps.remove(i);
@@ -429,7 +465,7 @@ impl LiveKeys {
         };
         let slot = &self.shards[shard_of(p)];
         let current = slot.load();
-        let next = match current.prefixes.binary_search(&p) {
+        let next = match current.position(p) {
             Ok(i) if current.keys[i].rest == key.rest && current.keys[i].id() == key.id() => {
                 key.keep_last_used(&current.keys[i]);
                 current.with(|_, ks| ks[i] = key)

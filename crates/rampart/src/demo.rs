@@ -23,6 +23,9 @@ listeners:
     bind: "127.0.0.1:{HTTPS}"
     tls:
       certificates: [{ cert_file: demo-cert.pem, key_file: demo-key.pem }]
+admin: { bind: "127.0.0.1:0" }
+state_dir: .
+consumer_store: { kind: embedded }
 identity:
   api_keys: { pepper: { file: demo-pepper.txt } }
 consumers:
@@ -202,9 +205,11 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
         .replace("{ECHO}", &echo.port().to_string())
         .replace("{HTTP}", &http_port.to_string())
         .replace("{HTTPS}", &https_port.to_string());
-    let gateway = crate::start(&yaml, &dir).context("starting the gateway")?;
+    let gateway = std::sync::Arc::new(crate::start(&yaml, &dir).context("starting the gateway")?);
     let http = gateway.addr("http").context("http listener")?;
     let https = gateway.addr("https").context("https listener")?;
+    // On loopback, without a token: the demo's admin API is for this machine only.
+    let admin = crate::admin::start(gateway.clone(), None)?.context("admin listener")?;
     let cert = dir.join("demo-cert.pem");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -213,7 +218,7 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
          Try these (each prints what the upstream received, or the gateway's problem+json):\n",
         https.port()
     );
-    for (what, cmd) in example_requests(http, https, &cert, &key.key) {
+    for (what, cmd) in example_requests(http, https, admin.addr(), &cert, &key.key) {
         let _ = writeln!(out, "# {what}\n{cmd}\n");
     }
     let _ = writeln!(
@@ -222,7 +227,10 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
     );
     drop(out);
     wait();
-    gateway.shutdown();
+    drop(admin);
+    if let Ok(gateway) = std::sync::Arc::try_unwrap(gateway) {
+        gateway.shutdown();
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -231,6 +239,7 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
 pub fn example_requests(
     http: SocketAddr,
     https: SocketAddr,
+    admin: SocketAddr,
     cert: &Path,
     api_key: &str,
 ) -> Vec<(&'static str, String)> {
@@ -291,6 +300,18 @@ pub fn example_requests(
         (
             "wrapping a legacy XML API: the path parameter moves into the legacy query, ?debug is dropped, the JSON body goes upstream as XML (the echo shows what it got)",
             format!("curl -s -X POST 'http://{http}/v2/users/42?debug=1' -H 'content-type: application/json' -d '{{\"name\":\"Ann\"}}'"),
+        ),
+        (
+            "the consumer store: a partner signs up through the admin API and gets a key (shown once, stored as a peppered hash), which works at once, no reload",
+            format!("curl -s -o /dev/null -X POST http://{admin}/admin/consumers -d '{{\"id\":\"demo-signup\",\"roles\":[\"orders-reader\"]}}'; KEY=$(curl -s -X POST http://{admin}/admin/consumers/demo-signup/keys -d '{{\"expires_in\":\"30d\"}}' | sed -n 's/.*\"key\":\"\\([^\"]*\\)\".*/\\1/p'); curl -s http://{http}/v1/orders/7 -H \"X-API-Key: $KEY\""),
+        ),
+        (
+            "its keys as the admin API lists them: ids and dates, never a key",
+            format!("curl -s http://{admin}/admin/consumers/demo-signup/keys"),
+        ),
+        (
+            "deleting the consumer revokes every key it has, on the next request",
+            format!("curl -s -X DELETE http://{admin}/admin/consumers/demo-signup"),
         ),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 18, "{commands:?}");
+    assert_eq!(commands.len(), 21, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -349,6 +349,19 @@ fn demo_answers_its_own_printed_curl_commands() {
         "{legacy}"
     );
     assert!(!legacy.contains("\"headers\""), "{legacy}");
+    // The consumer store: signed up, keyed and served at once; listed without the key;
+    // deleted with its key.
+    assert!(
+        outputs[18].contains("\"x-consumer-id\":\"demo-signup\""),
+        "{}",
+        outputs[18]
+    );
+    assert!(
+        outputs[19].contains("\"keys\"") && !outputs[19].contains("rpk_"),
+        "{}",
+        outputs[19]
+    );
+    assert!(outputs[20].contains("\"revoked_keys\""), "{}", outputs[20]);
     let preflight = outputs[16].to_ascii_lowercase();
     assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
     assert!(

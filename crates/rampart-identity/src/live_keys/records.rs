@@ -267,12 +267,13 @@ impl LiveKey {
     /// The identity this key stands for, with `names`' headers (`generation` tells one
     /// plan's header names from another's).
     pub fn resolved(&self, names: &HeaderNames, generation: u64) -> Resolved {
-        let profile = self.consumer.profile.load_full();
         if let Some(c) = &*self.cached.load() {
-            if c.generation == generation && Arc::ptr_eq(&c.profile, &profile) {
+            if c.generation == generation && Arc::ptr_eq(&c.profile, &self.consumer.profile.load())
+            {
                 return c.resolved.clone();
             }
         }
+        let profile = self.consumer.profile.load_full();
         let resolved = resolve(names, self.consumer.id(), "api_key", self.id(), &profile);
         self.cached.store(Some(Arc::new(Cached {
             generation,

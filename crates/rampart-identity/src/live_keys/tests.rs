@@ -215,3 +215,44 @@ fn consumers_with_the_same_roles_share_one_profile() {
     let pb = w.consumers.get("b").unwrap().0.profile.load_full();
     assert!(Arc::ptr_eq(&pa, &pb));
 }
+
+#[test]
+fn a_prefix_is_found_where_it_is_or_would_go_whatever_the_spread() {
+    let shard_of_values = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.dedup();
+        Shard {
+            keys: Vec::new(),
+            prefixes: v,
+        }
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let top = 5u64 << 54;
+    let spreads: Vec<Vec<u64>> = vec![
+        vec![],
+        vec![top | 7],
+        (0..1000).map(|_| top | (next() >> 10)).collect(),
+        // Bunched at one end: the guess is far off, the fallback still finds them.
+        (0..1000).map(|i| top | i).collect(),
+        (0..1000).map(|i| top | ((1 << 54) - 1 - i)).collect(),
+    ];
+    for values in spreads {
+        let s = shard_of_values(values);
+        for (i, &p) in s.prefixes.iter().enumerate() {
+            assert_eq!(s.position(p), Ok(i));
+        }
+        for _ in 0..2000 {
+            let p = top | (next() >> 10);
+            assert_eq!(s.position(p), s.prefixes.binary_search(&p), "{p:#x}");
+        }
+        for p in [top, top | ((1 << 54) - 1), top | 1, top | 1000] {
+            assert_eq!(s.position(p), s.prefixes.binary_search(&p), "{p:#x}");
+        }
+    }
+}
