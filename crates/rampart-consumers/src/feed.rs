@@ -121,13 +121,7 @@ async fn load(backend: &RedisBackend, live: &LiveKeys) -> Result<String, StoreEr
     let mut loader = live.loader();
     let (at, nc, nk) = backend.load_into(&mut loader).await?;
     let skipped = loader.finish();
-    tracing::info!(
-        consumers = nc,
-        keys = nk,
-        skipped,
-        ms = started.elapsed().as_millis() as u64,
-        "consumer store loaded from Redis"
-    );
+    crate::log_loaded("redis", (nc, nk), skipped, started);
     Ok(at)
 }
 

@@ -38,6 +38,23 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Logs a whole-store read.
+pub(crate) fn log_loaded(
+    from: &str,
+    counts: (usize, usize),
+    skipped: usize,
+    started: std::time::Instant,
+) {
+    tracing::info!(
+        from,
+        consumers = counts.0,
+        keys = counts.1,
+        skipped,
+        ms = started.elapsed().as_millis() as u64,
+        "consumer store loaded"
+    );
+}
+
 /// The feature's compile step: opens the store named by `consumer_store` the first time
 /// (loading it whole into the node's key index before the plan can go live) and keeps it
 /// in `state` while the setting stays the same. No filters: the identity feature reads

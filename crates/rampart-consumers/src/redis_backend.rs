@@ -184,14 +184,48 @@ impl RedisBackend {
     }
 
     pub async fn get_consumer(&self, id: &str) -> Result<Option<ConsumerRecord>, StoreError> {
+        self.hget(&self.names.consumers, "consumer", id).await
+    }
+
+    /// One record of a hash.
+    async fn hget<T: serde::de::DeserializeOwned>(
+        &self,
+        hash: &str,
+        what: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         let mut c = self.conn().await?;
         let v: Option<String> = redis::cmd("HGET")
-            .arg(&self.names.consumers)
+            .arg(hash)
             .arg(id)
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        v.map(|v| decode("consumer", &v)).transpose()
+        v.map(|v| decode(what, &v)).transpose()
+    }
+
+    /// The records of a hash under `ids`, in that order (missing ones left out).
+    async fn hmget<T: serde::de::DeserializeOwned>(
+        &self,
+        c: &mut Conn,
+        hash: &str,
+        what: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(hash)
+            .arg(ids)
+            .query_async(c)
+            .await
+            .map_err(unavailable)?;
+        values
+            .into_iter()
+            .flatten()
+            .map(|v| decode(what, &v))
+            .collect()
     }
 
     pub async fn list_consumers(
@@ -211,20 +245,8 @@ impl RedisBackend {
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(&self.names.consumers)
-            .arg(&ids)
-            .query_async(&mut c)
+        self.hmget(&mut c, &self.names.consumers, "consumer", &ids)
             .await
-            .map_err(unavailable)?;
-        values
-            .into_iter()
-            .flatten()
-            .map(|v| decode("consumer", &v))
-            .collect()
     }
 
     pub async fn put_consumer(&self, rec: &ConsumerRecord, create: bool) -> Result<(), StoreError> {
@@ -270,14 +292,7 @@ impl RedisBackend {
     }
 
     pub async fn get_key(&self, id: &str) -> Result<Option<StoredKeyRecord>, StoreError> {
-        let mut c = self.conn().await?;
-        let v: Option<String> = redis::cmd("HGET")
-            .arg(&self.names.keys)
-            .arg(id)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        v.map(|v| decode("key", &v)).transpose()
+        self.hget(&self.names.keys, "key", id).await
     }
 
     pub async fn list_keys(&self, consumer: &str) -> Result<Vec<StoredKeyRecord>, StoreError> {
@@ -287,21 +302,8 @@ impl RedisBackend {
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         ids.sort();
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(&self.names.keys)
-            .arg(&ids)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        values
-            .into_iter()
-            .flatten()
-            .map(|v| decode("key", &v))
-            .collect()
+        self.hmget(&mut c, &self.names.keys, "key", &ids).await
     }
 
     pub async fn put_key(&self, k: &StoredKeyRecord, create: bool) -> Result<(), StoreError> {

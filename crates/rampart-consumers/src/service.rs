@@ -191,13 +191,7 @@ impl ConsumerStore {
             Backend::Redis { .. } => return Ok(()),
         };
         let skipped = loader.finish();
-        tracing::info!(
-            consumers = nc,
-            keys = nk,
-            skipped,
-            ms = started.elapsed().as_millis() as u64,
-            "consumer store loaded"
-        );
+        crate::log_loaded("embedded", (nc, nk), skipped, started);
         Ok(())
     }
 

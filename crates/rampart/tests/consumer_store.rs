@@ -57,16 +57,7 @@ fn node(dir: &tempfile::TempDir, yaml: &str) -> Node {
 }
 
 async fn call(n: &Node, method: &str, path: &str, body: Option<Value>) -> Reply {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Full::new(
-            body.map(|b| b.to_string()).unwrap_or_default().into(),
-        ))
-        .unwrap();
-    send(n.admin.addr(), req).await
+    admin_json(n.admin.addr(), TOKEN, method, path, body.as_ref()).await
 }
 
 async fn with_key(n: &Node, path: &str, key: &str) -> Reply {
@@ -402,10 +393,15 @@ async fn a_gateway_without_a_store_says_so() {
 /// Runs `rampart consumers ARGS` against `n`'s admin API; returns (exit code, stdout,
 /// stderr).
 async fn cli(n: Option<&Node>, args: &[&str]) -> (i32, String, String) {
+    cli_as(TOKEN, n, args).await
+}
+
+/// Like [`cli`], with another admin token.
+async fn cli_as(token: &str, n: Option<&Node>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"));
     cmd.arg("consumers")
         .args(args)
-        .env("RAMPART_ADMIN_TOKEN", TOKEN);
+        .env("RAMPART_ADMIN_TOKEN", token);
     if let Some(n) = n {
         cmd.args(["--admin", &format!("http://{}", n.admin.addr())]);
     }
@@ -458,19 +454,9 @@ async fn the_command_line_issues_lists_and_revokes_through_the_admin_api() {
     let (code, _, err) = cli(Some(&n), &["issue", "nobody"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("404") && err.contains("nobody"), "{err}");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"));
-    cmd.args([
-        "consumers",
-        "list",
-        "--admin",
-        &format!("http://{}", n.admin.addr()),
-    ])
-    .env("RAMPART_ADMIN_TOKEN", "wrong");
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let (code, _, err) = cli_as("wrong", Some(&n), &["list"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
 }
 
 #[tokio::test]

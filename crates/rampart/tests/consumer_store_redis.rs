@@ -8,8 +8,6 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::Request;
-use http_body_util::Full;
 use serde_json::{json, Value};
 use support::redis::RedisServer;
 use support::*;
@@ -55,15 +53,7 @@ fn node(up: &TestUpstream, redis: &RedisServer) -> Node {
 }
 
 async fn call(n: &Node, method: &str, path: &str, body: Option<Value>) -> Reply {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Full::new(
-            body.map(|b| b.to_string()).unwrap_or_default().into(),
-        ))
-        .unwrap();
-    send(n.admin.addr(), req).await
+    admin_json(n.admin.addr(), TOKEN, method, path, body.as_ref()).await
 }
 
 async fn status_with(n: &Node, path: &str, key: &str) -> u16 {

@@ -87,6 +87,26 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
     send(addr, b.body(Full::default()).unwrap()).await
 }
 
+/// A JSON call to an admin API with a bearer token.
+pub async fn admin_json(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(
+            body.map(|b| b.to_string()).unwrap_or_default().into(),
+        ))
+        .unwrap();
+    send(addr, req).await
+}
+
 /// Writes raw bytes and reads until the server closes (or 5 s pass).
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
