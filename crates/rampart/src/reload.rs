@@ -3,8 +3,8 @@
 //! print, and a failed reload changes nothing.
 //!
 //! Triggers: SIGHUP, a change in the config file's directory (so atomic renames and
-//! Kubernetes ConfigMap symlink swaps are seen), debounced; the admin API will add
-//! `POST /admin/reload`.
+//! Kubernetes ConfigMap symlink swaps are seen), debounced, with a metadata check every
+//! [`POLL`] as a backstop to the watcher; and `POST /admin/reload`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +36,17 @@ pub fn reload_file(gateway: &Gateway, path: &Path) -> Result<(), Vec<String>> {
 /// Quiet period after a file event before reloading: editors and `kubectl` write in
 /// several steps, and one reload should see the final content.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// How often the config file's metadata is checked, should the watcher miss a change.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// What tells a changed file from an unchanged one without reading it: size, modification
+/// time and inode (an atomic rename gives a new inode).
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?, m.ino()))
+}
 
 /// Watches the directory of `path` and sends a trigger on every change there.
 /// The watcher stops when the returned value is dropped.
@@ -92,8 +103,22 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
         };
         ready();
         let mut last_content = content_digest(path);
+        // A backstop to the watcher: inotify can run out of instances or drop events
+        // under load, and a network file system may send none. A change of the file's
+        // size, time or inode is checked every POLL; its content decides, as for events.
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_meta = file_stamp(path);
         loop {
             let trigger = tokio::select! {
+                _ = poll.tick() => {
+                    let stamp = file_stamp(path);
+                    if stamp == last_meta {
+                        continue;
+                    }
+                    last_meta = stamp;
+                    Trigger::FileChange
+                }
                 _ = hup.recv() => Trigger::Signal,
                 _ = usr1.recv() => {
                     gateway.reopen_access_log();

@@ -373,6 +373,8 @@ async fn reloads_when_the_file_is_replaced_atomically() {
     let tmp = dir.path().join(".rampart.yaml.tmp");
     std::fs::write(&tmp, one_route(&a, "/two")).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
+    // Within the watcher's debounce, or the metadata check's period should an event be
+    // lost under load.
     eventually_status(addr, "/two", 200).await;
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
