@@ -112,7 +112,15 @@ pub fn start(gateway: Arc<Gateway>, reload: Option<Reload>) -> std::io::Result<O
                     };
                     // A small cap: the admin API serves operators, not crowds.
                     let Some(slot) = AdminSlot::take(&open, settings.max_connections) else {
-                        audit(peer, "-", "", "", 0, Some("too_many_connections"));
+                        audit(
+                            &state.gateway,
+                            peer,
+                            "-",
+                            "",
+                            "",
+                            0,
+                            Some("too_many_connections"),
+                        );
                         continue;
                     };
                     let (tls, head) = (settings.tls.clone(), status.head);
@@ -129,7 +137,7 @@ pub fn start(gateway: Arc<Gateway>, reload: Option<Reload>) -> std::io::Result<O
                         let stream = match tokio::time::timeout(head.header_timeout, accept).await {
                             Ok(Ok(s)) => s,
                             _ => {
-                                audit(peer, "-", "", "", 0, Some("tls_handshake"));
+                                audit(&state.gateway, peer, "-", "", "", 0, Some("tls_handshake"));
                                 return;
                             }
                         };
@@ -187,7 +195,15 @@ async fn serve<IO>(
         async move {
             match rejection {
                 Some(p) => {
-                    audit(peer, "-", "", "", p.status.as_u16(), Some(p.code));
+                    audit(
+                        &state.gateway,
+                        peer,
+                        "-",
+                        "",
+                        "",
+                        p.status.as_u16(),
+                        Some(p.code),
+                    );
                     let mut r = json_response(
                         p.status,
                         json!({"status": p.status.as_u16(), "title": p.title, "code": p.code}),
@@ -275,6 +291,7 @@ async fn handle(
         },
         Err(()) => {
             audit(
+                &state.gateway,
                 peer,
                 "unauthenticated",
                 method.as_str(),
@@ -293,12 +310,24 @@ async fn handle(
             return Ok(r);
         }
     };
-    let resp = if consumers::owns(&path) {
+    let trail = {
+        let plan = state.gateway.plan();
+        rampart_observe::audit_trail::current(&plan.state, &plan.spec)
+    };
+    // AU-5: a change the audit trail could not record is not made.
+    let changes = !matches!(method, Method::GET | Method::HEAD);
+    let resp = if changes && trail.as_ref().is_some_and(|t| t.is_failing()) {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": 503, "title": "Service Unavailable", "detail": "the audit trail cannot be written: changes are refused until it can"}),
+        )
+    } else if consumers::owns(&path) {
         consumers::handle(&state, req).await
     } else {
         other(&state, &method, &path)
     };
     audit(
+        &state.gateway,
         peer,
         &who,
         method.as_str(),
@@ -439,8 +468,10 @@ fn reload(state: &State) -> Response<Full<Bytes>> {
     }
 }
 
-/// Writes one audit event for the admin listener.
+/// Writes one audit event for the admin listener: to the audit trail when the running
+/// config has one, and to the process log.
 fn audit(
+    gateway: &Gateway,
     peer: SocketAddr,
     actor: &str,
     method: &str,
@@ -457,5 +488,8 @@ fn audit(
         status,
         refused,
     }
-    .emit();
+    .record(
+        rampart_observe::audit_trail::current(&gateway.plan().state, &gateway.plan().spec)
+            .as_deref(),
+    );
 }

@@ -8,6 +8,7 @@
 //! [`ConfigError`] shape.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bots;
 mod consumer_store;
 mod cors;
@@ -32,6 +33,7 @@ mod validate_identity;
 mod validate_limits;
 mod validation;
 
+pub use audit::{AuditFsync, AuditSpec};
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use consumer_store::{
     check_consumer_id, ConsumerRecord, ConsumerStoreKind, ConsumerStoreSpec, StoredKeyRecord,

@@ -60,9 +60,14 @@ pub struct Spec {
     /// docs/consumers.md); merged with `consumers`.
     #[serde(default)]
     pub consumer_store: Option<crate::ConsumerStoreSpec>,
-    /// Where the gateway keeps what outlives the process (the embedded consumer store).
+    /// Where the gateway keeps what outlives the process (the embedded consumer store,
+    /// the audit trail).
     #[serde(default)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// The tamper-evident audit trail (docs/evidence.md). Absent: audit events go to the
+    /// process log only.
+    #[serde(default)]
+    pub audit: Option<crate::AuditSpec>,
     /// Named tiers of limits, referenced by `consumers[].plan`.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSpec>,

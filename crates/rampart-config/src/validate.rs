@@ -310,6 +310,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     }
     crate::validate_identity::validate(spec, &mut errs);
     crate::consumer_store::validate(spec, &mut errs);
+    crate::audit::validate(spec, &mut errs);
     crate::validate_limits::validate(spec, &mut errs);
     crate::json_limits::validate(spec, &mut errs);
     crate::ip_lists::validate(spec, &mut errs);

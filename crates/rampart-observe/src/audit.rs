@@ -50,6 +50,27 @@ impl AuditEvent<'_> {
         o
     }
 
+    /// Writes the event to the audit trail (when there is one) and to the process log
+    /// under the `audit` target (warn for refusals).
+    pub fn record(&self, trail: Option<&crate::audit_trail::AuditTrail>) {
+        if let Some(t) = trail {
+            let mut f = crate::audit_trail::Fields::new()
+                .str("peer", &self.peer.to_string())
+                .str("actor", self.actor)
+                .str("method", self.method);
+            let mut path = String::new();
+            crate::access_log::write_path(&mut path, self.path);
+            f = f
+                .escaped("path", &path)
+                .num("status", u64::from(self.status));
+            if let Some(r) = self.refused {
+                f = f.str("refused", r);
+            }
+            t.record("admin", f);
+        }
+        self.emit();
+    }
+
     /// Writes the event to the process log under the `audit` target (warn for refusals).
     pub fn emit(&self) {
         let json = self.to_json();

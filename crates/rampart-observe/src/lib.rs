@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod audit;
+pub mod audit_trail;
 pub mod metrics;
 
 pub use access_log::AccessLog;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod audit_cli;
 pub mod certs;
 pub mod consumers_cli;
 pub mod demo;
@@ -31,6 +32,7 @@ pub type Feature = fn(
 /// The features every gateway runs. Their order here only breaks ties between filters
 /// of the same phase; the chain order itself comes from each filter's `Phase`.
 pub const FEATURES: &[Feature] = &[
+    rampart_observe::audit_trail::compile,
     rampart_inspect::compile,
     // Before identity: opens and loads the consumer store the identity filters read.
     rampart_consumers::compile,
@@ -97,6 +99,25 @@ pub fn compile_file_with(path: &Path, state: &Arc<StateStore>) -> Result<Plan, C
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     compile_spec(Arc::new(spec), base, state, FEATURES)
+}
+
+/// Records a config load or reload in the audit trail (when the running config has one):
+/// its fingerprint when it went live, the number of problems when it did not.
+pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>) {
+    let plan = gateway.plan();
+    let Some(trail) = rampart_observe::audit_trail::current(&plan.state, &plan.spec) else {
+        return;
+    };
+    let fields = rampart_observe::audit_trail::Fields::new().str("action", action);
+    let fields = match outcome {
+        Ok(()) => fields
+            .str("result", "ok")
+            .str("fingerprint", &gateway.effective_config().1),
+        Err(problems) => fields
+            .str("result", "refused")
+            .num("problems", problems as u64),
+    };
+    trail.record("config", fields);
 }
 
 /// Compiles `yaml` and starts serving it.

@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: rampart::consumers_cli::ConsumersCommand,
     },
+    /// The tamper-evident audit trail (docs/evidence.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Development certificates.
     Certs {
         #[command(subcommand)]
@@ -93,6 +98,29 @@ enum OpenapiCommand {
         /// The upstream the routes send to.
         #[arg(long, default_value = "api")]
         upstream: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a trail: exit 0 with a summary when every entry chains and every
+    /// checkpoint's signature holds; exit 1 naming the first bad line and why.
+    Verify {
+        /// The trail (`audit.path`).
+        file: PathBuf,
+        /// The public key (base64, as `keygen` prints it) that checkpoints are checked
+        /// against; without it, only the chain is checked.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// The copy of the checkpoints (`audit.checkpoint_copy`), to catch a cut tail.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Make an Ed25519 signing key: the private key (base64 PKCS#8) into `--out`,
+    /// readable by its owner only; the public key and its id on stdout.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -278,6 +306,7 @@ fn main() -> ExitCode {
                 }
             };
             let gateway = std::sync::Arc::new(gateway);
+            rampart::record_config(&gateway, "load", Ok(()));
             let admin = match rampart::admin::start(gateway.clone(), Some(config.clone())) {
                 Ok(a) => a,
                 Err(e) => {
@@ -306,6 +335,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit { command } => match rampart::audit_cli::run(command_of(command)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("rampart audit: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Diff { config, admin } => {
             let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
             match rampart::diff::run(&config, &admin, token.as_deref()) {
@@ -348,4 +385,19 @@ fn wait_for_signal() {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     });
+}
+
+fn command_of(c: AuditCommand) -> rampart::audit_cli::AuditCommand {
+    match c {
+        AuditCommand::Verify {
+            file,
+            public_key,
+            checkpoints,
+        } => rampart::audit_cli::AuditCommand::Verify {
+            file,
+            public_key,
+            checkpoints,
+        },
+        AuditCommand::Keygen { out } => rampart::audit_cli::AuditCommand::Keygen { out },
+    }
 }

@@ -1,0 +1,97 @@
+//! `audit`: the tamper-evident audit trail (kept by `rampart-observe`'s `audit_trail`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::Duration;
+use crate::{ConfigError, SecretRef, Spec};
+
+/// Where and how the audit trail is kept.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSpec {
+    /// The trail's file (default `<state_dir>/audit.jsonl`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The Ed25519 key that signs checkpoints: base64 PKCS#8, as `rampart audit keygen`
+    /// writes it, by secret reference.
+    pub signing_key: SecretRef,
+    /// A checkpoint after this many entries.
+    #[serde(default = "thousand")]
+    pub checkpoint_every: u64,
+    /// A checkpoint when entries have waited unsigned this long.
+    #[serde(default = "five_minutes")]
+    pub checkpoint_interval: Duration,
+    /// When the file is flushed to disk: `always` (after every entry), `checkpoint`, or
+    /// `never` (left to the operating system).
+    #[serde(default)]
+    pub fsync: AuditFsync,
+    /// A second file that receives every checkpoint too (another disk, or one a log
+    /// shipper sends off the machine), so a cut tail is detectable from outside.
+    #[serde(default)]
+    pub checkpoint_copy: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFsync {
+    #[default]
+    Always,
+    Checkpoint,
+    Never,
+}
+
+fn thousand() -> u64 {
+    1000
+}
+
+fn five_minutes() -> Duration {
+    Duration(std::time::Duration::from_secs(300))
+}
+
+impl AuditSpec {
+    /// The trail's file, relative paths taken from `base`.
+    pub fn file(
+        &self,
+        state_dir: Option<&std::path::Path>,
+        base: &std::path::Path,
+    ) -> Option<PathBuf> {
+        let p = match (&self.path, state_dir) {
+            (Some(p), _) => p.clone(),
+            (None, Some(d)) => d.join("audit.jsonl"),
+            (None, None) => return None,
+        };
+        Some(if p.is_absolute() { p } else { base.join(p) })
+    }
+}
+
+pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
+    let Some(a) = &spec.audit else {
+        return;
+    };
+    if a.path.is_none() && spec.state_dir.is_none() {
+        errs.push(ConfigError::new(
+            "audit.path",
+            "the audit trail needs a file: set `path`, or `state_dir`".to_string(),
+        ));
+    }
+    if a.checkpoint_every == 0 {
+        errs.push(ConfigError::new(
+            "audit.checkpoint_every",
+            "must be at least 1".to_string(),
+        ));
+    }
+    if a.checkpoint_interval.get() < std::time::Duration::from_secs(1) {
+        errs.push(ConfigError::new(
+            "audit.checkpoint_interval",
+            "must be at least 1s".to_string(),
+        ));
+    }
+    if a.checkpoint_copy.is_some() && a.checkpoint_copy == a.path {
+        errs.push(ConfigError::new(
+            "audit.checkpoint_copy",
+            "must be another file than the trail".to_string(),
+        ));
+    }
+}

@@ -1,0 +1,603 @@
+//! The tamper-evident audit trail: an append-only JSON-lines file in which every entry
+//! carries its sequence number, the previous entry's hash and its own, and in which a
+//! checkpoint signed with an Ed25519 key is written every so many entries, after a quiet
+//! interval and at shutdown. An edited, deleted, inserted or reordered entry breaks the
+//! chain; a tail cut after the last checkpoint is caught by a copy of the checkpoints
+//! kept elsewhere (`checkpoint_copy`); [`verify`] (`rampart audit verify`) says which.
+//!
+//! An entry is one line, `{"seq":…,"time":…,"kind":…,<fields>,"prev":"<hex>","hash":"<hex>"}`,
+//! and its hash is SHA-256 of the line's own bytes up to `"prev":"<hex>"` and a closing
+//! brace: the encoding is the bytes written, so there is nothing to canonicalise.
+//!
+//! Writes are rare (admin calls, config loads, process start and stop), made under one
+//! lock, never from a request's path. A write that fails (a full disk) is kept and tried
+//! again with the next one, counted, and makes [`AuditTrail::is_failing`] true, so the
+//! admin API refuses changes it could not record (NIST 800-53 AU-5).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use sha2::Digest;
+
+/// The state-store key of the trail a config names (`None`: no trail). The setting as
+/// written: a config reloaded from the same file names the same trail.
+fn state_key(spec: &rampart_config::Spec) -> Option<String> {
+    let a = spec.audit.as_ref()?;
+    Some(format!("audit-trail\n{:?}\n{:?}", a.path, spec.state_dir))
+}
+
+/// The feature's compile step: opens the trail the config names the first time (and
+/// keeps it, its chain and its file, while the setting stays); a config without one
+/// has none. No filters.
+pub fn compile(
+    spec: &rampart_config::Spec,
+    base: &Path,
+    state: &rampart_core::StateStore,
+) -> Result<rampart_core::FeaturePlan, Vec<rampart_config::ConfigError>> {
+    let mut out = rampart_core::FeaturePlan::for_routes(spec.routes.len());
+    let (Some(a), Some(key)) = (&spec.audit, state_key(spec)) else {
+        return Ok(out);
+    };
+    let err = |path: &str, reason: String| vec![rampart_config::ConfigError::new(path, reason)];
+    let secret = a
+        .signing_key
+        .resolve(base)
+        .map_err(|e| err("audit.signing_key", e))?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(secret.expose().trim())
+        .map_err(|_| {
+            err(
+                "audit.signing_key",
+                "must be base64 PKCS#8, as `rampart audit keygen` writes it".into(),
+            )
+        })?;
+    let path = a
+        .file(spec.state_dir.as_deref(), base)
+        .ok_or_else(|| err("audit.path", "set `path`, or `state_dir`".into()))?;
+    let settings = TrailSettings {
+        path,
+        signing_key: der,
+        checkpoint_every: a.checkpoint_every,
+        checkpoint_interval: a.checkpoint_interval.get(),
+        fsync: match a.fsync {
+            rampart_config::AuditFsync::Always => Fsync::Always,
+            rampart_config::AuditFsync::Checkpoint => Fsync::Checkpoint,
+            rampart_config::AuditFsync::Never => Fsync::Never,
+        },
+        checkpoint_copy: a.checkpoint_copy.as_ref().map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        }),
+    };
+    let trail = state
+        .get_or_try_insert(&key, || AuditTrail::open(settings).map(Handle))
+        .map_err(|e| err("audit", e))?;
+    out.metrics.push(trail);
+    Ok(out)
+}
+
+/// The trail as kept in the state store.
+pub struct Handle(pub Arc<AuditTrail>);
+
+/// The trail a running gateway's config names, if any.
+pub fn current(
+    state: &rampart_core::StateStore,
+    spec: &rampart_config::Spec,
+) -> Option<Arc<AuditTrail>> {
+    state.get::<Handle>(&state_key(spec)?).map(|h| h.0.clone())
+}
+
+impl rampart_core::MetricsSource for Handle {
+    fn render(&self, out: &mut rampart_core::MetricsText) {
+        out.family(
+            "rampart_audit_entries_total",
+            "counter",
+            "Entries written to the audit trail.",
+        );
+        out.sample(
+            "rampart_audit_entries_total",
+            &[],
+            self.0.written.load(Ordering::Relaxed),
+        );
+        out.family(
+            "rampart_audit_write_errors_total",
+            "counter",
+            "Failed writes to the audit trail (entries are kept and written again; admin changes are refused meanwhile).",
+        );
+        out.sample(
+            "rampart_audit_write_errors_total",
+            &[],
+            self.0.write_errors.load(Ordering::Relaxed),
+        );
+        out.family(
+            "rampart_audit_failing",
+            "gauge",
+            "1 while the audit trail cannot be written.",
+        );
+        out.sample("rampart_audit_failing", &[], u64::from(self.0.is_failing()));
+    }
+}
+
+/// The signed statement of a checkpoint: the number of entries before it and the hash
+/// of the last of them.
+fn statement(size: u64, head: &str) -> String {
+    format!("rampart-audit-checkpoint v1\n{size}\n{head}\n")
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// When the file is flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every entry.
+    Always,
+    /// After checkpoints only.
+    Checkpoint,
+    /// Left to the operating system.
+    Never,
+}
+
+/// How a trail is kept.
+pub struct TrailSettings {
+    pub path: PathBuf,
+    /// The Ed25519 private key, PKCS#8 (`rampart audit keygen`).
+    pub signing_key: Vec<u8>,
+    pub checkpoint_every: u64,
+    pub checkpoint_interval: Duration,
+    pub fsync: Fsync,
+    /// A second file that receives every checkpoint line too (on another disk, or one
+    /// a log shipper sends away), so a cut tail is detectable from outside.
+    pub checkpoint_copy: Option<PathBuf>,
+}
+
+struct Writer {
+    file: File,
+    copy: Option<PathBuf>,
+    seq: u64,
+    prev: String,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    /// Lines not yet written (a failed write), in order.
+    pending: Vec<String>,
+}
+
+/// A running audit trail.
+pub struct AuditTrail {
+    writer: Mutex<Writer>,
+    key: Ed25519KeyPair,
+    key_id: String,
+    every: u64,
+    interval: Duration,
+    fsync: Fsync,
+    failing: AtomicBool,
+    pub written: AtomicU64,
+    pub write_errors: AtomicU64,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+/// The id of a public key: the first 8 bytes of its SHA-256, hex.
+pub fn key_id(public: &[u8]) -> String {
+    hex(&sha2::Sha256::digest(public)[..8])
+}
+
+/// A new signing key: (PKCS#8 document, public key).
+pub fn generate_key() -> Result<(Vec<u8>, Vec<u8>), String> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| "no system randomness")?;
+    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|e| e.to_string())?;
+    Ok((doc.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
+}
+
+/// An entry's fields, as JSON members after `kind` (`"actor":"…","status":200`).
+pub struct Fields(String);
+
+impl Fields {
+    pub fn new() -> Self {
+        Fields(String::new())
+    }
+
+    pub fn str(mut self, name: &str, value: &str) -> Self {
+        let _ = write!(self.0, ",\"{name}\":");
+        self.0.push('"');
+        rampart_core::json_escape_into(&mut self.0, value);
+        self.0.push('"');
+        self
+    }
+
+    /// A string member whose value is already JSON-escaped (the access log's writers).
+    pub(crate) fn escaped(mut self, name: &str, value: &str) -> Self {
+        let _ = write!(self.0, ",\"{name}\":\"{value}\"");
+        self
+    }
+
+    pub fn num(mut self, name: &str, value: u64) -> Self {
+        let _ = write!(self.0, ",\"{name}\":{value}");
+        self
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The last entry of an existing trail: (next sequence number, its hash).
+fn resume(path: &Path) -> Result<(u64, String), String> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into())),
+        Err(e) => return Err(format!("cannot read {}: {}", path.display(), e.kind())),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    // Not a regular file (a pipe, a device): nothing to resume from.
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok((0, GENESIS.into()));
+    }
+    let mut last = None;
+    let mut text = String::new();
+    let mut reader = std::io::BufReader::new(file);
+    loop {
+        text.clear();
+        let n = reader.read_line(&mut text).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        if !text.ends_with('\n') {
+            return Err(format!(
+                "{} ends in an incomplete line: check it with `rampart audit verify`, then move it aside",
+                path.display()
+            ));
+        }
+        last = Some(text.trim_end().to_string());
+    }
+    let line = last.ok_or("empty trail")?;
+    let e = check_line(&line).map_err(|r| {
+        format!(
+            "{}: its last entry does not verify ({r}): check it with `rampart audit verify`",
+            path.display()
+        )
+    })?;
+    Ok((e.seq + 1, e.hash))
+}
+
+impl AuditTrail {
+    /// Opens (or starts) the trail at `settings.path`, resuming its chain after checking
+    /// its last entry, and writes a `process` `start` entry.
+    pub fn open(settings: TrailSettings) -> Result<Arc<Self>, String> {
+        let key = Ed25519KeyPair::from_pkcs8(&settings.signing_key)
+            .map_err(|e| format!("signing_key: not an Ed25519 PKCS#8 key ({e})"))?;
+        let (seq, prev) = resume(&settings.path)?;
+        if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {}", dir.display(), e.kind()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.path)
+            .map_err(|e| format!("cannot open {}: {}", settings.path.display(), e.kind()))?;
+        let key_id = key_id(key.public_key().as_ref());
+        let trail = Arc::new(Self {
+            writer: Mutex::new(Writer {
+                file,
+                copy: settings.checkpoint_copy,
+                seq,
+                prev,
+                since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
+                pending: Vec::new(),
+            }),
+            key,
+            key_id,
+            every: settings.checkpoint_every.max(1),
+            interval: settings.checkpoint_interval,
+            fsync: settings.fsync,
+            failing: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+        });
+        trail.record(
+            "process",
+            Fields::new()
+                .str("action", "start")
+                .str("version", env!("CARGO_PKG_VERSION"))
+                .num("pid", u64::from(std::process::id())),
+        );
+        // Entries written after the last checkpoint are signed after a quiet interval.
+        let weak = Arc::downgrade(&trail);
+        let stop = trail.stop.clone();
+        let interval = trail.interval;
+        std::thread::Builder::new()
+            .name("rampart-audit".into())
+            .spawn(move || loop {
+                let (lock, cv) = &*stop;
+                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let (guard, _) = cv
+                    .wait_timeout(guard, interval)
+                    .unwrap_or_else(|p| p.into_inner());
+                if *guard {
+                    return;
+                }
+                drop(guard);
+                match weak.upgrade() {
+                    Some(t) => t.checkpoint_if_due(),
+                    None => return,
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(trail)
+    }
+
+    /// Whether the last write failed (and entries wait to be written).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends one entry of `kind`; a checkpoint follows when `checkpoint_every` entries
+    /// have been written since the last.
+    pub fn record(&self, kind: &str, fields: Fields) {
+        let mut w = self.lock();
+        let _ = self.append(&mut w, kind, &fields.0);
+        w.since_checkpoint += 1;
+        if w.since_checkpoint >= self.every {
+            self.checkpoint(&mut w);
+        } else if self.fsync == Fsync::Always {
+            self.flush(&mut w);
+        }
+    }
+
+    /// Appends an entry; returns its line.
+    fn append(&self, w: &mut Writer, kind: &str, fields: &str) -> String {
+        let mut line = String::with_capacity(160 + fields.len());
+        let _ = write!(line, "{{\"seq\":{},\"time\":\"", w.seq);
+        crate::access_log::write_rfc3339(&mut line, SystemTime::now());
+        line.push_str("\",\"kind\":\"");
+        rampart_core::json_escape_into(&mut line, kind);
+        line.push('"');
+        line.push_str(fields);
+        let _ = write!(line, ",\"prev\":\"{}\"", w.prev);
+        line.push('}');
+        let hash = hex(&sha2::Sha256::digest(line.as_bytes()));
+        line.pop();
+        let _ = writeln!(line, ",\"hash\":\"{hash}\"}}");
+        w.seq += 1;
+        w.prev = hash;
+        w.pending.push(line.clone());
+        self.write_pending(w);
+        line
+    }
+
+    fn write_pending(&self, w: &mut Writer) {
+        while !w.pending.is_empty() {
+            let line = &w.pending[0];
+            if let Err(e) = w.file.write_all(line.as_bytes()) {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e.kind(), "audit trail: cannot write; admin changes are refused until it can");
+                }
+                return;
+            }
+            w.pending.remove(0);
+            self.written.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::warn!("audit trail: writing again");
+        }
+    }
+
+    fn flush(&self, w: &mut Writer) {
+        if w.file.sync_data().is_err() {
+            self.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes a signed checkpoint over everything before it.
+    fn checkpoint(&self, w: &mut Writer) {
+        let size = w.seq;
+        let sig = self.key.sign(statement(size, &w.prev).as_bytes());
+        let fields = Fields::new()
+            .num("size", size)
+            .str("head", &w.prev.clone())
+            .str("key_id", &self.key_id)
+            .str(
+                "signature",
+                &base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+            );
+        let line = self.append(w, "checkpoint", &fields.0);
+        w.since_checkpoint = 0;
+        w.last_checkpoint = Instant::now();
+        if self.fsync != Fsync::Never {
+            self.flush(w);
+        }
+        if let Some(copy) = &w.copy {
+            let r = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(copy)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+            if r.is_err() {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A checkpoint when entries wait unsigned and the interval has passed.
+    fn checkpoint_if_due(&self) {
+        let mut w = self.lock();
+        if w.since_checkpoint > 0 && w.last_checkpoint.elapsed() >= self.interval {
+            self.checkpoint(&mut w);
+        }
+    }
+}
+
+impl Drop for AuditTrail {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        let mut w = self.lock();
+        let _ = self.append(&mut w, "process", &Fields::new().str("action", "stop").0);
+        self.checkpoint(&mut w);
+    }
+}
+
+/// One line's parts, as [`check_line`] read them.
+pub struct Entry {
+    pub seq: u64,
+    pub kind: String,
+    pub prev: String,
+    pub hash: String,
+    pub value: serde_json::Value,
+}
+
+/// Checks that a line's hash is the hash of its own bytes; returns its parts.
+pub fn check_line(line: &str) -> Result<Entry, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let get = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let hash = get("hash").ok_or("no hash")?;
+    let suffix = format!(",\"hash\":\"{hash}\"}}");
+    let body = line
+        .strip_suffix(&suffix)
+        .ok_or("the hash is not the last member")?;
+    let computed = hex(&sha2::Sha256::digest(format!("{body}}}").as_bytes()));
+    if computed != hash {
+        return Err("its hash does not match its content (an edited entry)".into());
+    }
+    Ok(Entry {
+        seq: value.get("seq").and_then(|v| v.as_u64()).ok_or("no seq")?,
+        kind: get("kind").ok_or("no kind")?,
+        prev: get("prev").ok_or("no prev")?,
+        hash,
+        value,
+    })
+}
+
+/// What [`verify`] found in a good trail.
+#[derive(Debug)]
+pub struct Verified {
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// Entries after the last checkpoint (unsigned: a cut there shows only against a
+    /// checkpoint copy).
+    pub unsigned_tail: u64,
+}
+
+/// Verifies a trail's text: the chain, every checkpoint's signature against `public`
+/// (when given), and the trail against a copy of its checkpoints (when given). Returns
+/// the first problem as `line N: reason`.
+pub fn verify(text: &str, public: Option<&[u8]>, copy: Option<&str>) -> Result<Verified, String> {
+    let mut prev = GENESIS.to_string();
+    let mut out = Verified {
+        entries: 0,
+        checkpoints: 0,
+        unsigned_tail: 0,
+    };
+    let mut hashes = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = i + 1;
+        let e = check_line(line).map_err(|r| format!("line {at}: {r}"))?;
+        if e.seq != i as u64 {
+            return Err(format!(
+                "line {at}: sequence number {} where {i} belongs (an entry deleted, inserted or moved before it)",
+                e.seq
+            ));
+        }
+        if e.prev != prev {
+            return Err(format!(
+                "line {at}: it does not follow the entry before it (an entry deleted, inserted or reordered)"
+            ));
+        }
+        if e.kind == "checkpoint" {
+            let size = e
+                .value
+                .get("size")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(u64::MAX);
+            let head = e.value.get("head").and_then(|v| v.as_str()).unwrap_or("");
+            if size != e.seq || head != prev {
+                return Err(format!(
+                    "line {at}: the checkpoint does not name the entries before it"
+                ));
+            }
+            if let Some(pk) = public {
+                let sig = e
+                    .value
+                    .get("signature")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                    .unwrap_or_default();
+                signature::UnparsedPublicKey::new(&signature::ED25519, pk)
+                    .verify(statement(size, head).as_bytes(), &sig)
+                    .map_err(|_| {
+                        format!(
+                            "line {at}: the checkpoint's signature does not verify with this key"
+                        )
+                    })?;
+            }
+            out.checkpoints += 1;
+            out.unsigned_tail = 0;
+        } else {
+            out.unsigned_tail += 1;
+        }
+        hashes.push(e.hash.clone());
+        prev = e.hash;
+        out.entries += 1;
+    }
+    if let Some(copy) = copy {
+        for (i, line) in copy.lines().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|_| format!("checkpoint copy line {}: not JSON", i + 1))?;
+            let seq = v.get("seq").and_then(|s| s.as_u64()).unwrap_or(u64::MAX);
+            let hash = v.get("hash").and_then(|s| s.as_str()).unwrap_or("");
+            match hashes.get(seq as usize) {
+                None => {
+                    return Err(format!(
+                        "the trail ends at entry {} but a checkpoint copy names entry {seq}: its tail was cut",
+                        out.entries
+                    ))
+                }
+                Some(h) if h != hash => {
+                    return Err(format!(
+                        "entry {seq} is not the one the checkpoint copy names (the trail was rewritten)"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

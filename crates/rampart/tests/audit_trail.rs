@@ -1,0 +1,211 @@
+//! The tamper-evident audit trail of a running gateway: admin calls, config loads and
+//! reloads, process start and stop, chained and signed, checked by `rampart audit
+//! verify`; a change the trail cannot record is refused.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+use support::*;
+
+const TOKEN: &str = "adm-3b7d1f5a9c2e4608-7e1a3c5b9d0f2468";
+
+fn rampart() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+/// Makes a signing key in `dir`; returns its public key.
+fn keygen(dir: &std::path::Path) -> String {
+    let out = rampart()
+        .args(["audit", "keygen", "--out"])
+        .arg(dir.join("audit-key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("public_key: "))
+        .unwrap()
+        .to_string()
+}
+
+fn verify(dir: &std::path::Path, public: &str) -> (i32, String) {
+    let out = rampart()
+        .args(["audit", "verify"])
+        .arg(dir.join("audit.jsonl"))
+        .args(["--public-key", public, "--checkpoints"])
+        .arg(dir.join("checkpoints.jsonl"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn config(up: &TestUpstream, route: &str) -> String {
+    format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         admin: {{ bind: \"127.0.0.1:0\", token: {{ file: admin-token }} }}\n\
+         audit: {{ path: audit.jsonl, signing_key: {{ file: audit-key }}, checkpoint_copy: checkpoints.jsonl, checkpoint_every: 4 }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
+         routes:\n  - {{ name: r, match: {{ path_prefix: {route} }}, upstream: up }}\n",
+        up.addr
+    )
+}
+
+#[tokio::test]
+async fn admin_calls_and_reloads_are_chained_signed_and_verified() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    let public = keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config(&up, "/one")).unwrap();
+    let gateway = Arc::new(rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap());
+    rampart::record_config(&gateway, "load", Ok(()));
+    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+        .unwrap()
+        .unwrap();
+    let a = admin.addr();
+    assert_eq!(
+        admin_json(a, TOKEN, "GET", "/config", None).await.status,
+        200
+    );
+    assert_eq!(
+        admin_json(a, "wrong", "GET", "/config", None).await.status,
+        401
+    );
+    std::fs::write(&path, config(&up, "/two")).unwrap();
+    assert_eq!(
+        admin_json(a, TOKEN, "POST", "/admin/reload", None)
+            .await
+            .status,
+        200
+    );
+    std::fs::write(
+        &path,
+        config(&up, "/three").replace("upstream: up", "upstream: nope"),
+    )
+    .unwrap();
+    assert_eq!(
+        admin_json(a, TOKEN, "POST", "/admin/reload", None)
+            .await
+            .status,
+        422
+    );
+    let m = admin_json(a, TOKEN, "GET", "/metrics", None).await.text();
+    assert!(m.contains("rampart_audit_failing 0"), "{m}");
+    drop(admin);
+    Arc::try_unwrap(gateway).ok().unwrap().shutdown();
+
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["action"].as_str().or(e["path"].as_str()).unwrap_or(""),
+            )
+        })
+        .collect();
+    for want in [
+        ("process", "start"),
+        ("config", "load"),
+        ("admin", "/config"),
+        ("config", "reload"),
+        ("admin", "/admin/reload"),
+        ("process", "stop"),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} missing in {kinds:?}");
+    }
+    let refused = entries.iter().find(|e| e["status"] == 401).unwrap();
+    assert_eq!(refused["actor"], "unauthenticated");
+    let failed = entries
+        .iter()
+        .find(|e| e["kind"] == "config" && e["result"] == "refused")
+        .unwrap();
+    assert_eq!(failed["problems"], 1);
+    assert!(!text.contains(TOKEN), "no credential in the trail");
+    assert_eq!(entries.last().unwrap()["kind"], "checkpoint");
+
+    let (code, out) = verify(dir.path(), &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("OK:") && out.contains("signatures checked"),
+        "{out}"
+    );
+
+    // One edited entry: named by its line.
+    let edited = text.replacen("\"status\":401", "\"status\":200", 1);
+    std::fs::write(dir.path().join("audit.jsonl"), &edited).unwrap();
+    let (code, out) = verify(dir.path(), &public);
+    assert_eq!(code, 1);
+    assert!(out.contains("BAD") && out.contains("edited"), "{out}");
+    // A cut tail: the checkpoint copy shows it.
+    let cut: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("audit.jsonl"), &cut).unwrap();
+    let (code, out) = verify(dir.path(), &public);
+    assert_eq!(code, 1);
+    assert!(out.contains("cut"), "{out}");
+}
+
+#[tokio::test]
+async fn a_trail_that_cannot_be_written_stops_admin_changes() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    let yaml = config(&up, "/one")
+        .replace("path: audit.jsonl", "path: /dev/full")
+        .replace(", checkpoint_copy: checkpoints.jsonl", "");
+    std::fs::write(&path, &yaml).unwrap();
+    let gateway = Arc::new(rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap());
+    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+        .unwrap()
+        .unwrap();
+    let a = admin.addr();
+    let r = admin_json(a, TOKEN, "POST", "/admin/reload", None).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("audit trail"));
+    // Reading goes on; the failure shows in the metrics.
+    let m = admin_json(a, TOKEN, "GET", "/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("rampart_audit_failing 1"), "{}", m.text());
+}
+
+#[test]
+fn a_bad_audit_setting_is_a_precise_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("audit-key"), "not base64 at all!").unwrap();
+    let yaml = "version: 1\nlisteners: [{ name: public, bind: \"127.0.0.1:0\" }]\n\
+                audit: { path: audit.jsonl, signing_key: { file: audit-key } }\n";
+    let e = rampart::compile_str(yaml, dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("audit.signing_key") && e.contains("base64"),
+        "{e}"
+    );
+    let yaml = "version: 1\nlisteners: [{ name: public, bind: \"127.0.0.1:0\" }]\n\
+                audit: { signing_key: { env: NOPE_NOT_SET }, checkpoint_every: 0 }\n";
+    let e = rampart::compile_str(yaml, dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("audit.path") && e.contains("audit.checkpoint_every"),
+        "{e}"
+    );
+}
