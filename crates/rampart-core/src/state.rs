@@ -16,11 +16,27 @@ type Entries = HashMap<(TypeId, Box<str>), Arc<dyn Any + Send + Sync>>;
 #[derive(Default)]
 pub struct StateStore {
     entries: Mutex<Entries>,
+    /// A compile that serves nothing (`rampart validate`): features check their
+    /// settings but open no files that a running gateway may hold (the consumer store,
+    /// the audit trail) and write nothing.
+    dry: bool,
 }
 
 impl StateStore {
     pub fn new() -> Arc<StateStore> {
         Arc::new(StateStore::default())
+    }
+
+    /// The state of a compile that only checks (`rampart validate`).
+    pub fn dry() -> Arc<StateStore> {
+        Arc::new(StateStore {
+            dry: true,
+            ..StateStore::default()
+        })
+    }
+
+    pub fn is_dry(&self) -> bool {
+        self.dry
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {

@@ -61,6 +61,17 @@ pub fn compile(
     let path = a
         .file(spec.state_dir.as_deref(), base)
         .ok_or_else(|| err("audit.path", "set `path`, or `state_dir`".into()))?;
+    Ed25519KeyPair::from_pkcs8(&der).map_err(|e| {
+        err(
+            "audit.signing_key",
+            format!("not an Ed25519 PKCS#8 key ({e})"),
+        )
+    })?;
+    // `rampart validate` checks the setting only: it must not write to (or open) the
+    // trail a running gateway is writing.
+    if state.is_dry() {
+        return Ok(out);
+    }
     let settings = TrailSettings {
         path,
         signing_key: der,

@@ -91,6 +91,12 @@ pub fn compile_file(path: &Path) -> Result<Plan, ConfigErrors> {
     compile_file_with(path, &StateStore::new())
 }
 
+/// Checks a config file as [`compile_file`] does, without opening what a running
+/// gateway may hold (the consumer store, the audit trail): `rampart validate`.
+pub fn validate_file(path: &Path) -> Result<Plan, ConfigErrors> {
+    compile_file_with(path, &StateStore::dry())
+}
+
 /// Like [`compile_file`], against a running gateway's state (the reload path).
 pub fn compile_file_with(path: &Path, state: &Arc<StateStore>) -> Result<Plan, ConfigErrors> {
     let spec = rampart_config::load_file(path)?;

@@ -263,7 +263,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Validate { config } => match rampart::compile_file(&config) {
+        Command::Validate { config } => match rampart::validate_file(&config) {
             Ok(plan) => {
                 if let Ok(spec) = rampart_config::load_file(&config) {
                     for w in rampart_config::warnings(&spec) {

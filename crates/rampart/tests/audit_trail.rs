@@ -209,3 +209,48 @@ fn a_bad_audit_setting_is_a_precise_config_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn validate_checks_the_settings_without_touching_a_running_gateways_files() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    std::fs::write(
+        dir.path().join("pepper"),
+        "pepper-5e7a9c1b3d5f7a9c-1e3b5d7f9a1c3e5b",
+    )
+    .unwrap();
+    keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    let yaml = config(&up, "/one")
+        + "state_dir: state\nconsumer_store: { kind: embedded }\nidentity: { api_keys: { pepper: { file: pepper } } }\n";
+    std::fs::write(&path, &yaml).unwrap();
+    let gateway = rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap();
+    let before = std::fs::read(dir.path().join("audit.jsonl")).unwrap();
+    let out = rampart()
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("audit.jsonl")).unwrap(),
+        before
+    );
+    // A bad key is still caught.
+    std::fs::write(dir.path().join("audit-key"), "AAAA").unwrap();
+    let out = rampart()
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit.signing_key"));
+    gateway.shutdown();
+}
