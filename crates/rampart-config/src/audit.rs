@@ -57,12 +57,7 @@ impl AuditSpec {
         state_dir: Option<&std::path::Path>,
         base: &std::path::Path,
     ) -> Option<PathBuf> {
-        let p = match (&self.path, state_dir) {
-            (Some(p), _) => p.clone(),
-            (None, Some(d)) => d.join("audit.jsonl"),
-            (None, None) => return None,
-        };
-        Some(if p.is_absolute() { p } else { base.join(p) })
+        crate::consumer_store::state_file(self.path.as_ref(), "audit.jsonl", state_dir, base)
     }
 }
 

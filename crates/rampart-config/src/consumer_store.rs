@@ -52,12 +52,7 @@ impl ConsumerStoreSpec {
         state_dir: Option<&std::path::Path>,
         base: &std::path::Path,
     ) -> Option<PathBuf> {
-        let p = match (&self.path, state_dir) {
-            (Some(p), _) => p.clone(),
-            (None, Some(d)) => d.join("consumers.redb"),
-            (None, None) => return None,
-        };
-        Some(if p.is_absolute() { p } else { base.join(p) })
+        state_file(self.path.as_ref(), "consumers.redb", state_dir, base)
     }
 }
 
@@ -102,6 +97,23 @@ pub struct StoredKeyRecord {
     pub not_before: Option<u64>,
     #[serde(default)]
     pub expires: Option<u64>,
+}
+
+/// A file that lives in `state_dir` unless a path is given: `path`, else
+/// `<state_dir>/<name>`, relative paths taken from `base` (the config's directory).
+/// `None` when neither says where.
+pub(crate) fn state_file(
+    path: Option<&PathBuf>,
+    name: &str,
+    state_dir: Option<&std::path::Path>,
+    base: &std::path::Path,
+) -> Option<PathBuf> {
+    let p = match (path, state_dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.join(name),
+        (None, None) => return None,
+    };
+    Some(if p.is_absolute() { p } else { base.join(p) })
 }
 
 /// The characters a consumer id may hold: it becomes a header value, a log field and a

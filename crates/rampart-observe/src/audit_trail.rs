@@ -301,11 +301,16 @@ impl AuditTrail {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {}", dir.display(), e.kind()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&settings.path)
-            .map_err(|e| format!("cannot open {}: {}", settings.path.display(), e.kind()))?;
+        // Readable by the gateway's user only: entries name callers and addresses.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&settings.path)
+        }
+        .map_err(|e| format!("cannot open {}: {}", settings.path.display(), e.kind()))?;
         let key_id = key_id(key.public_key().as_ref());
         let trail = Arc::new(Self {
             writer: Mutex::new(Writer {

@@ -37,6 +37,12 @@ fn a_written_trail_verifies_and_ends_signed() {
     let d = tempfile::tempdir().unwrap();
     let (text, copy, public) = written(d.path(), 7, 3);
     let v = verify(&text, Some(&public), Some(&copy)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.path().join("audit.jsonl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
     // start + 7 + stop = 9 entries, checkpoints after every 3 and at the end.
     assert_eq!(v.unsigned_tail, 0);
     assert!(v.checkpoints >= 3, "{v:?}");
