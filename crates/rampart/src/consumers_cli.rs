@@ -104,17 +104,13 @@ pub fn run(command: ConsumersCommand, admin: Option<&str>) -> anyhow::Result<()>
     let admin =
         admin.context("--admin is required (the admin API's URL, e.g. http://127.0.0.1:9901)")?;
     let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.@".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
+    // An id as one path segment: the characters ids may hold pass as they are.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'@');
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     let (method, path, body) = match &command {
         ConsumersCommand::List { after, limit } => {
             let mut p = format!("/admin/consumers?limit={limit}");

@@ -5,66 +5,31 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::redis::RedisServer;
+use support::store::*;
 use support::*;
-
-const TOKEN: &str = "adm-8c2e4a6f0b1d3e57-1f3e5a7c9b2d4e60";
-const PEPPER: &str = "pepper-7a9c1e3b5d7f0a2c-4e6a8c0e2b4d6f81";
 
 /// How long a change may take to reach another node (the issue's bound).
 const PROPAGATION: Duration = Duration::from_secs(2);
 
-struct Node {
-    admin: rampart::admin::Admin,
-    gateway: Arc<rampart::Gateway>,
-    _dir: tempfile::TempDir,
-}
-
+/// A gateway on the store config with the store in `redis` instead of a file.
 fn node(up: &TestUpstream, redis: &RedisServer) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
-    std::fs::write(dir.path().join("pepper"), PEPPER).unwrap();
-    let yaml = format!(
-        "version: 1\naccess_log: {{ enabled: false }}\nlisteners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
-         admin: {{ bind: \"127.0.0.1:0\", token: {{ file: admin-token }} }}\n\
-         redis: {{ url: \"{}\", timeout: 500ms }}\nconsumer_store: {{ kind: redis, prefix: t }}\n\
-         identity: {{ api_keys: {{ pepper: {{ file: pepper }} }} }}\n\
-         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
-         routes:\n  - {{ name: open, match: {{ path_prefix: /v1 }}, upstream: up, authenticate: [api_key] }}\n  \
-         - {{ name: gold, match: {{ path_prefix: /gold }}, upstream: up, authenticate: [api_key], authorize: {{ roles_any: [gold] }} }}\n",
-        redis.url(),
-        up.addr
+    let yaml = config(up, "").replace(
+        "state_dir: state\nconsumer_store: { kind: embedded }\n",
+        &format!(
+            "redis: {{ url: \"{}\", timeout: 500ms }}\nconsumer_store: {{ kind: redis, prefix: t }}\n",
+            redis.url()
+        ),
     );
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let gateway = Arc::new(rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap());
-    let admin = rampart::admin::start(gateway.clone(), Some(path))
-        .unwrap()
-        .expect("admin configured");
-    Node {
-        admin,
-        gateway,
-        _dir: dir,
-    }
-}
-
-async fn call(n: &Node, method: &str, path: &str, body: Option<Value>) -> Reply {
-    admin_json(n.admin.addr(), TOKEN, method, path, body.as_ref()).await
+    assert!(yaml.contains("kind: redis"));
+    node_owning(&yaml)
 }
 
 async fn status_with(n: &Node, path: &str, key: &str) -> u16 {
-    get_with(
-        n.gateway.addr("public").unwrap(),
-        path,
-        &[("x-api-key", key)],
-    )
-    .await
-    .status
-    .as_u16()
+    with_key(n, path, key).await.status.as_u16()
 }
 
 /// Waits until `path` with `key` answers `want` on `n`; returns how long it took.
@@ -83,31 +48,13 @@ async fn until_status(n: &Node, path: &str, key: &str, want: u16, within: Durati
     }
 }
 
-async fn consumer_with_key(n: &Node, id: &str, roles: &[&str]) -> (String, String) {
-    let r = call(
-        n,
-        "POST",
-        "/admin/consumers",
-        Some(json!({"id": id, "roles": roles})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let r = call(n, "POST", &format!("/admin/consumers/{id}/keys"), None).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json();
-    (
-        v["key"].as_str().unwrap().to_string(),
-        v["id"].as_str().unwrap().to_string(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_issued_on_one_node_works_on_another_and_its_revocation_reaches_every_node_within_2s()
 {
     let redis = RedisServer::start();
     let up = TestUpstream::echo();
     let (a, b) = (node(&up, &redis), node(&up, &redis));
-    let (key, id) = consumer_with_key(&a, "partner", &[]).await;
+    let (key, id) = consumer_with_key(&a, "partner", json!({})).await;
     assert_eq!(
         status_with(&a, "/v1/x", &key).await,
         200,
@@ -135,7 +82,7 @@ async fn a_consumer_change_on_one_node_reaches_the_others_keys() {
     let redis = RedisServer::start();
     let up = TestUpstream::echo();
     let (a, b) = (node(&up, &redis), node(&up, &redis));
-    let (key, _) = consumer_with_key(&a, "climber", &["bronze"]).await;
+    let (key, _) = consumer_with_key(&a, "climber", json!({"roles": ["bronze"]})).await;
     until_status(&b, "/gold/x", &key, 403, PROPAGATION).await;
     let r = call(
         &b,
@@ -159,7 +106,11 @@ async fn a_node_started_later_loads_the_whole_store_before_serving() {
     let a = node(&up, &redis);
     let mut keys = Vec::new();
     for i in 0..20 {
-        keys.push(consumer_with_key(&a, &format!("c{i:02}"), &[]).await.0);
+        keys.push(
+            consumer_with_key(&a, &format!("c{i:02}"), json!({}))
+                .await
+                .0,
+        );
     }
     let late = node(&up, &redis);
     for k in &keys {
@@ -184,7 +135,7 @@ async fn redis_going_away_changes_nothing_until_it_is_back() {
     let mut redis = RedisServer::start();
     let up = TestUpstream::echo();
     let (a, b) = (node(&up, &redis), node(&up, &redis));
-    let (key, _) = consumer_with_key(&a, "steady", &[]).await;
+    let (key, _) = consumer_with_key(&a, "steady", json!({})).await;
     until_status(&b, "/v1/x", &key, 200, PROPAGATION).await;
 
     redis.kill();

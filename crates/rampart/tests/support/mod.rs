@@ -7,6 +7,7 @@ pub mod client;
 pub mod jwt;
 pub mod process;
 pub mod redis;
+pub mod store;
 pub mod upstream;
 
 use std::net::SocketAddr;

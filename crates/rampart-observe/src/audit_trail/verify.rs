@@ -1,0 +1,136 @@
+//! Checking a trail: each line's hash against its own bytes, the chain, the checkpoints'
+//! signatures, and the trail against a copy of its checkpoints (`rampart audit verify`).
+
+use aws_lc_rs::signature;
+use base64::Engine;
+use sha2::Digest;
+
+use super::{hex, statement, GENESIS};
+
+/// One line's parts, as [`check_line`] read them.
+pub struct Entry {
+    pub seq: u64,
+    pub kind: String,
+    pub prev: String,
+    pub hash: String,
+    pub value: serde_json::Value,
+}
+
+/// Checks that a line's hash is the hash of its own bytes; returns its parts.
+pub fn check_line(line: &str) -> Result<Entry, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let get = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let hash = get("hash").ok_or("no hash")?;
+    let suffix = format!(",\"hash\":\"{hash}\"}}");
+    let body = line
+        .strip_suffix(&suffix)
+        .ok_or("the hash is not the last member")?;
+    let computed = hex(&sha2::Sha256::digest(format!("{body}}}").as_bytes()));
+    if computed != hash {
+        return Err("its hash does not match its content (an edited entry)".into());
+    }
+    Ok(Entry {
+        seq: value.get("seq").and_then(|v| v.as_u64()).ok_or("no seq")?,
+        kind: get("kind").ok_or("no kind")?,
+        prev: get("prev").ok_or("no prev")?,
+        hash,
+        value,
+    })
+}
+
+/// What [`verify`] found in a good trail.
+#[derive(Debug)]
+pub struct Verified {
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// Entries after the last checkpoint (unsigned: a cut there shows only against a
+    /// checkpoint copy).
+    pub unsigned_tail: u64,
+}
+
+/// Verifies a trail's text: the chain, every checkpoint's signature against `public`
+/// (when given), and the trail against a copy of its checkpoints (when given). Returns
+/// the first problem as `line N: reason`.
+pub fn verify(text: &str, public: Option<&[u8]>, copy: Option<&str>) -> Result<Verified, String> {
+    let mut prev = GENESIS.to_string();
+    let mut out = Verified {
+        entries: 0,
+        checkpoints: 0,
+        unsigned_tail: 0,
+    };
+    let mut hashes = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = i + 1;
+        let e = check_line(line).map_err(|r| format!("line {at}: {r}"))?;
+        if e.seq != i as u64 {
+            return Err(format!(
+                "line {at}: sequence number {} where {i} belongs (an entry deleted, inserted or moved before it)",
+                e.seq
+            ));
+        }
+        if e.prev != prev {
+            return Err(format!(
+                "line {at}: it does not follow the entry before it (an entry deleted, inserted or reordered)"
+            ));
+        }
+        if e.kind == "checkpoint" {
+            let size = e
+                .value
+                .get("size")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(u64::MAX);
+            let head = e.value.get("head").and_then(|v| v.as_str()).unwrap_or("");
+            if size != e.seq || head != prev {
+                return Err(format!(
+                    "line {at}: the checkpoint does not name the entries before it"
+                ));
+            }
+            if let Some(pk) = public {
+                let sig = e
+                    .value
+                    .get("signature")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                    .unwrap_or_default();
+                signature::UnparsedPublicKey::new(&signature::ED25519, pk)
+                    .verify(statement(size, head).as_bytes(), &sig)
+                    .map_err(|_| {
+                        format!(
+                            "line {at}: the checkpoint's signature does not verify with this key"
+                        )
+                    })?;
+            }
+            out.checkpoints += 1;
+            out.unsigned_tail = 0;
+        } else {
+            out.unsigned_tail += 1;
+        }
+        hashes.push(e.hash.clone());
+        prev = e.hash;
+        out.entries += 1;
+    }
+    if let Some(copy) = copy {
+        for (i, line) in copy.lines().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|_| format!("checkpoint copy line {}: not JSON", i + 1))?;
+            let seq = v.get("seq").and_then(|s| s.as_u64()).unwrap_or(u64::MAX);
+            let hash = v.get("hash").and_then(|s| s.as_str()).unwrap_or("");
+            match hashes.get(seq as usize) {
+                None => {
+                    return Err(format!(
+                        "the trail ends at entry {} but a checkpoint copy names entry {seq}: its tail was cut",
+                        out.entries
+                    ))
+                }
+                Some(h) if h != hash => {
+                    return Err(format!(
+                        "entry {seq} is not the one the checkpoint copy names (the trail was rewritten)"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(out)
+}
