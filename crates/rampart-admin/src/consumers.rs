@@ -37,7 +37,10 @@ pub(crate) fn owns(path: &str) -> bool {
         || path.starts_with("/admin/keys/")
 }
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> http::Response<Full<Bytes>> {
+pub(crate) fn problem(
+    status: StatusCode,
+    detail: impl Into<String>,
+) -> http::Response<Full<Bytes>> {
     json_response(
         status,
         json!({"status": status.as_u16(), "title": status.canonical_reason(), "detail": detail.into()}),
@@ -45,10 +48,10 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> http::Response<Full
 }
 
 /// A refused request: its status and the detail the operator reads.
-struct Bad(StatusCode, String);
+pub(crate) struct Bad(pub StatusCode, pub String);
 
 impl Bad {
-    fn answer(self) -> http::Response<Full<Bytes>> {
+    pub(crate) fn answer(self) -> http::Response<Full<Bytes>> {
         problem(self.0, self.1)
     }
 }
@@ -80,7 +83,7 @@ fn key_json(k: &StoredKeyRecord) -> Value {
     })
 }
 
-async fn read_json(req: http::Request<Incoming>) -> Result<Value, Bad> {
+pub(crate) async fn read_json(req: http::Request<Incoming>) -> Result<Value, Bad> {
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await

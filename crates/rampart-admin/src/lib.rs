@@ -10,6 +10,8 @@
 //! | GET | `/metrics` | token | Prometheus text format |
 //! | GET | `/admin/reload` | token | the last reload's outcome |
 //! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
+//! | GET | `/admin/history` | token | the kept config versions, newest first (`history.rs`) |
+//! | POST | `/admin/rollback` | token | `{"version": ID}`: make a kept version live |
 //! | * | `/admin/consumers…`, `/admin/keys/…` | token | the consumer store (`consumers.rs`) |
 //!
 //! It reads only what the gateway publishes about itself (`Gateway::status`,
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod consumers;
+mod history;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -40,6 +43,27 @@ use rampart_proxy::Gateway;
 /// How `POST /admin/reload` reloads: re-reads the config the gateway was started from and
 /// swaps it in, or returns every problem found (the running config stays).
 pub type Reload = Box<dyn Fn(&Gateway) -> Result<(), Vec<String>> + Send + Sync>;
+
+/// How `POST /admin/rollback` makes a kept config version live: the version's full id,
+/// or why not.
+pub type Rollback = Box<dyn Fn(&Gateway, &str) -> Result<String, Refusal> + Send + Sync>;
+
+/// A refused rollback: the answer's status, what the operator reads, and every problem
+/// of a version that no longer loads.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub detail: String,
+    pub errors: Vec<String>,
+}
+
+/// What the binary lends the admin API: how it reloads and rolls back.
+#[derive(Default)]
+pub struct Hooks {
+    /// `None` when the gateway was not started from a file.
+    pub reload: Option<Reload>,
+    pub rollback: Option<Rollback>,
+}
 
 /// A running admin listener. Dropping it stops it.
 pub struct Admin {
@@ -67,13 +91,12 @@ impl Drop for Admin {
 
 pub(crate) struct State {
     gateway: Arc<Gateway>,
-    /// `None` when the gateway was not started from a file.
-    reload: Option<Reload>,
+    hooks: Hooks,
 }
 
-/// Starts the admin API when the running config has one. `reload` is what
-/// `POST /admin/reload` runs.
-pub fn start(gateway: Arc<Gateway>, reload: Option<Reload>) -> std::io::Result<Option<Admin>> {
+/// Starts the admin API when the running config has one, reloading and rolling back
+/// through `hooks`.
+pub fn start(gateway: Arc<Gateway>, hooks: Hooks) -> std::io::Result<Option<Admin>> {
     let Some(admin) = gateway.status().admin else {
         return Ok(None);
     };
@@ -86,7 +109,7 @@ pub fn start(gateway: Arc<Gateway>, reload: Option<Reload>) -> std::io::Result<O
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = Arc::new(State { gateway, reload });
+    let state = Arc::new(State { gateway, hooks });
     let thread = std::thread::Builder::new()
         .name("rampart-admin".into())
         .spawn(move || {
@@ -323,6 +346,8 @@ async fn handle(
         )
     } else if consumers::owns(&path) {
         consumers::handle(&state, req).await
+    } else if history::owns(&path) {
+        history::handle(&state, req).await
     } else {
         other(&state, &method, &path)
     };
@@ -432,9 +457,15 @@ fn effective_config(state: &State) -> Response<Full<Bytes>> {
         .loaded_at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let version = state
+        .gateway
+        .plan()
+        .origin
+        .as_ref()
+        .map(|o| o.version.clone());
     json_response(
         StatusCode::OK,
-        json!({"fingerprint": fingerprint, "loaded_at_unix": at, "config": config}),
+        json!({"fingerprint": fingerprint, "version": version, "loaded_at_unix": at, "config": config}),
     )
 }
 
@@ -453,7 +484,7 @@ fn last_reload(state: &State) -> Response<Full<Bytes>> {
 }
 
 fn reload(state: &State) -> Response<Full<Bytes>> {
-    let Some(reload) = &state.reload else {
+    let Some(reload) = &state.hooks.reload else {
         return json_response(
             StatusCode::CONFLICT,
             json!({"status": 409, "title": "This gateway was not started from a file"}),

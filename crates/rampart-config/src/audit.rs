@@ -42,6 +42,25 @@ pub enum AuditFsync {
     Never,
 }
 
+/// The config versions kept in `<state_dir>/history` (every config that went live).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigHistorySpec {
+    /// How many distinct versions are kept; the oldest are dropped first.
+    #[serde(default = "hundred")]
+    pub keep: usize,
+}
+
+impl Default for ConfigHistorySpec {
+    fn default() -> Self {
+        Self { keep: hundred() }
+    }
+}
+
+fn hundred() -> usize {
+    100
+}
+
 fn thousand() -> u64 {
     1000
 }
@@ -61,7 +80,25 @@ impl AuditSpec {
     }
 }
 
+impl Spec {
+    /// `state_dir`, a relative one taken from `base` (the config's directory).
+    pub fn state_dir_at(&self, base: &std::path::Path) -> Option<PathBuf> {
+        let d = self.state_dir.as_ref()?;
+        Some(if d.is_absolute() {
+            d.clone()
+        } else {
+            base.join(d)
+        })
+    }
+}
+
 pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
+    if spec.config_history.keep == 0 {
+        errs.push(ConfigError::new(
+            "config_history.keep",
+            "must be at least 1 (the live version is always kept)".to_string(),
+        ));
+    }
     let Some(a) = &spec.audit else {
         return;
     };

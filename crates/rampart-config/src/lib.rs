@@ -33,7 +33,7 @@ mod validate_identity;
 mod validate_limits;
 mod validation;
 
-pub use audit::{AuditFsync, AuditSpec};
+pub use audit::{AuditFsync, AuditSpec, ConfigHistorySpec};
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use consumer_store::{
     check_consumer_id, ConsumerRecord, ConsumerStoreKind, ConsumerStoreSpec, StoredKeyRecord,
@@ -49,7 +49,8 @@ pub use inspect::{parse_exclusion, InspectSpec, INSPECT_DETECTORS, INSPECT_LOCAT
 pub use ip_lists::{GeoIpSpec, IpListSpec, IpRulesSpec};
 pub use json_limits::JsonLimitsSpec;
 pub use load::{
-    load_file, parse, set_parse_limits, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_CONFIG_NODES,
+    load_file, parse, peek_state_dir, set_parse_limits, DEFAULT_MAX_CONFIG_BYTES,
+    DEFAULT_MAX_CONFIG_NODES,
 };
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};

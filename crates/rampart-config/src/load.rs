@@ -183,6 +183,25 @@ fn remove_key(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) ->
     }
 }
 
+/// The `state_dir` a config names, read leniently (the rest of the file may be invalid):
+/// where `rampart run --fallback-to-last-good` looks for the last good version when the
+/// file itself does not load. `None` when the text is not YAML or names none.
+pub fn peek_state_dir(text: &str) -> Option<std::path::PathBuf> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        state_dir: Option<std::path::PathBuf>,
+    }
+    if text.len() > MAX_CONFIG_BYTES.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options::<Peek>(text, options)
+        .ok()?
+        .state_dir
+}
+
 /// Reads and parses a config file. Relative file paths inside the config (certificates,
 /// keys) are later resolved against the file's directory by the compiler.
 pub fn load_file(path: &Path) -> Result<Spec, ConfigErrors> {

@@ -68,6 +68,9 @@ pub struct Spec {
     /// process log only.
     #[serde(default)]
     pub audit: Option<crate::AuditSpec>,
+    /// How many config versions `state_dir` keeps for `rampart history` and rollback.
+    #[serde(default)]
+    pub config_history: crate::ConfigHistorySpec,
     /// Named tiers of limits, referenced by `consumers[].plan`.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSpec>,

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod audit;
 pub mod audit_trail;
+pub mod config_history;
 pub mod metrics;
 
 pub use access_log::AccessLog;

@@ -25,7 +25,7 @@ pub mod upstream;
 
 // The journey's modules by their own names, as the rest of the workspace knows them.
 pub use accept::{conn_limit, h1_guard, h1_server, tls};
-pub use plan::Plan;
+pub use plan::{ConfigOrigin, Plan};
 /// Counters live in the observe crate; re-exported where the data plane names them.
 pub use rampart_observe::metrics;
 pub use request::{client_headers, headers, host, path, request_id, router};

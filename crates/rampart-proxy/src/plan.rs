@@ -111,6 +111,28 @@ pub struct Plan {
     pub connect_filters: Chain,
     /// The gateway's reload-surviving state this plan was compiled against.
     pub state: Arc<rampart_core::StateStore>,
+    /// The config text this plan was compiled from and where it was read, when it came
+    /// from a file (config history, rollback).
+    pub origin: Option<ConfigOrigin>,
+}
+
+/// Which config text a plan was compiled from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigOrigin {
+    /// SHA-256 of the text, hex: its id in the config history.
+    pub version: String,
+    /// The file it was read from; relative paths in it are read from its directory.
+    pub source: std::path::PathBuf,
+}
+
+impl ConfigOrigin {
+    /// The directory relative paths in the config are read from.
+    pub fn base(&self) -> &std::path::Path {
+        self.source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+    }
 }
 
 impl Plan {
@@ -417,6 +439,7 @@ impl Plan {
             unrouted_filters: Arc::new([]),
             connect_filters: Arc::new([]),
             state: state.clone(),
+            origin: None,
         })
     }
 }

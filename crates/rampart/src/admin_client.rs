@@ -57,3 +57,17 @@ pub async fn call(
     };
     Ok((status, value))
 }
+
+/// [`call`] from synchronous code, with the token from `RAMPART_ADMIN_TOKEN`.
+pub fn call_blocking(
+    admin: &str,
+    method: http::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(http::StatusCode, Value)> {
+    let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(call(admin, token.as_deref(), method, path, body))
+}

@@ -9,6 +9,8 @@ pub mod certs;
 pub mod consumers_cli;
 pub mod demo;
 pub mod diff;
+pub mod history;
+pub mod history_cli;
 pub mod openapi_import;
 pub mod reload;
 
@@ -99,16 +101,40 @@ pub fn validate_file(path: &Path) -> Result<Plan, ConfigErrors> {
 
 /// Like [`compile_file`], against a running gateway's state (the reload path).
 pub fn compile_file_with(path: &Path, state: &Arc<StateStore>) -> Result<Plan, ConfigErrors> {
-    let spec = rampart_config::load_file(path)?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    compile_spec(Arc::new(spec), base, state, FEATURES)
+    compile_text(&read_config(path)?, path, state)
 }
 
-/// Records a config load or reload in the audit trail (when the running config has one):
-/// its fingerprint when it went live, the number of problems when it did not.
+/// Reads a config file's text.
+pub fn read_config(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+        .into()
+    })
+}
+
+/// Compiles config text read from `source` (relative paths in it are read from its
+/// directory); the plan remembers both for the config history.
+pub fn compile_text(
+    text: &str,
+    source: &Path,
+    state: &Arc<StateStore>,
+) -> Result<Plan, ConfigErrors> {
+    let origin = rampart_proxy::ConfigOrigin {
+        version: rampart_observe::config_history::version_id(text),
+        source: source.to_path_buf(),
+    };
+    let spec = rampart_config::parse(text)?;
+    let mut plan = compile_spec(Arc::new(spec), origin.base(), state, FEATURES)?;
+    plan.origin = Some(origin);
+    Ok(plan)
+}
+
+/// Records a config load, reload, rollback or fallback in the audit trail (when the
+/// running config has one): its fingerprint and version when it went live, the number
+/// of problems when it did not.
 pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>) {
     let plan = gateway.plan();
     let Some(trail) = rampart_observe::audit_trail::current(&plan.state, &plan.spec) else {
@@ -116,9 +142,17 @@ pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>
     };
     let fields = rampart_observe::audit_trail::Fields::new().str("action", action);
     let fields = match outcome {
-        Ok(()) => fields
-            .str("result", "ok")
-            .str("fingerprint", &gateway.effective_config().1),
+        Ok(()) => {
+            let fields = fields
+                .str("result", "ok")
+                .str("fingerprint", &gateway.effective_config().1);
+            match &plan.origin {
+                Some(o) => fields
+                    .str("version", &o.version)
+                    .str("source", &o.source.to_string_lossy()),
+                None => fields,
+            }
+        }
         Err(problems) => fields
             .str("result", "refused")
             .num("problems", problems as u64),

@@ -32,6 +32,37 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// When the config file does not load, start the version that last went live
+        /// from it (kept in `state_dir`), loudly logged; without this flag a broken
+        /// file refuses to start.
+        #[arg(long)]
+        fallback_to_last_good: bool,
+        /// Where the last good version is kept when the file is too broken to say
+        /// (its `state_dir`).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// The config versions that went live, newest first (kept in `state_dir`).
+    History {
+        /// A running gateway's admin API URL (token: RAMPART_ADMIN_TOKEN); the running
+        /// version is marked.
+        #[arg(long, conflicts_with = "state_dir")]
+        admin: Option<String>,
+        /// Read the history from a state directory instead.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a kept config version live in a running gateway (audited). The config file
+    /// is not changed: its next change reloads it.
+    Rollback {
+        /// The version's id, or its first 6 or more characters (`rampart history`).
+        version: String,
+        /// The admin API's URL (token: RAMPART_ADMIN_TOKEN).
+        #[arg(long)]
+        admin: String,
     },
     /// Check a config file without serving: exit 0 when good, 1 with every problem listed.
     Validate {
@@ -287,18 +318,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            fallback_to_last_good,
+            state_dir,
+        } => {
             init_logging();
-            let plan = match rampart::compile_file(&config) {
-                Ok(p) => p,
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
+            let start =
+                match rampart::history::start(&config, fallback_to_last_good, state_dir.as_deref())
+                {
+                    Ok(s) => s,
+                    Err(errors) => {
+                        for e in &errors.0 {
+                            eprintln!("{e}");
+                        }
+                        return ExitCode::FAILURE;
                     }
-                    return ExitCode::FAILURE;
-                }
-            };
-            let gateway = match rampart::Gateway::start(plan) {
+                };
+            let gateway = match rampart::Gateway::start(start.plan) {
                 Ok(g) => g,
                 Err(e) => {
                     eprintln!("cannot start: {e}");
@@ -306,7 +343,7 @@ fn main() -> ExitCode {
                 }
             };
             let gateway = std::sync::Arc::new(gateway);
-            rampart::record_config(&gateway, "load", Ok(()));
+            rampart::history::went_live(&gateway, &start.text, start.action);
             let admin = match rampart::admin::start(gateway.clone(), Some(config.clone())) {
                 Ok(a) => a,
                 Err(e) => {
@@ -343,6 +380,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::History {
+            admin,
+            state_dir,
+            json,
+        } => match rampart::history_cli::history(admin.as_deref(), state_dir.as_deref(), json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rampart history: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Rollback { version, admin } => {
+            match rampart::history_cli::rollback(&admin, &version) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart rollback: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Diff { config, admin } => {
             let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
             match rampart::diff::run(&config, &admin, token.as_deref()) {

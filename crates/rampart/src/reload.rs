@@ -23,20 +23,27 @@ pub enum Trigger {
 /// Builds a new plan from `path` and swaps it in. On any error the running plan stays,
 /// and every problem is logged and recorded as the last reload's outcome.
 pub fn reload_file(gateway: &Gateway, path: &Path) -> Result<(), Vec<String>> {
-    let outcome = match crate::compile_file_with(path, &gateway.state()) {
-        Ok(plan) => gateway.reload(plan),
+    let compiled = crate::read_config(path).and_then(|text| {
+        crate::compile_text(&text, path, &gateway.state()).map(|plan| (plan, text))
+    });
+    let outcome = match compiled {
+        Ok((plan, text)) => gateway.reload(plan).map(|()| text),
         Err(errors) => {
             let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
             gateway.record_failed_reload(errors.clone());
             Err(errors)
         }
     };
-    crate::record_config(
-        gateway,
-        "reload",
-        outcome.as_ref().map(|_| ()).map_err(Vec::len),
-    );
-    outcome
+    match outcome {
+        Ok(text) => {
+            crate::history::went_live(gateway, &text, "reload");
+            Ok(())
+        }
+        Err(errors) => {
+            crate::record_config(gateway, "reload", Err(errors.len()));
+            Err(errors)
+        }
+    }
 }
 
 /// Quiet period after a file event before reloading: editors and `kubectl` write in

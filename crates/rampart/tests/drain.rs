@@ -80,6 +80,7 @@ async fn sigterm_drains_then_exits_zero() {
         mut child,
         addr,
         logs,
+        ..
     } = run_gateway(&path);
     let request = tokio::spawn(async move { get(addr, "/").await });
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -331,6 +331,7 @@ async fn reloads_on_sighup_and_logs_failures() {
         mut child,
         addr,
         logs: rx,
+        ..
     } = run_gateway(&path);
     assert_eq!(get(addr, "/two").await.status, 404);
     // The file watcher may notice this write as well; SIGHUP asks for the reload at once.

@@ -14,15 +14,23 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// Every later stderr line (JSON process logs).
     pub logs: Receiver<String>,
+    /// The lines before the first `listening` one.
+    pub early: Vec<String>,
 }
 
 /// Starts `rampart run --config path` and waits for its first `listening` line.
 /// The caller stops and waits for the child.
-#[allow(clippy::zombie_processes)]
 pub fn run_gateway(path: &Path) -> RunningGateway {
+    run_gateway_with(path, &[])
+}
+
+/// Like [`run_gateway`], with more arguments after `--config path`.
+#[allow(clippy::zombie_processes)]
+pub fn run_gateway_with(path: &Path, args: &[&str]) -> RunningGateway {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["run", "--config"])
         .arg(path)
+        .args(args)
         .env("RAMPART_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -36,6 +44,7 @@ pub fn run_gateway(path: &Path) -> RunningGateway {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut early = Vec::new();
     loop {
         let line = logs
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -43,8 +52,14 @@ pub fn run_gateway(path: &Path) -> RunningGateway {
         if line.contains("\"listening\"") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-            return RunningGateway { child, addr, logs };
+            return RunningGateway {
+                child,
+                addr,
+                logs,
+                early,
+            };
         }
+        early.push(line);
     }
 }
 
