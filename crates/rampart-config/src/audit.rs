@@ -31,6 +31,50 @@ pub struct AuditSpec {
     /// shipper sends off the machine), so a cut tail is detectable from outside.
     #[serde(default)]
     pub checkpoint_copy: Option<PathBuf>,
+    /// Which denials go into the trail, with their request id (docs/evidence.md).
+    #[serde(default)]
+    pub security_events: SecurityEventsSpec,
+}
+
+/// Security events in the audit trail: denials (and shadow-mode would-be denials) whose
+/// reason is at `level` or above, at most `max_per_second` entries a second (the rest
+/// counted in one `security_suppressed` entry).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityEventsSpec {
+    #[serde(default)]
+    pub level: EventLevel,
+    #[serde(default = "hundred_u32")]
+    pub max_per_second: u32,
+}
+
+impl Default for SecurityEventsSpec {
+    fn default() -> Self {
+        Self {
+            level: EventLevel::default(),
+            max_per_second: hundred_u32(),
+        }
+    }
+}
+
+/// The least severe denial recorded: `high` (attacks and bans: injection, bad
+/// signatures, replays, brute-force lockouts, policy and IP denials), `medium` (also
+/// failed credentials, missing roles or scopes, contract violations), `low` (every
+/// denial, rate limits and missing credentials included), or `off`.
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Default, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EventLevel {
+    Off,
+    #[default]
+    High,
+    Medium,
+    Low,
+}
+
+fn hundred_u32() -> u32 {
+    100
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, Hash)]
@@ -106,6 +150,12 @@ pub(crate) fn validate(spec: &Spec, errs: &mut Vec<ConfigError>) {
         errs.push(ConfigError::new(
             "audit.path",
             "the audit trail needs a file: set `path`, or `state_dir`".to_string(),
+        ));
+    }
+    if a.security_events.max_per_second == 0 {
+        errs.push(ConfigError::new(
+            "audit.security_events.max_per_second",
+            "must be at least 1 (turn events off with `level: off`)".to_string(),
         ));
     }
     if a.checkpoint_every == 0 {

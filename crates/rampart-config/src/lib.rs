@@ -33,7 +33,7 @@ mod validate_identity;
 mod validate_limits;
 mod validation;
 
-pub use audit::{AuditFsync, AuditSpec, ConfigHistorySpec};
+pub use audit::{AuditFsync, AuditSpec, ConfigHistorySpec, EventLevel, SecurityEventsSpec};
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use consumer_store::{
     check_consumer_id, ConsumerRecord, ConsumerStoreKind, ConsumerStoreSpec, StoredKeyRecord,

@@ -82,6 +82,7 @@ pub fn compile(
             rampart_config::AuditFsync::Checkpoint => Fsync::Checkpoint,
             rampart_config::AuditFsync::Never => Fsync::Never,
         },
+        max_events_per_second: a.security_events.max_per_second,
         checkpoint_copy: a.checkpoint_copy.as_ref().map(|p| {
             if p.is_absolute() {
                 p.clone()
@@ -93,6 +94,15 @@ pub fn compile(
     let trail = state
         .get_or_try_insert(&key, || AuditTrail::open(settings).map(Handle))
         .map_err(|e| err("audit", e))?;
+    let level = a.security_events.level;
+    if level != rampart_config::EventLevel::Off {
+        let f: Arc<dyn rampart_core::Filter> =
+            Arc::new(events::SecurityEvents::new(trail.0.clone(), level));
+        for r in &mut out.routes {
+            r.push(f.clone());
+        }
+        out.unrouted.push(f);
+    }
     out.metrics.push(trail);
     Ok(out)
 }
@@ -136,6 +146,26 @@ impl rampart_core::MetricsSource for Handle {
             "1 while the audit trail cannot be written.",
         );
         out.sample("rampart_audit_failing", &[], u64::from(self.0.is_failing()));
+        out.family(
+            "rampart_audit_security_events_total",
+            "counter",
+            "Security events written to the audit trail.",
+        );
+        out.sample(
+            "rampart_audit_security_events_total",
+            &[],
+            self.0.events.written.load(Ordering::Relaxed),
+        );
+        out.family(
+            "rampart_audit_security_events_suppressed_total",
+            "counter",
+            "Security events counted in a security_suppressed entry instead of written one by one (over max_per_second, or the queue full).",
+        );
+        out.sample(
+            "rampart_audit_security_events_suppressed_total",
+            &[],
+            self.0.events.suppressed_total.load(Ordering::Relaxed),
+        );
     }
 }
 
@@ -166,6 +196,8 @@ pub struct TrailSettings {
     pub checkpoint_every: u64,
     pub checkpoint_interval: Duration,
     pub fsync: Fsync,
+    /// Security events written a second, at most (the rest are counted).
+    pub max_events_per_second: u32,
     /// A second file that receives every checkpoint line too (on another disk, or one
     /// a log shipper sends away), so a cut tail is detectable from outside.
     pub checkpoint_copy: Option<PathBuf>,
@@ -194,6 +226,7 @@ pub struct AuditTrail {
     pub written: AtomicU64,
     pub write_errors: AtomicU64,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    events: events::Events,
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
@@ -236,6 +269,12 @@ impl Fields {
     /// A string member whose value is already JSON-escaped (the access log's writers).
     pub(crate) fn escaped(mut self, name: &str, value: &str) -> Self {
         let _ = write!(self.0, ",\"{name}\":\"{value}\"");
+        self
+    }
+
+    /// A member whose value is JSON already (an object of counts).
+    pub(crate) fn raw(mut self, name: &str, json: &str) -> Self {
+        let _ = write!(self.0, ",\"{name}\":{json}");
         self
     }
 
@@ -331,7 +370,9 @@ impl AuditTrail {
             written: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
+            events: events::Events::new(settings.max_events_per_second),
         });
+        events::spawn_writer(&trail)?;
         trail.record(
             "process",
             Fields::new()
@@ -386,6 +427,23 @@ impl AuditTrail {
         if w.since_checkpoint >= self.every {
             self.checkpoint(&mut w);
         } else if self.fsync == Fsync::Always {
+            self.flush(&mut w);
+        }
+    }
+
+    /// Appends entries, in order, with one flush for all (a batch of security events).
+    pub(crate) fn record_all<'a>(&self, entries: impl Iterator<Item = (&'a str, Fields)>) {
+        let mut w = self.lock();
+        let mut any = false;
+        for (kind, fields) in entries {
+            let _ = self.append(&mut w, kind, &fields.0);
+            any = true;
+            w.since_checkpoint += 1;
+            if w.since_checkpoint >= self.every {
+                self.checkpoint(&mut w);
+            }
+        }
+        if any && self.fsync == Fsync::Always && w.since_checkpoint > 0 {
             self.flush(&mut w);
         }
     }
@@ -482,13 +540,16 @@ impl Drop for AuditTrail {
             cv.notify_all();
         }
         let mut w = self.lock();
+        self.drain_events(&mut w);
         let _ = self.append(&mut w, "process", &Fields::new().str("action", "stop").0);
         self.checkpoint(&mut w);
     }
 }
 
+mod events;
 #[cfg(test)]
 mod tests;
 mod verify;
 
+pub use events::severity;
 pub use verify::{check_line, verify, Entry, Verified};

@@ -6,6 +6,7 @@ fn settings(dir: &Path, key: &[u8], every: u64) -> TrailSettings {
         signing_key: key.to_vec(),
         checkpoint_every: every,
         checkpoint_interval: Duration::from_secs(3600),
+        max_events_per_second: 100,
         fsync: Fsync::Always,
         checkpoint_copy: Some(dir.join("checkpoints.jsonl")),
     }
@@ -132,6 +133,7 @@ fn a_full_disk_is_counted_and_reported_not_skipped() {
         signing_key: key,
         checkpoint_every: 100,
         checkpoint_interval: Duration::from_secs(3600),
+        max_events_per_second: 100,
         fsync: Fsync::Never,
         checkpoint_copy: None,
     })

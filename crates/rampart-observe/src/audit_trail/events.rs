@@ -1,0 +1,295 @@
+//! Security events in the audit trail: denials, and shadow-mode would-be denials, whose
+//! reason is severe enough (`audit.security_events.level`), each with its request id so
+//! the access log line and the upstream's logs can be found from it.
+//!
+//! The request path only offers an event to a bounded queue (`try_send`: no lock, no
+//! wait, no allocation of its own); a thread of the trail's writes them in batches, one
+//! flush a batch. At most `max_per_second` events are written a second. What is over
+//! that, or found the queue full, is not lost silently: it is counted by reason and
+//! written as one `security_suppressed` entry (and in the metrics).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use rampart_config::EventLevel;
+use rampart_core::{ExchangeRecord, Filter, Outcome, Phase, Reason};
+
+use super::{AuditTrail, Fields};
+
+/// Events waiting to be written, at most.
+const QUEUE: usize = 4096;
+
+/// How severe a denial for this reason is.
+pub fn severity(reason: Reason) -> EventLevel {
+    use Reason::*;
+    match reason {
+        // Attacks and bans.
+        AuthFailuresExceeded | SignatureReplay | CredentialRepeated | JwtSignature
+        | JwtAlgorithm | SignatureInvalid | PolicyDenied | IpDenied | BotDenied | BotScore
+        | WafSqli | WafXss | WafTraversal | WafCommand | WafSsrf | WafDetectorError => {
+            EventLevel::High
+        }
+        // A credential that did not prove anything; a caller outside its rights; a
+        // request outside the API's contract.
+        ApiKeyUnknown
+        | ApiKeyMalformed
+        | ApiKeyExpired
+        | ApiKeyNotYetValid
+        | JwtMalformed
+        | JwtUnknownKey
+        | JwtExpired
+        | JwtNotYetValid
+        | JwtIssuedInFuture
+        | JwtLifetime
+        | JwtIssuer
+        | JwtAudience
+        | JwtType
+        | JwtMissingClaim
+        | MtlsUnknown
+        | SignatureMalformed
+        | SignatureUnknownKey
+        | SignatureSkew
+        | RoleMissing
+        | ScopeMissing
+        | ConsumerNotAllowed
+        | Unidentified
+        | IpNotAllowed
+        | BotLimited
+        | CorsDenied
+        | ValidationUnknownPath
+        | ValidationMethod
+        | ValidationParameters
+        | ValidationMediaType
+        | ValidationBody
+        | WafEncodedBody
+        | JsonEncodedBody => EventLevel::Medium,
+        _ => EventLevel::Low,
+    }
+}
+
+/// One event, as offered by the request path: values shared with the exchange (cheap
+/// clones), formatted by the writer thread.
+pub(crate) struct Event {
+    reason: Reason,
+    outcome: Outcome,
+    status: u16,
+    request_id: HeaderValue,
+    client_ip: IpAddr,
+    listener: Arc<str>,
+    route: Option<Arc<str>>,
+    method: http::Method,
+    consumer: Option<Arc<str>>,
+    credential: Option<Arc<str>>,
+}
+
+impl Event {
+    fn fields(&self) -> Fields {
+        let mut f = Fields::new()
+            .str("code", self.reason.code())
+            .str("outcome", self.outcome.as_str())
+            .num("status", u64::from(self.status))
+            .str("request_id", self.request_id.to_str().unwrap_or("-"))
+            .str("client_ip", &self.client_ip.to_string())
+            .str("listener", &self.listener)
+            .str("method", self.method.as_str());
+        if let Some(r) = &self.route {
+            f = f.str("route", r);
+        }
+        if let Some(c) = &self.consumer {
+            f = f.str("consumer", c);
+        }
+        if let Some(c) = &self.credential {
+            f = f.str("credential", c);
+        }
+        f
+    }
+}
+
+/// The events side of a trail: the queue, and what was counted instead of written.
+pub(crate) struct Events {
+    tx: SyncSender<Event>,
+    rx: Arc<Mutex<Receiver<Event>>>,
+    max_per_second: u32,
+    /// By reason: offered while the queue was full, or over `max_per_second`; written
+    /// as one entry, then reset.
+    suppressed: Box<[AtomicU64]>,
+    pub(crate) written: AtomicU64,
+    pub(crate) suppressed_total: AtomicU64,
+}
+
+impl Events {
+    pub(crate) fn new(max_per_second: u32) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        Self {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            max_per_second: max_per_second.max(1),
+            suppressed: Reason::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            written: AtomicU64::new(0),
+            suppressed_total: AtomicU64::new(0),
+        }
+    }
+
+    fn offer(&self, e: Event) {
+        match self.tx.try_send(e) {
+            Ok(()) => {}
+            Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
+                self.suppress(e.reason);
+            }
+        }
+    }
+
+    fn suppress(&self, reason: Reason) {
+        self.suppressed[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.suppressed_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counted events as one entry's fields, the counts reset; `None` when none.
+    fn take_suppressed(&self) -> Option<Fields> {
+        let mut counts = String::new();
+        let mut total = 0;
+        for (r, n) in Reason::ALL.iter().zip(self.suppressed.iter()) {
+            let n = n.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                total += n;
+                counts.push_str(if counts.is_empty() { "{" } else { "," });
+                counts.push_str(&format!("\"{}\":{n}", r.code()));
+            }
+        }
+        if total == 0 {
+            return None;
+        }
+        counts.push('}');
+        Some(Fields::new().num("total", total).raw("counts", &counts))
+    }
+}
+
+/// The writer thread: batches from the queue into the trail, under the rate cap, and
+/// the suppressed counts once a second. It holds the trail weakly and ends with it.
+pub(crate) fn spawn_writer(trail: &Arc<AuditTrail>) -> Result<(), String> {
+    let weak: Weak<AuditTrail> = Arc::downgrade(trail);
+    let rx = trail.events.rx.clone();
+    std::thread::Builder::new()
+        .name("rampart-audit-events".into())
+        .spawn(move || {
+            let mut batch = Vec::new();
+            let mut window = Instant::now();
+            let mut in_window: u32 = 0;
+            loop {
+                // Waits without holding the trail: the trail's Drop (which drains the
+                // queue under its lock) may run on this thread when `t` below is the
+                // last reference, and then does, outside that lock.
+                let alive = take(&rx, Duration::from_millis(100), &mut batch);
+                let Some(t) = weak.upgrade() else { return };
+                if window.elapsed() >= Duration::from_secs(1) {
+                    window = Instant::now();
+                    in_window = 0;
+                    if let Some(f) = t.events.take_suppressed() {
+                        t.record("security_suppressed", f);
+                    }
+                }
+                let room = t.events.max_per_second.saturating_sub(in_window) as usize;
+                let keep = batch.len().min(room);
+                for e in batch.drain(keep..) {
+                    t.events.suppress(e.reason);
+                }
+                in_window += keep as u32;
+                t.events.written.fetch_add(keep as u64, Ordering::Relaxed);
+                t.record_all(batch.drain(..).map(|e| ("security", e.fields())));
+                if !alive {
+                    return;
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl AuditTrail {
+    /// Writes what is still queued and what was counted (at shutdown).
+    pub(super) fn drain_events(&self, w: &mut super::Writer) {
+        let rx = self.events.rx.lock().unwrap_or_else(|p| p.into_inner());
+        while let Ok(e) = rx.try_recv() {
+            self.events.written.fetch_add(1, Ordering::Relaxed);
+            let _ = self.append(w, "security", &e.fields().0);
+        }
+        drop(rx);
+        if let Some(f) = self.events.take_suppressed() {
+            let _ = self.append(w, "security_suppressed", &f.0);
+        }
+    }
+}
+
+/// Takes every event waiting now, waiting up to `wait` for the first; `false` once
+/// the queue is closed (the trail is gone).
+fn take(rx: &Mutex<Receiver<Event>>, wait: Duration, out: &mut Vec<Event>) -> bool {
+    let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+    match rx.recv_timeout(wait) {
+        Ok(e) => out.push(e),
+        Err(RecvTimeoutError::Timeout) => return true,
+        Err(RecvTimeoutError::Disconnected) => return false,
+    }
+    while out.len() < QUEUE {
+        match rx.try_recv() {
+            Ok(e) => out.push(e),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// The log-phase filter on every route (and on exchanges that matched none): offers
+/// the exchange's denials at or above the level to the trail's queue.
+pub(crate) struct SecurityEvents {
+    trail: Arc<AuditTrail>,
+    /// By reason index: recorded or not.
+    wanted: Box<[bool]>,
+}
+
+impl SecurityEvents {
+    pub(crate) fn new(trail: Arc<AuditTrail>, level: EventLevel) -> Self {
+        let wanted = Reason::ALL
+            .iter()
+            .map(|r| level != EventLevel::Off && severity(*r) <= level)
+            .collect();
+        Self { trail, wanted }
+    }
+}
+
+impl Filter for SecurityEvents {
+    fn phase(&self) -> Phase {
+        Phase::ResponseHeaders
+    }
+
+    fn name(&self) -> &'static str {
+        "audit.security_events"
+    }
+
+    fn on_log(&self, record: &ExchangeRecord<'_>) {
+        let Some(x) = record.exchange else {
+            return;
+        };
+        for d in &x.decisions {
+            if d.outcome == Outcome::Allow || !self.wanted[d.reason.index()] {
+                continue;
+            }
+            let id = x.identity.as_deref();
+            self.trail.events.offer(Event {
+                reason: d.reason,
+                outcome: d.outcome,
+                status: record.status,
+                request_id: x.request_id.clone(),
+                client_ip: x.client_ip,
+                listener: x.listener.clone(),
+                route: x.route.clone(),
+                method: record.method.clone(),
+                consumer: id.and_then(|i| i.consumer.clone()),
+                credential: id.and_then(|i| i.credential.clone()),
+            });
+        }
+    }
+}
