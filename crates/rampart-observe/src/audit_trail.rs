@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -205,6 +205,7 @@ pub struct TrailSettings {
 
 struct Writer {
     file: File,
+    path: PathBuf,
     copy: Option<PathBuf>,
     seq: u64,
     prev: String,
@@ -290,70 +291,24 @@ impl Default for Fields {
     }
 }
 
-/// The last entry of an existing trail: (next sequence number, its hash).
-fn resume(path: &Path) -> Result<(u64, String), String> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into())),
-        Err(e) => return Err(format!("cannot read {}: {}", path.display(), e.kind())),
-    };
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    // Not a regular file (a pipe, a device): nothing to resume from.
-    if !meta.is_file() || meta.len() == 0 {
-        return Ok((0, GENESIS.into()));
-    }
-    let mut last = None;
-    let mut text = String::new();
-    let mut reader = std::io::BufReader::new(file);
-    loop {
-        text.clear();
-        let n = reader.read_line(&mut text).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        if !text.ends_with('\n') {
-            return Err(format!(
-                "{} ends in an incomplete line: check it with `rampart audit verify`, then move it aside",
-                path.display()
-            ));
-        }
-        last = Some(text.trim_end().to_string());
-    }
-    let line = last.ok_or("empty trail")?;
-    let e = check_line(&line).map_err(|r| {
-        format!(
-            "{}: its last entry does not verify ({r}): check it with `rampart audit verify`",
-            path.display()
-        )
-    })?;
-    Ok((e.seq + 1, e.hash))
-}
-
 impl AuditTrail {
     /// Opens (or starts) the trail at `settings.path`, resuming its chain after checking
     /// its last entry, and writes a `process` `start` entry.
     pub fn open(settings: TrailSettings) -> Result<Arc<Self>, String> {
         let key = Ed25519KeyPair::from_pkcs8(&settings.signing_key)
             .map_err(|e| format!("signing_key: not an Ed25519 PKCS#8 key ({e})"))?;
-        let (seq, prev) = resume(&settings.path)?;
+        let (seq, prev) = rotate::resume(&settings.path)?;
         if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {}", dir.display(), e.kind()))?;
         }
         // Readable by the gateway's user only: entries name callers and addresses.
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&settings.path)
-        }
-        .map_err(|e| format!("cannot open {}: {}", settings.path.display(), e.kind()))?;
+        let file = rotate::open_append(&settings.path)?;
         let key_id = key_id(key.public_key().as_ref());
         let trail = Arc::new(Self {
             writer: Mutex::new(Writer {
                 file,
+                path: settings.path,
                 copy: settings.checkpoint_copy,
                 seq,
                 prev,
@@ -511,6 +466,9 @@ impl AuditTrail {
         if self.fsync != Fsync::Never {
             self.flush(w);
         }
+        if !rotate::write_head(w) {
+            self.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(copy) = &w.copy {
             let r = std::fs::OpenOptions::new()
                 .create(true)
@@ -547,9 +505,10 @@ impl Drop for AuditTrail {
 }
 
 mod events;
+mod rotate;
 #[cfg(test)]
 mod tests;
 mod verify;
 
 pub use events::severity;
-pub use verify::{check_line, verify, Entry, Verified};
+pub use verify::{check_line, verify, verify_files, Entry, Verified};

@@ -8,9 +8,12 @@ use base64::Engine as _;
 
 pub enum AuditCommand {
     Verify {
-        file: PathBuf,
+        /// The trail's files, oldest first (after rotations: `audit.jsonl.1 audit.jsonl`).
+        files: Vec<PathBuf>,
         public_key: Option<String>,
         checkpoints: Option<PathBuf>,
+        /// The first file goes on from one not given.
+        continues: bool,
     },
     Keygen {
         out: PathBuf,
@@ -23,12 +26,21 @@ pub fn run(command: AuditCommand) -> anyhow::Result<bool> {
     let b64 = base64::engine::general_purpose::STANDARD;
     match command {
         AuditCommand::Verify {
-            file,
+            files,
             public_key,
             checkpoints,
+            continues,
         } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut texts = Vec::new();
+            for file in &files {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                texts.push((file.display().to_string(), text));
+            }
+            let named: Vec<(&str, &str)> = texts
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.as_str()))
+                .collect();
             let public = public_key
                 .map(|k| b64.decode(k.trim()).context("--public-key is not base64"))
                 .transpose()?;
@@ -38,11 +50,21 @@ pub fn run(command: AuditCommand) -> anyhow::Result<bool> {
                         .with_context(|| format!("cannot read {}", p.display()))
                 })
                 .transpose()?;
-            match rampart_observe::audit_trail::verify(&text, public.as_deref(), copy.as_deref()) {
+            match rampart_observe::audit_trail::verify_files(
+                &named,
+                public.as_deref(),
+                copy.as_deref(),
+                continues,
+            ) {
                 Ok(v) => {
                     println!(
-                        "OK: {} entries, {} checkpoints{}{}",
+                        "OK: {} entries{}, {} checkpoints{}{}",
                         v.entries,
+                        if v.starts_at > 0 {
+                            format!(" from entry {} on", v.starts_at)
+                        } else {
+                            String::new()
+                        },
                         v.checkpoints,
                         if public.is_some() {
                             ", signatures checked"
@@ -61,7 +83,11 @@ pub fn run(command: AuditCommand) -> anyhow::Result<bool> {
                     Ok(true)
                 }
                 Err(reason) => {
-                    println!("BAD: {}: {reason}", file.display());
+                    // One file: its name, then the line; several: the reason names it.
+                    match &files[..] {
+                        [one] => println!("BAD: {}: {reason}", one.display()),
+                        _ => println!("BAD: {reason}"),
+                    }
                     Ok(false)
                 }
             }

@@ -160,6 +160,24 @@ pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>
     trail.record("config", fields);
 }
 
+/// Goes on in a new audit trail file when the old one was moved away (log rotation,
+/// SIGUSR1); the old one ends with a checkpoint.
+pub fn reopen_audit_trail(gateway: &Gateway) {
+    let plan = gateway.plan();
+    let Some(trail) = rampart_observe::audit_trail::current(&plan.state, &plan.spec) else {
+        return;
+    };
+    match trail.reopen() {
+        Ok(true) => {
+            tracing::info!("audit trail: the file was moved away; the chain goes on in a new one")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "audit trail: cannot open a new file; writing to the old one")
+        }
+    }
+}
+
 /// Compiles `yaml` and starts serving it.
 pub fn start(yaml: &str, base: &Path) -> anyhow::Result<Gateway> {
     let plan = compile_str(yaml, base).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;

@@ -137,8 +137,16 @@ enum AuditCommand {
     /// Check a trail: exit 0 with a summary when every entry chains and every
     /// checkpoint's signature holds; exit 1 naming the first bad line and why.
     Verify {
-        /// The trail (`audit.path`).
-        file: PathBuf,
+        /// The trail (`audit.path`); after rotations, its files oldest first
+        /// (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`): each must go on where the one
+        /// before it ended.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The first file goes on from one rotated away and not given: its first entry
+        /// is taken as given (otherwise a trail must start at entry 0, so a cut head
+        /// shows).
+        #[arg(long)]
+        continues: bool,
         /// The public key (base64, as `keygen` prints it) that checkpoints are checked
         /// against; without it, only the chain is checked.
         #[arg(long)]
@@ -447,13 +455,15 @@ fn wait_for_signal() {
 fn command_of(c: AuditCommand) -> rampart::audit_cli::AuditCommand {
     match c {
         AuditCommand::Verify {
-            file,
+            files,
+            continues,
             public_key,
             checkpoints,
         } => rampart::audit_cli::AuditCommand::Verify {
-            file,
+            files,
             public_key,
             checkpoints,
+            continues,
         },
         AuditCommand::Keygen { out } => rampart::audit_cli::AuditCommand::Keygen { out },
     }

@@ -135,6 +135,7 @@ pub fn run_until_stopped(gateway: &Gateway, path: &Path, ready: impl FnOnce()) {
                 _ = hup.recv() => Trigger::Signal,
                 _ = usr1.recv() => {
                     gateway.reopen_access_log();
+                    crate::reopen_audit_trail(gateway);
                     continue;
                 }
                 Some(t) = rx.recv() => t,

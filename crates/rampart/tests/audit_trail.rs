@@ -254,3 +254,56 @@ async fn validate_checks_the_settings_without_touching_a_running_gateways_files(
     assert!(String::from_utf8_lossy(&out.stderr).contains("audit.signing_key"));
     gateway.shutdown();
 }
+
+#[tokio::test]
+async fn logrotate_and_sigusr1_continue_the_chain_in_a_new_file() {
+    use support::process::{run_gateway, signal, wait_exit};
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    let public = keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config(&up, "/one")).unwrap();
+    let mut gw = run_gateway(&path);
+    let (trail, old) = (
+        dir.path().join("audit.jsonl"),
+        dir.path().join("audit.jsonl.1"),
+    );
+    std::fs::rename(&trail, &old).unwrap();
+    signal(&gw.child, "USR1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&trail).is_ok_and(|t| t.contains("\"kind\":\"rotate\"")) {
+        assert!(std::time::Instant::now() < deadline, "no new trail file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    signal(&gw.child, "TERM");
+    assert!(wait_exit(&mut gw.child, std::time::Duration::from_secs(10)).success());
+    let out = rampart()
+        .args(["audit", "verify"])
+        .arg(&old)
+        .arg(&trail)
+        .args(["--public-key", &public, "--checkpoints"])
+        .arg(dir.path().join("checkpoints.jsonl"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    // The old file ended signed, the new one holds the stop.
+    assert!(std::fs::read_to_string(&old)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .contains("checkpoint"));
+    assert!(std::fs::read_to_string(&trail)
+        .unwrap()
+        .contains("\"action\":\"stop\""));
+    // The new file alone is missing its beginning.
+    let out = rampart()
+        .args(["audit", "verify"])
+        .arg(&trail)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--continues"));
+}

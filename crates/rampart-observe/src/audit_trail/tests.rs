@@ -144,3 +144,61 @@ fn a_full_disk_is_counted_and_reported_not_skipped() {
     assert_eq!(t.written.load(Ordering::Relaxed), 0);
     assert_eq!(t.lock().pending.len(), 2, "kept to be written, in order");
 }
+
+#[test]
+fn a_rotated_trail_goes_on_in_a_new_file_and_verifies_across_both() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key().unwrap();
+    let path = d.path().join("audit.jsonl");
+    let old = d.path().join("audit.jsonl.1");
+    let t = AuditTrail::open(settings(d.path(), &key, 100)).unwrap();
+    t.record("admin", Fields::new().str("path", "/before"));
+    assert!(!t.reopen().unwrap(), "not moved: nothing to do");
+    std::fs::rename(&path, &old).unwrap();
+    assert!(t.reopen().unwrap());
+    t.record("admin", Fields::new().str("path", "/after"));
+    drop(t);
+    let (a, b) = (
+        std::fs::read_to_string(&old).unwrap(),
+        std::fs::read_to_string(&path).unwrap(),
+    );
+    // The old file ends signed; the new one starts with `rotate`, after it.
+    assert!(a
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"kind\":\"checkpoint\""));
+    assert!(b.lines().next().unwrap().contains("\"kind\":\"rotate\""));
+    let copy = std::fs::read_to_string(d.path().join("checkpoints.jsonl")).unwrap();
+    let v = verify_files(&[("1", &a), ("0", &b)], Some(&public), Some(&copy), false).unwrap();
+    assert_eq!(v.entries, (a.lines().count() + b.lines().count()) as u64);
+    // Alone, the new file is missing its beginning, unless told it continues one.
+    let e = verify(&b, Some(&public), None).unwrap_err();
+    assert!(e.contains("starts at entry"), "{e}");
+    let v = verify_files(&[("0", &b)], Some(&public), Some(&copy), true).unwrap();
+    assert_eq!(v.starts_at, a.lines().count() as u64);
+    // In the wrong order, the chain breaks.
+    assert!(verify_files(&[("0", &b), ("1", &a)], Some(&public), None, true).is_err());
+}
+
+#[test]
+fn a_restart_after_rotation_goes_on_from_the_head_file_and_a_cut_tail_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key().unwrap();
+    let path = d.path().join("audit.jsonl");
+    drop(AuditTrail::open(settings(d.path(), &key, 100)).unwrap());
+    // Rotated while stopped (logrotate's `create`: a new empty file).
+    std::fs::rename(&path, d.path().join("audit.jsonl.1")).unwrap();
+    std::fs::write(&path, "").unwrap();
+    drop(AuditTrail::open(settings(d.path(), &key, 100)).unwrap());
+    let a = std::fs::read_to_string(d.path().join("audit.jsonl.1")).unwrap();
+    let b = std::fs::read_to_string(&path).unwrap();
+    verify_files(&[("1", &a), ("0", &b)], Some(&public), None, false).unwrap();
+    // The head file names the last checkpoint: a trail cut before it does not resume.
+    let lines: Vec<&str> = b.lines().collect();
+    std::fs::write(&path, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    let e = AuditTrail::open(settings(d.path(), &key, 100))
+        .err()
+        .unwrap();
+    assert!(e.contains("tail was cut"), "{e}");
+}
