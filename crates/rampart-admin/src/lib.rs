@@ -10,6 +10,7 @@
 //! | GET | `/metrics` | token | Prometheus text format |
 //! | GET | `/admin/reload` | token | the last reload's outcome |
 //! | POST | `/admin/reload` | token | reload the config file: 200, or 422 with every error |
+//! | GET | `/admin/posture` | token | the security posture report of the running config (JSON) |
 //! | GET | `/admin/history` | token | the kept config versions, newest first (`history.rs`) |
 //! | POST | `/admin/rollback` | token | `{"version": ID}`: make a kept version live |
 //! | * | `/admin/consumers…`, `/admin/keys/…` | token | the consumer store (`consumers.rs`) |
@@ -368,6 +369,7 @@ fn other(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
         (&Method::GET, "/upstreams") => upstreams(state),
         (&Method::GET, "/config") => effective_config(state),
         (&Method::GET, "/metrics") => metrics(state),
+        (&Method::GET, "/admin/posture") => posture(state),
         (&Method::GET, "/admin/reload") => last_reload(state),
         (&Method::POST, "/admin/reload") => reload(state),
         _ => json_response(
@@ -467,6 +469,28 @@ fn effective_config(state: &State) -> Response<Full<Bytes>> {
         StatusCode::OK,
         json!({"fingerprint": fingerprint, "version": version, "loaded_at_unix": at, "config": config}),
     )
+}
+
+/// The security posture of the running config, its certificates read now.
+fn posture(state: &State) -> Response<Full<Bytes>> {
+    let plan = state.gateway.plan();
+    let (base, source) = match &plan.origin {
+        Some(o) => (
+            o.base().to_path_buf(),
+            format!("running gateway, version {}", &o.version[..12]),
+        ),
+        None => (std::path::PathBuf::from("."), "running gateway".to_string()),
+    };
+    let report =
+        rampart_posture::evaluate(&plan.spec, &base, &source, std::time::SystemTime::now());
+    let mut r = Response::new(Full::new(Bytes::from(rampart_posture::render::json(
+        &report,
+    ))));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn status_json(s: &rampart_proxy::server::ReloadStatus) -> serde_json::Value {

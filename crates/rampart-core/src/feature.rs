@@ -16,6 +16,10 @@ pub struct FeaturePlan {
     pub unrouted: Vec<Arc<dyn Filter>>,
     /// Gateway-wide filters whose [`Filter::on_connect`] runs on every connection.
     pub connect: Vec<Arc<dyn Filter>>,
+    /// Log-phase filters that watch the other filters' decisions (security events):
+    /// added to every chain, routed or not, that holds another filter. A chain without
+    /// filters decides nothing, so they cost a route without policies nothing.
+    pub observers: Vec<Arc<dyn Filter>>,
     pub metrics: Vec<Arc<dyn MetricsSource>>,
 }
 

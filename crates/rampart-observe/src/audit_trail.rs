@@ -96,12 +96,10 @@ pub fn compile(
         .map_err(|e| err("audit", e))?;
     let level = a.security_events.level;
     if level != rampart_config::EventLevel::Off {
-        let f: Arc<dyn rampart_core::Filter> =
-            Arc::new(events::SecurityEvents::new(trail.0.clone(), level));
-        for r in &mut out.routes {
-            r.push(f.clone());
-        }
-        out.unrouted.push(f);
+        out.observers.push(Arc::new(events::SecurityEvents::new(
+            trail.0.clone(),
+            level,
+        )));
     }
     out.metrics.push(trail);
     Ok(out)

@@ -150,6 +150,7 @@ impl Plan {
             self.routes.iter().map(|r| r.filters.to_vec()).collect();
         let mut unrouted = self.unrouted_filters.to_vec();
         let mut connect = self.connect_filters.to_vec();
+        let mut observers = Vec::new();
         for f in features {
             if f.routes.len() > routes.len() {
                 return Err(ConfigErrors(vec![ConfigError::new(
@@ -162,7 +163,13 @@ impl Plan {
             }
             unrouted.extend(f.unrouted);
             connect.extend(f.connect);
+            observers.extend(f.observers);
             self.metric_sources.extend(f.metrics);
+        }
+        for chain in routes.iter_mut().chain(std::iter::once(&mut unrouted)) {
+            if !chain.is_empty() {
+                chain.extend(observers.iter().cloned());
+            }
         }
         // Routes whose chains hold the same filters share one chain: features share a
         // filter between routes with the same settings, so a config of 10,000 routes

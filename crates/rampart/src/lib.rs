@@ -12,6 +12,7 @@ pub mod diff;
 pub mod history;
 pub mod history_cli;
 pub mod openapi_import;
+pub mod posture_cli;
 pub mod reload;
 
 use std::path::Path;
@@ -43,6 +44,7 @@ pub const FEATURES: &[Feature] = &[
     rampart_limits::compile,
     rampart_transform::compile,
     rampart_headers::compile,
+    rampart_posture::compile,
 ];
 
 /// Parses, validates and compiles YAML text against a fresh state store (a new gateway,

@@ -79,6 +79,28 @@ enum Command {
         #[arg(long)]
         admin: String,
     },
+    /// The security posture report: which controls a config (a file, or a running
+    /// gateway's) has in place, globally and per route, as pass / warn / fail mapped to
+    /// OWASP API Top 10 2023, NIST SP 800-53 and PCI DSS (docs/evidence.md).
+    Posture {
+        /// The config file to check.
+        #[arg(long, short, conflicts_with = "admin")]
+        config: Option<PathBuf>,
+        /// A running gateway's admin API URL (token: RAMPART_ADMIN_TOKEN).
+        #[arg(long)]
+        admin: Option<String>,
+        #[arg(long, value_enum, default_value_t = rampart::posture_cli::Format::Text)]
+        format: rampart::posture_cli::Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// List the passing checks too (text).
+        #[arg(long)]
+        all: bool,
+        /// Exit 1 when a finding is at this level or worse (`warn` or `fail`).
+        #[arg(long, value_name = "LEVEL", value_parser = ["warn", "fail"])]
+        fail_on: Option<String>,
+    },
     /// OpenAPI documents.
     Openapi {
         #[command(subcommand)]
@@ -388,6 +410,28 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Posture {
+            config,
+            admin,
+            format,
+            out,
+            all,
+            fail_on,
+        } => {
+            let fail_on = fail_on.as_deref().and_then(rampart_posture::Status::parse);
+            let result = rampart::posture_cli::report(config.as_deref(), admin.as_deref())
+                .and_then(|r| {
+                    rampart::posture_cli::print(&r, format, all, out.as_deref(), fail_on)
+                });
+            match result {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rampart posture: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::History {
             admin,
             state_dir,

@@ -2,11 +2,12 @@
 //! reason is severe enough (`audit.security_events.level`), each with its request id so
 //! the access log line and the upstream's logs can be found from it.
 //!
-//! The request path only offers an event to a bounded queue (`try_send`: no lock, no
-//! wait, no allocation of its own); a thread of the trail's writes them in batches, one
-//! flush a batch. At most `max_per_second` events are written a second. What is over
-//! that, or found the queue full, is not lost silently: it is counted by reason and
-//! written as one `security_suppressed` entry (and in the metrics).
+//! The request path counts the event against this second's budget (`max_per_second`)
+//! and, within it, offers it to a bounded queue (`try_send`: no lock, no wait, no
+//! allocation of its own); a thread of the trail's writes them in batches, one flush a
+//! batch. What is over the budget, or finds the queue full, is not lost silently: it is
+//! counted by reason and written as one `security_suppressed` entry a second (and in the
+//! metrics). So a flood of denials costs the request path two relaxed atomics each.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,6 +115,9 @@ pub(crate) struct Events {
     tx: SyncSender<Event>,
     rx: Arc<Mutex<Receiver<Event>>>,
     max_per_second: u32,
+    /// The second (Unix time) the budget is counted for, and the events offered in it.
+    window: AtomicU64,
+    in_window: AtomicU64,
     /// By reason: offered while the queue was full, or over `max_per_second`; written
     /// as one entry, then reset.
     suppressed: Box<[AtomicU64]>,
@@ -128,10 +132,23 @@ impl Events {
             tx,
             rx: Arc::new(Mutex::new(rx)),
             max_per_second: max_per_second.max(1),
+            window: AtomicU64::new(0),
+            in_window: AtomicU64::new(0),
             suppressed: Reason::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             written: AtomicU64::new(0),
             suppressed_total: AtomicU64::new(0),
         }
+    }
+
+    /// Whether an event of the second `now` is within the budget (counted if so). Races
+    /// at a second's turn may let a few more through; never fewer.
+    fn admit(&self, now: u64) -> bool {
+        if self.window.load(Ordering::Relaxed) != now
+            && self.window.swap(now, Ordering::Relaxed) != now
+        {
+            self.in_window.store(0, Ordering::Relaxed);
+        }
+        self.in_window.fetch_add(1, Ordering::Relaxed) < u64::from(self.max_per_second)
     }
 
     fn offer(&self, e: Event) {
@@ -168,8 +185,8 @@ impl Events {
     }
 }
 
-/// The writer thread: batches from the queue into the trail, under the rate cap, and
-/// the suppressed counts once a second. It holds the trail weakly and ends with it.
+/// The writer thread: batches from the queue into the trail, and the suppressed counts
+/// once a second. It holds the trail weakly and ends with it.
 pub(crate) fn spawn_writer(trail: &Arc<AuditTrail>) -> Result<(), String> {
     let weak: Weak<AuditTrail> = Arc::downgrade(trail);
     let rx = trail.events.rx.clone();
@@ -177,28 +194,22 @@ pub(crate) fn spawn_writer(trail: &Arc<AuditTrail>) -> Result<(), String> {
         .name("rampart-audit-events".into())
         .spawn(move || {
             let mut batch = Vec::new();
-            let mut window = Instant::now();
-            let mut in_window: u32 = 0;
+            let mut last_summary = Instant::now();
             loop {
                 // Waits without holding the trail: the trail's Drop (which drains the
                 // queue under its lock) may run on this thread when `t` below is the
                 // last reference, and then does, outside that lock.
                 let alive = take(&rx, Duration::from_millis(100), &mut batch);
                 let Some(t) = weak.upgrade() else { return };
-                if window.elapsed() >= Duration::from_secs(1) {
-                    window = Instant::now();
-                    in_window = 0;
+                if last_summary.elapsed() >= Duration::from_secs(1) {
+                    last_summary = Instant::now();
                     if let Some(f) = t.events.take_suppressed() {
                         t.record("security_suppressed", f);
                     }
                 }
-                let room = t.events.max_per_second.saturating_sub(in_window) as usize;
-                let keep = batch.len().min(room);
-                for e in batch.drain(keep..) {
-                    t.events.suppress(e.reason);
-                }
-                in_window += keep as u32;
-                t.events.written.fetch_add(keep as u64, Ordering::Relaxed);
+                t.events
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 t.record_all(batch.drain(..).map(|e| ("security", e.fields())));
                 if !alive {
                     return;
@@ -277,8 +288,17 @@ impl Filter for SecurityEvents {
             if d.outcome == Outcome::Allow || !self.wanted[d.reason.index()] {
                 continue;
             }
+            let events = &self.trail.events;
+            let second = record
+                .time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| t.as_secs());
+            if !events.admit(second) {
+                events.suppress(d.reason);
+                continue;
+            }
             let id = x.identity.as_deref();
-            self.trail.events.offer(Event {
+            events.offer(Event {
                 reason: d.reason,
                 outcome: d.outcome,
                 status: record.status,

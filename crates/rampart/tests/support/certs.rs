@@ -91,3 +91,23 @@ pub fn write_ca(ca: &TestCa, dir: &Path, name: &str) -> PathBuf {
     std::fs::write(&p, ca.pem()).unwrap();
     p
 }
+
+impl TestCa {
+    /// A leaf for `names` that expires `days` days from now.
+    pub fn leaf_expiring(&self, cn: &str, names: &[&str], days: u64) -> Leaf {
+        let at = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86400);
+        let date = humantime::format_rfc3339_seconds(at).to_string();
+        let ymd: Vec<i32> = date[..10].split('-').map(|p| p.parse().unwrap()).collect();
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.not_after = rcgen::date_time_ymd(ymd[0], ymd[1] as u8, ymd[2] as u8);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
