@@ -101,6 +101,15 @@ enum Command {
         #[arg(long, value_name = "LEVEL", value_parser = ["warn", "fail"])]
         fail_on: Option<String>,
     },
+    /// Policy tests as code: run the cases of CASES (YAML) through the config's compiled
+    /// plan against an in-process upstream; each case reported, exit 1 on any failure
+    /// (docs/evidence.md).
+    Test {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The cases file.
+        cases: PathBuf,
+    },
     /// OpenAPI documents.
     Openapi {
         #[command(subcommand)]
@@ -432,6 +441,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Test { config, cases } => match rampart::policy_test::run(&config, &cases) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("rampart test: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::History {
             admin,
             state_dir,
