@@ -89,3 +89,13 @@ pub fn current(state: &StateStore, spec: &Spec) -> Option<Arc<ConsumerStore>> {
     let key = rampart_identity::live_keys_key(spec)?;
     state.get::<ConsumerStore>(&format!("{key}\nstore"))
 }
+
+/// Whether the embedded store at `path` can be copied whole now: `Err` (why) while a
+/// gateway holds it open (redb locks its file), or when it does not open.
+pub fn embedded_idle(path: &std::path::Path) -> Result<(), String> {
+    redb::Database::builder()
+        .set_cache_size(1 << 20)
+        .open(path)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}

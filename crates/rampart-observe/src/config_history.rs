@@ -104,11 +104,17 @@ impl History {
         self.dir.join(format!("{id}.yaml"))
     }
 
-    /// Keeps `text`, read from `source`, as the version that went live by `action`.
+    /// Keeps `text`, read from `source`, as the version that went live by `action`. A
+    /// reload of the version already live (a SIGHUP with nothing changed) adds nothing.
     pub fn record(&self, text: &str, source: &Path, action: &str) -> Result<Version, String> {
         let _w = WRITE.lock().unwrap_or_else(|p| p.into_inner());
         create_private_dir(&self.dir)?;
         let id = version_id(text);
+        if action == "reload" {
+            if let Some(last) = self.list()?.pop().filter(|v| v.id == id) {
+                return Ok(last);
+            }
+        }
         let file = self.content(&id);
         if !file.exists() {
             // Written whole, then renamed: a crash leaves no half version under its id.
@@ -262,6 +268,8 @@ mod tests {
         let src = dir.path().join("rampart.yaml");
         let a = h.record("a: 1\n", &src, "load").unwrap();
         let b = h.record("b: 2\n", &src, "reload").unwrap();
+        // Reloading what is live adds nothing.
+        h.record("b: 2\n", &src, "reload").unwrap();
         h.record("a: 1\n", &src, "rollback").unwrap();
         assert_eq!(h.list().unwrap().len(), 3);
         assert_eq!(h.find(&a.id[..8]).unwrap().action, "rollback");

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admin_client;
 pub mod audit_cli;
+pub mod backup;
 pub mod certs;
 pub mod consumers_cli;
 pub mod demo;

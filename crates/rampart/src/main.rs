@@ -55,6 +55,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Archive the state directory (config history, audit trail and chain head, the
+    /// embedded consumer store when no gateway holds it) into one file. No secret value
+    /// is in it.
+    Backup {
+        /// The archive to write (readable by its owner only).
+        #[arg(long)]
+        out: PathBuf,
+        /// The config whose `state_dir` to archive.
+        #[arg(long, short, conflicts_with = "state_dir")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Restore a state directory from `rampart backup`'s archive: every file, kept config
+    /// version and the audit chain are checked first; only then is the directory there
+    /// moved aside and replaced. Stop the gateway first.
+    Restore {
+        /// The archive.
+        archive: PathBuf,
+        /// The config whose `state_dir` to restore into.
+        #[arg(long, short, conflicts_with = "state_dir")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Make a kept config version live in a running gateway (audited). The config file
     /// is not changed: its next change reloads it.
     Rollback {
@@ -449,6 +474,48 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Backup {
+            out,
+            config,
+            state_dir,
+        } => {
+            let r = rampart::backup::state_dir(config.as_deref(), state_dir.as_deref())
+                .and_then(|dir| rampart::backup::backup(&dir, &out).map(|r| (dir, r)));
+            match r {
+                Ok((dir, (n, skipped))) => {
+                    println!("wrote {}: {n} files of {}", out.display(), dir.display());
+                    for s in skipped {
+                        println!("not included: {s}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart backup: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Restore {
+            archive,
+            config,
+            state_dir,
+        } => {
+            let r = rampart::backup::state_dir(config.as_deref(), state_dir.as_deref())
+                .and_then(|dir| rampart::backup::restore(&archive, &dir).map(|r| (dir, r)));
+            match r {
+                Ok((dir, (n, aside))) => {
+                    println!("restored {n} files into {}", dir.display());
+                    if let Some(a) = aside {
+                        println!("the previous directory is at {}", a.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart restore: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::History {
             admin,
             state_dir,
