@@ -14,7 +14,11 @@
 #             high-level security event (the worst case: the per-second budget of 100,
 #             then counting; the answer is still 200).
 # Both gateways run 1 worker on core 1; wrk and the nginx upstream share core 0.
-# Reported: requests per second and per proxy CPU-second, and the ratio on/off.
+# Reported: requests per second and per proxy CPU-second, and the ratio on/off. Then,
+# because wall-clock throughput here moves by ±10% between identical runs, the same
+# routes under callgrind (CALLGRIND=0 skips it): user-space instructions and allocations
+# per request of every gateway thread (the trail's writer threads included), audit off
+# and on, REQUESTS=20000 over 16 connections each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -97,3 +101,26 @@ for conns in dict.fromkeys(r[0] for r in rows):
         print(f"| {conns} | {route} | {v['off'][0]:,.0f} | {v['on'][0]:,.0f} | {v['on'][0] / v['off'][0]:.3f}x "
               f"| {v['off'][1]:,.0f} | {v['on'][1]:,.0f} | {v['on'][1] / v['off'][1]:.3f}x |")
 PY
+
+[ "${CALLGRIND:-1}" = 1 ] || exit 0
+bench_need valgrind:valgrind
+CG=18494
+for mode in off on; do
+  port=$OFF; [ "$mode" = on ] && port=$ON
+  sed -e "s/127.0.0.1:$port/127.0.0.1:$CG/" -e "s|$DIR/audit.jsonl|$DIR/cg-audit.jsonl|" "$DIR/$mode.yaml" > "$DIR/cg-$mode.yaml"
+done
+echo
+echo "| route | audit off instructions/request | audit on instructions/request | on/off | off allocations/request | on allocations/request |"
+echo "|---|---|---|---|---|---|"
+for route in open guarded watched; do
+  declare -A IR AL
+  for mode in off on; do
+    read -r ir al < <(cg_run "$BIN" "$DIR/cg-$mode.yaml" "$CG" "$DIR/cg.$mode.$route" "${REQUESTS:-20000}" 16 "$route")
+    IR[$mode]=$ir; AL[$mode]=$al
+  done
+  python3 - "$route" "${REQUESTS:-20000}" "${IR[off]}" "${IR[on]}" "${AL[off]}" "${AL[on]}" <<'PY'
+import sys
+route, n, i0, i1, a0, a1 = sys.argv[1], *map(int, sys.argv[2:])
+print(f"| {route} | {i0 / n:,.0f} | {i1 / n:,.0f} | {i1 / i0:.3f}x | {a0 / n:.1f} | {a1 / n:.1f} |")
+PY
+done

@@ -53,18 +53,7 @@ write_upstream_conf "$ABS_OUT" "$UP_PORT"
 nginx -c "$ABS_OUT/upstream.conf" -p "$ABS_OUT" & pids+=($!)
 wait_ports $UP_PORT
 
-# load N ROUTE [curl args]: N requests over CONNS keep-alive connections (curl in
-# parallel, each reusing one connection for its share).
-load() {
-  local n=$1 route=$2 per jobs=(); shift 2
-  per=$(( n / CONNS ))
-  for _ in $(seq 1 "$CONNS"); do
-    (urls=(); for _ in $(seq 1 "$per"); do urls+=("http://127.0.0.1:$PORT/$route"); done
-     curl -s --fail "$@" "${urls[@]}" >/dev/null) &
-    jobs+=($!)
-  done
-  wait "${jobs[@]}"
-}
+load() { curl_load "$PORT" "$CONNS" "$@"; }
 
 : > "$OUT/raw.txt"
 for build in before after; do
@@ -82,34 +71,7 @@ for build in before after; do
     callgrind_control --dump "$vg" >/dev/null
     kill -INT "$vg"; wait "$vg" 2>/dev/null || true
     # Threads dump to separate files: sum them (instructions, and calls to the allocator).
-    read -r ir allocs < <(python3 - "$ABS_OUT"/cg.$build.$case.* <<'PY'
-import re, sys
-ir = allocs = 0
-ALLOC = {"malloc", "calloc", "realloc"}
-for path in sys.argv[1:]:
-    names, last_ir, callee = {}, 0, None
-    for line in open(path, errors="replace"):
-        if line.startswith("summary:"):
-            last_ir = max(last_ir, int(line.split()[1]))
-        elif line.startswith("cfn="):
-            m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.strip())
-            if m:
-                if m.group(2):
-                    names[m.group(1)] = m.group(2)
-                callee = names.get(m.group(1))
-        elif line.startswith("fn="):
-            m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.strip())
-            if m and m.group(2):
-                names[m.group(1)] = m.group(2)
-            callee = None
-        elif line.startswith("calls=") and callee is not None:
-            if callee.split("'")[0] in ALLOC:
-                allocs += int(line.split("=")[1].split()[0])
-            callee = None
-    ir += last_ir
-print(ir, allocs)
-PY
-)
+    read -r ir allocs < <(cg_sum "$ABS_OUT"/cg.$build.$case.*)
     echo "$build $case $REQUESTS $ir $allocs" | tee -a "$OUT/raw.txt"
     [ -n "${KEEP_CG:-}" ] || rm -f "$ABS_OUT"/cg.$build.$case*
   done

@@ -122,3 +122,65 @@ for route, (rps, e) in eff.items():
     print(f"| {route} | {rps:,.0f} | {e:,.0f} | {rps / eff[base][0]:.2f}x | {e / eff[base][1]:.2f}x |")
 PY
 }
+
+# curl_load PORT CONNS N ROUTE [curl args]: N requests over CONNS keep-alive connections
+# (curl in parallel, each reusing one connection for its share).
+curl_load() {
+  local port=$1 conns=$2 n=$3 route=$4 per jobs=(); shift 4
+  per=$(( n / conns ))
+  for _ in $(seq 1 "$conns"); do
+    (urls=(); for _ in $(seq 1 "$per"); do urls+=("http://127.0.0.1:$port/$route"); done
+     curl -s --fail "$@" "${urls[@]}" >/dev/null) &
+    jobs+=($!)
+  done
+  wait "${jobs[@]}"
+}
+
+# cg_sum FILES...: a callgrind run's user-space instructions over every thread's dump,
+# and its calls to malloc/calloc/realloc, as "INSTRUCTIONS ALLOCATIONS".
+cg_sum() {
+  python3 - "$@" <<'PY'
+import re, sys
+ir = allocs = 0
+ALLOC = {"malloc", "calloc", "realloc"}
+for path in sys.argv[1:]:
+    names, last_ir, callee = {}, 0, None
+    for line in open(path, errors="replace"):
+        if line.startswith("summary:"):
+            last_ir = max(last_ir, int(line.split()[1]))
+        elif line.startswith("cfn="):
+            m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.strip())
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                callee = names.get(m.group(1))
+        elif line.startswith("fn="):
+            m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.strip())
+            if m and m.group(2):
+                names[m.group(1)] = m.group(2)
+            callee = None
+        elif line.startswith("calls=") and callee is not None:
+            if callee.split("'")[0] in ALLOC:
+                allocs += int(line.split("=")[1].split()[0])
+            callee = None
+    ir += last_ir
+print(ir, allocs)
+PY
+}
+
+# cg_run BIN CONFIG PORT OUTFILE REQUESTS CONNS ROUTE [curl args]: runs BIN under callgrind,
+# warms ROUTE up, counts REQUESTS requests only; prints "INSTRUCTIONS ALLOCATIONS".
+cg_run() {
+  local bin=$1 cfg=$2 port=$3 out=$4 n=$5 conns=$6 route=$7 vg; shift 7
+  RAMPART_LOG=error valgrind --tool=callgrind --callgrind-out-file="$out" \
+    --dump-instr=no --collect-atstart=yes "$bin" run --config "$cfg" 2>"$out-err" &
+  vg=$!
+  for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+  curl_load "$port" "$conns" 400 "$route" "$@"
+  callgrind_control --zero "$vg" >/dev/null
+  curl_load "$port" "$conns" "$n" "$route" "$@"
+  callgrind_control --dump "$vg" >/dev/null
+  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+  cg_sum "$out".*
+  rm -f "$out" "$out".* "$out-err"
+}

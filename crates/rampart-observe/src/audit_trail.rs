@@ -226,6 +226,8 @@ pub struct AuditTrail {
     pub write_errors: AtomicU64,
     stop: Arc<(Mutex<bool>, Condvar)>,
     events: events::Events,
+    /// Each secret reference's fingerprint at the last config load, to see rotations.
+    secrets: Mutex<Option<std::collections::BTreeMap<String, String>>>,
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
@@ -324,6 +326,7 @@ impl AuditTrail {
             write_errors: AtomicU64::new(0),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             events: events::Events::new(settings.max_events_per_second),
+            secrets: Mutex::new(None),
         });
         events::spawn_writer(&trail)?;
         trail.record(
@@ -382,6 +385,30 @@ impl AuditTrail {
         } else if self.fsync == Fsync::Always {
             self.flush(&mut w);
         }
+    }
+
+    /// The secrets a config that just went live references (`env:NAME` or `file:PATH`,
+    /// each with a fingerprint of its value): a reference whose value changed since the
+    /// last load is a rotation, written as a `secret` entry (the reference and its new
+    /// fingerprint; never the value). The first load after a start only remembers them.
+    pub fn secrets_observed(&self, now: std::collections::BTreeMap<String, String>) {
+        let mut last = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(prev) = last.as_ref() {
+            let rotated: Vec<(&String, &String)> = now
+                .iter()
+                .filter(|(r, fp)| prev.get(*r).is_some_and(|old| old != *fp))
+                .collect();
+            self.record_all(rotated.into_iter().map(|(r, fp)| {
+                (
+                    "secret",
+                    Fields::new()
+                        .str("action", "rotated")
+                        .str("reference", r)
+                        .str("fingerprint", fp),
+                )
+            }));
+        }
+        *last = Some(now);
     }
 
     /// Appends entries, in order, with one flush for all (a batch of security events).

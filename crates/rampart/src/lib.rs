@@ -162,6 +162,53 @@ pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>
             .num("problems", problems as u64),
     };
     trail.record("config", fields);
+    if outcome.is_ok() {
+        let base = plan.origin.as_ref().map_or(Path::new("."), |o| o.base());
+        trail.secrets_observed(secret_fingerprints(&plan.spec, base));
+    }
+}
+
+/// Every secret reference in `spec` that resolves here (`env:NAME`, `file:PATH`), with
+/// a fingerprint of its value: what the audit trail compares to see rotations.
+pub fn secret_fingerprints(
+    spec: &rampart_config::Spec,
+    base: &Path,
+) -> std::collections::BTreeMap<String, String> {
+    fn walk(
+        v: &serde_json::Value,
+        base: &Path,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        match v {
+            serde_json::Value::Object(m)
+                if m.get("value").and_then(|x| x.as_str()) == Some("<redacted>") =>
+            {
+                let r = match (
+                    m.get("env").and_then(|x| x.as_str()),
+                    m.get("file").and_then(|x| x.as_str()),
+                ) {
+                    (Some(e), _) => rampart_config::SecretRef::Env(e.to_string()),
+                    (None, Some(f)) => rampart_config::SecretRef::File(f.into()),
+                    _ => return,
+                };
+                let label = match &r {
+                    rampart_config::SecretRef::Env(e) => format!("env:{e}"),
+                    rampart_config::SecretRef::File(f) => format!("file:{}", f.display()),
+                };
+                if let Ok(secret) = r.resolve(base) {
+                    out.insert(label, secret_fingerprint(secret.expose()));
+                }
+            }
+            serde_json::Value::Object(m) => m.values().for_each(|x| walk(x, base, out)),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, base, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(v) = serde_json::to_value(spec) {
+        walk(&v, base, &mut out);
+    }
+    out
 }
 
 /// Goes on in a new audit trail file when the old one was moved away (log rotation,

@@ -307,3 +307,35 @@ async fn logrotate_and_sigusr1_continue_the_chain_in_a_new_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--continues"));
 }
+
+#[tokio::test]
+async fn a_secret_rotated_between_loads_is_audited_by_reference_and_fingerprint() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config(&up, "/one")).unwrap();
+    let gateway = rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap();
+    rampart::record_config(&gateway, "load", Ok(()));
+    // Unchanged: a reload observes nothing.
+    rampart::reload::reload_file(&gateway, &path).unwrap();
+    let new = "adm-0f1e2d3c4b5a6978-8796a5b4c3d2e1f0";
+    std::fs::write(dir.path().join("admin-token"), new).unwrap();
+    rampart::reload::reload_file(&gateway, &path).unwrap();
+    gateway.shutdown();
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let rotations: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "secret")
+        .collect();
+    assert_eq!(rotations.len(), 1, "{text}");
+    assert_eq!(rotations[0]["action"], "rotated");
+    assert_eq!(rotations[0]["reference"], "file:admin-token");
+    assert_eq!(
+        rotations[0]["fingerprint"],
+        rampart::secret_fingerprint(new).as_str()
+    );
+    assert!(!text.contains(new) && !text.contains(TOKEN));
+}
