@@ -273,6 +273,21 @@ impl Fields {
         self
     }
 
+    /// A list of strings.
+    pub fn strs(mut self, name: &str, values: &[String]) -> Self {
+        let _ = write!(self.0, ",\"{name}\":[");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.0.push('"');
+            rampart_core::json_escape_into(&mut self.0, v);
+            self.0.push('"');
+        }
+        self.0.push(']');
+        self
+    }
+
     /// A member whose value is JSON already (an object of counts).
     pub(crate) fn raw(mut self, name: &str, json: &str) -> Self {
         let _ = write!(self.0, ",\"{name}\":{json}");

@@ -90,6 +90,37 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// What changed from `old` to `new`, for the audit trail: each changed place named to
+/// three levels (`routes.orders.rate_limit: changed`, `upstreams.billing: added`), no
+/// values, at most `max` lines (then how many more).
+pub fn summary(old: &rampart_config::Spec, new: &rampart_config::Spec, max: usize) -> Vec<String> {
+    let doc =
+        |s: &rampart_config::Spec| normalise(&serde_json::to_value(s).unwrap_or(Value::Null), None);
+    let mut out: Vec<String> = Vec::new();
+    for line in differences(&doc(old), &doc(new)) {
+        let (path, what) = line.split_once(": ").unwrap_or((line.as_str(), ""));
+        let kind = match what {
+            "added" | "removed" => what,
+            _ => "changed",
+        };
+        let short: Vec<&str> = path.splitn(4, '.').take(3).collect();
+        let entry = if short.len() < path.split('.').count() {
+            format!("{}: changed", short.join("."))
+        } else {
+            format!("{path}: {kind}")
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    if out.len() > max {
+        let more = out.len() - max;
+        out.truncate(max);
+        out.push(format!("and {more} more"));
+    }
+    out
+}
+
 /// Fetches the running gateway's effective config from its admin API.
 async fn fetch_running(admin: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let (status, doc) =

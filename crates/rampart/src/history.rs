@@ -19,13 +19,24 @@ pub fn of(gateway: &Gateway) -> Option<History> {
 /// Records that the running plan went live by `action` (its text is `text`): kept in the
 /// history when the config has a `state_dir`, and written to the audit trail.
 pub fn went_live(gateway: &Gateway, text: &str, action: &str) {
+    went_live_after(gateway, text, action, None);
+}
+
+/// Like [`went_live`], with the config that was live before (the audit entry then says
+/// what changed).
+pub fn went_live_after(
+    gateway: &Gateway,
+    text: &str,
+    action: &str,
+    previous: Option<&rampart_config::Spec>,
+) {
     let plan = gateway.plan();
     if let (Some(history), Some(origin)) = (of(gateway), plan.origin.as_ref()) {
         if let Err(e) = history.record(text, &origin.source, action) {
             tracing::error!(error = %e, "config history: cannot keep this version");
         }
     }
-    crate::record_config(gateway, action, Ok(()));
+    crate::record_config_change(gateway, action, Ok(()), previous);
 }
 
 /// Why a rollback did not happen.
@@ -62,6 +73,7 @@ impl std::fmt::Display for RollbackError {
 pub fn rollback(gateway: &Gateway, version: &str) -> Result<Version, RollbackError> {
     let history = of(gateway).ok_or(RollbackError::NoHistory)?;
     let found = history.find(version).map_err(RollbackError::Find)?;
+    let previous = gateway.plan().spec.clone();
     let outcome = history
         .text(&found.id)
         .map_err(|e| vec![e])
@@ -74,7 +86,7 @@ pub fn rollback(gateway: &Gateway, version: &str) -> Result<Version, RollbackErr
     match outcome {
         Ok(text) => {
             tracing::warn!(version = %found.id, source = %found.source.display(), "rolled back: the running config is no longer the file's; the file's next change reloads it");
-            went_live(gateway, &text, "rollback");
+            went_live_after(gateway, &text, "rollback", Some(&previous));
             Ok(found)
         }
         Err(errors) => {

@@ -140,6 +140,17 @@ pub fn compile_text(
 /// running config has one): its fingerprint and version when it went live, the number
 /// of problems when it did not.
 pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>) {
+    record_config_change(gateway, action, outcome, None);
+}
+
+/// Like [`record_config`], with a summary of what changed from `previous` (the config
+/// that was live before) when there was one.
+pub fn record_config_change(
+    gateway: &Gateway,
+    action: &str,
+    outcome: Result<(), usize>,
+    previous: Option<&rampart_config::Spec>,
+) {
     let plan = gateway.plan();
     let Some(trail) = rampart_observe::audit_trail::current(&plan.state, &plan.spec) else {
         return;
@@ -150,10 +161,14 @@ pub fn record_config(gateway: &Gateway, action: &str, outcome: Result<(), usize>
             let fields = fields
                 .str("result", "ok")
                 .str("fingerprint", &gateway.effective_config().1);
-            match &plan.origin {
+            let fields = match &plan.origin {
                 Some(o) => fields
                     .str("version", &o.version)
                     .str("source", &o.source.to_string_lossy()),
+                None => fields,
+            };
+            match previous {
+                Some(old) => fields.strs("changes", &diff::summary(old, &plan.spec, 50)),
                 None => fields,
             }
         }

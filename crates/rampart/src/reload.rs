@@ -23,6 +23,7 @@ pub enum Trigger {
 /// Builds a new plan from `path` and swaps it in. On any error the running plan stays,
 /// and every problem is logged and recorded as the last reload's outcome.
 pub fn reload_file(gateway: &Gateway, path: &Path) -> Result<(), Vec<String>> {
+    let previous = gateway.plan().spec.clone();
     let compiled = crate::read_config(path).and_then(|text| {
         crate::compile_text(&text, path, &gateway.state()).map(|plan| (plan, text))
     });
@@ -36,7 +37,7 @@ pub fn reload_file(gateway: &Gateway, path: &Path) -> Result<(), Vec<String>> {
     };
     match outcome {
         Ok(text) => {
-            crate::history::went_live(gateway, &text, "reload");
+            crate::history::went_live_after(gateway, &text, "reload", Some(&previous));
             Ok(())
         }
         Err(errors) => {

@@ -132,6 +132,16 @@ async fn admin_calls_and_reloads_are_chained_signed_and_verified() {
         .find(|e| e["kind"] == "config" && e["result"] == "refused")
         .unwrap();
     assert_eq!(failed["problems"], 1);
+    // A reload says what changed, by place, without values.
+    let reload = entries
+        .iter()
+        .find(|e| e["kind"] == "config" && e["action"] == "reload" && e["result"] == "ok")
+        .unwrap();
+    assert_eq!(
+        reload["changes"],
+        serde_json::json!(["routes.r.match: changed"]),
+        "{reload}"
+    );
     assert!(!text.contains(TOKEN), "no credential in the trail");
     assert_eq!(entries.last().unwrap()["kind"], "checkpoint");
 
