@@ -474,15 +474,16 @@ fn effective_config(state: &State) -> Response<Full<Bytes>> {
 /// The security posture of the running config, its certificates read now.
 fn posture(state: &State) -> Response<Full<Bytes>> {
     let plan = state.gateway.plan();
-    let (base, source) = match &plan.origin {
-        Some(o) => (
-            o.base().to_path_buf(),
-            format!("running gateway, version {}", &o.version[..12]),
-        ),
-        None => (std::path::PathBuf::from("."), "running gateway".to_string()),
+    let source = match &plan.origin {
+        Some(o) => format!("running gateway, version {}", &o.version[..12]),
+        None => "running gateway".to_string(),
     };
-    let report =
-        rampart_posture::evaluate(&plan.spec, &base, &source, std::time::SystemTime::now());
+    let report = rampart_posture::evaluate(
+        &plan.spec,
+        &plan.base,
+        &source,
+        std::time::SystemTime::now(),
+    );
     let mut r = Response::new(Full::new(Bytes::from(rampart_posture::render::json(
         &report,
     ))));

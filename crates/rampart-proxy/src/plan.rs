@@ -114,6 +114,8 @@ pub struct Plan {
     /// The config text this plan was compiled from and where it was read, when it came
     /// from a file (config history, rollback).
     pub origin: Option<ConfigOrigin>,
+    /// The directory relative paths in the config were read from.
+    pub base: std::path::PathBuf,
 }
 
 /// Which config text a plan was compiled from.
@@ -447,6 +449,7 @@ impl Plan {
             connect_filters: Arc::new([]),
             state: state.clone(),
             origin: None,
+            base: base.to_path_buf(),
         })
     }
 }

@@ -26,6 +26,7 @@ listeners:
 admin: { bind: "127.0.0.1:0" }
 state_dir: .
 consumer_store: { kind: embedded }
+audit: { signing_key: { file: demo-audit-key } }
 identity:
   api_keys: { pepper: { file: demo-pepper.txt } }
 consumers:
@@ -198,6 +199,16 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
         .key;
     std::fs::write(dir.join("demo-pepper.txt"), &pepper)?;
     std::fs::write(dir.join("demo-openapi.yaml"), DEMO_OPENAPI)?;
+    // The audit trail's signing key, made for this run.
+    let (audit_key, _) =
+        rampart_observe::audit_trail::generate_key().map_err(|e| anyhow::anyhow!(e))?;
+    {
+        use base64::Engine as _;
+        std::fs::write(
+            dir.join("demo-audit-key"),
+            base64::engine::general_purpose::STANDARD.encode(audit_key),
+        )?;
+    }
     let key =
         rampart_identity::api_key::generate(pepper.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
     let yaml = DEMO_CONFIG
@@ -312,6 +323,14 @@ pub fn example_requests(
         (
             "deleting the consumer revokes every key it has, on the next request",
             format!("curl -s -X DELETE http://{admin}/admin/consumers/demo-signup"),
+        ),
+        (
+            "the security posture of the running config, mapped to OWASP API Top 10, NIST 800-53 and PCI DSS (`rampart posture --admin` prints it as text or HTML)",
+            format!("curl -s http://{admin}/admin/posture"),
+        ),
+        (
+            "the audit trail: every admin call above and the denials worth recording, hash-chained and signed (its metrics; `rampart audit verify` checks the file)",
+            format!("curl -s http://{admin}/metrics | grep rampart_audit_"),
         ),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 21, "{commands:?}");
+    assert_eq!(commands.len(), 23, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -362,6 +362,24 @@ fn demo_answers_its_own_printed_curl_commands() {
         outputs[19]
     );
     assert!(outputs[20].contains("\"revoked_keys\""), "{}", outputs[20]);
+    // The posture of the running config; the audit trail counting what happened.
+    let posture: serde_json::Value = serde_json::from_str(&outputs[21]).unwrap();
+    let certs: Vec<&serde_json::Value> = posture["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "certificate.expiry")
+        .collect();
+    assert!(
+        !certs.is_empty() && certs.iter().all(|f| f["status"] == "pass"),
+        "{posture:#}"
+    );
+    assert!(
+        outputs[22].contains("rampart_audit_entries_total")
+            && outputs[22].contains("rampart_audit_failing 0"),
+        "{}",
+        outputs[22]
+    );
     let preflight = outputs[16].to_ascii_lowercase();
     assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
     assert!(
