@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 /// The demo's config; `{ECHO}`, `{HTTP}` and `{HTTPS}` are filled in at start.
 pub const DEMO_CONFIG: &str = r#"
@@ -142,32 +141,7 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
 
 /// Starts the echo API on a free loopback port, on its own thread.
 pub fn start_echo() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("demo-echo".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                while let Ok((tcp, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(echo))
-                            .await;
-                    });
-                }
-            });
-        })?;
-    Ok(addr)
+    Ok(crate::local_server::serve_loopback("demo-echo", echo)?)
 }
 
 /// Writes a fresh self-signed certificate for `localhost`/127.0.0.1 into `dir`.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diff;
 pub mod history;
 pub mod history_cli;
+pub mod local_server;
 pub mod openapi_import;
 pub mod policy_test;
 pub mod posture_cli;

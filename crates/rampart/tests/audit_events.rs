@@ -9,17 +9,7 @@ use serde_json::Value;
 use support::*;
 
 fn keygen(dir: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["audit", "keygen", "--out"])
-        .arg(dir.join("audit-key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("public_key: "))
-        .unwrap()
-        .to_string()
+    support::process::audit_keygen(dir)
 }
 
 fn config(up: &TestUpstream, events: &str) -> String {

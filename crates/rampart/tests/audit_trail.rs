@@ -16,19 +16,8 @@ fn rampart() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rampart"))
 }
 
-/// Makes a signing key in `dir`; returns its public key.
 fn keygen(dir: &std::path::Path) -> String {
-    let out = rampart()
-        .args(["audit", "keygen", "--out"])
-        .arg(dir.join("audit-key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix("public_key: "))
-        .unwrap()
-        .to_string()
+    support::process::audit_keygen(dir)
 }
 
 fn verify(dir: &std::path::Path, public: &str) -> (i32, String) {

@@ -41,12 +41,7 @@ fn config(up: &TestUpstream, route: &str, extra: &str) -> String {
 fn setup(dir: &std::path::Path) {
     std::fs::write(dir.join("admin-token"), TOKEN).unwrap();
     std::fs::write(dir.join("blocked.txt"), "192.0.2.1\n").unwrap();
-    let out = rampart()
-        .args(["audit", "keygen", "--out"])
-        .arg(dir.join("audit-key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    support::process::audit_keygen(dir);
 }
 
 fn listener(gateway: &rampart::Gateway) -> std::net::SocketAddr {

@@ -44,73 +44,50 @@ pub struct Seen {
 
 /// Starts the upstream on loopback (a thread of its own); returns its address.
 pub fn start_upstream(state: Arc<Upstream>) -> std::io::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("rampart-test-upstream".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(
-                            move |req: http::Request<hyper::body::Incoming>| {
-                                let state = state.clone();
-                                async move {
-                                    let (parts, body) = req.into_parts();
-                                    let body = body
-                                        .collect()
-                                        .await
-                                        .map(|b| b.to_bytes())
-                                        .unwrap_or_default();
-                                    *state.seen.lock().unwrap_or_else(|p| p.into_inner()) =
-                                        Some(Seen {
-                                            path: parts
-                                                .uri
-                                                .path_and_query()
-                                                .map_or("/", |p| p.as_str())
-                                                .to_string(),
-                                            headers: parts.headers,
-                                            body,
-                                        });
-                                    let a = state
-                                        .answer
-                                        .lock()
-                                        .unwrap_or_else(|p| p.into_inner())
-                                        .clone();
-                                    let mut resp = http::Response::new(Full::new(a.body));
-                                    *resp.status_mut() = http::StatusCode::from_u16(a.status)
-                                        .unwrap_or(http::StatusCode::OK);
-                                    for (k, v) in &a.headers {
-                                        if let (Ok(k), Ok(v)) = (
-                                            http::HeaderName::try_from(k.as_str()),
-                                            http::HeaderValue::try_from(v.as_str()),
-                                        ) {
-                                            resp.headers_mut().append(k, v);
-                                        }
-                                    }
-                                    Ok::<_, std::convert::Infallible>(resp)
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                            .await;
-                    });
-                }
-            });
-        })?;
-    Ok(addr)
+    crate::local_server::serve_loopback("rampart-test-upstream", move |req| {
+        let state = state.clone();
+        async move { Ok(state.answer(req).await) }
+    })
+}
+
+impl Upstream {
+    /// Records the request, and answers as the case says.
+    async fn answer(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(Seen {
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            headers: parts.headers,
+            body,
+        });
+        let a = self
+            .answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut resp = http::Response::new(Full::new(a.body));
+        *resp.status_mut() = http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::OK);
+        for (k, v) in &a.headers {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::try_from(k.as_str()),
+                http::HeaderValue::try_from(v.as_str()),
+            ) {
+                resp.headers_mut().append(k, v);
+            }
+        }
+        resp
+    }
 }
 
 /// What the gateway decided about one exchange, by request id.

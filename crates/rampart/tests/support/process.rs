@@ -85,3 +85,18 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `rampart audit keygen --out DIR/audit-key`; returns the public key (base64).
+pub fn audit_keygen(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["audit", "keygen", "--out"])
+        .arg(dir.join("audit-key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key: "))
+        .unwrap()
+        .to_string()
+}
