@@ -392,14 +392,7 @@ impl AuditTrail {
     /// Appends one entry of `kind`; a checkpoint follows when `checkpoint_every` entries
     /// have been written since the last.
     pub fn record(&self, kind: &str, fields: Fields) {
-        let mut w = self.lock();
-        let _ = self.append(&mut w, kind, &fields.0);
-        w.since_checkpoint += 1;
-        if w.since_checkpoint >= self.every {
-            self.checkpoint(&mut w);
-        } else if self.fsync == Fsync::Always {
-            self.flush(&mut w);
-        }
+        self.record_all(std::iter::once((kind, fields)));
     }
 
     /// The secrets a config that just went live references (`env:NAME` or `file:PATH`,

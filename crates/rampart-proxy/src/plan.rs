@@ -130,11 +130,16 @@ pub struct ConfigOrigin {
 impl ConfigOrigin {
     /// The directory relative paths in the config are read from.
     pub fn base(&self) -> &std::path::Path {
-        self.source
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."))
+        dir_of(&self.source)
     }
+}
+
+/// The directory a file is in (`.` for a bare file name): where a config's relative
+/// paths are read from.
+pub fn dir_of(file: &std::path::Path) -> &std::path::Path {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
 }
 
 impl Plan {

@@ -263,10 +263,7 @@ pub fn restore(archive: &Path, state_dir: &Path) -> anyhow::Result<(usize, Optio
             )
         })?;
     }
-    let parent = state_dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = crate::config_dir(state_dir);
     std::fs::create_dir_all(parent)?;
     let name = state_dir
         .file_name()
@@ -312,10 +309,7 @@ pub fn state_dir(config: Option<&Path>, state_dir: Option<&Path>) -> anyhow::Res
                 .with_context(|| format!("cannot read {}", c.display()))?;
             let d = rampart_config::peek_state_dir(&text)
                 .with_context(|| format!("{} names no state_dir: give --state-dir", c.display()))?;
-            let base = c
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let base = crate::config_dir(c);
             Ok(if d.is_absolute() { d } else { base.join(d) })
         }
         (None, None) => bail!("give --config FILE or --state-dir DIR"),

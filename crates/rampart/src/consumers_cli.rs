@@ -178,10 +178,7 @@ pub fn run(command: ConsumersCommand, admin: Option<&str>) -> anyhow::Result<()>
 /// `rampart consumers import`.
 fn import(config: &Path, file: &Path) -> anyhow::Result<()> {
     let spec = rampart_config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let base = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::config_dir(config);
     if spec.consumer_store.is_none() {
         bail!("{} has no consumer_store", config.display());
     }

@@ -90,14 +90,12 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// What changed from `old` to `new`, for the audit trail: each changed place named to
+/// What changed from `old` to `new` (two configs as JSON), for the audit trail: each changed place named to
 /// three levels (`routes.orders.rate_limit: changed`, `upstreams.billing: added`), no
 /// values, at most `max` lines (then how many more).
-pub fn summary(old: &rampart_config::Spec, new: &rampart_config::Spec, max: usize) -> Vec<String> {
-    let doc =
-        |s: &rampart_config::Spec| normalise(&serde_json::to_value(s).unwrap_or(Value::Null), None);
+pub fn summary(old: &Value, new: &Value, max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for line in differences(&doc(old), &doc(new)) {
+    for line in differences(&normalise(old, None), &normalise(new, None)) {
         let (path, what) = line.split_once(": ").unwrap_or((line.as_str(), ""));
         let kind = match what {
             "added" | "removed" => what,
@@ -147,10 +145,7 @@ pub fn run(file: &Path, admin: &str, token: Option<&str>) -> anyhow::Result<bool
     // Secrets are compared by fingerprint when this machine can read them too; otherwise
     // by reference only.
     if let Some(secret) = spec.admin.as_ref().and_then(|a| a.token.as_ref()) {
-        let base = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = crate::config_dir(file);
         match secret.resolve(base) {
             Ok(value) => {
                 if let Some(obj) = local

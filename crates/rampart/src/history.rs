@@ -130,10 +130,7 @@ pub fn start(path: &Path, fallback: bool, state_dir: Option<&Path>) -> Result<St
     if !fallback {
         return Err(errors);
     }
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::config_dir(path);
     let dir: Option<PathBuf> = state_dir.map(Path::to_path_buf).or_else(|| {
         let d = rampart_config::peek_state_dir(read.as_deref().ok()?)?;
         Some(if d.is_absolute() { d } else { base.join(d) })

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 pub use rampart_config::{ConfigError, ConfigErrors};
 pub use rampart_core::StateStore;
+pub use rampart_proxy::plan::dir_of as config_dir;
 pub use rampart_proxy::{Gateway, Plan};
 
 pub use rampart_proxy::status::secret_fingerprint;
@@ -157,6 +158,10 @@ pub fn record_config_change(
         return;
     };
     let fields = rampart_observe::audit_trail::Fields::new().str("action", action);
+    // The config as JSON, once: what changed, and the secrets it references.
+    let doc = outcome
+        .is_ok()
+        .then(|| serde_json::to_value(&*plan.spec).unwrap_or_default());
     let fields = match outcome {
         Ok(()) => {
             let fields = fields
@@ -168,9 +173,12 @@ pub fn record_config_change(
                     .str("source", &o.source.to_string_lossy()),
                 None => fields,
             };
-            match previous {
-                Some(old) => fields.strs("changes", &diff::summary(old, &plan.spec, 50)),
-                None => fields,
+            match (previous, &doc) {
+                (Some(old), Some(new)) => {
+                    let old = serde_json::to_value(old).unwrap_or_default();
+                    fields.strs("changes", &diff::summary(&old, new, 50))
+                }
+                _ => fields,
             }
         }
         Err(problems) => fields
@@ -178,16 +186,16 @@ pub fn record_config_change(
             .num("problems", problems as u64),
     };
     trail.record("config", fields);
-    if outcome.is_ok() {
-        let base = plan.origin.as_ref().map_or(Path::new("."), |o| o.base());
-        trail.secrets_observed(secret_fingerprints(&plan.spec, base));
+    if let Some(doc) = &doc {
+        trail.secrets_observed(secret_fingerprints(doc, &plan.base));
     }
 }
 
-/// Every secret reference in `spec` that resolves here (`env:NAME`, `file:PATH`), with
-/// a fingerprint of its value: what the audit trail compares to see rotations.
+/// Every secret reference in a config (as JSON, where each shows as its reference) that
+/// resolves here (`env:NAME`, `file:PATH`), with a fingerprint of its value: what the
+/// audit trail compares to see rotations. Relative files are read from `base`.
 pub fn secret_fingerprints(
-    spec: &rampart_config::Spec,
+    doc: &serde_json::Value,
     base: &Path,
 ) -> std::collections::BTreeMap<String, String> {
     fn walk(
@@ -221,9 +229,7 @@ pub fn secret_fingerprints(
         }
     }
     let mut out = std::collections::BTreeMap::new();
-    if let Ok(v) = serde_json::to_value(spec) {
-        walk(&v, base, &mut out);
-    }
+    walk(doc, base, &mut out);
     out
 }
 

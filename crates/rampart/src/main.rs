@@ -268,10 +268,7 @@ fn keys_new(
             config.display()
         )
     })?;
-    let base = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    let base = rampart::config_dir(config);
     let pepper = pepper_ref
         .resolve(base)
         .map_err(|e| anyhow::anyhow!("identity.api_keys.pepper: {e}"))?;

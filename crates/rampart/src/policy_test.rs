@@ -156,10 +156,7 @@ pub fn run(config: &Path, cases: &Path) -> anyhow::Result<bool> {
     let yaml = crate::read_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut spec = rampart_config::parse(&yaml)
         .map_err(|e| anyhow::anyhow!("{} does not load:\n{e}", config.display()))?;
-    let base = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::config_dir(config);
     let scratch = tempfile::tempdir()?;
     let upstream = Arc::new(Upstream::default());
     let up_addr = harness::start_upstream(upstream.clone())?;

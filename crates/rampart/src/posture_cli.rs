@@ -21,16 +21,11 @@ pub fn report(config: Option<&Path>, admin: Option<&str>) -> anyhow::Result<Repo
     match (config, admin) {
         (Some(path), None) => {
             // The whole check first: a config that does not load has no posture.
-            crate::validate_file(path)
+            let plan = crate::validate_file(path)
                 .map_err(|e| anyhow::anyhow!("{} does not load:\n{e}", path.display()))?;
-            let spec = rampart_config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let base = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
             Ok(rampart_posture::evaluate(
-                &spec,
-                base,
+                &plan.spec,
+                &plan.base,
                 &path.display().to_string(),
                 std::time::SystemTime::now(),
             ))

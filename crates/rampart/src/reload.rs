@@ -68,10 +68,7 @@ pub fn watch(
     path: &Path,
     tx: tokio::sync::mpsc::UnboundedSender<Trigger>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    let dir: PathBuf = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir: PathBuf = crate::config_dir(path).to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(e) = event {
             if !matches!(e.kind, notify::EventKind::Access(_)) {

@@ -45,14 +45,21 @@ fn config(up: &TestUpstream, route: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn admin_calls_and_reloads_are_chained_signed_and_verified() {
-    let up = TestUpstream::echo();
+/// A directory with the admin token, a signing key and `config(up, "/one")` in
+/// `rampart.yaml`: (the directory, the public key, the config's path).
+fn setup(up: &TestUpstream) -> (tempfile::TempDir, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
     let public = keygen(dir.path());
     let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, config(&up, "/one")).unwrap();
+    std::fs::write(&path, config(up, "/one")).unwrap();
+    (dir, public, path)
+}
+
+#[tokio::test]
+async fn admin_calls_and_reloads_are_chained_signed_and_verified() {
+    let up = TestUpstream::echo();
+    let (dir, public, path) = setup(&up);
     let gateway = Arc::new(rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap());
     rampart::record_config(&gateway, "load", Ok(()));
     let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
@@ -258,11 +265,7 @@ async fn validate_checks_the_settings_without_touching_a_running_gateways_files(
 async fn logrotate_and_sigusr1_continue_the_chain_in_a_new_file() {
     use support::process::{run_gateway, signal, wait_exit};
     let up = TestUpstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
-    let public = keygen(dir.path());
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, config(&up, "/one")).unwrap();
+    let (dir, public, path) = setup(&up);
     let mut gw = run_gateway(&path);
     let (trail, old) = (
         dir.path().join("audit.jsonl"),
@@ -310,11 +313,7 @@ async fn logrotate_and_sigusr1_continue_the_chain_in_a_new_file() {
 #[tokio::test]
 async fn a_secret_rotated_between_loads_is_audited_by_reference_and_fingerprint() {
     let up = TestUpstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
-    keygen(dir.path());
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, config(&up, "/one")).unwrap();
+    let (dir, _, path) = setup(&up);
     let gateway = rampart::Gateway::start(rampart::compile_file(&path).unwrap()).unwrap();
     rampart::record_config(&gateway, "load", Ok(()));
     // Unchanged: a reload observes nothing.

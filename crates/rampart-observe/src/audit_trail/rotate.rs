@@ -157,12 +157,9 @@ impl AuditTrail {
             self.write_errors.fetch_add(1, Ordering::Relaxed);
         })?;
         w.file = file;
-        let _ = self.append(&mut w, "rotate", &Fields::new().0);
-        w.since_checkpoint += 1;
-        if self.fsync == super::Fsync::Always {
-            self.flush(&mut w);
-        }
-        if !write_head(&w) {
+        drop(w);
+        self.record("rotate", Fields::new());
+        if !write_head(&self.lock()) {
             self.write_errors.fetch_add(1, Ordering::Relaxed);
         }
         Ok(true)
