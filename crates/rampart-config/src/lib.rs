@@ -8,6 +8,7 @@
 //! [`ConfigError`] shape.
 #![forbid(unsafe_code)]
 
+mod anomaly;
 mod audit;
 mod bots;
 mod consumer_store;
@@ -33,6 +34,7 @@ mod validate_identity;
 mod validate_limits;
 mod validation;
 
+pub use anomaly::{path_params, AnomalyAction, AnomalySpec, RouteAnomalySpec, Signal};
 pub use audit::{AuditFsync, AuditSpec, ConfigHistorySpec, EventLevel, SecurityEventsSpec};
 pub use bots::{BotAction, BotRuleSpec, BotsSpec};
 pub use consumer_store::{

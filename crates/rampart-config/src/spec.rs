@@ -95,6 +95,9 @@ pub struct Spec {
     /// Named lists of bot rules, for `bots` on routes.
     #[serde(default)]
     pub bot_rules: BTreeMap<String, Vec<crate::BotRuleSpec>>,
+    /// Anomaly detection on live traffic, per consumer and route (docs/monitoring.md).
+    #[serde(default)]
+    pub anomaly: Option<crate::AnomalySpec>,
 }
 
 /// The access log: one JSON line per request.
@@ -473,6 +476,9 @@ pub struct RouteSpec {
     /// Header rules on the request upstream and the response back, with templates.
     #[serde(default)]
     pub transform: Option<Box<crate::TransformSpec>>,
+    /// This route's part in anomaly detection (the id parameter; opting out).
+    #[serde(default)]
+    pub anomaly: Option<Box<crate::RouteAnomalySpec>>,
 }
 
 /// The default, borrowed: most routes keep it, and a config of 10,000 routes would

@@ -317,6 +317,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::validation::validate(spec, &mut errs);
     crate::inspect::validate(spec, &mut errs);
     crate::bots::validate(spec, &mut errs);
+    crate::anomaly::validate(spec, &mut errs);
     errs
 }
 

@@ -95,6 +95,8 @@ reasons! {
     BotDenied => "bot.denied", FORBIDDEN;
     BotScore => "bot.score", FORBIDDEN;
     BotLimited => "bot.limited", RATE_LIMITED;
+    AnomalyThrottled => "anomaly.throttled", RATE_LIMITED;
+    AnomalyBanned => "anomaly.banned", FORBIDDEN;
     CorsPreflight => "cors.preflight", FORBIDDEN;
     CorsDenied => "cors.denied", FORBIDDEN;
     MaskExempt => "mask.exempt", UPSTREAM_PROTOCOL;

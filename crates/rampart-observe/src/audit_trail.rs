@@ -294,6 +294,11 @@ impl Fields {
         self
     }
 
+    /// A member holding any JSON value (a list of objects).
+    pub fn json(self, name: &str, value: &serde_json::Value) -> Self {
+        self.raw(name, &value.to_string())
+    }
+
     pub fn num(mut self, name: &str, value: u64) -> Self {
         let _ = write!(self.0, ",\"{name}\":{value}");
         self

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
-pub mod anomaly;
 pub mod audit;
 pub mod audit_trail;
 pub mod config_history;

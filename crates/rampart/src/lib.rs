@@ -46,6 +46,8 @@ pub const FEATURES: &[Feature] = &[
     rampart_identity::compile,
     rampart_authz::compile,
     rampart_limits::compile,
+    // After the audit trail: flags are written to it.
+    rampart_monitor::compile,
     rampart_transform::compile,
     rampart_headers::compile,
     rampart_posture::compile,

@@ -31,9 +31,8 @@ pub fn severity(reason: Reason) -> EventLevel {
         // Attacks and bans.
         AuthFailuresExceeded | SignatureReplay | CredentialRepeated | JwtSignature
         | JwtAlgorithm | SignatureInvalid | PolicyDenied | IpDenied | BotDenied | BotScore
-        | WafSqli | WafXss | WafTraversal | WafCommand | WafSsrf | WafDetectorError => {
-            EventLevel::High
-        }
+        | WafSqli | WafXss | WafTraversal | WafCommand | WafSsrf | WafDetectorError
+        | AnomalyBanned => EventLevel::High,
         // A credential that did not prove anything; a caller outside its rights; a
         // request outside the API's contract.
         ApiKeyUnknown
@@ -60,6 +59,7 @@ pub fn severity(reason: Reason) -> EventLevel {
         | Unidentified
         | IpNotAllowed
         | BotLimited
+        | AnomalyThrottled
         | CorsDenied
         | ValidationUnknownPath
         | ValidationMethod
@@ -110,10 +110,26 @@ impl Event {
     }
 }
 
+/// What waits in the queue: a security event, or an entry another feature offered
+/// from the request path (an anomaly flag).
+pub(crate) enum Queued {
+    Security(Event),
+    Entry(&'static str, Fields),
+}
+
+impl Queued {
+    fn entry(self) -> (&'static str, Fields) {
+        match self {
+            Queued::Security(e) => ("security", e.fields()),
+            Queued::Entry(kind, f) => (kind, f),
+        }
+    }
+}
+
 /// The events side of a trail: the queue, and what was counted instead of written.
 pub(crate) struct Events {
-    tx: SyncSender<Event>,
-    rx: Arc<Mutex<Receiver<Event>>>,
+    tx: SyncSender<Queued>,
+    rx: Arc<Mutex<Receiver<Queued>>>,
     max_per_second: u32,
     /// The second (Unix time) the budget is counted for, and the events offered in it.
     window: AtomicU64,
@@ -152,10 +168,12 @@ impl Events {
     }
 
     fn offer(&self, e: Event) {
-        match self.tx.try_send(e) {
+        match self.tx.try_send(Queued::Security(e)) {
             Ok(()) => {}
-            Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
-                self.suppress(e.reason);
+            Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) => {
+                if let Queued::Security(e) = q {
+                    self.suppress(e.reason);
+                }
             }
         }
     }
@@ -210,7 +228,7 @@ pub(crate) fn spawn_writer(trail: &Arc<AuditTrail>) -> Result<(), String> {
                 t.events
                     .written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                t.record_all(batch.drain(..).map(|e| ("security", e.fields())));
+                t.record_all(batch.drain(..).map(Queued::entry));
                 if !alive {
                     return;
                 }
@@ -221,12 +239,26 @@ pub(crate) fn spawn_writer(trail: &Arc<AuditTrail>) -> Result<(), String> {
 }
 
 impl AuditTrail {
+    /// Offers an entry from the request path: queued for the trail's thread without
+    /// waiting (no lock, no file write here). `false` when the queue was full and the
+    /// entry was dropped, counted in `rampart_audit_security_events_suppressed_total`.
+    pub fn offer(&self, kind: &'static str, fields: Fields) -> bool {
+        match self.events.tx.try_send(Queued::Entry(kind, fields)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.events.suppressed_total.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
     /// Writes what is still queued and what was counted (at shutdown).
     pub(super) fn drain_events(&self, w: &mut super::Writer) {
         let rx = self.events.rx.lock().unwrap_or_else(|p| p.into_inner());
-        while let Ok(e) = rx.try_recv() {
+        while let Ok(q) = rx.try_recv() {
             self.events.written.fetch_add(1, Ordering::Relaxed);
-            let _ = self.append(w, "security", &e.fields().0);
+            let (kind, f) = q.entry();
+            let _ = self.append(w, kind, &f.0);
         }
         drop(rx);
         if let Some(f) = self.events.take_suppressed() {
@@ -237,7 +269,7 @@ impl AuditTrail {
 
 /// Takes every event waiting now, waiting up to `wait` for the first; `false` once
 /// the queue is closed (the trail is gone).
-fn take(rx: &Mutex<Receiver<Event>>, wait: Duration, out: &mut Vec<Event>) -> bool {
+fn take(rx: &Mutex<Receiver<Queued>>, wait: Duration, out: &mut Vec<Queued>) -> bool {
     let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
     match rx.recv_timeout(wait) {
         Ok(e) => out.push(e),

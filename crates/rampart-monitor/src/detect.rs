@@ -1,4 +1,4 @@
-//! The core of anomaly detection on live traffic (issue "Live monitoring"): per consumer,
+//! The core of anomaly detection on live traffic: per caller and route,
 //! the signals of each window (requests, authentication and access failures, response
 //! bytes, distinct object ids), each scored against an exponentially weighted baseline
 //! of the consumer's own past windows.
@@ -6,15 +6,15 @@
 //! - A baseline learns for `warmup` windows before it scores anything.
 //! - After that, a window is folded in winsorised, clamped to `mean ± clamp·sd`: one
 //!   burst, or an attacker raising the baseline a little each window, moves it little.
-//! - The spread is floored (at a tenth of the mean, and at `min_sd`), so a perfectly
-//!   steady consumer is not flagged for a small change.
+//! - The spread is floored (at a tenth of the mean, and at the signal's `min_sd`), so a
+//!   perfectly steady consumer is not flagged for a small change, nor a quiet one for a
+//!   few more requests.
 //! - Distinct ids per window are counted in a HyperLogLog of 256 one-byte registers:
 //!   constant memory per consumer, about 6.5% standard error. Walking ids 1..10,000 is
 //!   the enumeration signal of OWASP API1 (BOLA).
 //!
 //! Time is a parameter (`now`, seconds), so the detector is tested with synthetic time
-//! and never reads a clock itself. Wiring it into the log phase, the actions (shadow,
-//! alert, throttle, ban) and eviction of idle consumers come next.
+//! and never reads a clock itself.
 
 /// An exponentially weighted mean and variance of one signal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,12 +33,14 @@ pub struct Tuning {
     pub warmup: u32,
     /// Updates are clamped to this many standard deviations from the mean.
     pub clamp: f64,
-    /// The smallest spread scored against.
-    pub min_sd: f64,
+    /// The smallest spread scored against, by signal (in [`SIGNALS`] order).
+    pub min_sd: [f64; 4],
     /// Seconds a window lasts.
     pub window: u64,
     /// A signal scoring this many standard deviations above its baseline is flagged.
     pub threshold: f64,
+    /// The signals scored, in [`SIGNALS`] order (all are learnt).
+    pub scored: [bool; 4],
 }
 
 impl Default for Tuning {
@@ -47,9 +49,10 @@ impl Default for Tuning {
             alpha: 0.05,
             warmup: 10,
             clamp: 3.0,
-            min_sd: 1.0,
+            min_sd: MIN_SD,
             window: 60,
             threshold: 6.0,
+            scored: [true; 4],
         }
     }
 }
@@ -63,25 +66,25 @@ impl Baseline {
         }
     }
 
-    fn sd(&self, t: &Tuning) -> f64 {
-        self.var.sqrt().max(self.mean.abs() * 0.1).max(t.min_sd)
+    fn sd(&self, min_sd: f64) -> f64 {
+        self.var.sqrt().max(self.mean.abs() * 0.1).max(min_sd)
     }
 
-    /// How far above (or below, negative) the baseline `x` is, in standard deviations;
-    /// 0 while the baseline is warming up.
-    pub fn score(&self, x: f64, t: &Tuning) -> f64 {
+    /// How far above (or below, negative) the baseline `x` is, in standard deviations
+    /// (at least `min_sd`); 0 while the baseline is warming up.
+    pub fn score(&self, x: f64, min_sd: f64, t: &Tuning) -> f64 {
         if self.seen < t.warmup {
             return 0.0;
         }
-        (x - self.mean) / self.sd(t)
+        (x - self.mean) / self.sd(min_sd)
     }
 
     /// Folds a window's value in (clamped once warm).
-    pub fn update(&mut self, x: f64, t: &Tuning) {
+    pub fn update(&mut self, x: f64, min_sd: f64, t: &Tuning) {
         let x = if self.seen < t.warmup {
             x
         } else {
-            let sd = self.sd(t);
+            let sd = self.sd(min_sd);
             x.clamp(self.mean - t.clamp * sd, self.mean + t.clamp * sd)
         };
         if self.seen == 0 {
@@ -163,7 +166,21 @@ pub const SIGNALS: [&str; 4] = [
     "distinct_ids",
 ];
 
-/// One consumer's current window and its baselines.
+/// The default spread floors: 5 requests, 3 failures, 16 KiB, 3 ids a window.
+pub const MIN_SD: [f64; 4] = [5.0, 3.0, 16_384.0, 3.0];
+
+/// What one exchange adds to a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The status sent.
+    pub status: u16,
+    /// Response bytes sent.
+    pub bytes: u64,
+    /// The hash of the object id named (a path parameter), if any.
+    pub id: Option<u64>,
+}
+
+/// One caller's current window on one route, and its baselines (about 400 bytes).
 #[derive(Clone)]
 pub struct Consumer {
     window_start: u64,
@@ -194,26 +211,23 @@ impl Consumer {
         }
     }
 
-    /// Counts one exchange at `now` (seconds): its status, response bytes, and the hash
-    /// of the object id it named (a path parameter), if any. When `now` is past the
-    /// current window, that window is scored and folded into the baselines first (and
-    /// empty windows in between count as quiet ones), returning a flag if any signal
-    /// scored `t.threshold` or more.
-    pub fn observe(
-        &mut self,
-        now: u64,
-        status: u16,
-        bytes: u64,
-        id: Option<u64>,
-        t: &Tuning,
-    ) -> Option<Flag> {
+    /// When the current window started (seconds): how recently the caller was seen.
+    pub fn window_start(&self) -> u64 {
+        self.window_start
+    }
+
+    /// Counts one exchange at `now` (seconds). When `now` is past the current window,
+    /// that window is scored and folded into the baselines first (and empty windows in
+    /// between count as quiet ones), returning a flag if any signal scored `t.threshold`
+    /// or more.
+    pub fn observe(&mut self, now: u64, seen: Seen, t: &Tuning) -> Option<Flag> {
         let flag = self.roll(now, t);
         self.requests += 1.0;
-        if matches!(status, 401 | 403 | 404) {
+        if matches!(seen.status, 401 | 403 | 404) {
             self.failures += 1.0;
         }
-        self.bytes += bytes as f64;
-        if let Some(h) = id {
+        self.bytes += seen.bytes as f64;
+        if let Some(h) = seen.id {
             self.ids.add(h);
         }
         flag
@@ -221,6 +235,8 @@ impl Consumer {
 
     /// Closes every window that ended by `now`; the first one's flag, if any.
     pub fn roll(&mut self, now: u64, t: &Tuning) -> Option<Flag> {
+        // A clock stepped back: the window goes on rather than scoring a negative span.
+        let now = now.max(self.window_start);
         let window = t.window.max(1);
         if now < self.window_start + window {
             return None;
@@ -233,18 +249,18 @@ impl Consumer {
         ];
         let mut flagged = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            let s = self.baselines[i].score(*v, t);
-            if s >= t.threshold {
+            let s = self.baselines[i].score(*v, t.min_sd[i], t);
+            if t.scored[i] && s >= t.threshold {
                 flagged.push((SIGNALS[i], *v, self.baselines[i].mean(), s));
             }
-            self.baselines[i].update(*v, t);
+            self.baselines[i].update(*v, t.min_sd[i], t);
         }
         let closed = self.window_start;
         // Quiet windows since (at most a warm-up's worth: older ones teach nothing new).
         let quiet = ((now - self.window_start) / window - 1).min(u64::from(t.warmup));
         for _ in 0..quiet {
-            for b in &mut self.baselines {
-                b.update(0.0, t);
+            for (i, b) in self.baselines.iter_mut().enumerate() {
+                b.update(0.0, t.min_sd[i], t);
             }
         }
         self.window_start = now - (now - self.window_start) % window;
@@ -301,7 +317,12 @@ mod tests {
         let mut now = from;
         let mut i = 0;
         while now < to {
-            if let Some(f) = c.observe(now, 200, 1_000, Some(hash(id(i))), &t) {
+            let seen = Seen {
+                status: 200,
+                bytes: 1_000,
+                id: Some(hash(id(i))),
+            };
+            if let Some(f) = c.observe(now, seen, &t) {
                 flags.push(f);
             }
             now += every;
@@ -338,15 +359,15 @@ mod tests {
         let t = Tuning::default();
         let mut b = Baseline::new();
         for i in 0..50 {
-            assert!(b.score(100.0, &t) <= 3.0, "{i}");
-            b.update(100.0 + (i % 3) as f64, &t);
+            assert!(b.score(100.0, 1.0, &t) <= 3.0, "{i}");
+            b.update(100.0 + (i % 3) as f64, 1.0, &t);
         }
-        assert!(b.score(1_000.0, &t) > 50.0);
+        assert!(b.score(1_000.0, 1.0, &t) > 50.0);
         let before = b.mean();
-        b.update(1_000.0, &t);
+        b.update(1_000.0, 1.0, &t);
         assert!(b.mean() - before < 2.0, "{} -> {}", before, b.mean());
         // Still learning: nothing is scored.
         let cold = Baseline::new();
-        assert_eq!(cold.score(1e9, &t), 0.0);
+        assert_eq!(cold.score(1e9, 1.0, &t), 0.0);
     }
 }

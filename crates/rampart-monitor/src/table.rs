@@ -1,0 +1,177 @@
+//! The callers being watched: per (caller, route), the current window and its baselines
+//! ([`Consumer`]). Sharded by a keyed hash (a caller cannot aim its keys at one shard),
+//! each shard behind its own lock, held for one lookup and update. Bounded: a full shard
+//! first forgets callers idle for `idle` seconds, then the longest idle one.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::detect::{Consumer, Flag, Seen, Tuning};
+
+const SHARDS: usize = 64;
+
+/// Who is watched: the proved caller, or the client address of an unproved one (IPv6 by
+/// its /64, which one host usually holds whole).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Consumer(Arc<str>),
+    Ip(IpAddr),
+}
+
+impl Subject {
+    /// The subject of a client address.
+    pub fn ip(ip: IpAddr) -> Subject {
+        match rampart_core::canonical_ip(ip) {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Subject::Ip(IpAddr::V6(std::net::Ipv6Addr::new(
+                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                )))
+            }
+            v4 => Subject::Ip(v4),
+        }
+    }
+
+    /// `consumer:<id>` or `ip:<address>`: how it is written in logs, the audit trail and
+    /// Redis.
+    pub fn label(&self) -> String {
+        match self {
+            Subject::Consumer(c) => format!("consumer:{c}"),
+            Subject::Ip(ip) => format!("ip:{ip}"),
+        }
+    }
+
+    /// Reads a [`Subject::label`] back.
+    pub fn parse(label: &str) -> Option<Subject> {
+        if let Some(c) = label.strip_prefix("consumer:") {
+            return (!c.is_empty()).then(|| Subject::Consumer(c.into()));
+        }
+        label.strip_prefix("ip:")?.parse().ok().map(Subject::Ip)
+    }
+}
+
+type Shard = Mutex<HashMap<(Subject, u32), Consumer>>;
+
+/// Every watched (caller, route).
+pub struct Table {
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    hasher: RandomState,
+    pub tracked: AtomicUsize,
+    pub evicted: AtomicU64,
+}
+
+impl Table {
+    pub fn new(max: usize) -> Table {
+        Table {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: max.div_ceil(SHARDS).max(1),
+            hasher: RandomState::new(),
+            tracked: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one exchange of `subject` on `route` at `now` (seconds); the flag of the
+    /// window it closed, if any.
+    pub fn observe(
+        &self,
+        subject: &Subject,
+        route: u32,
+        now: u64,
+        seen: Seen,
+        t: &Tuning,
+    ) -> Option<Flag> {
+        let key = (subject.clone(), route);
+        let shard = &self.shards[(self.hasher.hash_one(&key) % SHARDS as u64) as usize];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get_mut(&key) {
+            return c.observe(now, seen, t);
+        }
+        if map.len() >= self.per_shard {
+            self.make_room(&mut map, now, t);
+        }
+        let mut c = Consumer::new(now);
+        let flag = c.observe(now, seen, t);
+        map.insert(key, c);
+        self.tracked.fetch_add(1, Ordering::Relaxed);
+        flag
+    }
+
+    /// Forgets callers idle for a warm-up's worth of windows; if none were, the one idle
+    /// longest.
+    fn make_room(&self, map: &mut HashMap<(Subject, u32), Consumer>, now: u64, t: &Tuning) {
+        let idle = t
+            .window
+            .max(1)
+            .saturating_mul(u64::from(t.warmup).max(1) * 6);
+        let before = map.len();
+        map.retain(|_, c| c.window_start().saturating_add(idle) > now);
+        if map.len() == before {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, c)| c.window_start())
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        let gone = before - map.len();
+        self.tracked.fetch_sub(gone, Ordering::Relaxed);
+        self.evicted.fetch_add(gone as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_read_back_and_ipv6_is_kept_by_its_64() {
+        for s in [
+            Subject::Consumer("alice".into()),
+            Subject::Ip("192.0.2.7".parse().unwrap()),
+            Subject::ip("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+        ] {
+            assert_eq!(Subject::parse(&s.label()), Some(s.clone()));
+        }
+        assert_eq!(
+            Subject::ip("2001:db8:1:2:ffff::1".parse().unwrap()),
+            Subject::ip("2001:db8:1:2::9".parse().unwrap())
+        );
+        assert_eq!(
+            Subject::ip("::ffff:192.0.2.7".parse().unwrap()).label(),
+            "ip:192.0.2.7"
+        );
+        assert_eq!(Subject::parse("consumer:"), None);
+        assert_eq!(Subject::parse("host:x"), None);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_the_idle_first() {
+        let t = Tuning {
+            window: 10,
+            ..Tuning::default()
+        };
+        let table = Table::new(SHARDS * 4);
+        let seen = Seen {
+            status: 200,
+            bytes: 10,
+            id: None,
+        };
+        // Callers seen long ago, then many new ones: memory stays within the bound.
+        for i in 0..(SHARDS * 4) as u32 {
+            table.observe(&Subject::Consumer("old".into()), i, 0, seen, &t);
+        }
+        for i in 0..(SHARDS * 40) as u32 {
+            table.observe(&Subject::Consumer("new".into()), i, 100_000, seen, &t);
+        }
+        let held: usize = table.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(held <= SHARDS * 4, "{held}");
+        assert_eq!(table.tracked.load(Ordering::Relaxed), held);
+        assert!(table.evicted.load(Ordering::Relaxed) >= (SHARDS * 40 - held) as u64);
+    }
+}

@@ -1,0 +1,210 @@
+//! Anomaly detection on live traffic, end to end: two gateways sharing a real
+//! `redis-server`, real consumers with API keys, real requests. Windows are a second
+//! long here, so the traffic is paced by the wall clock (the detector's windows are
+//! whole Unix seconds); the same scenarios over a day of synthetic time are the unit
+//! tests of `rampart_monitor::detect`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use rampart_identity::api_key::{generate, NewKey};
+use support::redis::RedisServer;
+use support::*;
+
+const PEPPER: &str = "anomaly-test-pepper-0123456789";
+
+fn config(up: &TestUpstream, redis: &str, steady: &NewKey, walker: &NewKey, audit: bool) -> String {
+    let audit = if audit {
+        "audit: { path: audit.jsonl, signing_key: { file: audit-key } }"
+    } else {
+        ""
+    };
+    format!(
+        r#"version: 1
+workers: 2
+access_log: {{ enabled: false }}
+listeners: [{{ name: public, bind: "127.0.0.1:0" }}]
+identity: {{ api_keys: {{ pepper: {{ file: pepper.txt }} }} }}
+{audit}
+redis: {{ url: "{redis}", timeout: 500ms }}
+anomaly:
+  action: ban
+  window: 1s
+  warmup: 2
+  duration: 10m
+  store: redis
+consumers:
+  - {{ id: steady, api_keys: [{{ id: steady-1, hash: "{steady}" }}] }}
+  - {{ id: walker, api_keys: [{{ id: walker-1, hash: "{walker}" }}] }}
+upstreams:
+  up: {{ targets: [{{ url: "http://{up}" }}] }}
+routes:
+  - name: orders
+    match: {{ path: "/orders/{{id}}" }}
+    upstream: up
+    authenticate: [api_key]
+  - name: health
+    match: {{ path: /health }}
+    upstream: up
+    anomaly: {{ enabled: false }}
+"#,
+        steady = steady.hash,
+        walker = walker.hash,
+        up = up.addr,
+    )
+}
+
+/// Waits for the next whole second of the wall clock, plus a little: each batch of
+/// requests then falls in one window.
+async fn next_second() {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let into = Duration::from_nanos(u64::from(now.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into + Duration::from_millis(50)).await;
+}
+
+async fn order(addr: SocketAddr, key: &NewKey, id: u64) -> Reply {
+    get_with(addr, &format!("/orders/{id}"), &[("x-api-key", &key.key)]).await
+}
+
+/// 30 requests over the same 3 orders: one window of ordinary traffic.
+async fn ordinary(addr: SocketAddr, key: &NewKey) {
+    for i in 0..30 {
+        assert_eq!(order(addr, key, i % 3).await.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_walking_ids_is_banned_on_every_instance_and_a_steady_one_is_not() {
+    let redis = RedisServer::start();
+    let up = TestUpstream::echo();
+    let steady = generate(PEPPER.as_bytes()).unwrap();
+    let walker = generate(PEPPER.as_bytes()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    support::process::audit_keygen(dir.path());
+    std::fs::write(dir.path().join("pepper.txt"), PEPPER).unwrap();
+    let a = start_in(&config(&up, &redis.url(), &steady, &walker, true), dir);
+    let dir_b = tempfile::tempdir().unwrap();
+    std::fs::write(dir_b.path().join("pepper.txt"), PEPPER).unwrap();
+    let b = start_in(&config(&up, &redis.url(), &steady, &walker, false), dir_b);
+
+    // Three windows of ordinary traffic from both: two to learn, one scored.
+    for _ in 0..3 {
+        next_second().await;
+        ordinary(a.http(), &steady).await;
+        ordinary(a.http(), &walker).await;
+    }
+    // One window in which the walker asks for 30 different orders at the same rate.
+    next_second().await;
+    ordinary(a.http(), &steady).await;
+    for id in 1000..1030 {
+        assert_eq!(order(a.http(), &walker, id).await.status, 200);
+    }
+    // The walker's next request closes that window: flagged, and banned from then on.
+    next_second().await;
+    assert_eq!(order(a.http(), &walker, 1).await.status, 200);
+    let refused = order(a.http(), &walker, 1).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        !refused.text().contains("anomaly"),
+        "the body names no check"
+    );
+    // A route not watched is not gated for consumers (the ban is on the consumer).
+    assert_eq!(get(a.http(), "/health").await.status, 200);
+    ordinary(a.http(), &steady).await;
+
+    // The other instance refuses the walker too, within a couple of its polls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = order(b.http(), &walker, 1).await.status;
+        if s == 403 {
+            break;
+        }
+        assert_eq!(s, 200);
+        assert!(tokio::time::Instant::now() < deadline, "not shared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(order(b.http(), &steady, 1).await.status, 200);
+
+    let metrics = a.feature_metrics();
+    assert!(
+        metrics.contains("rampart_anomaly_flags_total{signal=\"distinct_ids\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rampart_anomaly_actions_total{action=\"ban\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rampart_anomaly_refused_total{kind=\"ban\"} 1"),
+        "{metrics}"
+    );
+    assert!(b
+        .feature_metrics()
+        .contains("rampart_anomaly_actions_total{action=\"ban\"} 0"));
+
+    // The flag is in the audit trail: who, where, which signal, never an id.
+    let trail = a.dir.path().join("audit.jsonl");
+    let text = wait_for_file(&trail, |t| t.contains("\"kind\":\"anomaly\"")).await;
+    let flags: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "anomaly")
+        .collect();
+    assert_eq!(flags.len(), 1, "{text}");
+    let f = &flags[0];
+    assert_eq!(f["subject"], "consumer:walker");
+    assert_eq!(f["route"], "orders");
+    assert_eq!(f["action"], "ban");
+    assert_eq!(f["signals"][0]["signal"], "distinct_ids");
+    assert!(f["signals"][0]["value"].as_f64().unwrap() > 20.0, "{f}");
+    assert!(!text.contains("1029"), "no object id is written");
+    // The refusal is a security event of its own.
+    let text = wait_for_file(&trail, |t| t.contains("anomaly.banned")).await;
+    assert!(text.contains("\"kind\":\"security\""));
+}
+
+#[test]
+fn bad_settings_are_refused_with_their_place() {
+    let base = r#"version: 1
+listeners: [{ name: public, bind: "127.0.0.1:0" }]
+upstreams: { up: { targets: [{ url: "http://127.0.0.1:9" }] } }
+"#;
+    for (extra, expect) in [
+        (
+            "anomaly: { store: redis }\nroutes: []\n",
+            "anomaly.store: `redis` needs the top-level `redis` setting",
+        ),
+        (
+            "anomaly: { window: 500ms }\nroutes: []\n",
+            "anomaly.window: must be between 1s and 24h",
+        ),
+        (
+            "anomaly: { signals: [] }\nroutes: []\n",
+            "anomaly.signals: name at least one signal",
+        ),
+        (
+            "anomaly: { exempt_consumers: [nobody] }\nroutes: []\n",
+            "anomaly.exempt_consumers[0]: no consumer `nobody`",
+        ),
+        (
+            "anomaly: {}\nroutes: [{ name: r, match: { path: \"/u/{uid}\" }, upstream: up, anomaly: { id_param: id } }]\n",
+            "routes[0].anomaly.id_param: `id` is not a `{name}` parameter of match.path",
+        ),
+        (
+            "routes: [{ name: r, match: { path_prefix: / }, upstream: up, anomaly: { enabled: true } }]\n",
+            "routes[0].anomaly: needs the top-level `anomaly` setting",
+        ),
+    ] {
+        let yaml = format!("{base}{extra}");
+        let err = rampart::compile_str(&yaml, std::path::Path::new("."))
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {extra}"))
+            .to_string();
+        assert!(err.contains(expect), "{extra}\n{err}");
+    }
+}
