@@ -39,6 +39,7 @@ checks! {
     AUDIT_COPY = "audit.checkpoint_copy", "Audit checkpoints are copied off the trail's disk", [], ["AU-9"], ["10.3.4"];
     AUDIT_EVENTS = "audit.security_events", "Security events are audited", ["API8:2023"], ["AU-2", "SI-4"], ["10.2.1", "10.7.2"];
     ACCESS_LOG = "logging.access_log", "Every request is logged", ["API8:2023"], ["AU-2", "AU-3", "AU-12"], ["10.2.1"];
+    ANOMALY = "monitoring.anomaly", "Traffic is watched for anomalies per caller", ["API1:2023", "API4:2023", "API6:2023"], ["SI-4"], [];
     CONFIG_HISTORY = "config.history", "Config versions are kept for rollback", [], ["CM-2", "CM-3", "CP-10"], [];
     AUTH_LOCKOUT = "auth.lockout", "Repeated authentication failures lock the client out", ["API2:2023"], ["AC-7"], ["8.3.4"];
     KEY_LIFETIME = "auth.key_lifetime", "API keys expire", ["API2:2023"], ["IA-5"], ["8.6.3"];
@@ -83,6 +84,7 @@ pub(crate) fn run(spec: &Spec, certs: &[CertInfo], now: SystemTime) -> Vec<Findi
     admin(spec, &mut o);
     proxies(spec, &mut o);
     evidence(spec, &mut o);
+    monitoring(spec, &mut o);
     identity(spec, now, &mut o);
     for (name, u) in &spec.upstreams {
         let plain: Vec<&str> = u
@@ -316,6 +318,37 @@ fn evidence(spec: &Spec, o: &mut Out) {
                 .into(),
         );
     }
+}
+
+fn monitoring(spec: &Spec, o: &mut Out) {
+    let (status, reason) = match &spec.anomaly {
+        None => (
+            Status::Warn,
+            "no anomaly detection: a caller walking object ids or spraying credentials within its limits goes unnoticed".to_string(),
+        ),
+        Some(a) => {
+            let off = spec
+                .routes
+                .iter()
+                .filter(|r| r.anomaly.as_ref().is_some_and(|ra| !ra.enabled))
+                .count();
+            let mut reason = format!(
+                "per caller and route, {}-second windows; flags {}",
+                a.window.get().as_secs(),
+                match a.action {
+                    rampart_config::AnomalyAction::Shadow => "are recorded only (shadow)",
+                    rampart_config::AnomalyAction::Alert => "alert",
+                    rampart_config::AnomalyAction::Throttle => "throttle the caller",
+                    rampart_config::AnomalyAction::Ban => "ban the caller",
+                }
+            );
+            if off > 0 {
+                reason.push_str(&format!("; {off} route(s) not watched"));
+            }
+            (Status::Pass, reason)
+        }
+    };
+    o.add(ANOMALY, "global".into(), status, reason);
 }
 
 fn identity(spec: &Spec, now: SystemTime, o: &mut Out) {

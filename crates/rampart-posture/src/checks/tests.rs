@@ -44,3 +44,28 @@ fn upstream_urls_on_loopback_are_told_apart() {
     assert!(!loopback_url("http://10.0.0.5:8080"));
     assert!(!loopback_url("http://api.internal"));
 }
+
+#[test]
+fn anomaly_detection_is_reported_with_its_action_and_unwatched_routes() {
+    let base = r#"version: 1
+listeners: [{ name: public, bind: "127.0.0.1:0" }]
+upstreams: { up: { targets: [{ url: "http://127.0.0.1:9" }] } }
+"#;
+    let finding = |extra: &str| {
+        let spec = rampart_config::parse(&format!("{base}{extra}")).unwrap();
+        let mut o = Out(Vec::new());
+        monitoring(&spec, &mut o);
+        (o.0[0].status, o.0[0].reason.clone())
+    };
+    let (s, why) = finding("routes: []\n");
+    assert_eq!(s, Status::Warn);
+    assert!(why.contains("no anomaly detection"), "{why}");
+    let (s, why) = finding(
+        "anomaly: { action: ban }\nroutes: [{ name: h, match: { path: /h }, upstream: up, anomaly: { enabled: false } }]\n",
+    );
+    assert_eq!(s, Status::Pass);
+    assert_eq!(
+        why,
+        "per caller and route, 60-second windows; flags ban the caller; 1 route(s) not watched"
+    );
+}
