@@ -26,6 +26,7 @@ mod ratelimit;
 mod response_headers;
 mod secret;
 mod spec;
+mod tracing;
 mod transform;
 mod units;
 mod upstream_credentials;
@@ -57,6 +58,7 @@ pub use load::{
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};
 pub use spec::*;
+pub use tracing::{OtlpSpec, TracingSpec};
 pub use transform::{BodyOpSpec, HeaderRulesSpec, QueryRulesSpec, TransformSpec, XmlSpec};
 pub use units::{ByteSize, Duration};
 pub use upstream_credentials::{OAuth2ClientAuth, OAuth2ClientSpec, UpstreamCredentialsSpec};

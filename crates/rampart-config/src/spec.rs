@@ -98,6 +98,10 @@ pub struct Spec {
     /// Anomaly detection on live traffic, per consumer and route (docs/monitoring.md).
     #[serde(default)]
     pub anomaly: Option<crate::AnomalySpec>,
+    /// Trace context towards upstreams, and spans exported over OTLP/HTTP
+    /// (docs/monitoring.md).
+    #[serde(default)]
+    pub tracing: Option<crate::TracingSpec>,
 }
 
 /// The access log: one JSON line per request.

@@ -318,6 +318,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::inspect::validate(spec, &mut errs);
     crate::bots::validate(spec, &mut errs);
     crate::anomaly::validate(spec, &mut errs);
+    crate::tracing::validate(spec, &mut errs);
     errs
 }
 

@@ -100,6 +100,8 @@ pub struct ExchangeCtx {
     /// What the response body's rewriters did, counted as the body streams (after the
     /// response head, when the context can no longer be written to).
     pub body_counts: Vec<Arc<BodyCounts>>,
+    /// The exchange's trace context, when `tracing` is configured.
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Counts a response-body rewriter keeps for the log phase: how often each of its rules
@@ -168,6 +170,7 @@ impl ExchangeCtx {
             extensions: Extensions::default(),
             details: Vec::new(),
             body_counts: Vec::new(),
+            trace: None,
         }
     }
 

@@ -19,6 +19,7 @@ mod reason;
 pub mod record;
 pub mod respond;
 pub mod state;
+pub mod trace;
 
 pub use addr::{canonical_ip, client_bucket};
 pub use context::{

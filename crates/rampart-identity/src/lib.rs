@@ -12,7 +12,7 @@ mod background;
 pub mod brute_force;
 pub mod client_credentials;
 mod consumers;
-pub mod fetch;
+pub use rampart_fetch as fetch;
 pub mod jwt;
 pub mod live_keys;
 mod mtls;

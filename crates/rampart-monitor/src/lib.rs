@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 pub mod detect;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod sanctions;
 pub mod table;
 
@@ -38,16 +40,36 @@ use detect::{Flag, Seen, Tuning, SIGNALS};
 use sanctions::{Kind, Sanctions, Verdict};
 use table::{Subject, Table};
 
-/// The feature's entry point: the gate and the watcher on every watched route, and the
-/// detector's `/metrics` series.
+/// The feature's entry point: anomaly detection's filters and the span exporter, with
+/// their `/metrics` series.
 pub fn compile(
     spec: &Spec,
     base: &Path,
     state: &StateStore,
 ) -> Result<FeaturePlan, Vec<ConfigError>> {
     let mut out = FeaturePlan::for_routes(spec.routes.len());
+    anomaly(spec, base, state, &mut out)?;
+    #[cfg(feature = "otlp")]
+    otlp::compile(spec, base, state, &mut out)?;
+    #[cfg(not(feature = "otlp"))]
+    if spec.tracing.as_ref().is_some_and(|t| t.otlp.is_some()) {
+        return Err(vec![ConfigError::new(
+            "tracing.otlp",
+            "this build has no OTLP export (built without the cargo feature `otlp`)",
+        )]);
+    }
+    Ok(out)
+}
+
+/// The gate and the watcher on every watched route.
+fn anomaly(
+    spec: &Spec,
+    base: &Path,
+    state: &StateStore,
+    out: &mut FeaturePlan,
+) -> Result<(), Vec<ConfigError>> {
     let Some(a) = &spec.anomaly else {
-        return Ok(out);
+        return Ok(());
     };
     let detector = Arc::new(Detector::new(spec, a, base, state)?);
     let gate: Arc<dyn Filter> = Arc::new(Gate(detector.clone()));
@@ -75,7 +97,7 @@ pub fn compile(
         ];
     }
     out.metrics.push(detector);
-    Ok(out)
+    Ok(())
 }
 
 /// Counters that outlive a reload.

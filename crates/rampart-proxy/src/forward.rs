@@ -142,6 +142,9 @@ pub(crate) async fn forward(job: ForwardJob<'_>) -> Response<ResponseBody> {
         }
         match outcome {
             Ok((resp, pool_return)) => {
+                if let Some(t) = &mut ctx.cx().trace {
+                    t.mark(rampart_core::trace::Mark::UpstreamResponse);
+                }
                 let status = resp.status().as_u16();
                 if matches!(status, 502..=504) {
                     target.record_failure(&upstream.passive);

@@ -21,6 +21,7 @@ mod respond;
 pub mod response_body;
 pub mod server;
 pub mod status;
+pub mod trace;
 pub mod upstream;
 
 // The journey's modules by their own names, as the rest of the workspace knows them.

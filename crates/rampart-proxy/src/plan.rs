@@ -99,6 +99,8 @@ pub struct Plan {
     pub spec: Arc<Spec>,
     /// When this plan was compiled.
     pub loaded_at: std::time::SystemTime,
+    /// Trace context per exchange (`tracing`); `None`: headers pass untouched.
+    pub tracing: Option<crate::trace::TracePlan>,
     /// Counters of requests that matched no route.
     pub unrouted: Arc<crate::metrics::RouteMetrics>,
     /// Counters of gateway-generated answers by reason code.
@@ -447,6 +449,10 @@ impl Plan {
             drain_timeout: spec.drain_timeout.get(),
             spec: spec.clone(),
             loaded_at: std::time::SystemTime::now(),
+            tracing: spec
+                .tracing
+                .as_ref()
+                .map(|t| crate::trace::TracePlan::new(t.sample)),
             unrouted: state.get_or_insert("\0unrouted", crate::metrics::RouteMetrics::default),
             codes: state.get_or_insert("\0codes", crate::metrics::CodeMetrics::default),
             metric_sources: Vec::new(),

@@ -24,6 +24,7 @@ use crate::request_id::new_request_id;
 use crate::respond::Ctx;
 use crate::response_body::ResponseBody;
 use crate::upstream::Upstream;
+use rampart_core::trace::Mark;
 
 /// State shared by every connection of a gateway.
 pub struct Shared {
@@ -157,6 +158,9 @@ pub async fn handle(
         exchange.time(),
     );
     cx.ja4 = conn.ja4.clone();
+    if let Some(t) = &plan.tracing {
+        cx.trace = Some(t.context(req.headers(), peer_trusted));
+    }
     let ctx = Ctx::new(
         exchange,
         conn.http1,
@@ -243,6 +247,9 @@ async fn route_and_forward(
     let mut ctx = ctx;
     ctx.filters = route.filters.clone();
     ctx.cx().route = Some(route.name.clone());
+    if let Some(t) = &mut ctx.cx().trace {
+        t.mark(Mark::Routed);
+    }
     let _ = ctx.exchange.route.set(route.name.clone());
     let _ = ctx.exchange.route_metrics.set(route.metrics.clone());
     let _ = ctx.exchange.upstream.set(route.upstream.clone());
@@ -377,6 +384,10 @@ async fn route_and_forward(
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), ctx.exchange.request_id.clone());
+    if let Some(t) = &mut ctx.cx().trace {
+        crate::trace::propagate(&mut parts.headers, t);
+        t.mark(Mark::Upstream);
+    }
     crate::chain::upstream_request(&route.filters, &mut parts, ctx.cx());
 
     let body = match (incoming, buffered) {

@@ -17,8 +17,9 @@ thread_local! {
     });
 }
 
-/// SplitMix64: a fast, well-distributed 64-bit generator.
-fn next() -> u64 {
+/// SplitMix64: a fast, well-distributed 64-bit generator (ids and sampling; not for
+/// secrets).
+pub fn random_u64() -> u64 {
     STATE.with(|s| {
         let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
         s.set(z);
@@ -33,7 +34,7 @@ pub fn new_request_id() -> HeaderValue {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let (a, b) = (next().to_le_bytes(), next().to_le_bytes());
+    let (a, b) = (random_u64().to_le_bytes(), random_u64().to_le_bytes());
     let mut random = [0u8; 10];
     random[..8].copy_from_slice(&a);
     random[8..].copy_from_slice(&b[..2]);

@@ -192,6 +192,11 @@ impl TestUpstream {
         self.conns.load(Ordering::SeqCst)
     }
 
+    /// Every request seen so far, in order.
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     pub fn last(&self) -> Seen {
         self.seen
             .lock()

@@ -1,7 +1,9 @@
-//! A small HTTPS client for key sets, discovery documents and OAuth2 tokens: one request
-//! per connection, a deadline on the whole exchange, a size cap on the body, and
+//! Rampart's small HTTP(S) client, on hyper (no second HTTP stack): key sets, discovery
+//! documents and OAuth2 tokens for identity, span exports for tracing. One request per
+//! connection, a deadline on the whole exchange, a size cap on the answer's body, and
 //! certificates checked against the configured CA bundle or the system roots. It runs
-//! only on the identity background runtime, never on a request's worker.
+//! only on background runtimes, never on a request's worker.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +58,12 @@ pub async fn get(
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Fetched, String> {
-    let answer = within(timeout, exchange(url, tls, http::Method::GET, None, None)).await?;
+    let accept = [(http::header::ACCEPT, json())];
+    let answer = within(
+        timeout,
+        exchange(url, tls, http::Method::GET, &accept, None),
+    )
+    .await?;
     if answer.status != http::StatusCode::OK {
         return Err(format!("status {}", answer.status.as_u16()));
     }
@@ -84,11 +91,43 @@ pub async fn post_form(
     form: &str,
 ) -> Result<Answer, String> {
     let body = bytes::Bytes::copy_from_slice(form.as_bytes());
+    let mut headers = vec![(http::header::ACCEPT, json())];
+    if let Some(a) = authorization {
+        headers.push((http::header::AUTHORIZATION, a.clone()));
+    }
+    let form = http::HeaderValue::from_static("application/x-www-form-urlencoded");
     within(
         timeout,
-        exchange(url, tls, http::Method::POST, authorization, Some(body)),
+        exchange(url, tls, http::Method::POST, &headers, Some((form, body))),
     )
     .await
+}
+
+/// POSTs `body` as `content_type` to `url` with `headers`. Every status is an answer;
+/// only transport failures are errors.
+pub async fn post(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    content_type: http::HeaderValue,
+    body: bytes::Bytes,
+) -> Result<Answer, String> {
+    within(
+        timeout,
+        exchange(
+            url,
+            tls,
+            http::Method::POST,
+            headers,
+            Some((content_type, body)),
+        ),
+    )
+    .await
+}
+
+fn json() -> http::HeaderValue {
+    http::HeaderValue::from_static("application/json")
 }
 
 async fn within<T>(
@@ -104,8 +143,8 @@ async fn exchange(
     url: &str,
     tls: &Arc<rustls::ClientConfig>,
     method: http::Method,
-    authorization: Option<&http::HeaderValue>,
-    form: Option<bytes::Bytes>,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    body: Option<(http::HeaderValue, bytes::Bytes)>,
 ) -> Result<Answer, String> {
     let uri: http::Uri = url.parse().map_err(|_| "invalid URL".to_string())?;
     let host = uri.host().ok_or("URL without host")?.to_string();
@@ -127,20 +166,18 @@ async fn exchange(
             http::header::HOST,
             uri.authority().map_or(host.as_str(), |a| a.as_str()),
         )
-        .header(http::header::ACCEPT, "application/json")
         .header(http::header::USER_AGENT, "rampart");
-    if let Some(a) = authorization {
-        req = req.header(http::header::AUTHORIZATION, a.clone());
+    for (name, value) in headers {
+        req = req.header(name, value);
     }
-    if form.is_some() {
-        req = req.header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
-    }
-    let req = req
-        .body(Full::new(form.unwrap_or_default()))
-        .map_err(|e| e.to_string())?;
+    let body = match body {
+        Some((content_type, b)) => {
+            req = req.header(http::header::CONTENT_TYPE, content_type);
+            b
+        }
+        None => bytes::Bytes::new(),
+    };
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
     let resp = if https {
         let name = rustls_pki_types::ServerName::try_from(bare_host.clone())
             .map_err(|_| "invalid TLS server name".to_string())?;
