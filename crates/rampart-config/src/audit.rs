@@ -34,6 +34,10 @@ pub struct AuditSpec {
     /// Which denials go into the trail, with their request id (docs/evidence.md).
     #[serde(default)]
     pub security_events: SecurityEventsSpec,
+    /// A copy of every entry sent to a syslog receiver (a SIEM), RFC 5424 over TLS or
+    /// TCP.
+    #[serde(default)]
+    pub syslog: Option<crate::SyslogSpec>,
 }
 
 /// Security events in the audit trail: denials (and shadow-mode would-be denials) whose

@@ -26,6 +26,7 @@ mod ratelimit;
 mod response_headers;
 mod secret;
 mod spec;
+mod syslog;
 mod tracing;
 mod transform;
 mod units;
@@ -58,6 +59,7 @@ pub use load::{
 pub use response_headers::{FrameOptions, HstsSpec, ResponseHeadersSpec};
 pub use secret::{Secret, SecretRef};
 pub use spec::*;
+pub use syslog::{SyslogFacility, SyslogSpec, SyslogTransport};
 pub use tracing::{OtlpSpec, TracingSpec};
 pub use transform::{BodyOpSpec, HeaderRulesSpec, QueryRulesSpec, TransformSpec, XmlSpec};
 pub use units::{ByteSize, Duration};

@@ -319,6 +319,7 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
     crate::bots::validate(spec, &mut errs);
     crate::anomaly::validate(spec, &mut errs);
     crate::tracing::validate(spec, &mut errs);
+    crate::syslog::validate(spec, &mut errs);
     errs
 }
 

@@ -21,6 +21,26 @@ pub struct FeaturePlan {
     /// filters decides nothing, so they cost a route without policies nothing.
     pub observers: Vec<Arc<dyn Filter>>,
     pub metrics: Vec<Arc<dyn MetricsSource>>,
+    /// Run once the plan goes live (at start, or when a reload or rollback is swapped
+    /// in), never for a plan that is refused: a feature switches shared state (where
+    /// the audit trail's copies go) here, so a config that fails to load changes nothing.
+    pub on_live: Vec<LiveHook>,
+}
+
+/// A step run when a plan goes live.
+#[derive(Clone)]
+pub struct LiveHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl LiveHook {
+    pub fn run(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LiveHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveHook")
+    }
 }
 
 impl FeaturePlan {

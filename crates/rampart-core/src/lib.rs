@@ -27,7 +27,7 @@ pub use context::{
     ResponseCtx,
 };
 pub use decision::{Decision, Identity, Mode, Outcome};
-pub use feature::FeaturePlan;
+pub use feature::{FeaturePlan, LiveHook};
 pub use filter::{
     BodyInspector, BodyRewriter, Denial, FieldError, Filter, Flow, MetricsSource, Phase, Reply,
     Wait,

@@ -72,6 +72,19 @@ pub fn compile(
     if state.is_dry() {
         return Ok(out);
     }
+    // The copy to syslog: started (or kept, with the same settings) now, switched to
+    // when this config goes live.
+    let copy = match &a.syslog {
+        Some(s) => {
+            let key = format!("audit-syslog\n{s:?}\n{}", base.display());
+            let copy = state
+                .get_or_try_insert(&key, || syslog::Syslog::start(s, base))
+                .map_err(|e| err("audit.syslog", e))?;
+            out.metrics.push(copy.clone());
+            Some(copy)
+        }
+        None => None,
+    };
     let settings = TrailSettings {
         path,
         signing_key: der,
@@ -83,6 +96,7 @@ pub fn compile(
             rampart_config::AuditFsync::Never => Fsync::Never,
         },
         max_events_per_second: a.security_events.max_per_second,
+        syslog: copy.clone(),
         checkpoint_copy: a.checkpoint_copy.as_ref().map(|p| {
             if p.is_absolute() {
                 p.clone()
@@ -94,6 +108,10 @@ pub fn compile(
     let trail = state
         .get_or_try_insert(&key, || AuditTrail::open(settings).map(Handle))
         .map_err(|e| err("audit", e))?;
+    let t = trail.0.clone();
+    out.on_live.push(rampart_core::LiveHook(Arc::new(move || {
+        *t.syslog.lock().unwrap_or_else(|p| p.into_inner()) = copy.clone();
+    })));
     let level = a.security_events.level;
     if level != rampart_config::EventLevel::Off {
         out.observers.push(Arc::new(events::SecurityEvents::new(
@@ -199,6 +217,8 @@ pub struct TrailSettings {
     /// A second file that receives every checkpoint line too (on another disk, or one
     /// a log shipper sends away), so a cut tail is detectable from outside.
     pub checkpoint_copy: Option<PathBuf>,
+    /// Where copies of the entries go from the first (`start`) on.
+    pub syslog: Option<Arc<syslog::Syslog>>,
 }
 
 struct Writer {
@@ -228,6 +248,8 @@ pub struct AuditTrail {
     events: events::Events,
     /// Each secret reference's fingerprint at the last config load, to see rotations.
     secrets: Mutex<Option<std::collections::BTreeMap<String, String>>>,
+    /// Where copies of the entries go (`audit.syslog` of the live config).
+    syslog: Mutex<Option<Arc<syslog::Syslog>>>,
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
@@ -347,6 +369,7 @@ impl AuditTrail {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             events: events::Events::new(settings.max_events_per_second),
             secrets: Mutex::new(None),
+            syslog: Mutex::new(settings.syslog),
         });
         events::spawn_writer(&trail)?;
         trail.record(
@@ -457,6 +480,9 @@ impl AuditTrail {
         let _ = writeln!(line, ",\"hash\":\"{hash}\"}}");
         w.seq += 1;
         w.prev = hash;
+        if let Some(s) = &*self.syslog.lock().unwrap_or_else(|p| p.into_inner()) {
+            s.offer(kind, &line);
+        }
         w.pending.push(line.clone());
         self.write_pending(w);
         line
@@ -544,6 +570,7 @@ impl Drop for AuditTrail {
 
 mod events;
 mod rotate;
+pub mod syslog;
 #[cfg(test)]
 mod tests;
 mod verify;

@@ -99,6 +99,8 @@ pub struct Plan {
     pub spec: Arc<Spec>,
     /// When this plan was compiled.
     pub loaded_at: std::time::SystemTime,
+    /// The features' steps to run when this plan goes live.
+    pub on_live: Vec<rampart_core::LiveHook>,
     /// Trace context per exchange (`tracing`); `None`: headers pass untouched.
     pub tracing: Option<crate::trace::TracePlan>,
     /// Counters of requests that matched no route.
@@ -174,6 +176,7 @@ impl Plan {
             connect.extend(f.connect);
             observers.extend(f.observers);
             self.metric_sources.extend(f.metrics);
+            self.on_live.extend(f.on_live);
         }
         for chain in routes.iter_mut().chain(std::iter::once(&mut unrouted)) {
             if !chain.is_empty() {
@@ -449,6 +452,7 @@ impl Plan {
             drain_timeout: spec.drain_timeout.get(),
             spec: spec.clone(),
             loaded_at: std::time::SystemTime::now(),
+            on_live: Vec::new(),
             tracing: spec
                 .tracing
                 .as_ref()

@@ -121,6 +121,9 @@ impl Gateway {
             plan.limits.ipv6_prefix,
             std::sync::atomic::Ordering::Relaxed,
         );
+        for hook in &plan.on_live {
+            hook.run();
+        }
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(plan),
             access_log,
@@ -287,7 +290,11 @@ impl Gateway {
             for u in &plan.upstreams {
                 health::spawn_checks(&self.background, u);
             }
+            let hooks = plan.on_live.clone();
             self.shared.plan.store(plan);
+            for hook in &hooks {
+                hook.run();
+            }
             // What no live plan uses any more (a removed policy's table) is freed.
             plan_state.release_unused();
             let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,6 +9,7 @@ fn settings(dir: &Path, key: &[u8], every: u64) -> TrailSettings {
         max_events_per_second: 100,
         fsync: Fsync::Always,
         checkpoint_copy: Some(dir.join("checkpoints.jsonl")),
+        syslog: None,
     }
 }
 
@@ -136,6 +137,7 @@ fn a_full_disk_is_counted_and_reported_not_skipped() {
         max_events_per_second: 100,
         fsync: Fsync::Never,
         checkpoint_copy: None,
+        syslog: None,
     })
     .unwrap();
     assert!(t.is_failing());
