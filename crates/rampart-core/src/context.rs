@@ -102,6 +102,9 @@ pub struct ExchangeCtx {
     pub body_counts: Vec<Arc<BodyCounts>>,
     /// The exchange's trace context, when `tracing` is configured.
     pub trace: Option<crate::trace::TraceContext>,
+    /// The object the request names (the route's id parameter), as a keyed hash, for
+    /// the log phase's anomaly detection; set by the anomaly watcher.
+    pub object_id: Option<u64>,
 }
 
 /// Counts a response-body rewriter keeps for the log phase: how often each of its rules
@@ -171,6 +174,7 @@ impl ExchangeCtx {
             details: Vec::new(),
             body_counts: Vec::new(),
             trace: None,
+            object_id: None,
         }
     }
 

@@ -128,7 +128,8 @@ impl TraceContext {
         out.push(b'-');
         encode_into(&self.span_id, &mut out);
         out.extend_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("-"))
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 
     /// Notes that the exchange reached `m` now (sampled traces only: no clock read

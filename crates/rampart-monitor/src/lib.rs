@@ -287,9 +287,6 @@ fn unix_ns(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The object id of a request, as its hash, noted for the log phase.
-struct ObjectId(u64);
-
 /// Refuses throttled and banned client addresses first of all.
 struct Gate(Arc<Detector>);
 
@@ -336,8 +333,7 @@ impl Filter for Watch {
 
     fn on_request(&self, cx: &mut RequestCtx<'_>) -> Flow {
         if let Some(v) = self.id.and_then(|i| self.params.value(cx.path, i)) {
-            let h = self.detector.ids.hash_one(v);
-            cx.exchange.extensions.insert(ObjectId(h));
+            cx.exchange.object_id = Some(self.detector.ids.hash_one(v));
         }
         if self.detector.sanctions.active() == 0 {
             return Flow::Continue;
@@ -358,7 +354,7 @@ impl Filter for Watch {
             Some(c) => Subject::Consumer(c),
             None => Subject::ip(x.client_ip),
         };
-        let id = x.extensions.get::<ObjectId>().map(|o| o.0);
+        let id = x.object_id;
         let now = unix_ns(record.time) / 1_000_000_000;
         let d = &self.detector;
         if let Some(flag) = d.table.observe(

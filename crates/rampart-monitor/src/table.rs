@@ -4,7 +4,7 @@
 //! first forgets callers idle for `idle` seconds, then the longest idle one.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,7 +53,42 @@ impl Subject {
     }
 }
 
-type Shard = Mutex<HashMap<(Subject, u32), Consumer>>;
+/// A (caller, route) with its keyed hash, computed once: it picks the shard (from bits
+/// the map does not use) and is the map's hash, so a lookup hashes the caller once.
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    hash: u64,
+    subject: Subject,
+    route: u32,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+/// Passes a [`Key`]'s precomputed hash through.
+#[derive(Default)]
+struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key` is hashed here, by its `u64`; anything else still gets a value.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map = HashMap<Key, Consumer, BuildHasherDefault<PassHasher>>;
+type Shard = Mutex<Map>;
 
 /// Every watched (caller, route).
 pub struct Table {
@@ -67,7 +102,7 @@ pub struct Table {
 impl Table {
     pub fn new(max: usize) -> Table {
         Table {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
             per_shard: max.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
             tracked: AtomicUsize::new(0),
@@ -85,8 +120,13 @@ impl Table {
         seen: Seen,
         t: &Tuning,
     ) -> Option<Flag> {
-        let key = (subject.clone(), route);
-        let shard = &self.shards[(self.hasher.hash_one(&key) % SHARDS as u64) as usize];
+        let key = Key {
+            hash: self.hasher.hash_one((subject, route)),
+            subject: subject.clone(),
+            route,
+        };
+        // Bits 32.. pick the shard: the map uses the low bits (buckets) and the top 7.
+        let shard = &self.shards[((key.hash >> 32) % SHARDS as u64) as usize];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get_mut(&key) {
             return c.observe(now, seen, t);
@@ -103,7 +143,7 @@ impl Table {
 
     /// Forgets callers idle for a warm-up's worth of windows; if none were, the one idle
     /// longest.
-    fn make_room(&self, map: &mut HashMap<(Subject, u32), Consumer>, now: u64, t: &Tuning) {
+    fn make_room(&self, map: &mut Map, now: u64, t: &Tuning) {
         let idle = t
             .window
             .max(1)

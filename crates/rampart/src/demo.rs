@@ -33,6 +33,8 @@ consumers:
     roles: [orders-reader]
     api_keys: [{ id: demo-key, hash: "{KEY_HASH}" }]
 response_headers: { frame_options: deny, referrer_policy: no-referrer }
+anomaly: { action: shadow }
+tracing: { sample: 1 }
 upstreams:
   echo:
     targets: [{ url: "http://127.0.0.1:{ECHO}" }]
@@ -305,6 +307,14 @@ pub fn example_requests(
         (
             "the audit trail: every admin call above and the denials worth recording, hash-chained and signed (its metrics; `rampart audit verify` checks the file)",
             format!("curl -s http://{admin}/metrics | grep rampart_audit_"),
+        ),
+        (
+            "tracing: the upstream gets the caller's trace with the gateway's span as parent (the echo shows its traceparent)",
+            format!("curl -s http://{http}/echo/traced -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"),
+        ),
+        (
+            "anomaly detection learning each caller's traffic per route (shadow: a flag is logged and audited, nothing refused)",
+            format!("curl -s http://{admin}/metrics | grep -E 'rampart_anomaly_(tracked|flags_total)'"),
         ),
     ]
 }

@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 23, "{commands:?}");
+    assert_eq!(commands.len(), 25, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -380,6 +380,23 @@ fn demo_answers_its_own_printed_curl_commands() {
         "{}",
         outputs[22]
     );
+    // Tracing: the caller's trace goes on to the upstream, under the gateway's span.
+    let traced: serde_json::Value = serde_json::from_str(&outputs[23]).unwrap();
+    let tp = traced["headers"]["traceparent"].as_str().unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+            && !tp.contains("00f067aa0ba902b7")
+            && tp.ends_with("-01"),
+        "{}",
+        outputs[23]
+    );
+    // Anomaly detection has been learning the callers above.
+    let tracked = outputs[24]
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_anomaly_tracked "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(tracked >= 3, "{}", outputs[24]);
     let preflight = outputs[16].to_ascii_lowercase();
     assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
     assert!(

@@ -70,13 +70,10 @@ pub fn compile(
         max_batch: o.max_batch,
         interval: o.interval.get(),
         resource: vec![
-            ("service.name", Value::Str(t.service_name.clone())),
-            (
-                "service.version",
-                Value::Str(env!("CARGO_PKG_VERSION").into()),
-            ),
-            ("telemetry.sdk.name", Value::Str("rampart".into())),
-            ("telemetry.sdk.language", Value::Str("rust".into())),
+            ("service.name", Value::Owned(t.service_name.clone())),
+            ("service.version", Value::Static(env!("CARGO_PKG_VERSION"))),
+            ("telemetry.sdk.name", Value::Static("rampart")),
+            ("telemetry.sdk.language", Value::Static("rust")),
         ],
     };
     let exporter = state
@@ -226,67 +223,58 @@ impl Filter for Spans {
         };
         let start = unix_ns(record.time);
         let end = start.saturating_add(record.duration.as_nanos() as u64);
-        let mut attributes = vec![
-            (
-                "http.request.method",
-                Value::Str(record.method.as_str().into()),
-            ),
+        let mut attributes = Vec::with_capacity(13);
+        attributes.extend([
             (
                 "url.scheme",
-                Value::Str(if x.tls { "https" } else { "http" }.into()),
+                Value::Static(if x.tls { "https" } else { "http" }),
             ),
             (
                 "network.protocol.version",
-                Value::Str(
-                    match record.version {
-                        http::Version::HTTP_2 => "2",
-                        http::Version::HTTP_10 => "1.0",
-                        _ => "1.1",
-                    }
-                    .into(),
-                ),
+                Value::Static(match record.version {
+                    http::Version::HTTP_2 => "2",
+                    http::Version::HTTP_10 => "1.0",
+                    _ => "1.1",
+                }),
             ),
-            ("client.address", Value::Str(x.client_ip.to_string())),
-            (
-                "rampart.request_id",
-                Value::Str(x.request_id.to_str().unwrap_or("-").into()),
-            ),
-            ("rampart.listener", Value::Str(x.listener.to_string())),
+            ("client.address", Value::Ip(x.client_ip)),
+            ("rampart.request_id", Value::Header(x.request_id.clone())),
+            ("rampart.listener", Value::Shared(x.listener.clone())),
             ("http.request.body.size", Value::Int(record.bytes_in as i64)),
             (
                 "http.response.body.size",
                 Value::Int(record.bytes_out as i64),
             ),
-        ];
+        ]);
         if record.status != 0 {
             attributes.push((
                 "http.response.status_code",
                 Value::Int(i64::from(record.status)),
             ));
         }
-        if let Some(r) = record.route {
-            attributes.push(("rampart.route", Value::Str(r.into())));
+        if let Some(r) = &x.route {
+            attributes.push(("rampart.route", Value::Shared(r.clone())));
         }
         if let Some(u) = record.upstream {
-            attributes.push(("rampart.upstream", Value::Str(u.into())));
+            attributes.push(("rampart.upstream", Value::Owned(u.into())));
         }
         if let Some(c) = record.code {
-            attributes.push(("rampart.code", Value::Str(c.into())));
+            attributes.push(("rampart.code", Value::Static(c)));
         }
-        if let Some(id) = &x.identity {
-            if let Some(c) = &id.consumer {
-                attributes.push(("rampart.consumer", Value::Str(c.to_string())));
-            }
+        if let Some(c) = x.identity.as_ref().and_then(|id| id.consumer.clone()) {
+            attributes.push(("rampart.consumer", Value::Shared(c)));
         }
-        let mut events: Vec<Event> = Mark::ALL
-            .iter()
-            .filter(|m| t.marks[**m as usize] != 0)
-            .map(|m| Event {
-                time: t.marks[*m as usize],
-                name: m.name().into(),
-                attributes: Vec::new(),
-            })
-            .collect();
+        let mut events = Vec::with_capacity(3 + x.decisions.len());
+        events.extend(
+            Mark::ALL
+                .iter()
+                .filter(|m| t.marks[**m as usize] != 0)
+                .map(|m| Event {
+                    time: t.marks[*m as usize],
+                    name: m.name(),
+                    attribute: None,
+                }),
+        );
         // Decisions are made between routing and forwarding.
         let decided = match t.marks[Mark::Upstream as usize] {
             0 => end,
@@ -294,28 +282,18 @@ impl Filter for Spans {
         };
         events.extend(x.decisions.iter().map(|d| Event {
             time: decided,
-            name: d.reason.code().into(),
-            attributes: vec![("rampart.outcome", Value::Str(d.outcome.as_str().into()))],
+            name: d.reason.code(),
+            attribute: Some(("rampart.outcome", Value::Static(d.outcome.as_str()))),
         }));
-        let error = (record.status == 0 || record.status >= 500).then(|| {
-            record
-                .code
-                .map_or_else(|| format!("status {}", record.status), str::to_string)
-        });
-        let name = match record.route {
-            Some(r) => format!("{} {r}", record.method),
-            None => record.method.to_string(),
-        };
+        let error =
+            (record.status == 0 || record.status >= 500).then_some((record.code, record.status));
         self.0.offer(Span {
             trace_id: t.trace_id,
             span_id: t.span_id,
             parent_id: t.parent_id,
-            trace_state: t
-                .state
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            name,
+            trace_state: t.state.clone(),
+            method: record.method.clone(),
+            route: x.route.clone(),
             start,
             end,
             attributes,
