@@ -18,6 +18,10 @@ pub struct TracingSpec {
     /// proxy keeps the sampling decision of its `traceparent`.
     #[serde(default = "one_percent")]
     pub sample: f64,
+    /// Export the span of every refused request, sampled or not (default true): a
+    /// denial is worth a trace; the queue bounds a flood of them.
+    #[serde(default = "yes")]
+    pub export_denials: bool,
     /// `service.name` of the exported spans (default `rampart`).
     #[serde(default = "rampart")]
     pub service_name: String,
@@ -53,6 +57,9 @@ pub struct OtlpSpec {
     pub interval: Duration,
 }
 
+fn yes() -> bool {
+    true
+}
 fn one_percent() -> f64 {
     0.01
 }

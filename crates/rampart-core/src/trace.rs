@@ -84,6 +84,14 @@ fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Writes `bytes` as hex into `out`, which is twice as long.
+fn encode_at(bytes: &[u8], out: &mut [u8]) {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+}
+
 /// Lower-case hex of an id (for logs).
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len() * 2);
@@ -122,14 +130,13 @@ impl TraceParent {
 impl TraceContext {
     /// The `traceparent` to send upstream: this trace, the gateway's span as parent.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut out = Vec::with_capacity(55);
-        out.extend_from_slice(b"00-");
-        encode_into(&self.trace_id, &mut out);
-        out.push(b'-');
-        encode_into(&self.span_id, &mut out);
-        out.extend_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
-            .unwrap_or(HeaderValue::from_static("-"))
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        encode_at(&self.trace_id, &mut out[3..35]);
+        encode_at(&self.span_id, &mut out[36..52]);
+        if self.sampled {
+            out[54] = b'1';
+        }
+        HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("-"))
     }
 
     /// Notes that the exchange reached `m` now (sampled traces only: no clock read

@@ -6,12 +6,14 @@
 //! - [`sanctions`] holds the throttles and bans of flagged callers (shared through Redis
 //!   with `store: redis`).
 //!
-//! Each watched route gets two filters: a gate in the IP-rules phase that refuses a
-//! throttled or banned client address before anything else runs (a credential sprayer
-//! never proves an identity, so its ban must not wait for one), and a watcher in the
-//! rate-limit phase that refuses a throttled or banned consumer, notes the request's
-//! object id, and in the log phase counts the exchange into the caller's window. A window
-//! that closes flagged is logged, counted, written to the audit trail, and acted on.
+//! Each watched route that authenticates gets two filters: a gate in the IP-rules phase
+//! that refuses a throttled or banned client address before anything else runs (a
+//! credential sprayer never proves an identity, so its ban must not wait for one), and a
+//! watcher in the rate-limit phase that refuses a throttled or banned consumer, notes the
+//! request's object id, and in the log phase counts the exchange into the caller's
+//! window. A route without authentication has no consumer: one watcher, in the IP-rules
+//! phase, does both. A window that closes flagged is logged, counted, written to the
+//! audit trail, and acted on.
 #![forbid(unsafe_code)]
 
 pub mod detect;
@@ -85,16 +87,22 @@ fn anomaly(
             None => rampart_config::path_params(pattern).last(),
         };
         let id = id_name.and_then(|n| params.index(n));
-        out.routes[i] = vec![
-            gate.clone(),
-            Arc::new(Watch {
-                detector: detector.clone(),
-                route: i as u32,
-                name: r.name.as_str().into(),
-                params,
-                id,
-            }),
-        ];
+        // A route without authentication has no consumer to wait for: one filter, first
+        // of all, gates the address and watches.
+        let public = r.authenticate.is_empty();
+        let watch: Arc<dyn Filter> = Arc::new(Watch {
+            detector: detector.clone(),
+            route: i as u32,
+            name: r.name.as_str().into(),
+            params,
+            id,
+            public,
+        });
+        out.routes[i] = if public {
+            vec![watch]
+        } else {
+            vec![gate.clone(), watch]
+        };
     }
     out.metrics.push(detector);
     Ok(())
@@ -315,6 +323,8 @@ struct Watch {
     params: PathParams,
     /// The index of the id parameter in `params`.
     id: Option<usize>,
+    /// No authentication on the route: the watcher runs first and gates the address.
+    public: bool,
 }
 
 fn caller(x: &rampart_core::ExchangeCtx) -> Option<Arc<str>> {
@@ -324,7 +334,11 @@ fn caller(x: &rampart_core::ExchangeCtx) -> Option<Arc<str>> {
 
 impl Filter for Watch {
     fn phase(&self) -> Phase {
-        Phase::RateLimit
+        if self.public {
+            Phase::IpRules
+        } else {
+            Phase::RateLimit
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -337,6 +351,9 @@ impl Filter for Watch {
         }
         if self.detector.sanctions.active() == 0 {
             return Flow::Continue;
+        }
+        if self.public {
+            return self.detector.gate(&Subject::ip(cx.exchange.client_ip), cx);
         }
         match caller(cx.exchange) {
             Some(c) => self.detector.gate(&Subject::Consumer(c), cx),

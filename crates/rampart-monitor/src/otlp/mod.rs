@@ -79,7 +79,10 @@ pub fn compile(
     let exporter = state
         .get_or_try_insert(&key, || Exporter::start(o, settings))
         .map_err(|e| err("tracing.otlp", e))?;
-    let filter: Arc<dyn Filter> = Arc::new(Spans(exporter.clone()));
+    let filter: Arc<dyn Filter> = Arc::new(Spans {
+        exporter: exporter.clone(),
+        denials: t.export_denials,
+    });
     for chain in &mut out.routes {
         chain.push(filter.clone());
     }
@@ -204,8 +207,12 @@ fn run(rt: &tokio::runtime::Runtime, rx: &Receiver<Span>, s: &Settings, c: &Coun
     }
 }
 
-/// The log-phase filter: a sampled exchange's span, queued.
-struct Spans(Arc<Exporter>);
+/// The log-phase filter: a sampled exchange's span (or a refused one's, with
+/// `export_denials`), queued.
+struct Spans {
+    exporter: Arc<Exporter>,
+    denials: bool,
+}
 
 impl Filter for Spans {
     fn phase(&self) -> Phase {
@@ -218,7 +225,13 @@ impl Filter for Spans {
 
     fn on_log(&self, record: &ExchangeRecord<'_>) {
         let Some(x) = record.exchange else { return };
-        let Some(t) = x.trace.as_ref().filter(|t| t.sampled) else {
+        let Some(t) = x.trace.as_ref().filter(|t| {
+            t.sampled
+                || (self.denials
+                    && x.decisions
+                        .iter()
+                        .any(|d| d.outcome == rampart_core::Outcome::Deny))
+        }) else {
             return;
         };
         let start = unix_ns(record.time);
@@ -287,7 +300,7 @@ impl Filter for Spans {
         }));
         let error =
             (record.status == 0 || record.status >= 500).then_some((record.code, record.status));
-        self.0.offer(Span {
+        self.exporter.offer(Span {
             trace_id: t.trace_id,
             span_id: t.span_id,
             parent_id: t.parent_id,
