@@ -73,8 +73,11 @@ pub fn propagate(headers: &mut HeaderMap, t: &TraceContext) {
         Some(s) => {
             headers.insert(TRACESTATE.clone(), s.clone());
         }
+        // Most requests have none: a scan of the names costs less than a hashed removal.
         None => {
-            headers.remove(&TRACESTATE);
+            if headers.keys().any(|k| *k == TRACESTATE) {
+                headers.remove(&TRACESTATE);
+            }
         }
     }
 }
