@@ -20,8 +20,18 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
-/// TLS trust for fetches.
+/// TLS trust for fetches (HTTP/1.1 by ALPN).
 pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    client_config(ca_file, &[b"http/1.1"])
+}
+
+/// A TLS client config that trusts the certificates of `ca_file` (PEM), or the system
+/// roots, and offers `alpn`: one place that reads a CA bundle for every client the
+/// gateway runs (fetches, the syslog copy).
+pub fn client_config(
+    ca_file: Option<&std::path::Path>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -47,7 +57,7 @@ pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::Clien
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
 

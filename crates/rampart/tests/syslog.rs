@@ -7,8 +7,6 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use support::certs::TestCa;
 use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -64,11 +62,7 @@ fn receiver(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerCon
 }
 
 fn server_tls(ca: &TestCa) -> Arc<rustls::ServerConfig> {
-    let leaf = ca.leaf("localhost", &["localhost"]);
-    let chain = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let (chain, key) = ca.leaf("localhost", &["localhost"]).chain_and_key();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -247,31 +241,21 @@ async fn a_receiver_that_comes_late_gets_what_waited_and_a_wrong_certificate_get
 
 #[test]
 fn bad_syslog_settings_are_refused_with_their_place() {
-    let base = r#"version: 1
-listeners: [{ name: public, bind: "127.0.0.1:0" }]
-routes: []
-"#;
-    for (syslog, expect) in [
+    let audit = |syslog: &str| {
+        format!("audit: {{ path: a.jsonl, signing_key: {{ env: X }}, syslog: {syslog} }}")
+    };
+    assert_config_errors(&[
         (
-            "{ address: nowhere }",
+            &audit("{ address: nowhere }"),
             "audit.syslog.address: must be host:port",
         ),
         (
-            "{ address: \"h:514\", transport: tcp, ca_file: ca.pem }",
+            &audit("{ address: \"h:514\", transport: tcp, ca_file: ca.pem }"),
             "audit.syslog.ca_file: only for `transport: tls`",
         ),
         (
-            "{ address: \"h:514\", app_name: \"two words\" }",
+            &audit("{ address: \"h:514\", app_name: \"two words\" }"),
             "audit.syslog.app_name: must be 1 to 48 printable ASCII",
         ),
-    ] {
-        let yaml = format!(
-            "{base}audit: {{ path: a.jsonl, signing_key: {{ env: X }}, syslog: {syslog} }}\n"
-        );
-        let err = rampart::compile_str(&yaml, std::path::Path::new("."))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains(expect), "{syslog}\n{err}");
-    }
+    ]);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::Request;
 use http_body_util::Full;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use support::certs::{write_ca, TestCa};
 use support::*;
 
@@ -217,11 +217,7 @@ async fn mtls_optional_allows_no_cert_but_refuses_an_untrusted_one() {
 }
 
 fn upstream_server_config(ca: &TestCa, client_ca: Option<&TestCa>) -> Arc<rustls::ServerConfig> {
-    let leaf = ca.leaf("localhost", &["localhost"]);
-    let chain = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let (chain, key) = ca.leaf("localhost", &["localhost"]).chain_and_key();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let b = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -59,10 +59,8 @@ impl Syslog {
                     .to_string();
                 let name = rustls_pki_types::ServerName::try_from(host)
                     .map_err(|_| "the host is not a valid TLS server name".to_string())?;
-                Some((
-                    client_tls(spec.ca_file.as_ref().map(|f| base.join(f)))?,
-                    name,
-                ))
+                let ca = spec.ca_file.as_ref().map(|f| base.join(f));
+                Some((rampart_fetch::client_config(ca.as_deref(), &[])?, name))
             }
         };
         let target = Target {
@@ -121,36 +119,6 @@ impl rampart_core::MetricsSource for Syslog {
             c.connect_errors.load(Ordering::Relaxed),
         );
     }
-}
-
-fn client_tls(ca: Option<std::path::PathBuf>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(&path)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-            for c in certs {
-                let c = c.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
 }
 
 /// This machine's host name, or `-` (RFC 5424's nil value).
