@@ -145,11 +145,7 @@ impl ConsumerStore {
         health: Arc<Health>,
     ) -> Result<Backend, String> {
         let redis = spec.redis.as_ref().ok_or("`redis` is not set")?;
-        let password = match &redis.password {
-            Some(p) => Some(p.resolve(base)?.expose().to_string()),
-            None => None,
-        };
-        let client = rampart_redis::RedisClient::new(redis, password, base)?;
+        let client = rampart_redis::RedisClient::from_spec(redis, base)?;
         // Calls answer operators and read whole stores: not the data path's budget.
         let timeout = redis.timeout.get().max(std::time::Duration::from_secs(10));
         let backend = Arc::new(RedisBackend::new(client, &s.prefix, timeout));

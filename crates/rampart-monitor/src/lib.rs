@@ -165,16 +165,7 @@ impl Detector {
         });
         if a.store == LimitStore::Redis && !state.is_dry() {
             if let Some(r) = &spec.redis {
-                let password = match &r.password {
-                    Some(p) => Some(
-                        p.resolve(base)
-                            .map_err(|e| vec![ConfigError::new("redis.password", e)])?
-                            .expose()
-                            .to_string(),
-                    ),
-                    None => None,
-                };
-                let client = rampart_redis::RedisClient::new(r, password, base)
+                let client = rampart_redis::RedisClient::from_spec(r, base)
                     .map_err(|e| vec![ConfigError::new("redis", e)])?;
                 sanctions.share(client, r.timeout.get());
             }
@@ -290,9 +281,32 @@ fn round(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn unix_ns(t: SystemTime) -> u64 {
+/// A time as Unix nanoseconds (0 before the epoch).
+pub(crate) fn unix_ns(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Runs `work` on a thread of its own (named `name`) with its own current-thread
+/// runtime: the telemetry and sharing threads, which never touch a request's worker.
+pub(crate) fn own_runtime(
+    name: &str,
+    work: impl FnOnce(&tokio::runtime::Runtime) + Send + 'static,
+) -> Result<(), String> {
+    let label = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => work(&rt),
+                Err(e) => tracing::error!(thread = %label, error = %e, "cannot start a runtime"),
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the thread {name}: {e}"))
 }
 
 /// Refuses throttled and banned client addresses first of all.

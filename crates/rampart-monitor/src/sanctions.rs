@@ -182,27 +182,16 @@ impl Sanctions {
             return; // Shared already (a reload with the same settings).
         }
         let weak = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("rampart-anomaly-redis".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(sync(weak, client, timeout, rx)),
-                    Err(e) => tracing::error!(error = %e, "anomaly sanctions cannot reach Redis"),
-                }
-            });
-        if let Err(e) = spawned {
+        if let Err(e) = crate::own_runtime("rampart-anomaly-redis", move |rt| {
+            rt.block_on(sync(weak, client, timeout, rx))
+        }) {
             tracing::error!(error = %e, "anomaly sanctions cannot reach Redis");
         }
     }
 }
 
 fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    crate::unix_ns(std::time::SystemTime::now())
 }
 
 /// The sharing loop: new sanctions out as they come, everyone's in every second.

@@ -93,6 +93,16 @@ impl RedisClient {
         .map_err(|e| format!("Redis: {e}"))
     }
 
+    /// Builds the client from the config's `redis` setting, resolving its password
+    /// reference against `base`; never connects.
+    pub fn from_spec(spec: &rampart_config::RedisSpec, base: &Path) -> Result<Self, String> {
+        let password = match &spec.password {
+            Some(p) => Some(p.resolve(base)?.expose().to_string()),
+            None => None,
+        };
+        Self::new(spec, password, base)
+    }
+
     /// Connects. `response_timeout` bounds each call on a single node (a blocking read
     /// needs a connection of its own, with a timeout longer than its block).
     pub async fn connect(&self, response_timeout: Duration) -> redis::RedisResult<Conn> {

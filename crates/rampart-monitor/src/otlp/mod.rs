@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use crate::unix_ns;
 use rampart_config::{ConfigError, OtlpSpec, Spec};
 use rampart_core::trace::Mark;
 use rampart_core::{ExchangeRecord, FeaturePlan, Filter, MetricsSource, MetricsText, Phase};
@@ -124,18 +125,7 @@ impl Exporter {
         let (tx, rx) = std::sync::mpsc::sync_channel(o.max_queue);
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
-        std::thread::Builder::new()
-            .name("rampart-otlp".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => run(&rt, &rx, &settings, &c),
-                    Err(e) => tracing::error!(error = %e, "OTLP export cannot start"),
-                }
-            })
-            .map_err(|e| format!("cannot start the telemetry thread: {e}"))?;
+        crate::own_runtime("rampart-otlp", move |rt| run(rt, &rx, &settings, &c))?;
         Ok(Exporter { tx, counters })
     }
 
@@ -314,11 +304,6 @@ impl Filter for Spans {
             error,
         });
     }
-}
-
-fn unix_ns(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl MetricsSource for Exporter {
