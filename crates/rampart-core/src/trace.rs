@@ -130,13 +130,19 @@ impl TraceParent {
 impl TraceContext {
     /// The `traceparent` to send upstream: this trace, the gateway's span as parent.
     pub fn traceparent(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.traceparent_bytes()).unwrap_or(HeaderValue::from_static("-"))
+    }
+
+    /// The bytes of [`TraceContext::traceparent`], for a caller that keeps header values
+    /// in a buffer of its own.
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
         let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
         encode_at(&self.trace_id, &mut out[3..35]);
         encode_at(&self.span_id, &mut out[36..52]);
         if self.sampled {
             out[54] = b'1';
         }
-        HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("-"))
+        out
     }
 
     /// Notes that the exchange reached `m` now (sampled traces only: no clock read

@@ -3,8 +3,10 @@
 //! each shard behind its own lock, held for one lookup and update. Bounded: a full shard
 //! first forgets callers idle for `idle` seconds, then the longest idle one.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,41 +55,17 @@ impl Subject {
     }
 }
 
-/// A (caller, route) with its keyed hash, computed once: it picks the shard (from bits
-/// the map does not use) and is the map's hash, so a lookup hashes the caller once.
-#[derive(Clone, PartialEq, Eq)]
-struct Key {
+/// A watched (caller, route) with its keyed hash, computed once: it picks the shard (from
+/// bits the table does not use) and is the table's hash, so a lookup hashes the caller
+/// once and clones nothing unless the caller is new.
+struct Entry {
     hash: u64,
     subject: Subject,
     route: u32,
+    c: Consumer,
 }
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash);
-    }
-}
-
-/// Passes a [`Key`]'s precomputed hash through.
-#[derive(Default)]
-struct PassHasher(u64);
-
-impl Hasher for PassHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `Key` is hashed here, by its `u64`; anything else still gets a value.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Map = HashMap<Key, Consumer, BuildHasherDefault<PassHasher>>;
+type Map = HashTable<Entry>;
 type Shard = Mutex<Map>;
 
 /// Every watched (caller, route).
@@ -102,9 +80,9 @@ pub struct Table {
 impl Table {
     pub fn new(max: usize) -> Table {
         Table {
-            shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Map::new())).collect(),
             per_shard: max.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             tracked: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
         }
@@ -120,23 +98,26 @@ impl Table {
         seen: Seen,
         t: &Tuning,
     ) -> Option<Flag> {
-        let key = Key {
-            hash: self.hasher.hash_one((subject, route)),
-            subject: subject.clone(),
-            route,
-        };
-        // Bits 32.. pick the shard: the map uses the low bits (buckets) and the top 7.
-        let shard = &self.shards[((key.hash >> 32) % SHARDS as u64) as usize];
+        let hash = self.hasher.hash_one((subject, route));
+        // Bits 32.. pick the shard: the table uses the low bits (buckets) and the top 7.
+        let shard = &self.shards[((hash >> 32) % SHARDS as u64) as usize];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get_mut(&key) {
-            return c.observe(now, seen, t);
+        let same = |e: &Entry| e.hash == hash && e.route == route && e.subject == *subject;
+        if let Some(e) = map.find_mut(hash, same) {
+            return e.c.observe(now, seen, t);
         }
         if map.len() >= self.per_shard {
             self.make_room(&mut map, now, t);
         }
         let mut c = Consumer::new(now);
         let flag = c.observe(now, seen, t);
-        map.insert(key, c);
+        let entry = Entry {
+            hash,
+            subject: subject.clone(),
+            route,
+            c,
+        };
+        map.insert_unique(hash, entry, |e| e.hash);
         self.tracked.fetch_add(1, Ordering::Relaxed);
         flag
     }
@@ -149,14 +130,16 @@ impl Table {
             .max(1)
             .saturating_mul(u64::from(t.warmup).max(1) * 6);
         let before = map.len();
-        map.retain(|_, c| c.window_start().saturating_add(idle) > now);
+        map.retain(|e| e.c.window_start().saturating_add(idle) > now);
         if map.len() == before {
-            if let Some(oldest) = map
+            if let Some((hash, start)) = map
                 .iter()
-                .min_by_key(|(_, c)| c.window_start())
-                .map(|(k, _)| k.clone())
+                .map(|e| (e.hash, e.c.window_start()))
+                .min_by_key(|&(_, start)| start)
             {
-                map.remove(&oldest);
+                if let Ok(e) = map.find_entry(hash, |e| e.c.window_start() == start) {
+                    e.remove();
+                }
             }
         }
         let gone = before - map.len();

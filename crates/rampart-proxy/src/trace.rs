@@ -68,7 +68,12 @@ impl TracePlan {
 /// Sets the upstream request's trace headers from the exchange's context: this trace,
 /// the gateway's span as parent; a caller's `tracestate` only from a trusted proxy.
 pub fn propagate(headers: &mut HeaderMap, t: &TraceContext) {
-    headers.insert(TRACEPARENT.clone(), t.traceparent());
+    // Cut from the worker's shared buffer: no allocation of its own.
+    let value = crate::headers::shared_value(&t.traceparent_bytes());
+    headers.insert(
+        TRACEPARENT.clone(),
+        value.unwrap_or_else(|| t.traceparent()),
+    );
     match &t.state {
         Some(s) => {
             headers.insert(TRACESTATE.clone(), s.clone());
