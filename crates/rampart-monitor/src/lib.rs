@@ -40,7 +40,7 @@ use rampart_observe::audit_trail::{AuditTrail, Fields};
 
 use detect::{Flag, Seen, Tuning, SIGNALS};
 use sanctions::{Kind, Sanctions, Verdict};
-use table::{Subject, Table};
+use table::{Subject, SubjectRef, Table};
 
 /// The feature's entry point: anomaly detection's filters and the span exporter, with
 /// their `/metrics` series.
@@ -381,15 +381,15 @@ impl Filter for Watch {
         let Some(x) = record.exchange else {
             return;
         };
-        let subject = match caller(x) {
-            Some(c) => Subject::Consumer(c),
-            None => Subject::ip(x.client_ip),
+        let subject = match x.identity.as_deref() {
+            Some(i) => SubjectRef::Consumer(i.consumer.as_deref().unwrap_or(&i.subject)),
+            None => SubjectRef::ip(x.client_ip),
         };
         let id = x.object_id;
         let now = unix_ns(record.time) / 1_000_000_000;
         let d = &self.detector;
         if let Some(flag) = d.table.observe(
-            &subject,
+            subject,
             self.route,
             now,
             Seen {
@@ -399,7 +399,7 @@ impl Filter for Watch {
             },
             &d.tuning,
         ) {
-            d.flagged(&subject, &self.name, &flag, record.time);
+            d.flagged(&subject.to_subject(), &self.name, &flag, record.time);
         }
     }
 }

@@ -23,17 +23,45 @@ pub enum Subject {
     Ip(IpAddr),
 }
 
-impl Subject {
+/// A [`Subject`] borrowed from an exchange, for a lookup that clones nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectRef<'a> {
+    Consumer(&'a str),
+    Ip(IpAddr),
+}
+
+impl SubjectRef<'_> {
     /// The subject of a client address.
-    pub fn ip(ip: IpAddr) -> Subject {
+    pub fn ip(ip: IpAddr) -> SubjectRef<'static> {
         match rampart_core::canonical_ip(ip) {
             IpAddr::V6(v6) => {
                 let s = v6.segments();
-                Subject::Ip(IpAddr::V6(std::net::Ipv6Addr::new(
+                SubjectRef::Ip(IpAddr::V6(std::net::Ipv6Addr::new(
                     s[0], s[1], s[2], s[3], 0, 0, 0, 0,
                 )))
             }
-            v4 => Subject::Ip(v4),
+            v4 => SubjectRef::Ip(v4),
+        }
+    }
+
+    pub fn to_subject(self) -> Subject {
+        match self {
+            SubjectRef::Consumer(c) => Subject::Consumer(c.into()),
+            SubjectRef::Ip(ip) => Subject::Ip(ip),
+        }
+    }
+}
+
+impl Subject {
+    /// The subject of a client address.
+    pub fn ip(ip: IpAddr) -> Subject {
+        SubjectRef::ip(ip).to_subject()
+    }
+
+    pub fn as_ref(&self) -> SubjectRef<'_> {
+        match self {
+            Subject::Consumer(c) => SubjectRef::Consumer(c),
+            Subject::Ip(ip) => SubjectRef::Ip(*ip),
         }
     }
 
@@ -92,7 +120,7 @@ impl Table {
     /// window it closed, if any.
     pub fn observe(
         &self,
-        subject: &Subject,
+        subject: SubjectRef<'_>,
         route: u32,
         now: u64,
         seen: Seen,
@@ -102,7 +130,7 @@ impl Table {
         // Bits 32.. pick the shard: the table uses the low bits (buckets) and the top 7.
         let shard = &self.shards[((hash >> 32) % SHARDS as u64) as usize];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let same = |e: &Entry| e.hash == hash && e.route == route && e.subject == *subject;
+        let same = |e: &Entry| e.hash == hash && e.route == route && e.subject.as_ref() == subject;
         if let Some(e) = map.find_mut(hash, same) {
             return e.c.observe(now, seen, t);
         }
@@ -113,7 +141,7 @@ impl Table {
         let flag = c.observe(now, seen, t);
         let entry = Entry {
             hash,
-            subject: subject.clone(),
+            subject: subject.to_subject(),
             route,
             c,
         };
@@ -187,10 +215,10 @@ mod tests {
         };
         // Callers seen long ago, then many new ones: memory stays within the bound.
         for i in 0..(SHARDS * 4) as u32 {
-            table.observe(&Subject::Consumer("old".into()), i, 0, seen, &t);
+            table.observe(SubjectRef::Consumer("old"), i, 0, seen, &t);
         }
         for i in 0..(SHARDS * 40) as u32 {
-            table.observe(&Subject::Consumer("new".into()), i, 100_000, seen, &t);
+            table.observe(SubjectRef::Consumer("new"), i, 100_000, seen, &t);
         }
         let held: usize = table.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(held <= SHARDS * 4, "{held}");
