@@ -23,6 +23,7 @@
 
 mod consumers;
 mod history;
+mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
@@ -93,6 +94,7 @@ impl Drop for Admin {
 pub(crate) struct State {
     gateway: Arc<Gateway>,
     hooks: Hooks,
+    ui: ui::Ui,
 }
 
 /// Starts the admin API when the running config has one, reloading and rolling back
@@ -110,7 +112,14 @@ pub fn start(gateway: Arc<Gateway>, hooks: Hooks) -> std::io::Result<Option<Admi
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = Arc::new(State { gateway, hooks });
+    let state = Arc::new(State {
+        gateway,
+        hooks,
+        ui: ui::Ui {
+            sessions: Default::default(),
+            live: ui::live::Live::new(),
+        },
+    });
     let thread = std::thread::Builder::new()
         .name("rampart-admin".into())
         .spawn(move || {
@@ -125,6 +134,10 @@ pub fn start(gateway: Arc<Gateway>, hooks: Hooks) -> std::io::Result<Option<Admi
                     return;
                 };
                 let open = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(ui::live::Live::sample(
+                    state.ui.live.clone(),
+                    state.gateway.clone(),
+                ));
                 loop {
                     let (tcp, peer) = tokio::select! {
                         _ = &mut stop_rx => return,
@@ -236,7 +249,7 @@ async fn serve<IO>(
                         header::CONNECTION,
                         header::HeaderValue::from_static("close"),
                     );
-                    Ok(r)
+                    Ok(r.map(|b| b.boxed()))
                 }
                 None => handle(state, peer, subject, req).await,
             }
@@ -263,15 +276,21 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Resp
     r
 }
 
+/// A token's fingerprint for audit lines: the first 12 hex digits of its SHA-256.
+pub(crate) fn fingerprint(token: &str) -> String {
+    hex(&sha2::Sha256::digest(token.as_bytes())[..6])
+}
+
 /// Who is calling, for the audit log: a fingerprint of the presented token (never the
-/// token), or `loopback` when the admin API runs without a token on a loopback address.
-fn authenticate(state: &State, req: &Request<Incoming>) -> Result<String, ()> {
+/// token), or `loopback` when the admin API runs without a token on a loopback address;
+/// and whether the caller may change anything (`admin.read_token` may not).
+fn authenticate(state: &State, req: &Request<Incoming>) -> Result<(String, bool), ()> {
     let status = state.gateway.status();
     let Some(admin) = &status.admin else {
         return Err(());
     };
     let Some(expected) = &admin.token else {
-        return Ok("loopback".into());
+        return Ok(("loopback".into(), true));
     };
     let presented = req
         .headers()
@@ -279,11 +298,20 @@ fn authenticate(state: &State, req: &Request<Incoming>) -> Result<String, ()> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(())?;
-    // Compare digests so the comparison is constant-time whatever the lengths.
-    let want = sha2::Sha256::digest(expected.expose().as_bytes());
+    // Compare digests so the comparison is constant-time whatever the lengths; both
+    // tokens are always compared, so the time does not say which one matched.
     let got = sha2::Sha256::digest(presented.as_bytes());
-    if bool::from(want.ct_eq(&got)) {
-        Ok(format!("token:{}", hex(&want[..6])))
+    let full = sha2::Sha256::digest(expected.expose().as_bytes());
+    let read = admin
+        .read_token
+        .as_ref()
+        .map(|t| sha2::Sha256::digest(t.expose().as_bytes()));
+    let is_full = bool::from(full.ct_eq(&got));
+    let is_read = read.is_some_and(|r| bool::from(r.ct_eq(&got)));
+    if is_full {
+        Ok((format!("token:{}", hex(&full[..6])), true))
+    } else if is_read {
+        Ok((format!("token:{} (read-only)", hex(&got[..6])), false))
     } else {
         Err(())
     }
@@ -298,20 +326,37 @@ async fn handle(
     peer: SocketAddr,
     client_cert: Option<Arc<str>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ui::Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => {
-            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})))
+            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})).map(|b| b.boxed()))
         }
-        (&Method::GET, "/readyz") => return Ok(readiness(&state)),
+        (&Method::GET, "/readyz") => return Ok(readiness(&state).map(|b| b.boxed())),
         _ => {}
     }
-    let who = match authenticate(&state, &req) {
-        Ok(who) => match &client_cert {
-            Some(subject) => format!("{who} cert:{subject}"),
-            None => who,
+    if ui::owns(&path) {
+        let h = ui::handle(&state, req).await;
+        let actor = match &client_cert {
+            Some(subject) => format!("{} cert:{subject}", h.actor),
+            None => h.actor,
+        };
+        audit(
+            &state.gateway,
+            peer,
+            &actor,
+            method.as_str(),
+            &path,
+            h.response.status().as_u16(),
+            h.refused,
+        );
+        return Ok(h.response);
+    }
+    let (who, may_change) = match authenticate(&state, &req) {
+        Ok((who, may_change)) => match &client_cert {
+            Some(subject) => (format!("{who} cert:{subject}"), may_change),
+            None => (who, may_change),
         },
         Err(()) => {
             audit(
@@ -331,7 +376,7 @@ async fn handle(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
-            return Ok(r);
+            return Ok(r.map(|b| b.boxed()));
         }
     };
     let trail = {
@@ -340,7 +385,12 @@ async fn handle(
     };
     // AU-5: a change the audit trail could not record is not made.
     let changes = !matches!(method, Method::GET | Method::HEAD);
-    let resp = if changes && trail.as_ref().is_some_and(|t| t.is_failing()) {
+    let resp = if changes && !may_change {
+        json_response(
+            StatusCode::FORBIDDEN,
+            json!({"status": 403, "title": "Forbidden", "detail": "admin.read_token may only read: changes need admin.token"}),
+        )
+    } else if changes && trail.as_ref().is_some_and(|t| t.is_failing()) {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"status": 503, "title": "Service Unavailable", "detail": "the audit trail cannot be written: changes are refused until it can"}),
@@ -361,7 +411,7 @@ async fn handle(
         resp.status().as_u16(),
         None,
     );
-    Ok(resp)
+    Ok(resp.map(|b| b.boxed()))
 }
 
 fn other(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {

@@ -151,6 +151,38 @@ pub struct AdminSpec {
     /// accept.
     #[serde(default = "admin_max_connections")]
     pub max_connections: usize,
+    /// A second bearer token with read-only rights: the admin API's reads and the
+    /// dashboard's viewer role (no reload, rollback or consumer changes). Needs `token`.
+    #[serde(default)]
+    pub read_token: Option<crate::SecretRef>,
+    /// The dashboard under `/ui` on this listener.
+    #[serde(default)]
+    pub ui: UiSpec,
+}
+
+/// The dashboard (`admin.ui`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSpec {
+    /// Serve `/ui` (default true; it needs `admin.token`).
+    pub enabled: bool,
+    /// A session unused this long is signed out (default 15m).
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not (default 8h).
+    pub session_max: Duration,
+    /// Most live views (Server-Sent Events streams) open at once (default 4).
+    pub max_live: usize,
+}
+
+impl Default for UiSpec {
+    fn default() -> Self {
+        UiSpec {
+            enabled: true,
+            session_idle: Duration::secs(15 * 60),
+            session_max: Duration::secs(8 * 3600),
+            max_live: 4,
+        }
+    }
 }
 
 fn admin_max_connections() -> usize {

@@ -172,6 +172,27 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
                 ),
             );
         }
+        if admin.read_token.is_some() && admin.token.is_none() {
+            err(
+                "admin.read_token".into(),
+                "needs admin.token: a read-only token cannot be the only one".into(),
+            );
+        }
+        if admin.read_token.is_some() && admin.read_token == admin.token {
+            err(
+                "admin.read_token".into(),
+                "must differ from admin.token".into(),
+            );
+        }
+        if admin.ui.max_live == 0 {
+            err("admin.ui.max_live".into(), "must be at least 1".into());
+        }
+        if admin.ui.session_idle.get().is_zero() || admin.ui.session_idle > admin.ui.session_max {
+            err(
+                "admin.ui.session_idle".into(),
+                "must be more than zero and at most admin.ui.session_max".into(),
+            );
+        }
         if admin.max_connections == 0 {
             err("admin.max_connections".into(), "must be at least 1".into());
         }

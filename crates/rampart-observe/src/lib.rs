@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_trail;
 pub mod config_history;
 pub mod metrics;
+pub mod tap;
 
 pub use access_log::AccessLog;
 pub use audit::AuditEvent;

@@ -90,6 +90,100 @@ impl RouteMetrics {
     }
 }
 
+/// A route's counters at one instant, summed over methods (for the dashboard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTotals {
+    /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub by_class: [u64; 5],
+    /// Requests by duration bucket ([`BUCKETS`]; slower ones are in none).
+    pub buckets: [u64; BUCKETS.len()],
+    pub count: u64,
+    pub duration_micros: u64,
+}
+
+impl RouteTotals {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &RouteTotals) {
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.duration_micros += other.duration_micros;
+    }
+
+    /// What was counted since `earlier` (saturating: counters only grow).
+    pub fn since(&self, earlier: &RouteTotals) -> RouteTotals {
+        let mut d = RouteTotals::default();
+        for i in 0..5 {
+            d.by_class[i] = self.by_class[i].saturating_sub(earlier.by_class[i]);
+        }
+        for i in 0..BUCKETS.len() {
+            d.buckets[i] = self.buckets[i].saturating_sub(earlier.buckets[i]);
+        }
+        d.count = self.count.saturating_sub(earlier.count);
+        d.duration_micros = self.duration_micros.saturating_sub(earlier.duration_micros);
+        d
+    }
+
+    /// The upper bound (seconds) of the bucket holding quantile `q` of these requests;
+    /// `None` without requests, or when it is slower than the last bucket.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let want = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(BUCKETS[i]);
+            }
+        }
+        None
+    }
+}
+
+impl RouteMetrics {
+    /// The counters now (all zero before the first request).
+    pub fn totals(&self) -> RouteTotals {
+        let Some(m) = self.counters.get() else {
+            return RouteTotals::default();
+        };
+        let mut t = RouteTotals::default();
+        for per_method in &m.requests {
+            for (c, n) in per_method.iter().enumerate() {
+                t.by_class[c] += n.load(Ordering::Relaxed);
+            }
+        }
+        for (b, n) in m.buckets.iter().enumerate() {
+            t.buckets[b] = n.load(Ordering::Relaxed);
+        }
+        t.count = m.count.load(Ordering::Relaxed);
+        t.duration_micros = m.duration_micros.load(Ordering::Relaxed);
+        t
+    }
+
+    /// Decisions so far, by (reason code, outcome), those counted at least once.
+    pub fn decision_counts(&self) -> Vec<(&'static str, Outcome, u64)> {
+        let mut out = Vec::new();
+        if self.decisions.0.get().is_none() {
+            return out;
+        }
+        for (ri, r) in Reason::ALL.iter().enumerate() {
+            for (oi, o) in Outcome::ALL.iter().enumerate() {
+                let n = self.decisions.get(ri, oi);
+                if n > 0 {
+                    out.push((r.code(), *o, n));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Counters of one upstream target: exchanges, failures and time to response head.
 #[derive(Debug, Default)]
 pub struct TargetMetrics {
@@ -100,6 +194,11 @@ pub struct TargetMetrics {
 }
 
 impl TargetMetrics {
+    /// Microseconds to response head, summed over this target's exchanges.
+    pub fn header_micros(&self) -> u64 {
+        self.header_micros.load(Ordering::Relaxed)
+    }
+
     pub fn record(&self, seconds: f64, failed: bool) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if failed {
@@ -145,6 +244,19 @@ impl Default for CodeMetrics {
 }
 
 impl CodeMetrics {
+    /// Every code counted at least once, with its count.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let names = Problem::ALL
+            .iter()
+            .map(|p| p.code)
+            .chain(Reason::ALL.iter().map(|r| r.code()));
+        names
+            .zip(&self.counts)
+            .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     pub fn record(&self, code: &str) {
         let i = Problem::ALL
             .iter()

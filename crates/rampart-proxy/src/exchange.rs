@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use http::{HeaderValue, Method, Uri, Version};
 use rampart_core::{ExchangeCtx, ExchangeRecord};
 use rampart_observe::metrics::{CodeMetrics, RouteMetrics};
+use rampart_observe::tap::DecisionTap;
 use rampart_observe::AccessLog;
 
 use crate::plan::Chain;
@@ -60,6 +61,7 @@ pub struct Exchange {
     pub route_metrics: OnceLock<Arc<RouteMetrics>>,
     unrouted: Arc<RouteMetrics>,
     codes: Arc<CodeMetrics>,
+    tap: Option<Arc<DecisionTap>>,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -83,6 +85,8 @@ pub struct ExchangeStart {
     pub listener: Arc<str>,
     pub unrouted: Arc<RouteMetrics>,
     pub codes: Arc<CodeMetrics>,
+    /// The dashboard's live decisions, when it is served.
+    pub tap: Option<Arc<DecisionTap>>,
 }
 
 impl Exchange {
@@ -116,6 +120,7 @@ impl Exchange {
             route_metrics: OnceLock::new(),
             unrouted: s.unrouted,
             codes: s.codes,
+            tap: s.tap,
         }
     }
 
@@ -168,6 +173,9 @@ impl Drop for Exchange {
         }
         if let Some(log) = &self.log {
             log.log(&record);
+        }
+        if let Some(tap) = &self.tap {
+            tap.offer(&record);
         }
         if let Some(f) = self.finished.get() {
             for filter in f.filters.iter() {

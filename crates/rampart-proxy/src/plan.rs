@@ -76,6 +76,18 @@ pub struct AdminPlan {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Most admin connections open at once.
     pub max_connections: usize,
+    /// The read-only token (`admin.read_token`).
+    pub read_token: Option<rampart_config::Secret>,
+    /// The dashboard, when served.
+    pub ui: Option<UiPlan>,
+}
+
+/// The dashboard's settings (`admin.ui`).
+#[derive(Debug, Clone, Copy)]
+pub struct UiPlan {
+    pub session_idle: std::time::Duration,
+    pub session_max: std::time::Duration,
+    pub max_live: usize,
 }
 
 /// Everything the data plane reads, compiled.
@@ -107,6 +119,8 @@ pub struct Plan {
     pub unrouted: Arc<crate::metrics::RouteMetrics>,
     /// Counters of gateway-generated answers by reason code.
     pub codes: Arc<crate::metrics::CodeMetrics>,
+    /// The dashboard's live decisions (`None` when no dashboard is served).
+    pub tap: Option<Arc<rampart_observe::tap::DecisionTap>>,
     /// Feature crates' own series for `/metrics` (rate limits, Redis).
     pub metric_sources: Vec<Arc<dyn rampart_core::MetricsSource>>,
     /// The response and log phases of exchanges that matched no route.
@@ -408,11 +422,45 @@ impl Plan {
                 }
             }),
             max_connections: a.max_connections,
+            read_token: a.read_token.as_ref().and_then(|t| match t.resolve(base) {
+                Ok(secret) if secret.expose().len() < 32 => {
+                    errors.push(ConfigError::new(
+                        "admin.read_token",
+                        "must be at least 32 bytes (e.g. `openssl rand -hex 32`)",
+                    ));
+                    None
+                }
+                Ok(secret) => Some(secret),
+                Err(reason) => {
+                    errors.push(ConfigError::new("admin.read_token", reason));
+                    None
+                }
+            }),
+            // The dashboard signs in with a token: none without one.
+            ui: (a.ui.enabled && a.token.is_some()).then(|| UiPlan {
+                session_idle: a.ui.session_idle.get(),
+                session_max: a.ui.session_max.get(),
+                max_live: a.ui.max_live,
+            }),
         });
+        if let Some(a) = &admin {
+            if let (Some(t), Some(r)) = (&a.token, &a.read_token) {
+                if t.expose() == r.expose() {
+                    errors.push(ConfigError::new(
+                        "admin.read_token",
+                        "has the same value as admin.token",
+                    ));
+                }
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
 
+        let tap = admin
+            .as_ref()
+            .filter(|a| a.ui.is_some())
+            .map(|_| rampart_observe::tap::of(state));
         let l = &spec.limits;
         Ok(Plan {
             workers: spec
@@ -459,6 +507,7 @@ impl Plan {
                 .map(|t| crate::trace::TracePlan::new(t.sample)),
             unrouted: state.get_or_insert("\0unrouted", crate::metrics::RouteMetrics::default),
             codes: state.get_or_insert("\0codes", crate::metrics::CodeMetrics::default),
+            tap,
             metric_sources: Vec::new(),
             unrouted_filters: Arc::new([]),
             connect_filters: Arc::new([]),

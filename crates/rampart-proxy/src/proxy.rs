@@ -147,6 +147,7 @@ pub async fn handle(
             listener: conn.listener.clone(),
             unrouted: plan.unrouted.clone(),
             codes: plan.codes.clone(),
+            tap: plan.tap.clone(),
         },
     ));
     let mut cx = ExchangeCtx::new(

@@ -85,11 +85,84 @@ pub fn effective_config(plan: &Plan) -> (serde_json::Value, String) {
             secret_fingerprint(token.expose()).into(),
         );
     }
+    if let (Some(token), Some(obj)) = (
+        plan.admin.as_ref().and_then(|a| a.read_token.as_ref()),
+        config
+            .pointer_mut("/admin/read_token")
+            .and_then(|t| t.as_object_mut()),
+    ) {
+        obj.insert(
+            "fingerprint".into(),
+            secret_fingerprint(token.expose()).into(),
+        );
+    }
     let fingerprint = hex(&sha2::Sha256::digest(config.to_string().as_bytes()));
     (config, fingerprint)
 }
 
+/// The traffic counters now, for the dashboard (which samples them once a second).
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    /// Per route, in config order; then the requests that matched no route, named "".
+    pub routes: Vec<RouteTraffic>,
+    /// The gateway's own answers so far, by reason code.
+    pub codes: Vec<(&'static str, u64)>,
+    /// Per upstream target: (upstream, url, exchanges, failures, microseconds to head).
+    pub targets: Vec<(String, String, u64, u64, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteTraffic {
+    pub name: std::sync::Arc<str>,
+    pub totals: rampart_observe::metrics::RouteTotals,
+    /// Identity and access decisions: (reason code, outcome, count).
+    pub decisions: Vec<(&'static str, rampart_core::Outcome, u64)>,
+}
+
 impl Gateway {
+    /// The traffic counters now.
+    pub fn traffic(&self) -> Traffic {
+        let plan = self.plan();
+        let mut routes: Vec<RouteTraffic> = plan
+            .routes
+            .iter()
+            .map(|r| RouteTraffic {
+                name: r.name.clone(),
+                totals: r.metrics.totals(),
+                decisions: r.metrics.decision_counts(),
+            })
+            .collect();
+        routes.push(RouteTraffic {
+            name: "".into(),
+            totals: plan.unrouted.totals(),
+            decisions: Vec::new(),
+        });
+        Traffic {
+            routes,
+            codes: plan.codes.counts(),
+            targets: plan
+                .upstreams
+                .iter()
+                .flat_map(|u| {
+                    u.targets.iter().map(move |t| {
+                        (
+                            u.name.to_string(),
+                            t.url.to_string(),
+                            t.metrics.requests.load(Ordering::Relaxed),
+                            t.metrics.errors.load(Ordering::Relaxed),
+                            t.metrics.header_micros(),
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The dashboard's live decisions, when the running config serves a dashboard.
+    pub fn decision_tap(&self) -> Option<std::sync::Arc<rampart_observe::tap::DecisionTap>> {
+        self.plan().tap.clone()
+    }
+
     /// The status snapshot.
     pub fn status(&self) -> GatewayStatus {
         let plan = self.plan();
