@@ -31,6 +31,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const FAVICON: &str = include_str!("assets/favicon.svg");
 /// Largest form body read.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -64,7 +65,9 @@ fn harden(mut r: Response<Body>) -> Response<Body> {
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: with `no-referrer` browsers send `Origin: null` on
+    // form posts, and the Origin check could not tell the dashboard from a sandboxed frame.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::CACHE_CONTROL, "no-store");
     h.insert(
         header::HeaderName::from_static("cross-origin-opener-policy"),
@@ -139,6 +142,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
         }
         (&Method::GET, "/ui/assets/app.css") => {
             return anonymous(asset(APP_CSS, "text/css; charset=utf-8"), None)
+        }
+        (&Method::GET, "/ui/assets/favicon.svg") => {
+            return anonymous(asset(FAVICON, "image/svg+xml"), None)
         }
         (&Method::GET, "/ui/login") => {
             return anonymous(html(StatusCode::OK, pages::login(None)), None)

@@ -177,3 +177,35 @@ pub fn verify_files(
     }
     Ok(out)
 }
+
+/// Largest trail file [`AuditTrail::check_now`] reads.
+const CHECK_MAX_BYTES: u64 = 64 << 20;
+
+impl super::AuditTrail {
+    /// Verifies the trail's current file as it stands (its complete lines): the chain,
+    /// every checkpoint against this trail's own public key, and the checkpoint copy when
+    /// there is one. A file that goes on from one rotated away is taken from its first
+    /// entry. For the dashboard; `rampart audit verify` checks a copy offline.
+    pub fn check_now(&self) -> Result<Verified, String> {
+        let (path, copy) = {
+            let w = self.lock();
+            (w.path.clone(), w.copy.clone())
+        };
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?
+            .len();
+        if size > CHECK_MAX_BYTES {
+            return Err(format!(
+                "{} is over 64 MiB: verify it with `rampart audit verify`",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let copy = copy.and_then(|c| std::fs::read_to_string(c).ok());
+        use aws_lc_rs::signature::KeyPair as _;
+        let public = self.key.public_key().as_ref().to_vec();
+        verify_files(&[("", complete)], Some(&public), copy.as_deref(), true)
+    }
+}

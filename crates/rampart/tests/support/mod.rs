@@ -2,6 +2,7 @@
 //! certificates generated per test. Nothing here is mocked.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod client;
 pub mod jwt;

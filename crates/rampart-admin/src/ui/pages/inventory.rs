@@ -266,7 +266,14 @@ pub(crate) fn security(state: &State, session: &Session) -> Markup {
             @match &trail {
                 None => { p.alert { "No audit trail is configured: admin actions and security events are only in the process log." } }
                 Some(t) if t.is_failing() => { p.alert role="alert" { "The audit trail cannot be written: changes are refused until it can." } }
-                Some(t) => { p { span.badge.ok { "writing" } " Entries are hash-chained and checkpoints signed with key " code { (t.key_id()) } ". Verify a copy with " code { "rampart audit verify" } "." } }
+                Some(t) => {
+                    p { span.badge.ok { "writing" } " Entries are hash-chained and checkpoints signed with key " code { (t.key_id()) } "." }
+                    @match t.check_now() {
+                        Ok(v) => { p { span.badge.ok { "verified now" } " " (v.entries) " entries and " (v.checkpoints) " signed checkpoints check out; "
+                            (v.unsigned_tail) " entries since the last checkpoint." } }
+                        Err(e) => { p.alert role="alert" { span.badge.bad { "does not verify" } " " (e) } }
+                    }
+                }
             }
         }
         section aria-labelledby="drift-h" {

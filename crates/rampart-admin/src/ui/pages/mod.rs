@@ -30,8 +30,9 @@ fn head(title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="referrer" content="no-referrer";
+            meta name="referrer" content="same-origin";
             title { (title) " · Rampart" }
+            link rel="icon" href="/ui/assets/favicon.svg" type="image/svg+xml";
             link rel="stylesheet" href="/ui/assets/app.css";
             script src="/ui/assets/app.js" defer {}
         }
@@ -144,6 +145,7 @@ pub(crate) fn not_found(session: &Session) -> Markup {
 pub(crate) fn spark(id: &str, values: &[Option<f64>], label: &str) -> Markup {
     html! {
         svg.spark viewBox="0 0 240 48" preserveAspectRatio="none" role="img" aria-label=(label) {
+            line.axis x1="0" y1="47" x2="240" y2="47" {}
             polyline id=(id) points=(points(values)) {}
         }
     }

@@ -1,0 +1,285 @@
+//! The dashboard in a real browser (headless Chromium over the DevTools protocol): sign
+//! in, see the overview follow traffic sent through the gateway, see a refused request
+//! appear in the live decisions with its reason, be refused a rollback as a viewer and
+//! roll back as an operator; no CSP violation or script error on any page. Screenshots
+//! of every page are saved under `target/tmp/dashboard/`.
+//!
+//! And over plain HTTP: the security headers and cookie attributes, the read-only
+//! token's limits on the admin API, and that nothing of the dashboard is on a public
+//! listener.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{Method, Request};
+use http_body_util::Full;
+use support::browser::{chromium, Browser};
+use support::*;
+
+const TOKEN: &str = "op-7d3f1a9c5e2b4680-9b1d3f5a7c0e2468";
+const READ: &str = "ro-2a4c6e8f0b1d3e5f-8a6c4e2f0d1b3a59";
+
+fn config(up: &TestUpstream, extra_route: &str) -> String {
+    format!(
+        "version: 1\naccess_log: {{ enabled: false }}\nstate_dir: state\n\
+         listeners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         admin: {{ bind: \"127.0.0.1:0\", token: {{ file: admin-token }}, read_token: {{ file: read-token }} }}\n\
+         audit: {{ signing_key: {{ file: audit-key }} }}\n\
+         ip_lists: {{ blocked: {{ files: [blocked.txt] }} }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
+         routes:\n  - {{ name: open, match: {{ path_prefix: /open }}, upstream: up }}\n\
+         \x20 - {{ name: walled, match: {{ path_prefix: /walled }}, upstream: up, ip_rules: {{ deny: [blocked] }} }}\n{extra_route}",
+        up.addr
+    )
+}
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")
+}
+
+async fn form(addr: std::net::SocketAddr, path: &str, body: &str, cookie: Option<&str>) -> Reply {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    send(addr, b.body(Full::new(body.to_string().into())).unwrap()).await
+}
+
+/// Types `text` into the decisions filter.
+fn filter(b: &mut Browser, text: &str) {
+    b.eval(&format!(
+        "(() => {{ const f = document.getElementById('filter'); f.value = '{text}'; f.dispatchEvent(new Event('input')); return true; }})()"
+    ));
+}
+
+#[tokio::test]
+async fn headers_cookies_and_the_read_only_token_over_http() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("read-token"), READ).unwrap();
+    std::fs::write(dir.path().join("blocked.txt"), "127.0.0.1\n").unwrap();
+    support::process::audit_keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config(&up, "")).unwrap();
+    let start = rampart::history::start(&path, false, None).unwrap();
+    let gateway = Arc::new(rampart::Gateway::start(start.plan).unwrap());
+    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+        .unwrap()
+        .unwrap();
+    let a = admin.addr();
+
+    // Not on a public listener.
+    let public = gateway.addr("public").unwrap();
+    let r = get(public, "/ui/login").await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("Admin token"));
+
+    // Pages need a session; the sign-in page has the strict headers.
+    let r = get(a, "/ui").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/ui/login"));
+    let r = get(a, "/ui/login").await;
+    assert_eq!(r.status, 200);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // A wrong token is refused; a right one gets a hardened session cookie.
+    let r = form(a, "/ui/login", "token=nope", None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+    let r = form(a, "/ui/login", &format!("token={READ}"), None).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP here: {cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = get_with(a, "/ui", &[("cookie", &session)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Viewer (read-only)"));
+
+    // A form without the CSRF token is refused, even with the session.
+    let r = form(a, "/ui/reload", "", Some(&session)).await;
+    assert_eq!(r.status, 403);
+
+    // The read-only token reads the admin API and changes nothing.
+    assert_eq!(
+        admin_json(a, READ, "GET", "/config", None).await.status,
+        200
+    );
+    let r = admin_json(a, READ, "POST", "/admin/reload", None).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        admin_json(a, TOKEN, "POST", "/admin/reload", None)
+            .await
+            .status,
+        200
+    );
+
+    // Config errors name their field.
+    assert_config_errors(&[
+        (
+            "admin: { bind: \"127.0.0.1:0\", read_token: { env: X } }",
+            "admin.read_token",
+        ),
+        (
+            "admin: { bind: \"127.0.0.1:0\", token: { env: X }, ui: { max_live: 0 } }",
+            "admin.ui.max_live",
+        ),
+    ]);
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser() {
+    let Some(binary) = chromium() else {
+        panic!("Chromium is needed for the dashboard test: scripts/test.sh installs it (apt-get install chromium)");
+    };
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("read-token"), READ).unwrap();
+    std::fs::write(dir.path().join("blocked.txt"), "127.0.0.1\n").unwrap();
+    support::process::audit_keygen(dir.path());
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config(&up, "")).unwrap();
+    let start = rampart::history::start(&path, false, None).unwrap();
+    let gateway = Arc::new(rampart::Gateway::start(start.plan).unwrap());
+    rampart::history::went_live(&gateway, &start.text, start.action);
+    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+        .unwrap()
+        .unwrap();
+    let (a, g) = (admin.addr(), gateway.addr("public").unwrap());
+    let v1 = admin_json(a, TOKEN, "GET", "/admin/history", None)
+        .await
+        .json()["current"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A second version goes live, so there is one to roll back to.
+    std::fs::write(
+        &path,
+        config(
+            &up,
+            "  - { name: extra, match: { path_prefix: /extra }, upstream: up }\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        admin_json(a, TOKEN, "POST", "/admin/reload", None)
+            .await
+            .status,
+        200
+    );
+
+    let base = format!("http://{a}");
+    let mut seen = Vec::new();
+    let b = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch(&binary);
+        b.goto(&format!("{base}/ui"));
+        assert!(b.text("location.pathname").ends_with("/ui/login"));
+        b.screenshot(&shots().join("login.png"));
+        // Sign in as a viewer, as a person would: type the token, press the button.
+        b.eval(&format!(
+            "document.getElementById('token').value = '{READ}'; document.querySelector('main form button').click(); true"
+        ));
+        b.wait_for("location.pathname === '/ui' && document.readyState === 'complete'");
+        assert!(b.text("document.querySelector('.who').textContent").contains("Viewer"));
+        b
+    })
+    .await
+    .unwrap();
+
+    // Traffic through the gateway shows on the open overview without a reload.
+    for _ in 0..25 {
+        assert_eq!(get(g, "/open/x").await.status, 200);
+    }
+    let mut b = tokio::task::spawn_blocking(move || {
+        let mut b = b;
+        b.wait_for("Number(document.getElementById('v-total').textContent) >= 25");
+        b.wait_for("document.getElementById('s-rps').getAttribute('points').length > 0");
+        b.screenshot(&shots().join("overview.png"));
+        b.goto(&format!("http://{a}/ui/decisions"));
+        b.wait_for("document.getElementById('live-state').textContent === 'live'");
+        b
+    })
+    .await
+    .unwrap();
+    seen.extend(b.all_problems());
+
+    // A refused request appears in the live decisions with its reason.
+    assert_eq!(get(g, "/walled/secret").await.status, 403);
+    let mut b = tokio::task::spawn_blocking(move || {
+        b.wait_for("Array.from(document.querySelectorAll('#decisions tr')).some(r => r.textContent.includes('ip.denied') && r.textContent.includes('walled'))");
+        // The filter hides what does not match.
+        filter(&mut b, "no-such-thing");
+        assert_eq!(b.eval("document.querySelectorAll('#decisions tr:not(.hidden)').length"), 0);
+        filter(&mut b, "ip.denied");
+        b.wait_for("document.querySelectorAll('#decisions tr:not(.hidden)').length >= 1");
+        b.screenshot(&shots().join("decisions.png"));
+        b
+    })
+    .await
+    .unwrap();
+    seen.extend(b.all_problems());
+
+    // A viewer cannot roll back: no button, and the server refuses a forged form.
+    let v = v1.clone();
+    let mut b = tokio::task::spawn_blocking(move || {
+        b.goto(&format!("http://{a}/ui/config"));
+        assert_eq!(b.eval("document.querySelectorAll('a[href*=\"rollback\"]').length"), 0);
+        let status = b.eval(&format!(
+            "fetch('/ui/config/rollback', {{method: 'POST', body: new URLSearchParams({{csrf: document.querySelector('input[name=csrf]').value, version: '{v}'}})}}).then(r => r.status)"
+        ));
+        assert_eq!(status, 403);
+        // The browser logs the refusal it was just given; nothing else.
+        let logged = b.all_problems();
+        assert!(
+            logged.len() == 1 && logged[0].contains("403"),
+            "{logged:#?}"
+        );
+        // Sign out, then in as the operator.
+        b.eval("document.querySelector('.who button').click(); true");
+        b.wait_for("location.pathname === '/ui/login'");
+        b.eval(&format!(
+            "document.getElementById('token').value = '{TOKEN}'; document.querySelector('main form button').click(); true"
+        ));
+        b.wait_for("location.pathname === '/ui' && document.readyState === 'complete'");
+        b.goto(&format!("http://{a}/ui/config"));
+        b.screenshot(&shots().join("config.png"));
+        b.eval("document.querySelector('a[href*=\"rollback\"]').click(); true");
+        b.wait_for("location.pathname === '/ui/config/rollback' && document.readyState === 'complete'");
+        b.screenshot(&shots().join("rollback.png"));
+        b.eval("document.querySelector('button.danger').click(); true");
+        b.wait_for("document.querySelector('.done') !== null");
+        assert!(b.text("document.querySelector('.done').textContent").contains("Rolled back"));
+        b.goto(&format!("http://{a}/ui/security"));
+        assert!(b.text("document.querySelector('main').textContent").contains("verified now"));
+        for page in ["routes", "consumers", "upstreams", "security"] {
+            b.goto(&format!("http://{a}/ui/{page}"));
+            assert!(b.text("document.querySelector('main h1').textContent").len() > 3);
+            b.screenshot(&shots().join(format!("{page}.png")));
+        }
+        b
+    })
+    .await
+    .unwrap();
+    seen.extend(b.all_problems());
+    assert!(seen.is_empty(), "the pages reported problems: {seen:#?}");
+
+    // The rollback made v1 live, and was audited under the operator's session.
+    let h = admin_json(a, TOKEN, "GET", "/admin/history", None)
+        .await
+        .json();
+    assert_eq!(h["current"], v1);
+    drop(b);
+}
