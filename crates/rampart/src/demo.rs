@@ -22,7 +22,7 @@ listeners:
     bind: "127.0.0.1:{HTTPS}"
     tls:
       certificates: [{ cert_file: demo-cert.pem, key_file: demo-key.pem }]
-admin: { bind: "127.0.0.1:0" }
+admin: { bind: "127.0.0.1:0", token: { file: demo-admin-token } }
 state_dir: .
 consumer_store: { kind: embedded }
 audit: { signing_key: { file: demo-audit-key } }
@@ -185,6 +185,11 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
             base64::engine::general_purpose::STANDARD.encode(audit_key),
         )?;
     }
+    // The admin token, made for this run: the admin API and the dashboard sign-in.
+    let admin_token = rampart_identity::api_key::generate(b"admin")
+        .map_err(|e| anyhow::anyhow!(e))?
+        .key;
+    std::fs::write(dir.join("demo-admin-token"), &admin_token)?;
     let key =
         rampart_identity::api_key::generate(pepper.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
     let yaml = DEMO_CONFIG
@@ -195,17 +200,19 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
     let gateway = std::sync::Arc::new(crate::start(&yaml, &dir).context("starting the gateway")?);
     let http = gateway.addr("http").context("http listener")?;
     let https = gateway.addr("https").context("https listener")?;
-    // On loopback, without a token: the demo's admin API is for this machine only.
     let admin = crate::admin::start(gateway.clone(), None)?.context("admin listener")?;
     let cert = dir.join("demo-cert.pem");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "Rampart demo: gateway on http://{http} and https://localhost:{} in front of an echo API.\n\
+         The live dashboard is at http://{}/ui (sign in with the admin token {admin_token}).\n\
          Try these (each prints what the upstream received, or the gateway's problem+json):\n",
-        https.port()
+        https.port(),
+        admin.addr()
     );
-    for (what, cmd) in example_requests(http, https, admin.addr(), &cert, &key.key) {
+    let admin = (admin, admin_token);
+    for (what, cmd) in example_requests(http, https, (admin.0.addr(), &admin.1), &cert, &key.key) {
         let _ = writeln!(out, "# {what}\n{cmd}\n");
     }
     let _ = writeln!(
@@ -226,10 +233,11 @@ pub fn run(http_port: u16, https_port: u16, wait: impl FnOnce()) -> anyhow::Resu
 pub fn example_requests(
     http: SocketAddr,
     https: SocketAddr,
-    admin: SocketAddr,
+    (admin, token): (SocketAddr, &str),
     cert: &Path,
     api_key: &str,
 ) -> Vec<(&'static str, String)> {
+    let auth = format!("-H 'Authorization: Bearer {token}'");
     vec![
         ("a proxied GET (the route strips /echo)", format!("curl -s http://{http}/echo/hello?name=world")),
         (
@@ -290,23 +298,23 @@ pub fn example_requests(
         ),
         (
             "the consumer store: a partner signs up through the admin API and gets a key (shown once, stored as a peppered hash), which works at once, no reload",
-            format!("curl -s -o /dev/null -X POST http://{admin}/admin/consumers -d '{{\"id\":\"demo-signup\",\"roles\":[\"orders-reader\"]}}'; KEY=$(curl -s -X POST http://{admin}/admin/consumers/demo-signup/keys -d '{{\"expires_in\":\"30d\"}}' | sed -n 's/.*\"key\":\"\\([^\"]*\\)\".*/\\1/p'); curl -s http://{http}/v1/orders/7 -H \"X-API-Key: $KEY\""),
+            format!("curl -s -o /dev/null -X POST {auth} http://{admin}/admin/consumers -d '{{\"id\":\"demo-signup\",\"roles\":[\"orders-reader\"]}}'; KEY=$(curl -s -X POST {auth} http://{admin}/admin/consumers/demo-signup/keys -d '{{\"expires_in\":\"30d\"}}' | sed -n 's/.*\"key\":\"\\([^\"]*\\)\".*/\\1/p'); curl -s http://{http}/v1/orders/7 -H \"X-API-Key: $KEY\""),
         ),
         (
             "its keys as the admin API lists them: ids and dates, never a key",
-            format!("curl -s http://{admin}/admin/consumers/demo-signup/keys"),
+            format!("curl -s {auth} http://{admin}/admin/consumers/demo-signup/keys"),
         ),
         (
             "deleting the consumer revokes every key it has, on the next request",
-            format!("curl -s -X DELETE http://{admin}/admin/consumers/demo-signup"),
+            format!("curl -s -X DELETE {auth} http://{admin}/admin/consumers/demo-signup"),
         ),
         (
             "the security posture of the running config, mapped to OWASP API Top 10, NIST 800-53 and PCI DSS (`rampart posture --admin` prints it as text or HTML)",
-            format!("curl -s http://{admin}/admin/posture"),
+            format!("curl -s {auth} http://{admin}/admin/posture"),
         ),
         (
             "the audit trail: every admin call above and the denials worth recording, hash-chained and signed (its metrics; `rampart audit verify` checks the file)",
-            format!("curl -s http://{admin}/metrics | grep rampart_audit_"),
+            format!("curl -s {auth} http://{admin}/metrics | grep rampart_audit_"),
         ),
         (
             "tracing: the upstream gets the caller's trace with the gateway's span as parent (the echo shows its traceparent)",
@@ -314,7 +322,14 @@ pub fn example_requests(
         ),
         (
             "anomaly detection learning each caller's traffic per route (shadow: a flag is logged and audited, nothing refused)",
-            format!("curl -s http://{admin}/metrics | grep -E 'rampart_anomaly_(tracked|flags_total)'"),
+            format!("curl -s {auth} http://{admin}/metrics | grep -E 'rampart_anomaly_(tracked|flags_total)'"),
+        ),
+        (
+            "the dashboard: sign in with the admin token (a session cookie, HttpOnly and SameSite=Strict), then its pages; open the URL above in a browser to watch it live",
+            format!(
+                "curl -s -c {jar} -o /dev/null --data-urlencode token={token} http://{admin}/ui/login && curl -s -b {jar} http://{admin}/ui | grep -o '<title>[^<]*'",
+                jar = cert.with_file_name("ui-cookies").display()
+            ),
         ),
     ]
 }

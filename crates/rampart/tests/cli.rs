@@ -254,7 +254,7 @@ fn demo_answers_its_own_printed_curl_commands() {
             break;
         }
     }
-    assert_eq!(commands.len(), 25, "{commands:?}");
+    assert_eq!(commands.len(), 26, "{commands:?}");
     let outputs: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -397,6 +397,13 @@ fn demo_answers_its_own_printed_curl_commands() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(tracked >= 3, "{}", outputs[24]);
+    // Signed in with the printed token, the dashboard's overview page.
+    assert_eq!(
+        outputs[25].trim(),
+        "<title>Overview · Rampart",
+        "{}",
+        outputs[25]
+    );
     let preflight = outputs[16].to_ascii_lowercase();
     assert!(preflight.starts_with("http/1.1 204"), "{}", outputs[16]);
     assert!(
