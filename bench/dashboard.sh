@@ -68,7 +68,7 @@ load_any() {
   per=$(( n / conns ))
   for _ in $(seq 1 "$conns"); do
     (urls=(); for _ in $(seq 1 "$per"); do urls+=("http://127.0.0.1:$port/$route"); done
-     curl -s -o /dev/null "${urls[@]}") &
+     curl -s "${urls[@]}" > /dev/null) &
     jobs+=($!)
   done
   wait "${jobs[@]}"

@@ -193,6 +193,22 @@ pub fn start(gateway: Arc<Gateway>, hooks: Hooks) -> std::io::Result<Option<Admi
     }))
 }
 
+/// A request whose response has not finished, on one admin connection.
+struct Busy(Arc<rampart_proxy::h1_guard::ConnShared>);
+
+impl Busy {
+    fn new(conn: Arc<rampart_proxy::h1_guard::ConnShared>) -> Busy {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(conn)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One open admin connection, counted against `admin.max_connections`.
 struct AdminSlot(Arc<AtomicUsize>);
 
@@ -229,7 +245,10 @@ async fn serve<IO>(
         let rejection = conn.rejection_for(req.uri().path());
         let state = state.clone();
         let subject = subject.clone();
-        async move {
+        // Counted until the response body is done, so the idle timer does not close a
+        // connection whose answer is still streaming (the dashboard's live views).
+        let busy = Busy::new(conn.clone());
+        let answer = async move {
             match rejection {
                 Some(p) => {
                     audit(
@@ -253,6 +272,18 @@ async fn serve<IO>(
                 }
                 None => handle(state, peer, subject, req).await,
             }
+        };
+        async move {
+            let r: Result<Response<ui::Body>, Infallible> = answer.await;
+            r.map(|r| {
+                r.map(|b| {
+                    b.map_frame(move |f| {
+                        let _ = &busy;
+                        f
+                    })
+                    .boxed()
+                })
+            })
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()

@@ -256,9 +256,31 @@ impl std::fmt::Debug for dyn Filter {
     }
 }
 
-/// Something that adds its own series to `/metrics` (Prometheus text format).
+/// Something that adds its own series to `/metrics` (Prometheus text format), and may
+/// say what it knows about individual callers (the dashboard's consumers page, read on
+/// demand, never on the request path).
 pub trait MetricsSource: Send + Sync {
     fn render(&self, out: &mut crate::metrics_text::MetricsText);
+
+    /// Callers worth an operator's look now, most notable first, at most `max`.
+    fn callers(&self, _max: usize) -> Vec<CallerRow> {
+        Vec::new()
+    }
+}
+
+/// One thing a feature knows about one caller now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerRow {
+    /// `consumer:<id>` or `ip:<address>`.
+    pub caller: String,
+    /// The route or policy it concerns.
+    pub scope: String,
+    /// What says it: `rate limit`, `anomaly`, `ban`, `throttle`.
+    pub source: &'static str,
+    /// In words: "87 of 100 per 1m used", "requests 6.2 σ over baseline".
+    pub detail: String,
+    /// How close to being refused, 0 (far) to 1 (refused now), for ordering.
+    pub level: f64,
 }
 
 impl std::fmt::Debug for dyn MetricsSource {

@@ -29,8 +29,8 @@ pub use context::{
 pub use decision::{Decision, Identity, Mode, Outcome};
 pub use feature::{FeaturePlan, LiveHook};
 pub use filter::{
-    BodyInspector, BodyRewriter, Denial, FieldError, Filter, Flow, MetricsSource, Phase, Reply,
-    Wait,
+    BodyInspector, BodyRewriter, CallerRow, Denial, FieldError, Filter, Flow, MetricsSource, Phase,
+    Reply, Wait,
 };
 pub use metrics_text::MetricsText;
 pub use params::PathParams;

@@ -43,6 +43,9 @@ pub struct LimitsPlan {
     pub routes: Vec<Vec<Arc<dyn Filter>>>,
     policies: Vec<PolicyEntry>,
     redis: Option<Arc<RedisStore>>,
+    limiters: Vec<Arc<RateLimit>>,
+    consumers: Vec<Arc<str>>,
+    route_names: Vec<Arc<str>>,
 }
 
 /// The feature's entry point: every route's limit filters, tagged [`rampart_core::Phase::RateLimit`],
@@ -164,6 +167,7 @@ impl LimitsPlan {
         }
         // State is found again by policy name: a reload keeps it.
         let mut policies = Vec::new();
+        let mut limiters: Vec<Arc<RateLimit>> = Vec::new();
         let mut build = |name: String,
                          p: &RateLimitSpec,
                          errs: &mut Vec<ConfigError>,
@@ -205,7 +209,7 @@ impl LimitsPlan {
                 Store::Redis { .. } => None,
             };
             policies.push((Arc::<str>::from(name.as_str()), metrics.clone(), local));
-            Some(Arc::new(RateLimit {
+            let limiter = Arc::new(RateLimit {
                 name: name.into(),
                 by: p.by.clone(),
                 fixed,
@@ -216,7 +220,9 @@ impl LimitsPlan {
                 headers: p.headers,
                 metrics,
                 v6_prefix: spec.limits.ipv6_prefix,
-            }))
+            });
+            limiters.push(limiter.clone());
+            Some(limiter)
         };
         let mut global = Vec::new();
         for (i, p) in spec.rate_limits.iter().enumerate() {
@@ -257,6 +263,13 @@ impl LimitsPlan {
             routes,
             policies,
             redis,
+            limiters,
+            consumers: spec
+                .consumers
+                .iter()
+                .map(|c| c.id.as_str().into())
+                .collect(),
+            route_names: spec.routes.iter().map(|r| r.name.as_str().into()).collect(),
         })
     }
 
@@ -265,6 +278,9 @@ impl LimitsPlan {
         Arc::new(LimitsMetrics {
             policies: self.policies.clone(),
             redis: self.redis.clone(),
+            limiters: self.limiters.clone(),
+            consumers: self.consumers.clone(),
+            route_names: self.route_names.clone(),
         })
     }
 }
@@ -272,9 +288,24 @@ impl LimitsPlan {
 struct LimitsMetrics {
     policies: Vec<PolicyEntry>,
     redis: Option<Arc<RedisStore>>,
+    limiters: Vec<Arc<RateLimit>>,
+    consumers: Vec<Arc<str>>,
+    route_names: Vec<Arc<str>>,
 }
 
 impl MetricsSource for LimitsMetrics {
+    /// How much of each limit each consumer has used, closest to its limit first.
+    fn callers(&self, max: usize) -> Vec<rampart_core::CallerRow> {
+        let mut rows: Vec<rampart_core::CallerRow> = self
+            .limiters
+            .iter()
+            .flat_map(|l| l.usage(&self.consumers, &self.route_names))
+            .collect();
+        rows.sort_by(|a, b| b.level.total_cmp(&a.level));
+        rows.truncate(max);
+        rows
+    }
+
     fn render(&self, out: &mut MetricsText) {
         out.family(
             "rampart_rate_limit_decisions_total",

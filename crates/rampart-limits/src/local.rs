@@ -229,6 +229,22 @@ impl LocalStore {
         Ok(out)
     }
 
+    /// Where `key` stands against `limits` now, without counting anything; `None` when
+    /// the key has no state (nothing used).
+    pub fn peek(&self, key: &[u8], limits: &[Limit]) -> Option<Vec<Check>> {
+        let now = self.now();
+        let shard = &self.shards[(self.hasher.hash_one(key) % SHARDS as u64) as usize];
+        let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.get(key)?;
+        Some(
+            limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| decide(l, e.states.get(i).copied(), now, 0).0)
+                .collect(),
+        )
+    }
+
     /// Keys held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.shards

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderName, HeaderValue};
 use rampart_config::{Consistency, LimitKey, OnStoreError};
+use rampart_core::CallerRow;
 use rampart_core::{Denial, Filter, Flow, Mode, Outcome, Phase, Reason, RequestCtx};
 
 use crate::local::{Check, Limit, LocalStore};
@@ -94,6 +95,62 @@ impl RateLimit {
     /// The client address a key counts by (IPv6 by `limits.ipv6_prefix`).
     fn client(&self, cx: &RequestCtx<'_>) -> std::net::IpAddr {
         rampart_core::client_bucket(cx.client_ip, self.v6_prefix)
+    }
+
+    /// How much of its limits each of `consumers` has used (policies kept in this
+    /// process, counted by consumer alone or by consumer and route); consumers that used
+    /// none are left out.
+    pub fn usage(&self, consumers: &[Arc<str>], routes: &[Arc<str>]) -> Vec<CallerRow> {
+        let Store::Local(store) = &self.store else {
+            return Vec::new();
+        };
+        let by_route = self.by.contains(&LimitKey::Route);
+        if !self.by.contains(&LimitKey::Consumer)
+            || self
+                .by
+                .iter()
+                .any(|b| !matches!(b, LimitKey::Consumer | LimitKey::Route))
+        {
+            return Vec::new();
+        }
+        let scopes: Vec<Option<&str>> = if by_route {
+            routes.iter().map(|r| Some(&**r)).collect()
+        } else {
+            vec![None]
+        };
+        let mut rows = Vec::new();
+        for c in consumers {
+            let Some(set) = self.fixed.as_ref().or_else(|| self.by_consumer.get(c)) else {
+                continue;
+            };
+            for route in &scopes {
+                let mut key = self.name.as_bytes().to_vec();
+                for part in &self.by {
+                    key.push(0x1f);
+                    match part {
+                        LimitKey::Consumer => key.extend_from_slice(c.as_bytes()),
+                        _ => key.extend_from_slice(route.unwrap_or("").as_bytes()),
+                    }
+                }
+                let Some(checks) = store.peek(&key, &set.limits) else {
+                    continue;
+                };
+                for (check, info) in checks.iter().zip(set.info.iter()) {
+                    let used = info.quota.saturating_sub(check.remaining);
+                    rows.push(CallerRow {
+                        caller: format!("consumer:{c}"),
+                        scope: match route {
+                            Some(r) => format!("{} on {r}", self.name),
+                            None => self.name.to_string(),
+                        },
+                        source: "rate limit",
+                        detail: format!("{used} of {} per {} s used", info.quota, info.window_secs),
+                        level: used as f64 / info.quota.max(1) as f64,
+                    });
+                }
+            }
+        }
+        rows
     }
 
     /// The client key: the `by` parts joined, prefixed with the policy name.

@@ -189,6 +189,8 @@ pub struct Consumer {
     bytes: f64,
     ids: Distinct,
     baselines: [Baseline; 4],
+    /// The last closed window's highest score: (signal index, score).
+    last: (usize, f64),
 }
 
 /// A window whose signals scored at or above the threshold: which, and by how much.
@@ -208,7 +210,14 @@ impl Consumer {
             bytes: 0.0,
             ids: Distinct::new(),
             baselines: [Baseline::new(); 4],
+            last: (0, 0.0),
         }
+    }
+
+    /// The last closed window's highest score among the scored signals: (index in
+    /// [`SIGNALS`], score).
+    pub fn last_score(&self) -> (usize, f64) {
+        self.last
     }
 
     /// When the current window started (seconds): how recently the caller was seen.
@@ -248,8 +257,12 @@ impl Consumer {
             self.ids.estimate(),
         ];
         let mut flagged = Vec::new();
+        self.last = (0, 0.0);
         for (i, v) in values.iter().enumerate() {
             let s = self.baselines[i].score(*v, t.min_sd[i], t);
+            if t.scored[i] && s > self.last.1 {
+                self.last = (i, s);
+            }
             if t.scored[i] && s >= t.threshold {
                 flagged.push((SIGNALS[i], *v, self.baselines[i].mean(), s));
             }

@@ -131,6 +131,8 @@ pub struct Detector {
     trail: Option<Arc<AuditTrail>>,
     /// Hashes object ids (keyed per process: a caller cannot choose ids that collide).
     ids: RandomState,
+    /// Route names, by index in the config.
+    routes: Vec<Arc<str>>,
 }
 
 impl Detector {
@@ -189,6 +191,7 @@ impl Detector {
             counters: state.get_or_insert("anomaly", Counters::default),
             trail: rampart_observe::audit_trail::current(state, spec),
             ids: RandomState::new(),
+            routes: spec.routes.iter().map(|r| r.name.as_str().into()).collect(),
         })
     }
 
@@ -405,6 +408,38 @@ impl Filter for Watch {
 }
 
 impl MetricsSource for Detector {
+    /// Sanctions in force, then the callers whose last closed window scored highest.
+    fn callers(&self, max: usize) -> Vec<rampart_core::CallerRow> {
+        let now = unix_ns(SystemTime::now());
+        let mut out: Vec<rampart_core::CallerRow> = self
+            .sanctions
+            .in_force(now)
+            .into_iter()
+            .map(|(subject, kind, until)| rampart_core::CallerRow {
+                caller: subject.label(),
+                scope: "all routes".into(),
+                source: kind.as_str(),
+                detail: format!("for {} s more", until.saturating_sub(now) / 1_000_000_000),
+                level: 1.0,
+            })
+            .collect();
+        let threshold = self.tuning.threshold.max(f64::MIN_POSITIVE);
+        for (subject, route, signal, score) in self.table.top_scores(max) {
+            out.push(rampart_core::CallerRow {
+                caller: subject.label(),
+                scope: self
+                    .routes
+                    .get(route as usize)
+                    .map_or_else(String::new, |r| r.to_string()),
+                source: "anomaly",
+                detail: format!("{signal} {score:.1} σ over its baseline (flagged at {threshold})"),
+                level: (score / threshold).clamp(0.0, 0.99),
+            });
+        }
+        out.truncate(max);
+        out
+    }
+
     fn render(&self, out: &mut MetricsText) {
         let c = &self.counters;
         out.family(

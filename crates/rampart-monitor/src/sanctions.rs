@@ -87,6 +87,20 @@ impl Sanctions {
         &self.shards[(self.hasher.hash_one(s) % SHARDS as u64) as usize]
     }
 
+    /// The sanctions in force at `now` (Unix ns): subject, kind, until (Unix ns).
+    pub fn in_force(&self, now: u64) -> Vec<(Subject, Kind, u64)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(
+                map.iter()
+                    .filter(|(_, s)| s.until > now)
+                    .map(|(subject, s)| (subject.clone(), s.kind, s.until)),
+            );
+        }
+        out
+    }
+
     /// Sanctions held (some may have ended and not been looked at since).
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)

@@ -150,6 +150,34 @@ impl Table {
         flag
     }
 
+    /// The `max` (caller, route) pairs whose last closed window scored highest, with the
+    /// signal and score; those scoring 0 left out.
+    pub fn top_scores(&self, max: usize) -> Vec<(Subject, u32, &'static str, f64)> {
+        let mut out: Vec<(Subject, u32, &'static str, f64)> = Vec::new();
+        for shard in self.shards.iter() {
+            let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for e in map.iter() {
+                let (signal, score) = e.c.last_score();
+                if score > 0.0 {
+                    out.push((
+                        e.subject.clone(),
+                        e.route,
+                        crate::detect::SIGNALS[signal],
+                        score,
+                    ));
+                }
+            }
+            // Keep the work bounded by `max`, not by the table's size.
+            if out.len() > max * 4 {
+                out.sort_by(|a, b| b.3.total_cmp(&a.3));
+                out.truncate(max);
+            }
+        }
+        out.sort_by(|a, b| b.3.total_cmp(&a.3));
+        out.truncate(max);
+        out
+    }
+
     /// Forgets callers idle for a warm-up's worth of windows; if none were, the one idle
     /// longest.
     fn make_room(&self, map: &mut Map, now: u64, t: &Tuning) {
@@ -199,6 +227,44 @@ mod tests {
         );
         assert_eq!(Subject::parse("consumer:"), None);
         assert_eq!(Subject::parse("host:x"), None);
+    }
+
+    #[test]
+    fn the_highest_scores_of_closed_windows_come_first() {
+        let t = Tuning {
+            window: 10,
+            warmup: 1,
+            ..Tuning::default()
+        };
+        let table = Table::new(1024);
+        let seen = Seen {
+            status: 200,
+            bytes: 10,
+            id: None,
+        };
+        // Two callers learn the same quiet baseline; then one bursts.
+        for w in 0..4u64 {
+            for who in ["steady", "burst"] {
+                let n = if who == "burst" && w == 3 { 400 } else { 5 };
+                for _ in 0..n {
+                    table.observe(SubjectRef::Consumer(who), 0, w * 10, seen, &t);
+                }
+            }
+        }
+        assert!(
+            table.top_scores(10).is_empty(),
+            "the burst's window is still open"
+        );
+        for who in ["steady", "burst"] {
+            table.observe(SubjectRef::Consumer(who), 0, 40, seen, &t);
+        }
+        let top = table.top_scores(10);
+        assert_eq!(top[0].0, Subject::Consumer("burst".into()), "{top:?}");
+        assert_eq!(top[0].2, "requests");
+        assert!(top[0].3 >= t.threshold, "{top:?}");
+        assert!(top
+            .iter()
+            .all(|r| r.0 != Subject::Consumer("steady".into()) || r.3 < 1.0));
     }
 
     #[test]

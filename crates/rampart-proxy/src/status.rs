@@ -158,6 +158,20 @@ impl Gateway {
         }
     }
 
+    /// What the features know about individual callers now (limit usage, anomaly
+    /// scores, sanctions), most notable first, at most `max`.
+    pub fn callers(&self, max: usize) -> Vec<rampart_core::CallerRow> {
+        let plan = self.plan();
+        let mut rows: Vec<rampart_core::CallerRow> = plan
+            .metric_sources
+            .iter()
+            .flat_map(|s| s.callers(max))
+            .collect();
+        rows.sort_by(|a, b| b.level.total_cmp(&a.level));
+        rows.truncate(max);
+        rows
+    }
+
     /// The dashboard's live decisions, when the running config serves a dashboard.
     pub fn decision_tap(&self) -> Option<std::sync::Arc<rampart_observe::tap::DecisionTap>> {
         self.plan().tap.clone()

@@ -140,6 +140,71 @@ async fn headers_cookies_and_the_read_only_token_over_http() {
 }
 
 #[tokio::test]
+async fn the_consumers_page_shows_how_close_each_consumer_is_to_its_limits() {
+    let up = TestUpstream::echo();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    std::fs::write(
+        dir.path().join("pepper.txt"),
+        "dashboard-test-pepper-0123456789",
+    )
+    .unwrap();
+    let key = rampart_identity::api_key::generate(b"dashboard-test-pepper-0123456789").unwrap();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\n\
+         listeners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         limits: {{ idle_timeout: 1s }}\n\
+         admin: {{ bind: \"127.0.0.1:0\", token: {{ file: admin-token }} }}\n\
+         identity: {{ api_keys: {{ pepper: {{ file: pepper.txt }} }} }}\n\
+         consumers:\n  - {{ id: partner, limits: [{{ quota: 10/min }}], api_keys: [{{ id: p1, hash: \"{}\" }}] }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
+         routes:\n  - {{ name: orders, match: {{ path_prefix: /orders }}, upstream: up, authenticate: [api_key], rate_limit: {{ by: consumer }} }}\n",
+        key.hash, up.addr
+    );
+    let gateway = Arc::new(rampart::start(&yaml, dir.path()).unwrap());
+    let admin = rampart::admin::start(gateway.clone(), None)
+        .unwrap()
+        .unwrap();
+    let (a, g) = (admin.addr(), gateway.addr("public").unwrap());
+    for _ in 0..7 {
+        let r = get_with(g, "/orders/1", &[("x-api-key", &key.key)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = form(a, "/ui/login", &format!("token={TOKEN}"), None).await;
+    let session = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = get_with(a, "/ui/consumers", &[("cookie", &session)])
+        .await
+        .text();
+    assert!(page.contains("consumer:partner"), "{page}");
+    assert!(page.contains("7 of 10 per 60 s used"), "{page}");
+
+    // A live view outlasts the idle timeout (1 s here): the connection is busy while its
+    // answer streams, one frame a second.
+    let mut tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        format!("GET /ui/live/overview HTTP/1.1\r\nHost: {a}\r\nCookie: {session}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let streamed = read_to_close(&mut tcp, std::time::Duration::from_millis(3500)).await;
+    assert!(streamed.starts_with("HTTP/1.1 200"), "{streamed}");
+    assert!(streamed.contains("text/event-stream"), "{streamed}");
+    assert!(
+        streamed.matches("event: overview").count() >= 3,
+        "{streamed}"
+    );
+    drop(admin);
+}
+
+#[tokio::test]
 async fn the_dashboard_in_a_real_browser() {
     let Some(binary) = chromium() else {
         panic!("Chromium is needed for the dashboard test: scripts/test.sh installs it (apt-get install chromium)");

@@ -179,7 +179,7 @@ pub fn verify_files(
 }
 
 /// Largest trail file [`AuditTrail::check_now`] reads.
-const CHECK_MAX_BYTES: u64 = 64 << 20;
+const CHECK_MAX_BYTES: u64 = 16 << 20;
 
 impl super::AuditTrail {
     /// Verifies the trail's current file as it stands (its complete lines): the chain,
@@ -196,7 +196,7 @@ impl super::AuditTrail {
             .len();
         if size > CHECK_MAX_BYTES {
             return Err(format!(
-                "{} is over 64 MiB: verify it with `rampart audit verify`",
+                "{} is over 16 MiB: verify it with `rampart audit verify`",
                 path.display()
             ));
         }

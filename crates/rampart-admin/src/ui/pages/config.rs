@@ -26,7 +26,7 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn date(unix: u64) -> String {
+pub(crate) fn date(unix: u64) -> String {
     // Days since 1970 to a civil date (Howard Hinnant's algorithm).
     let days = (unix / 86_400) as i64;
     let z = days + 719_468;

@@ -161,7 +161,33 @@ pub(crate) fn consumers(state: &State, session: &Session) -> Markup {
     }
     let mut top: Vec<(&String, &(u64, &str))> = refused.iter().collect();
     top.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+    let watched = state.gateway.callers(50);
     let body = html! {
+        section aria-labelledby="watch-h" {
+            h2 id="watch-h" { "Closest to their limits, anomalies and sanctions" }
+            @if watched.is_empty() {
+                p.quiet { "No consumer has used any of a limit kept in this process, and no caller is scored or sanctioned." }
+            } @else {
+                table {
+                    thead { tr { th scope="col" { "Caller" } th scope="col" { "What" } th scope="col" { "Where" } th scope="col" { "Now" } th scope="col" { span.sr { "How close" } } } }
+                    tbody { @for r in &watched {
+                        tr {
+                            td { (r.caller) }
+                            td { @match r.source {
+                                "ban" => { span.badge.bad { "banned" } }
+                                "throttle" => { span.badge.warn { "throttled" } }
+                                other => { (other) }
+                            } }
+                            td { (r.scope) }
+                            td { (r.detail) }
+                            td { svg.bar viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true" {
+                                rect width=((r.level.clamp(0.0, 1.0) * 100.0).round()) height="8" {}
+                            } }
+                        }
+                    } }
+                }
+            }
+        }
         section aria-labelledby="top-h" {
             h2 id="top-h" { "Most refused, recently" }
             @if top.is_empty() {
@@ -241,6 +267,17 @@ pub(crate) fn security(state: &State, session: &Session) -> Markup {
         (o.source.display().to_string(), on_disk, o.version.clone())
     });
     let reload = state.gateway.last_reload();
+    let changes = plan
+        .origin
+        .as_ref()
+        .and_then(|o| rampart_observe::config_history::History::of(&plan.spec, o.base()))
+        .and_then(|h| h.list().ok())
+        .map(|mut v| {
+            v.reverse();
+            v.truncate(5);
+            v
+        })
+        .unwrap_or_default();
     let body = html! {
         section aria-labelledby="posture-h" {
             h2 id="posture-h" { "Posture" }
@@ -283,6 +320,16 @@ pub(crate) fn security(state: &State, session: &Session) -> Markup {
                 Some((path, Ok(disk), running)) if disk == running => { p { span.badge.ok { "in step" } " " code { (path) } " on disk is the running config." } }
                 Some((path, Ok(disk), running)) => { p.alert { span.badge.warn { "drift" } " " code { (path) } " on disk (" code { (&disk[..12]) } ") is not the running config (" code { (&running[..12]) } "). Reload to apply it, or look at the difference under Config." } }
                 Some((path, Err(e), _)) => { p.alert { "Cannot read " code { (path) } ": " (e) } }
+            }
+            @if !changes.is_empty() {
+                h2 { "Recent config changes" }
+                table {
+                    thead { tr { th scope="col" { "Version" } th scope="col" { "Made live (UTC)" } th scope="col" { "How" } } }
+                    tbody { @for v in &changes {
+                        tr { td { code { (&v.id[..v.id.len().min(12)]) } } td { (super::config::date(v.time_unix)) } td { (v.action) } }
+                    } }
+                }
+                p { a href="/ui/config" { "Diffs and rollback under Config →" } }
             }
             @if let Some(r) = &reload {
                 @let at = r.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
