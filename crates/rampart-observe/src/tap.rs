@@ -7,6 +7,11 @@
 //! the slots newer than what it last saw. So memory is fixed, there is no global lock,
 //! and an exchange that was allowed without remark pays nothing here.
 //!
+//! At most [`SLOTS`] entries are written per second: the live view reads the ring once a
+//! second, so more would be overwritten unseen. Under a flood of refusals the rest cost
+//! two relaxed atomics each and are counted ([`DecisionTap::skipped`]); the overview's
+//! counts by reason come from the metrics, which see every one.
+//!
 //! An entry holds what an operator needs to find the exchange (time, route, consumer,
 //! client address, method, status, reason code, request id) and never a credential, a
 //! path, a query or a header value.
@@ -66,6 +71,10 @@ pub struct Entry {
 pub struct DecisionTap {
     next: AtomicU64,
     dropped: AtomicU64,
+    /// The Unix second being counted, and entries written in it.
+    second: AtomicU64,
+    this_second: AtomicU64,
+    skipped: AtomicU64,
     slots: Box<[Mutex<Option<Entry>>]>,
 }
 
@@ -82,6 +91,9 @@ impl Default for DecisionTap {
         DecisionTap {
             next: AtomicU64::new(1),
             dropped: AtomicU64::new(0),
+            second: AtomicU64::new(0),
+            this_second: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
         }
     }
@@ -122,10 +134,23 @@ fn classify(r: &ExchangeRecord<'_>) -> Option<(Kind, &'static str)> {
 impl DecisionTap {
     /// Keeps `r` when it shows a decision. Called from every exchange's log phase: an
     /// exchange without one returns after a field check or two.
-    pub fn offer(&self, r: &ExchangeRecord<'_>) {
+    pub fn offer(&self, r: &ExchangeRecord<'_>, route: Option<&Arc<str>>) {
         let Some((kind, code)) = classify(r) else {
             return;
         };
+        // This second's allowance (racy at the turn of a second, by a few entries).
+        let second = r
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.second.load(Ordering::Relaxed) != second {
+            self.second.store(second, Ordering::Relaxed);
+            self.this_second.store(0, Ordering::Relaxed);
+        }
+        if self.this_second.fetch_add(1, Ordering::Relaxed) >= SLOTS as u64 {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let Ok(mut slot) = self.slots[(seq % SLOTS as u64) as usize].try_lock() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +161,7 @@ impl DecisionTap {
             seq,
             time: r.time,
             kind,
-            route: r.route.map(Arc::from),
+            route: route.cloned(),
             consumer: identity.and_then(|i| i.consumer.clone()),
             client_ip: r.client_ip,
             method: r.method.clone(),
@@ -165,8 +190,74 @@ impl DecisionTap {
         self.next.load(Ordering::Relaxed)
     }
 
+    /// Entries not kept because this second's allowance was spent.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     /// Entries not kept because their slot was being read or written.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record<'a>(
+        id: &'a HeaderValue,
+        method: &'a Method,
+        time: SystemTime,
+        code: Option<&'static str>,
+    ) -> ExchangeRecord<'a> {
+        ExchangeRecord {
+            time,
+            duration: Duration::from_millis(1),
+            request_id: id,
+            client_ip: "192.0.2.7".parse().unwrap(),
+            listener: "public",
+            method,
+            version: http::Version::HTTP_11,
+            uri: None,
+            host: None,
+            headers: &[],
+            route: Some("orders"),
+            upstream: None,
+            target: None,
+            status: 403,
+            bytes_in: 0,
+            bytes_out: 0,
+            code,
+            exchange: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_kept_up_to_the_ring_a_second() {
+        let tap = DecisionTap::default();
+        let (id, m) = (HeaderValue::from_static("req-1"), Method::GET);
+        let route: Arc<str> = "orders".into();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // Allowed without remark: nothing kept.
+        tap.offer(&record(&id, &m, t0, None), Some(&route));
+        assert!(tap.since(0).is_empty());
+        for _ in 0..SLOTS + 100 {
+            tap.offer(&record(&id, &m, t0, Some("ip.denied")), Some(&route));
+        }
+        let kept = tap.since(0);
+        assert_eq!(kept.len(), SLOTS);
+        assert_eq!(tap.skipped(), 100);
+        assert_eq!(kept[0].code, "ip.denied");
+        assert_eq!(kept[0].kind, Kind::Denied);
+        assert_eq!(kept[0].route.as_deref(), Some("orders"));
+        // The next second has its own allowance; readers see only what is new.
+        let last = kept.last().unwrap().seq;
+        tap.offer(
+            &record(&id, &m, t0 + Duration::from_secs(1), Some("ip.denied")),
+            Some(&route),
+        );
+        assert_eq!(tap.since(last).len(), 1);
     }
 }

@@ -175,7 +175,7 @@ impl Drop for Exchange {
             log.log(&record);
         }
         if let Some(tap) = &self.tap {
-            tap.offer(&record);
+            tap.offer(&record, self.route.get());
         }
         if let Some(f) = self.finished.get() {
             for filter in f.filters.iter() {
