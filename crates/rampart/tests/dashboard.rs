@@ -57,22 +57,46 @@ fn filter(b: &mut Browser, text: &str) {
     ));
 }
 
+/// A gateway started from a file (so reload and rollback work), its first version kept
+/// in the history, with an admin listener holding both tokens.
+struct Gated {
+    up: TestUpstream,
+    path: PathBuf,
+    gateway: Arc<rampart::Gateway>,
+    admin: rampart::admin::Admin,
+    _dir: tempfile::TempDir,
+}
+
+impl Gated {
+    fn start() -> Gated {
+        let up = TestUpstream::echo();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+        std::fs::write(dir.path().join("read-token"), READ).unwrap();
+        std::fs::write(dir.path().join("blocked.txt"), "127.0.0.1\n").unwrap();
+        support::process::audit_keygen(dir.path());
+        let path = dir.path().join("rampart.yaml");
+        std::fs::write(&path, config(&up, "")).unwrap();
+        let start = rampart::history::start(&path, false, None).unwrap();
+        let gateway = Arc::new(rampart::Gateway::start(start.plan).unwrap());
+        rampart::history::went_live(&gateway, &start.text, start.action);
+        let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
+            .unwrap()
+            .unwrap();
+        Gated {
+            up,
+            path,
+            gateway,
+            admin,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test]
 async fn headers_cookies_and_the_read_only_token_over_http() {
-    let up = TestUpstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
-    std::fs::write(dir.path().join("read-token"), READ).unwrap();
-    std::fs::write(dir.path().join("blocked.txt"), "127.0.0.1\n").unwrap();
-    support::process::audit_keygen(dir.path());
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, config(&up, "")).unwrap();
-    let start = rampart::history::start(&path, false, None).unwrap();
-    let gateway = Arc::new(rampart::Gateway::start(start.plan).unwrap());
-    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
-        .unwrap()
-        .unwrap();
-    let a = admin.addr();
+    let g = Gated::start();
+    let (a, gateway) = (g.admin.addr(), &g.gateway);
 
     // Not on a public listener.
     let public = gateway.addr("public").unwrap();
@@ -209,20 +233,13 @@ async fn the_dashboard_in_a_real_browser() {
     let Some(binary) = chromium() else {
         panic!("Chromium is needed for the dashboard test: scripts/test.sh installs it (apt-get install chromium)");
     };
-    let up = TestUpstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
-    std::fs::write(dir.path().join("read-token"), READ).unwrap();
-    std::fs::write(dir.path().join("blocked.txt"), "127.0.0.1\n").unwrap();
-    support::process::audit_keygen(dir.path());
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, config(&up, "")).unwrap();
-    let start = rampart::history::start(&path, false, None).unwrap();
-    let gateway = Arc::new(rampart::Gateway::start(start.plan).unwrap());
-    rampart::history::went_live(&gateway, &start.text, start.action);
-    let admin = rampart::admin::start(gateway.clone(), Some(path.clone()))
-        .unwrap()
-        .unwrap();
+    let Gated {
+        up,
+        path,
+        gateway,
+        admin,
+        _dir,
+    } = Gated::start();
     let (a, g) = (admin.addr(), gateway.addr("public").unwrap());
     let v1 = admin_json(a, TOKEN, "GET", "/admin/history", None)
         .await

@@ -222,7 +222,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
             ),
             "/ui/config/rollback" => {
                 let outcome = rollback(state, field("version").unwrap_or(""));
-                done(html(StatusCode::OK, pages::config(state, &session, Some(outcome))))
+                done(html(outcome_status(&outcome), pages::config(state, &session, Some(outcome))))
             }
             "/ui/reload" => {
                 let outcome = match &state.hooks.reload {
@@ -231,7 +231,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
                         .map(|()| "Reloaded the config file.".to_string())
                         .map_err(|errors| format!("The config file did not load; the running config stays. {}", errors.join("; "))),
                 };
-                done(html(StatusCode::OK, pages::config(state, &session, Some(outcome))))
+                done(html(outcome_status(&outcome), pages::config(state, &session, Some(outcome))))
             }
             _ => refuse(html(StatusCode::NOT_FOUND, pages::not_found(&session)), "ui_not_found"),
         };
@@ -296,6 +296,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
             html(StatusCode::NOT_FOUND, pages::not_found(&session)),
             "ui_not_found",
         ),
+    }
+}
+
+/// 200 for a change made, 422 for one refused (the page says why either way, and the
+/// audit line gets the status).
+fn outcome_status(outcome: &Result<String, String>) -> StatusCode {
+    match outcome {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

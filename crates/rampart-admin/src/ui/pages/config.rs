@@ -6,7 +6,7 @@
 use maud::{html, Markup};
 use rampart_observe::config_history::History;
 
-use super::{clock, layout};
+use super::layout;
 use crate::ui::session::{Role, Session};
 use crate::State;
 
@@ -26,19 +26,15 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC`.
 pub(crate) fn date(unix: u64) -> String {
-    // Days since 1970 to a civil date (Howard Hinnant's algorithm).
-    let days = (unix / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {} UTC", clock(unix))
+    let mut s = String::new();
+    rampart_observe::access_log::write_rfc3339(
+        &mut s,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix),
+    );
+    // `2026-12-04T12:06:34.000Z`
+    format!("{} {} UTC", &s[..10], &s[11..19])
 }
 
 pub(crate) fn config(
