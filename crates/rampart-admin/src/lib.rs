@@ -368,7 +368,7 @@ async fn handle(
         _ => {}
     }
     if ui::owns(&path) {
-        let h = ui::handle(&state, req).await;
+        let h = ui::handle(&state, req, client_cert.clone()).await;
         let actor = match &client_cert {
             Some(subject) => format!("{} cert:{subject}", h.actor),
             None => h.actor,

@@ -172,6 +172,20 @@ pub struct UiSpec {
     pub session_max: Duration,
     /// Most live views (Server-Sent Events streams) open at once (default 4).
     pub max_live: usize,
+    /// Client certificates that may sign in without a token, by subject as the audit
+    /// line names it (`CN=alice,O=Ops`), with the role each gets. Needs
+    /// `admin.tls.client_auth`.
+    pub certificates: std::collections::BTreeMap<String, UiRole>,
+}
+
+/// What a dashboard session may do.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UiRole {
+    /// Looks only.
+    Viewer,
+    /// Also reloads and rolls back.
+    Operator,
 }
 
 impl Default for UiSpec {
@@ -181,6 +195,7 @@ impl Default for UiSpec {
             session_idle: Duration::secs(15 * 60),
             session_max: Duration::secs(8 * 3600),
             max_live: 4,
+            certificates: Default::default(),
         }
     }
 }

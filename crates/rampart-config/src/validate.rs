@@ -184,6 +184,14 @@ pub fn validate(spec: &Spec) -> Vec<ConfigError> {
                 "must differ from admin.token".into(),
             );
         }
+        if !admin.ui.certificates.is_empty()
+            && admin.tls.as_ref().is_none_or(|t| t.client_auth.is_none())
+        {
+            err(
+                "admin.ui.certificates".into(),
+                "needs admin.tls with client_auth: only a certificate the admin listener verified can sign in".into(),
+            );
+        }
         if admin.ui.max_live == 0 {
             err("admin.ui.max_live".into(), "must be at least 1".into());
         }

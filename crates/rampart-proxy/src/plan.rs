@@ -83,11 +83,13 @@ pub struct AdminPlan {
 }
 
 /// The dashboard's settings (`admin.ui`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UiPlan {
     pub session_idle: std::time::Duration,
     pub session_max: std::time::Duration,
     pub max_live: usize,
+    /// Certificate subjects that may sign in, and their roles.
+    pub certificates: Arc<std::collections::BTreeMap<String, rampart_config::UiRole>>,
 }
 
 /// Everything the data plane reads, compiled.
@@ -441,6 +443,7 @@ impl Plan {
                 session_idle: a.ui.session_idle.get(),
                 session_max: a.ui.session_max.get(),
                 max_live: a.ui.max_live,
+                certificates: Arc::new(a.ui.certificates.clone()),
             }),
         });
         if let Some(a) = &admin {

@@ -365,3 +365,105 @@ async fn the_dashboard_in_a_real_browser() {
     assert_eq!(h["current"], v1);
     drop(b);
 }
+
+/// One request over a new mTLS connection to the admin listener: status, `Set-Cookie`
+/// and body.
+async fn over_mtls(
+    addr: std::net::SocketAddr,
+    client: &support::client::TlsClient,
+    req: Request<Full<bytes::Bytes>>,
+) -> (u16, Option<String>, String) {
+    use http_body_util::BodyExt;
+    let conn = tls_connect(addr, "admin.internal", client).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(conn.stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let r = sender.send_request(req).await.unwrap();
+    let status = r.status().as_u16();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (status, cookie, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_listed_client_certificate_signs_in_with_its_role() {
+    use support::certs::{write_ca, TestCa};
+    let up = TestUpstream::echo();
+    let server_ca = TestCa::new("Admin server CA");
+    let client_ca = TestCa::new("Operators CA");
+    let dir = tempfile::tempdir().unwrap();
+    server_ca
+        .leaf("admin.internal", &["admin.internal"])
+        .write(dir.path(), "admin");
+    write_ca(&client_ca, dir.path(), "operators");
+    std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
+    let yaml = format!(
+        "version: 1\naccess_log: {{ enabled: false }}\n\
+         listeners: [{{ name: public, bind: \"127.0.0.1:0\" }}]\n\
+         admin:\n  bind: \"127.0.0.1:0\"\n  token: {{ file: admin-token }}\n\
+         \x20 tls: {{ certificates: [{{ cert_file: admin.pem, key_file: admin.key }}], client_auth: {{ ca_file: operators.pem }} }}\n\
+         \x20 ui: {{ certificates: {{ \"CN=alice\": operator, \"CN=bob\": viewer }} }}\n\
+         upstreams:\n  up: {{ targets: [{{ url: \"http://{}\" }}] }}\n\
+         routes:\n  - {{ name: open, match: {{ path_prefix: /open }}, upstream: up }}\n",
+        up.addr
+    );
+    let gateway = Arc::new(rampart::start(&yaml, dir.path()).unwrap());
+    let admin = rampart::admin::start(gateway.clone(), None)
+        .unwrap()
+        .unwrap();
+    let a = admin.addr();
+    let client = |leaf: &support::certs::Leaf| {
+        let mut c = support::client::TlsClient::trusting(&server_ca.pem());
+        c.client_cert = Some((leaf.cert_pem.clone(), leaf.key_pem.clone()));
+        c
+    };
+    let sign_in = || {
+        Request::post("/ui/login")
+            .header("host", "admin.internal")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new("certificate=1".into()))
+            .unwrap()
+    };
+    let page = |cookie: &str| {
+        Request::get("/ui")
+            .header("host", "admin.internal")
+            .header("cookie", cookie)
+            .body(Full::default())
+            .unwrap()
+    };
+    for (cn, badge) in [("alice", "Operator"), ("bob", "Viewer (read-only)")] {
+        let c = client(&client_ca.leaf(cn, &[]));
+        // The sign-in page offers the certificate.
+        let login = Request::get("/ui/login")
+            .header("host", "admin.internal")
+            .body(Full::default())
+            .unwrap();
+        let (_, _, body) = over_mtls(a, &c, login).await;
+        assert!(body.contains(&format!("CN={cn}")), "{body}");
+        let (status, cookie, body) = over_mtls(a, &c, sign_in()).await;
+        assert_eq!(status, 303, "{body}");
+        let cookie = cookie.unwrap();
+        assert!(cookie.contains("; Secure"), "TLS: {cookie}");
+        let session = cookie.split(';').next().unwrap().to_string();
+        let (status, _, body) = over_mtls(a, &c, page(&session)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(badge), "{body}");
+        // The session is bound to its certificate: another one cannot use it.
+        let other = client(&client_ca.leaf("mallory", &[]));
+        let (status, _, _) = over_mtls(a, &other, page(&session)).await;
+        assert_eq!(status, 303, "redirected to sign in");
+    }
+    // A certificate the CA signed but the list does not name cannot sign in.
+    let (status, cookie, body) =
+        over_mtls(a, &client(&client_ca.leaf("carol", &[])), sign_in()).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(cookie.is_none());
+    // Listing certificates needs an admin listener that verifies them.
+    assert_config_errors(&[(
+        "admin: { bind: \"127.0.0.1:0\", token: { env: X }, ui: { certificates: { \"CN=a\": operator } } }",
+        "admin.ui.certificates",
+    )]);
+}

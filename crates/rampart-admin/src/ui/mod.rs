@@ -115,13 +115,27 @@ fn sse(body: http_body_util::channel::Channel<Bytes, Infallible>) -> Response<Bo
 }
 
 /// Serves one `/ui` request.
-pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Handled {
-    let mut h = route(state, req).await;
+pub(crate) async fn handle(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    cert: Option<Arc<str>>,
+) -> Handled {
+    let mut h = route(state, req, cert.as_deref()).await;
     h.response = harden(h.response);
     h
 }
 
-async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
+/// The role a verified client certificate signs in with, if its subject is listed.
+fn cert_role(ui: &rampart_proxy::plan::UiPlan, cert: Option<&str>) -> Option<(String, Role)> {
+    let subject = cert?;
+    let role = match ui.certificates.get(subject)? {
+        rampart_config::UiRole::Operator => Role::Operator,
+        rampart_config::UiRole::Viewer => Role::Viewer,
+    };
+    Some((subject.to_string(), role))
+}
+
+async fn route(state: &Arc<State>, req: Request<Incoming>, cert: Option<&str>) -> Handled {
     let anonymous = |response, refused| Handled {
         response,
         actor: "unauthenticated".into(),
@@ -147,9 +161,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
             return anonymous(asset(FAVICON, "image/svg+xml"), None)
         }
         (&Method::GET, "/ui/login") => {
-            return anonymous(html(StatusCode::OK, pages::login(None)), None)
+            let offer = cert_role(ui, cert);
+            return anonymous(
+                html(StatusCode::OK, pages::login(None, offer.as_ref())),
+                None,
+            );
         }
-        (&Method::POST, "/ui/login") => return sign_in(state, admin, req).await,
+        (&Method::POST, "/ui/login") => return sign_in(state, admin, ui, cert, req).await,
         _ => {}
     }
     let id = session::cookie(req.headers()).map(str::to_string);
@@ -157,18 +175,25 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Handled {
         .as_deref()
         .and_then(|id| state.ui.sessions.find(id, ui.session_idle, ui.session_max));
     // A session lasts no longer than the token it was opened with (a reload may change it).
-    let found = found.filter(|s| {
-        let token = match s.role {
-            Role::Operator => admin.token.as_ref(),
-            Role::Viewer => admin.read_token.as_ref(),
-        };
-        token.is_some_and(|t| format!("token:{}", crate::fingerprint(t.expose())) == s.who)
+    // One opened with a certificate lasts while that certificate is presented and
+    // still listed with that role.
+    let found = found.filter(|s| match s.who.strip_prefix("cert:") {
+        Some(subject) => {
+            cert == Some(subject) && cert_role(ui, cert).is_some_and(|(_, r)| r == s.role)
+        }
+        None => {
+            let token = match s.role {
+                Role::Operator => admin.token.as_ref(),
+                Role::Viewer => admin.read_token.as_ref(),
+            };
+            token.is_some_and(|t| format!("token:{}", crate::fingerprint(t.expose())) == s.who)
+        }
     });
     let Some(session) = found else {
         let response = if path.starts_with("/ui/live/") || req.method() != Method::GET {
             html(
                 StatusCode::UNAUTHORIZED,
-                pages::login(Some("Sign in again: the session has ended.")),
+                pages::login(Some("Sign in again: the session has ended."), None),
             )
         } else {
             redirect("/ui/login")
@@ -356,18 +381,22 @@ async fn read_form(req: Request<Incoming>) -> Vec<(String, String)> {
 async fn sign_in(
     state: &Arc<State>,
     admin: &rampart_proxy::plan::AdminPlan,
+    ui: &rampart_proxy::plan::UiPlan,
+    cert: Option<&str>,
     req: Request<Incoming>,
 ) -> Handled {
     let origin_ok = same_origin(req.headers());
     let secure = admin.tls.is_some();
     let form = read_form(req).await;
-    let presented = form
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let presented = field("token").unwrap_or("");
+    let with_cert = field("certificate").is_some();
     let refuse = |status, message, why| Handled {
-        response: html(status, pages::login(Some(message))),
+        response: html(status, pages::login(Some(message), None)),
         actor: "unauthenticated".into(),
         refused: Some(why),
     };
@@ -385,20 +414,27 @@ async fn sign_in(
             "ui_sign_in_locked",
         );
     }
-    let role = match (&admin.token, &admin.read_token) {
-        (Some(t), _) if session::same_secret(presented, t.expose()) => Some((Role::Operator, t)),
-        (_, Some(t)) if session::same_secret(presented, t.expose()) => Some((Role::Viewer, t)),
-        _ => None,
+    let signed = if with_cert {
+        cert_role(ui, cert).map(|(subject, role)| (role, format!("cert:{subject}")))
+    } else {
+        match (&admin.token, &admin.read_token) {
+            (Some(t), _) if session::same_secret(presented, t.expose()) => {
+                Some((Role::Operator, t))
+            }
+            (_, Some(t)) if session::same_secret(presented, t.expose()) => Some((Role::Viewer, t)),
+            _ => None,
+        }
+        .map(|(role, t)| (role, format!("token:{}", crate::fingerprint(t.expose()))))
     };
-    let Some((role, token)) = role else {
+    let Some((role, who)) = signed else {
         state.ui.sessions.failed();
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "That token is not valid.",
-            "ui_sign_in",
-        );
+        let message = if with_cert {
+            "This connection's certificate is not listed in admin.ui.certificates."
+        } else {
+            "That token is not valid."
+        };
+        return refuse(StatusCode::UNAUTHORIZED, message, "ui_sign_in");
     };
-    let who = format!("token:{}", crate::fingerprint(token.expose()));
     let Some((id, _)) = state.ui.sessions.open(role, who.clone()) else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,

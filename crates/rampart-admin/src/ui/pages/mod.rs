@@ -82,7 +82,9 @@ pub(crate) fn layout(session: &Session, page: &str, title: &str, body: Markup) -
     }
 }
 
-pub(crate) fn login(message: Option<&str>) -> Markup {
+/// The sign-in page; `cert` is the connection's listed client certificate, offered as a
+/// second way in.
+pub(crate) fn login(message: Option<&str>, cert: Option<&(String, Role)>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -99,6 +101,14 @@ pub(crate) fn login(message: Option<&str>) -> Markup {
                         label for="token" { "Admin token" }
                         input id="token" type="password" name="token" autocomplete="current-password" required autofocus;
                         button type="submit" { "Sign in" }
+                    }
+                    @if let Some((subject, role)) = cert {
+                        form.cert method="post" action="/ui/login" {
+                            input type="hidden" name="certificate" value="1";
+                            p { "Or with this connection's client certificate, " code { (subject) } ", as "
+                                (match role { Role::Operator => "an operator", Role::Viewer => "a viewer" }) ":" }
+                            button type="submit" { "Sign in with the certificate" }
+                        }
                     }
                 }
             }
