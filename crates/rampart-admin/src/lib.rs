@@ -21,6 +21,7 @@
 //! connection, is an [`AuditEvent`].
 #![forbid(unsafe_code)]
 
+mod api;
 mod consumers;
 mod history;
 mod ui;
@@ -307,9 +308,13 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Resp
     r
 }
 
-/// A token's fingerprint for audit lines: the first 12 hex digits of its SHA-256.
-pub(crate) fn fingerprint(token: &str) -> String {
-    hex(&sha2::Sha256::digest(token.as_bytes())[..6])
+/// How audit lines name a token's holder: `token:` and the first 12 hex digits of its
+/// SHA-256 (never the token).
+pub(crate) fn token_actor(token: &str) -> String {
+    format!(
+        "token:{}",
+        hex(&sha2::Sha256::digest(token.as_bytes())[..6])
+    )
 }
 
 /// Who is calling, for the audit log: a fingerprint of the presented token (never the
@@ -340,9 +345,9 @@ fn authenticate(state: &State, req: &Request<Incoming>) -> Result<(String, bool)
     let is_full = bool::from(full.ct_eq(&got));
     let is_read = read.is_some_and(|r| bool::from(r.ct_eq(&got)));
     if is_full {
-        Ok((format!("token:{}", hex(&full[..6])), true))
+        Ok((token_actor(expected.expose()), true))
     } else if is_read {
-        Ok((format!("token:{} (read-only)", hex(&got[..6])), false))
+        Ok((format!("{} (read-only)", token_actor(presented)), false))
     } else {
         Err(())
     }
@@ -364,7 +369,7 @@ async fn handle(
         (&Method::GET, "/healthz") => {
             return Ok(json_response(StatusCode::OK, json!({"status": "ok"})).map(|b| b.boxed()))
         }
-        (&Method::GET, "/readyz") => return Ok(readiness(&state).map(|b| b.boxed())),
+        (&Method::GET, "/readyz") => return Ok(api::readiness(&state).map(|b| b.boxed())),
         _ => {}
     }
     if ui::owns(&path) {
@@ -431,7 +436,7 @@ async fn handle(
     } else if history::owns(&path) {
         history::handle(&state, req).await
     } else {
-        other(&state, &method, &path)
+        api::other(&state, &method, &path)
     };
     audit(
         &state.gateway,
@@ -443,166 +448,6 @@ async fn handle(
         None,
     );
     Ok(resp.map(|b| b.boxed()))
-}
-
-fn other(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
-    match (method, path) {
-        (&Method::GET, "/upstreams") => upstreams(state),
-        (&Method::GET, "/config") => effective_config(state),
-        (&Method::GET, "/metrics") => metrics(state),
-        (&Method::GET, "/admin/posture") => posture(state),
-        (&Method::GET, "/admin/reload") => last_reload(state),
-        (&Method::POST, "/admin/reload") => reload(state),
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            json!({"status": 404, "title": "Not Found"}),
-        ),
-    }
-}
-
-fn readiness(state: &State) -> Response<Full<Bytes>> {
-    let status = state.gateway.status();
-    if status.draining {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ready": false, "draining": true}),
-        );
-    }
-    let unavailable: Vec<&str> = status
-        .upstreams
-        .iter()
-        .filter(|u| !u.is_available())
-        .map(|u| u.name.as_str())
-        .collect();
-    // The consumer store: not ready until its first load is in the index; a store that
-    // stops answering afterwards is reported, while the last index keeps serving.
-    let plan = state.gateway.plan();
-    let store = rampart_consumers::current(&plan.state, &plan.spec).map(|s| s.status());
-    let store_loaded = store.as_ref().is_none_or(|s| s.loaded);
-    let mut body = json!({"ready": unavailable.is_empty() && store_loaded});
-    if !unavailable.is_empty() {
-        body["unavailable_upstreams"] = json!(unavailable);
-    }
-    if let Some(s) = store {
-        body["consumer_store"] = json!(s);
-    }
-    let status = if unavailable.is_empty() && store_loaded {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    json_response(status, body)
-}
-
-fn upstreams(state: &State) -> Response<Full<Bytes>> {
-    let list: Vec<serde_json::Value> = state
-        .gateway
-        .status()
-        .upstreams
-        .iter()
-        .map(|u| {
-            let targets: Vec<serde_json::Value> = u
-                .targets
-                .iter()
-                .map(|t| {
-                    json!({
-                        "url": t.url,
-                        "weight": t.weight,
-                        "healthy": t.healthy,
-                        "ejected": t.ejected,
-                        "in_flight": t.in_flight,
-                    })
-                })
-                .collect();
-            json!({"name": u.name, "targets": targets})
-        })
-        .collect();
-    json_response(StatusCode::OK, json!({"upstreams": list}))
-}
-
-/// Prometheus text format, as the gateway renders it.
-fn metrics(state: &State) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(state.gateway.metrics_text())));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
-}
-
-/// The effective config (defaults filled in; secret fields show their reference and
-/// `<redacted>`), its SHA-256 fingerprint and when it was loaded.
-fn effective_config(state: &State) -> Response<Full<Bytes>> {
-    let (config, fingerprint) = state.gateway.effective_config();
-    let at = state
-        .gateway
-        .status()
-        .loaded_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let version = state
-        .gateway
-        .plan()
-        .origin
-        .as_ref()
-        .map(|o| o.version.clone());
-    json_response(
-        StatusCode::OK,
-        json!({"fingerprint": fingerprint, "version": version, "loaded_at_unix": at, "config": config}),
-    )
-}
-
-/// The security posture of the running config, its certificates read now.
-fn posture(state: &State) -> Response<Full<Bytes>> {
-    let plan = state.gateway.plan();
-    let source = match &plan.origin {
-        Some(o) => format!("running gateway, version {}", &o.version[..12]),
-        None => "running gateway".to_string(),
-    };
-    let report = rampart_posture::evaluate(
-        &plan.spec,
-        &plan.base,
-        &source,
-        std::time::SystemTime::now(),
-    );
-    let mut r = Response::new(Full::new(Bytes::from(rampart_posture::render::json(
-        &report,
-    ))));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-fn status_json(s: &rampart_proxy::server::ReloadStatus) -> serde_json::Value {
-    let at =
-        s.at.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-    json!({"ok": s.ok, "at_unix": at, "errors": s.errors})
-}
-
-fn last_reload(state: &State) -> Response<Full<Bytes>> {
-    match state.gateway.last_reload() {
-        Some(s) => json_response(StatusCode::OK, json!({"last_reload": status_json(&s)})),
-        None => json_response(StatusCode::OK, json!({"last_reload": null})),
-    }
-}
-
-fn reload(state: &State) -> Response<Full<Bytes>> {
-    let Some(reload) = &state.hooks.reload else {
-        return json_response(
-            StatusCode::CONFLICT,
-            json!({"status": 409, "title": "This gateway was not started from a file"}),
-        );
-    };
-    match reload(&state.gateway) {
-        Ok(()) => json_response(StatusCode::OK, json!({"ok": true})),
-        Err(errors) => json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"ok": false, "errors": errors}),
-        ),
-    }
 }
 
 /// Writes one audit event for the admin listener: to the audit trail when the running

@@ -8,6 +8,7 @@
 //! [`ConfigError`] shape.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod anomaly;
 mod audit;
 mod bots;

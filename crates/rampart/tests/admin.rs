@@ -369,15 +369,9 @@ async fn metrics_cover_upstreams_listeners_and_tls_failures() {
 
 #[tokio::test]
 async fn admin_over_mtls_needs_a_client_certificate_and_the_token() {
-    use support::certs::{write_ca, TestCa};
     let up = TestUpstream::echo();
-    let server_ca = TestCa::new("Admin server CA");
-    let client_ca = TestCa::new("Operators CA");
     let dir = tempfile::tempdir().unwrap();
-    server_ca
-        .leaf("admin.internal", &["admin.internal"])
-        .write(dir.path(), "admin");
-    write_ca(&client_ca, dir.path(), "operators");
+    let (server_ca, client_ca) = support::certs::admin_mtls(dir.path());
     std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
     let yaml = config(
         &up,

@@ -390,15 +390,9 @@ async fn over_mtls(
 
 #[tokio::test]
 async fn a_listed_client_certificate_signs_in_with_its_role() {
-    use support::certs::{write_ca, TestCa};
     let up = TestUpstream::echo();
-    let server_ca = TestCa::new("Admin server CA");
-    let client_ca = TestCa::new("Operators CA");
     let dir = tempfile::tempdir().unwrap();
-    server_ca
-        .leaf("admin.internal", &["admin.internal"])
-        .write(dir.path(), "admin");
-    write_ca(&client_ca, dir.path(), "operators");
+    let (server_ca, client_ca) = support::certs::admin_mtls(dir.path());
     std::fs::write(dir.path().join("admin-token"), TOKEN).unwrap();
     let yaml = format!(
         "version: 1\naccess_log: {{ enabled: false }}\n\

@@ -186,7 +186,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, cert: Option<&str>) -
                 Role::Operator => admin.token.as_ref(),
                 Role::Viewer => admin.read_token.as_ref(),
             };
-            token.is_some_and(|t| format!("token:{}", crate::fingerprint(t.expose())) == s.who)
+            token.is_some_and(|t| crate::token_actor(t.expose()) == s.who)
         }
     });
     let Some(session) = found else {
@@ -424,7 +424,7 @@ async fn sign_in(
             (_, Some(t)) if session::same_secret(presented, t.expose()) => Some((Role::Viewer, t)),
             _ => None,
         }
-        .map(|(role, t)| (role, format!("token:{}", crate::fingerprint(t.expose()))))
+        .map(|(role, t)| (role, crate::token_actor(t.expose())))
     };
     let Some((role, who)) = signed else {
         state.ui.sessions.failed();
@@ -443,7 +443,7 @@ async fn sign_in(
         );
     };
     let mut r = redirect("/ui");
-    let max_age = status_max_age(state);
+    let max_age = ui.session_max.as_secs();
     let cookie = format!(
         "{}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
         session::COOKIE,
@@ -457,13 +457,4 @@ async fn sign_in(
         actor: format!("ui:{who} ({})", role.as_str()),
         refused: None,
     }
-}
-
-fn status_max_age(state: &State) -> u64 {
-    state
-        .gateway
-        .status()
-        .admin
-        .and_then(|a| a.ui)
-        .map_or(0, |u| u.session_max.as_secs())
 }

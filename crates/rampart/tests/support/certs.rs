@@ -107,6 +107,19 @@ pub fn write_ca(ca: &TestCa, dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// The files of an mTLS admin listener in `dir`: its certificate for `admin.internal`
+/// (`admin.pem`, `admin.key`) and the operators' CA (`operators.pem`). Returns the
+/// server's CA (for clients to trust) and the operators' CA (to sign client leaves).
+pub fn admin_mtls(dir: &Path) -> (TestCa, TestCa) {
+    let server_ca = TestCa::new("Admin server CA");
+    let client_ca = TestCa::new("Operators CA");
+    server_ca
+        .leaf("admin.internal", &["admin.internal"])
+        .write(dir, "admin");
+    write_ca(&client_ca, dir, "operators");
+    (server_ca, client_ca)
+}
+
 impl TestCa {
     /// A leaf for `names` that expires `days` days from now.
     pub fn leaf_expiring(&self, cn: &str, names: &[&str], days: u64) -> Leaf {
