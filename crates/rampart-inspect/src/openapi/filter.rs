@@ -369,10 +369,14 @@ impl Validation {
                 }
                 // The common case, a valid body, walks the schema once without building
                 // errors; only an invalid one is walked again for its violations.
-                if validator.is_valid(tape.root()) {
+                if validator.is_valid(&tape) {
                     return Ok(());
                 }
-                for e in validator.iter_errors(tape.root()).take(MAX_ERRORS) {
+                for e in validator
+                    .validator
+                    .iter_errors(tape.root())
+                    .take(MAX_ERRORS)
+                {
                     let pointer = e.instance_path().to_string();
                     v = v.field("body", &pointer, super::schema::reason(e.kind()));
                 }

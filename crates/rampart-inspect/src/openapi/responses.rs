@@ -86,7 +86,7 @@ fn compile_all(
         {
             let at = format!("{at}.content.{range}");
             let check = match m.get("schema") {
-                Some(s) if is_json(range) => BodyCheck::Json(schemas.compile(s, &at)?),
+                Some(s) if is_json(range) => BodyCheck::Json(schemas.compile_body(s, &at)?),
                 _ => BodyCheck::Opaque,
             };
             media.push(Media {
@@ -285,10 +285,11 @@ impl Validate {
         let Ok(tape) = Tape::parse(body) else {
             return vec!["the body is not valid JSON".into()];
         };
-        if v.is_valid(tape.root()) {
+        if v.is_valid(&tape) {
             return Vec::new();
         }
-        v.iter_errors(tape.root())
+        v.validator
+            .iter_errors(tape.root())
             .take(10)
             .map(|e| format!("{}: {}", e.instance_path(), super::schema::reason(e.kind())))
             .collect()

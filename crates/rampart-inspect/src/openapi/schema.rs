@@ -13,6 +13,7 @@ use jsonschema::json::Json;
 use jsonschema::{Draft, PatternOptions, Validator};
 use serde_json::{Map, Value};
 
+use super::tape::Plan;
 use super::Document;
 
 /// Formats the validator checks itself (JSON Schema's), or that are settled here.
@@ -53,6 +54,8 @@ pub(crate) struct SchemaCompiler<'d> {
     /// The keyword of the properties the validated side never sends: `readOnly` for
     /// requests (the default), `writeOnly` for responses.
     pub(crate) hidden: &'static str,
+    /// JSON body schemas compiled, and how many of them have a plan.
+    pub(crate) bodies: (usize, usize),
 }
 
 /// One schema being translated: the `$defs` it has collected so far.
@@ -69,6 +72,7 @@ impl<'d> SchemaCompiler<'d> {
         Self {
             doc,
             unknown_formats: Default::default(),
+            bodies: (0, 0),
             hidden: "readOnly",
         }
     }
@@ -80,6 +84,28 @@ impl<'d> SchemaCompiler<'d> {
         schema: &Value,
         at: &str,
     ) -> Result<Validator<F>, String> {
+        let doc = self.document(schema)?;
+        build(&doc).map_err(|e| format!("{at}: the schema does not compile: {e}"))
+    }
+
+    /// A JSON body's check: the validator, and the plan that settles most valid bodies
+    /// without it.
+    pub(crate) fn compile_body(
+        &mut self,
+        schema: &Value,
+        at: &str,
+    ) -> Result<super::JsonBody, String> {
+        let doc = self.document(schema)?;
+        let validator =
+            build(&doc).map_err(|e| format!("{at}: the schema does not compile: {e}"))?;
+        let plan = Plan::compile(&doc, &mut |one| build(one).ok());
+        self.bodies.0 += 1;
+        self.bodies.1 += usize::from(plan.is_some());
+        Ok(super::JsonBody { validator, plan })
+    }
+
+    /// `schema` as a self-contained JSON Schema 2020-12 document.
+    fn document(&mut self, schema: &Value) -> Result<Value, String> {
         let mut unit = Unit {
             names: BTreeMap::new(),
             defs: Map::new(),
@@ -104,14 +130,7 @@ impl<'d> SchemaCompiler<'d> {
         if !unit.defs.is_empty() {
             doc.insert("$defs".into(), Value::Object(unit.defs));
         }
-        jsonschema::options_for::<F>()
-            .with_draft(Draft::Draft202012)
-            .should_validate_formats(true)
-            .should_ignore_unknown_formats(true)
-            // Linear-time matching: a `pattern` from a document cannot backtrack forever.
-            .with_pattern_options(PatternOptions::regex())
-            .build(&Value::Object(doc))
-            .map_err(|e| format!("{at}: the schema does not compile: {e}"))
+        Ok(Value::Object(doc))
     }
 
     fn translate(&mut self, node: &Value, unit: &mut Unit) -> Result<Value, String> {
@@ -264,6 +283,19 @@ impl<'d> SchemaCompiler<'d> {
             .and_then(Value::as_bool)
             == Some(true))
     }
+}
+
+/// A validator for a translated document, with the options every schema here has.
+pub(crate) fn build<F: Json>(
+    doc: &Value,
+) -> Result<Validator<F>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<F>()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(true)
+        // Linear-time matching: a `pattern` from a document cannot backtrack forever.
+        .with_pattern_options(PatternOptions::regex())
+        .build(doc)
 }
 
 /// OpenAPI 3.0's schema dialect, as 2020-12 says it.

@@ -6,6 +6,7 @@
 
 mod nodes;
 mod parse;
+mod plan;
 #[cfg(test)]
 mod tests;
 
@@ -15,6 +16,7 @@ use serde_json::Value;
 pub(crate) use nodes::TapeJson;
 use nodes::TapeNode;
 use parse::Parser;
+pub(crate) use plan::Plan;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Entry {

@@ -1,0 +1,533 @@
+//! A body schema compiled into plain checks over the tape, for the keywords most API
+//! contracts are made of: `type`, `properties`, `required`, `additionalProperties`,
+//! `items`, the size and length bounds, numeric bounds, `enum`/`const` over strings,
+//! booleans and null, `uniqueItems`, `$ref`. A pattern or a format is asked of a
+//! one-keyword `jsonschema` validator for just that string (the same engine, so the same
+//! answer), after a quick check that settles the common e-mail address by itself.
+//!
+//! The plan only ever says "valid" when `jsonschema` would: on anything it cannot settle
+//! exactly (a number near a bound it cannot compare exactly, `1.0` against `integer`, a
+//! document nested deeper than it follows) it says "not sure", and the full validator
+//! decides and lists the violations. A schema with any keyword outside this set gets no
+//! plan at all.
+
+use std::collections::HashMap;
+
+use jsonschema::json::{Array, Node as _};
+use jsonschema::Validator;
+use serde_json::{Map, Value};
+
+use super::{Entry, Tape, TapeJson, TapeNode};
+
+/// Keywords `jsonschema` takes as annotations only: they assert nothing.
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "example",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+    "xml",
+    "externalDocs",
+    "discriminator",
+    "nullable",
+];
+
+/// Formats only OpenAPI defines (their bounds and patterns are settled at load) and that
+/// `jsonschema` ignores.
+const OPENAPI_FORMATS: &[&str] = &["int32", "int64", "float", "double", "binary", "password"];
+
+/// Nesting the plan follows; deeper documents go to the full validator.
+const MAX_DEPTH: u32 = 64;
+
+/// Numbers compared as `f64` only below this magnitude (integers are exact there).
+const EXACT: f64 = 9.0e15;
+
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const INTEGER: u8 = 4;
+const NUMBER: u8 = 8;
+const STRING: u8 = 16;
+const ARRAY: u8 = 32;
+const OBJECT: u8 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cmp {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+#[derive(Debug, PartialEq)]
+enum Lit {
+    Str(Box<str>),
+    Bool(bool),
+    Null,
+}
+
+#[derive(Default)]
+struct Node {
+    /// `false`: nothing is valid.
+    never: bool,
+    /// A `$ref`: that node's checks apply too.
+    also: Option<u32>,
+    /// Allowed types; 0 allows any.
+    types: u8,
+    enums: Option<Vec<Lit>>,
+    min_len: usize,
+    max_len: usize,
+    /// `format: email`: the quick check first, then `checks`.
+    email: bool,
+    /// One-keyword validators (patterns, formats) a string must pass.
+    checks: Vec<Validator<TapeJson>>,
+    email_check: Option<Validator<TapeJson>>,
+    bounds: Vec<(Cmp, f64)>,
+    items: Option<u32>,
+    min_items: usize,
+    max_items: usize,
+    unique: bool,
+    props: Vec<(Box<str>, u32)>,
+    /// Bit `i`: `props[i]` is required.
+    required: u64,
+    /// `additionalProperties` (None: any member is allowed).
+    additional: Option<u32>,
+    min_props: usize,
+    max_props: usize,
+}
+
+/// A compiled body schema.
+pub(crate) struct Plan {
+    nodes: Vec<Node>,
+}
+
+/// Builds a one-keyword validator (`{"pattern": …}`, `{"format": …}`) with the options the
+/// full validator has.
+pub(crate) type Delegate<'a> = &'a mut dyn FnMut(&Value) -> Option<Validator<TapeJson>>;
+
+struct Compiler<'a, 'b> {
+    defs: Option<&'a Map<String, Value>>,
+    done: HashMap<&'a str, u32>,
+    nodes: Vec<Node>,
+    delegate: Delegate<'b>,
+}
+
+impl Plan {
+    /// The plan of a translated, self-contained schema document (`$defs` at its root),
+    /// or `None` when it uses a keyword the plan does not settle.
+    pub(crate) fn compile(doc: &Value, delegate: Delegate<'_>) -> Option<Plan> {
+        let mut c = Compiler {
+            defs: doc.get("$defs").and_then(Value::as_object),
+            done: HashMap::new(),
+            nodes: vec![Node::default()],
+            delegate,
+        };
+        let root = c.node(doc, true)?;
+        c.nodes[0] = root;
+        Some(Plan { nodes: c.nodes })
+    }
+
+    /// Whether the body is certainly valid (`false`: not valid, or not sure).
+    pub(crate) fn accepts(&self, tape: &Tape) -> bool {
+        !tape.entries.is_empty() && self.check(0, tape, 0, 0)
+    }
+
+    fn check(&self, n: u32, tape: &Tape, i: usize, depth: u32) -> bool {
+        let node = &self.nodes[n as usize];
+        if node.never || depth > MAX_DEPTH {
+            return false;
+        }
+        if let Some(a) = node.also {
+            if !self.check(a, tape, i, depth + 1) {
+                return false;
+            }
+        }
+        let entry = tape.entries[i];
+        if let Some(enums) = &node.enums {
+            let hit = match entry {
+                Entry::Str {
+                    start,
+                    end,
+                    escaped,
+                } => {
+                    let s = tape.str_at(start, end, escaped);
+                    enums.iter().any(|l| matches!(l, Lit::Str(e) if **e == *s))
+                }
+                Entry::Bool(b) => enums.contains(&Lit::Bool(b)),
+                Entry::Null => enums.contains(&Lit::Null),
+                _ => false,
+            };
+            if !hit {
+                return false;
+            }
+        }
+        let kind = match entry {
+            Entry::Null => NULL,
+            Entry::Bool(_) => BOOL,
+            Entry::Number(s, e) => {
+                let text = tape.str_at(s, e, false);
+                let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                if node.types != 0
+                    && node.types & NUMBER == 0
+                    && (node.types & INTEGER == 0 || !integer)
+                {
+                    return false;
+                }
+                return node.bounds.is_empty() || number_in(text, &node.bounds);
+            }
+            Entry::Str { .. } => STRING,
+            Entry::Array { .. } => ARRAY,
+            Entry::Object { .. } => OBJECT,
+        };
+        if node.types != 0 && node.types & kind == 0 {
+            return false;
+        }
+        match entry {
+            Entry::Str {
+                start,
+                end,
+                escaped,
+            } => {
+                let s = tape.str_at(start, end, escaped);
+                if (node.min_len > 0 || s.len() > node.max_len)
+                    && !(node.min_len..=node.max_len).contains(&s.chars().count())
+                {
+                    return false;
+                }
+                let at = TapeNode { tape, i };
+                if node.email && !quick_email(s) {
+                    if let Some(v) = &node.email_check {
+                        if !v.is_valid(at) {
+                            return false;
+                        }
+                    }
+                }
+                node.checks.iter().all(|v| v.is_valid(at))
+            }
+            Entry::Array { len, end } => {
+                let len = len as usize;
+                if !(node.min_items..=node.max_items).contains(&len) {
+                    return false;
+                }
+                if let Some(items) = node.items {
+                    let mut j = i + 1;
+                    while j < end as usize {
+                        if !self.check(items, tape, j, depth + 1) {
+                            return false;
+                        }
+                        j = tape.after(j);
+                    }
+                }
+                if node.unique && len > 1 {
+                    let Some(array) = (TapeNode { tape, i }).as_array() else {
+                        return false;
+                    };
+                    return array.is_unique();
+                }
+                true
+            }
+            Entry::Object { len, end } => {
+                if !(node.min_props..=node.max_props).contains(&(len as usize)) {
+                    return false;
+                }
+                let mut seen = 0u64;
+                let mut j = i + 1;
+                while j < end as usize {
+                    let Entry::Str {
+                        start,
+                        end: name_end,
+                        escaped,
+                    } = tape.entries[j]
+                    else {
+                        return false;
+                    };
+                    let name = tape.str_at(start, name_end, escaped);
+                    let schema = match node.props.iter().position(|(p, _)| **p == *name) {
+                        Some(k) => {
+                            seen |= 1 << k;
+                            Some(node.props[k].1)
+                        }
+                        None => node.additional,
+                    };
+                    if let Some(s) = schema {
+                        if !self.check(s, tape, j + 1, depth + 1) {
+                            return false;
+                        }
+                    }
+                    j = tape.after(j + 1);
+                }
+                // Names are unique here (a body naming a member twice was refused).
+                seen & node.required == node.required
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
+/// be: a magnitude where `f64` is no longer exact).
+fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
+    let Ok(v) = text.parse::<f64>() else {
+        return false;
+    };
+    if !v.is_finite() || v.abs() >= EXACT {
+        return false;
+    }
+    // A decimal's text and its `f64` differ in the last places: one that lands on a
+    // bound is left to the full validator.
+    let decimal = text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    bounds.iter().all(|&(cmp, b)| {
+        if decimal && (v - b).abs() <= 1e-9 * b.abs().max(1.0) {
+            return false;
+        }
+        match cmp {
+            Cmp::Ge => v >= b,
+            Cmp::Gt => v > b,
+            Cmp::Le => v <= b,
+            Cmp::Lt => v < b,
+        }
+    })
+}
+
+/// A plain e-mail address (`local@domain.tld`, letters, digits and `._+-` before the
+/// `@`, hostname labels after it): certainly valid under JSON Schema's `email`. Anything
+/// else (quoted local parts, IP literals, IDNs, other symbols) is `false` and goes to the
+/// full check.
+pub(crate) fn quick_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let lb = local.as_bytes();
+    if lb.is_empty()
+        || lb.len() > 64
+        || lb[0] == b'.'
+        || lb[lb.len() - 1] == b'.'
+        || local.contains("..")
+        || !lb
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+    {
+        return false;
+    }
+    if domain.len() > 253 || s.len() > 254 {
+        return false;
+    }
+    let mut labels = 0;
+    for label in domain.split('.') {
+        let b = label.as_bytes();
+        labels += 1;
+        if b.is_empty()
+            || b.len() > 63
+            || b[0] == b'-'
+            || b[b.len() - 1] == b'-'
+            || label.contains("--")
+            || !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+        {
+            return false;
+        }
+    }
+    // The last label has a letter (a top-level domain is never all digits).
+    labels >= 2
+        && domain
+            .rsplit('.')
+            .next()
+            .is_some_and(|t| t.bytes().any(|c| c.is_ascii_alphabetic()))
+}
+
+impl<'a> Compiler<'a, '_> {
+    /// A node for `schema`; `root` allows the document's `$defs`.
+    fn node(&mut self, schema: &'a Value, root: bool) -> Option<Node> {
+        let obj = match schema {
+            Value::Bool(true) => return Some(Node::any()),
+            Value::Bool(false) => {
+                return Some(Node {
+                    never: true,
+                    ..Node::any()
+                })
+            }
+            Value::Object(o) => o,
+            _ => return None,
+        };
+        let mut n = Node::any();
+        for (k, v) in obj {
+            match k.as_str() {
+                "$defs" if root => {}
+                // With siblings (3.1), both apply.
+                "$ref" => n.also = Some(self.reference(v.as_str()?)?),
+                "type" => {
+                    n.types = match v {
+                        Value::String(t) => type_bit(t)?,
+                        Value::Array(ts) => ts
+                            .iter()
+                            .map(|t| t.as_str().and_then(type_bit))
+                            .try_fold(0, |acc, b| b.map(|b| acc | b))?,
+                        _ => return None,
+                    }
+                }
+                "enum" => n.enums = Some(v.as_array()?.iter().map(lit).collect::<Option<_>>()?),
+                "const" => n.enums = Some(vec![lit(v)?]),
+                "minLength" => n.min_len = count(v)?,
+                "maxLength" => n.max_len = count(v)?,
+                "pattern" => n.checks.push(self.one(k, v)?),
+                "format" => match v.as_str()? {
+                    f if OPENAPI_FORMATS.contains(&f) => {}
+                    "email" => {
+                        n.email = true;
+                        n.email_check = Some(self.one(k, v)?);
+                    }
+                    _ => n.checks.push(self.one(k, v)?),
+                },
+                "minimum" => n.bounds.push((Cmp::Ge, v.as_f64()?)),
+                "maximum" => n.bounds.push((Cmp::Le, v.as_f64()?)),
+                "exclusiveMinimum" => n.bounds.push((Cmp::Gt, v.as_f64()?)),
+                "exclusiveMaximum" => n.bounds.push((Cmp::Lt, v.as_f64()?)),
+                "items" => n.items = Some(self.child(v)?),
+                "minItems" => n.min_items = count(v)?,
+                "maxItems" => n.max_items = count(v)?,
+                "uniqueItems" => n.unique = v.as_bool()?,
+                "minProperties" => n.min_props = count(v)?,
+                "maxProperties" => n.max_props = count(v)?,
+                "additionalProperties" => n.additional = Some(self.child(v)?),
+                "properties" => {
+                    for (name, s) in v.as_object()? {
+                        let child = self.child(s)?;
+                        n.prop(name)?;
+                        let at = n.props.iter().position(|(p, _)| **p == **name)?;
+                        n.props[at].1 = child;
+                    }
+                }
+                "required" => {
+                    for name in v.as_array()? {
+                        let at = n.prop(name.as_str()?)?;
+                        n.required |= 1 << at;
+                    }
+                }
+                k if ANNOTATIONS.contains(&k) || k.starts_with("x-") => {}
+                _ => return None,
+            }
+        }
+        // A required name with no schema of its own: any value (or what
+        // `additionalProperties` says, as `jsonschema` applies it).
+        for k in 0..n.props.len() {
+            if n.props[k].1 == u32::MAX {
+                n.props[k].1 = match n.additional {
+                    Some(a) => a,
+                    None => self.any(),
+                };
+            }
+        }
+        Some(n)
+    }
+
+    /// A node for a subschema, by index (a `$ref` alone is its target's).
+    fn child(&mut self, schema: &'a Value) -> Option<u32> {
+        let n = self.node(schema, false)?;
+        if let (Some(target), true) = (n.also, n.is_alias()) {
+            return Some(target);
+        }
+        self.nodes.push(n);
+        Some(self.nodes.len() as u32 - 1)
+    }
+
+    fn any(&mut self) -> u32 {
+        self.nodes.push(Node::any());
+        self.nodes.len() as u32 - 1
+    }
+
+    /// The node of `#/$defs/NAME`, compiled once (a recursive schema points back at it).
+    fn reference(&mut self, r: &str) -> Option<u32> {
+        let name = r.strip_prefix("#/$defs/")?;
+        let (key, target) = self.defs?.get_key_value(name)?;
+        if let Some(&at) = self.done.get(key.as_str()) {
+            return Some(at);
+        }
+        let at = self.nodes.len() as u32;
+        self.nodes.push(Node::any());
+        self.done.insert(key.as_str(), at);
+        let n = self.node(target, false)?;
+        self.nodes[at as usize] = n;
+        Some(at)
+    }
+
+    fn one(&mut self, keyword: &str, value: &Value) -> Option<Validator<TapeJson>> {
+        let mut doc = Map::new();
+        doc.insert(keyword.to_owned(), value.clone());
+        (self.delegate)(&Value::Object(doc))
+    }
+}
+
+impl Node {
+    fn any() -> Node {
+        Node {
+            max_len: usize::MAX,
+            max_items: usize::MAX,
+            max_props: usize::MAX,
+            ..Node::default()
+        }
+    }
+
+    /// Nothing but a `$ref`.
+    fn is_alias(&self) -> bool {
+        let plain = Node {
+            also: self.also,
+            ..Node::any()
+        };
+        self.never == plain.never
+            && self.types == 0
+            && self.enums.is_none()
+            && (self.min_len, self.max_len) == (plain.min_len, plain.max_len)
+            && !self.email
+            && self.checks.is_empty()
+            && self.bounds.is_empty()
+            && self.items.is_none()
+            && (self.min_items, self.max_items) == (plain.min_items, plain.max_items)
+            && !self.unique
+            && self.props.is_empty()
+            && self.additional.is_none()
+            && (self.min_props, self.max_props) == (plain.min_props, plain.max_props)
+    }
+
+    /// The index of member `name` in `props`, added (with no schema yet) if new.
+    fn prop(&mut self, name: &str) -> Option<usize> {
+        if let Some(at) = self.props.iter().position(|(p, _)| **p == *name) {
+            return Some(at);
+        }
+        if self.props.len() == 64 {
+            return None;
+        }
+        self.props.push((name.into(), u32::MAX));
+        Some(self.props.len() - 1)
+    }
+}
+
+fn type_bit(t: &str) -> Option<u8> {
+    Some(match t {
+        "null" => NULL,
+        "boolean" => BOOL,
+        "integer" => INTEGER,
+        "number" => NUMBER,
+        "string" => STRING,
+        "array" => ARRAY,
+        "object" => OBJECT,
+        _ => return None,
+    })
+}
+
+fn lit(v: &Value) -> Option<Lit> {
+    Some(match v {
+        Value::String(s) => Lit::Str(s.as_str().into()),
+        Value::Bool(b) => Lit::Bool(*b),
+        Value::Null => Lit::Null,
+        _ => return None,
+    })
+}
+
+fn count(v: &Value) -> Option<usize> {
+    v.as_u64().and_then(|n| usize::try_from(n).ok())
+}
+
+#[cfg(test)]
+mod tests;
