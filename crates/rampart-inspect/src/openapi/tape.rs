@@ -126,6 +126,14 @@ impl Tape {
         all.get(s..e).unwrap_or("")
     }
 
+    /// The bytes of a string (see [`Tape::str_at`]).
+    fn bytes_at(&self, start: u32, end: u32, escaped: bool) -> &[u8] {
+        let all = if escaped { &self.decoded } else { &self.text };
+        all.as_bytes()
+            .get(start as usize..end as usize)
+            .unwrap_or(b"")
+    }
+
     /// Whether an object of the document names a member twice (parsers disagree on
     /// which one counts, so a body that does is refused whenever the JSON limits, which
     /// refuse it as it arrives, are off).

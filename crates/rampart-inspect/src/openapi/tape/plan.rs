@@ -176,7 +176,7 @@ impl Plan {
                 {
                     return false;
                 }
-                return node.bounds.is_empty() || number_in(text, &node.bounds);
+                return node.bounds.is_empty() || number_in(text, integer, &node.bounds);
             }
             Entry::Str { .. } => STRING,
             Entry::Array { .. } => ARRAY,
@@ -222,10 +222,11 @@ impl Plan {
                     }
                 }
                 if node.unique && len > 1 {
-                    let Some(array) = (TapeNode { tape, i }).as_array() else {
-                        return false;
-                    };
-                    return array.is_unique();
+                    return unique_strings(tape, i + 1, end as usize).unwrap_or_else(|| {
+                        (TapeNode { tape, i })
+                            .as_array()
+                            .is_some_and(|a| a.is_unique())
+                    });
                 }
                 true
             }
@@ -234,6 +235,9 @@ impl Plan {
                     return false;
                 }
                 let mut seen = 0u64;
+                // Members mostly come in the schema's order: the search starts after
+                // the last one found.
+                let mut from = 0;
                 let mut j = i + 1;
                 while j < end as usize {
                     let Entry::Str {
@@ -244,10 +248,11 @@ impl Plan {
                     else {
                         return false;
                     };
-                    let name = tape.str_at(start, name_end, escaped);
-                    let schema = match node.props.iter().position(|(p, _)| **p == *name) {
+                    let name = tape.bytes_at(start, name_end, escaped);
+                    let schema = match node.find(name, from) {
                         Some(k) => {
                             seen |= 1 << k;
+                            from = k + 1;
                             Some(node.props[k].1)
                         }
                         None => node.additional,
@@ -267,20 +272,53 @@ impl Plan {
     }
 }
 
+/// Whether the elements `from..end` are distinct, when they are a few strings (`None`
+/// otherwise: the full comparison decides).
+fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<bool> {
+    let items = &tape.entries[from..end];
+    if items.len() > 16 {
+        return None;
+    }
+    for (k, a) in items.iter().enumerate() {
+        let Entry::Str {
+            start,
+            end,
+            escaped,
+        } = *a
+        else {
+            return None;
+        };
+        let a = tape.bytes_at(start, end, escaped);
+        for b in &items[k + 1..] {
+            let Entry::Str {
+                start,
+                end,
+                escaped,
+            } = *b
+            else {
+                return None;
+            };
+            if tape.bytes_at(start, end, escaped) == a {
+                return Some(false);
+            }
+        }
+    }
+    Some(true)
+}
+
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
 /// be: a magnitude where `f64` is no longer exact).
-fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
-    let Ok(v) = text.parse::<f64>() else {
+fn number_in(text: &str, integer: bool, bounds: &[(Cmp, f64)]) -> bool {
+    let Some(v) = fast_f64(text).or_else(|| text.parse::<f64>().ok()) else {
         return false;
     };
     if !v.is_finite() || v.abs() >= EXACT {
         return false;
     }
-    // A decimal's text and its `f64` differ in the last places: one that lands on a
-    // bound is left to the full validator.
-    let decimal = text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
     bounds.iter().all(|&(cmp, b)| {
-        if decimal && (v - b).abs() <= 1e-9 * b.abs().max(1.0) {
+        // A decimal's text and its `f64` differ in the last places: one that lands on a
+        // bound is left to the full validator.
+        if !integer && (v - b).abs() <= 1e-9 * b.abs().max(1.0) {
             return false;
         }
         match cmp {
@@ -292,49 +330,92 @@ fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
     })
 }
 
+/// The `f64` of a plain number of at most 15 digits (`-12`, `19.99`): its digits and the
+/// power of ten are both exact in `f64`, so one division rounds as the full parser does.
+/// Anything else (exponents, more digits) is `None`.
+fn fast_f64(text: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    let (mut m, mut n, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                m = m * 10 + u64::from(c - b'0');
+                n += 1;
+                scale += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+        if n > 15 {
+            return None;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let v = m as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
+}
+
 /// A plain e-mail address (`local@domain.tld`, letters, digits and `._+-` before the
 /// `@`, hostname labels after it): certainly valid under JSON Schema's `email`. Anything
 /// else (quoted local parts, IP literals, IDNs, other symbols) is `false` and goes to the
 /// full check.
 pub(crate) fn quick_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
+    let b = s.as_bytes();
+    if b.len() > 254 {
+        return false;
+    }
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
         return false;
     };
-    let lb = local.as_bytes();
-    if lb.is_empty()
-        || lb.len() > 64
-        || lb[0] == b'.'
-        || lb[lb.len() - 1] == b'.'
-        || local.contains("..")
-        || !lb
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
-    {
+    let (local, domain) = (&b[..at], &b[at + 1..]);
+    // Local part: no leading, trailing or double dot.
+    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
         return false;
     }
-    if domain.len() > 253 || s.len() > 254 {
-        return false;
-    }
-    let mut labels = 0;
-    for label in domain.split('.') {
-        let b = label.as_bytes();
-        labels += 1;
-        if b.is_empty()
-            || b.len() > 63
-            || b[0] == b'-'
-            || b[b.len() - 1] == b'-'
-            || label.contains("--")
-            || !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+    let mut prev = 0u8;
+    for &c in local {
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'+' | b'-'))
+            && !(c == b'.' && prev != b'.')
         {
             return false;
         }
+        prev = c;
     }
-    // The last label has a letter (a top-level domain is never all digits).
-    labels >= 2
-        && domain
-            .rsplit('.')
-            .next()
-            .is_some_and(|t| t.bytes().any(|c| c.is_ascii_alphabetic()))
+    // Domain: two labels or more, each 1 to 63 letters, digits and single inner hyphens;
+    // the last one holds a letter (a top-level domain is never all digits).
+    let (mut len, mut labels, mut alpha) = (0usize, 0, false);
+    prev = b'.';
+    for &c in domain {
+        match c {
+            b'.' => {
+                if len == 0 || prev == b'-' {
+                    return false;
+                }
+                labels += 1;
+                len = 0;
+                alpha = false;
+            }
+            b'-' if len > 0 && prev != b'-' => len += 1,
+            c if c.is_ascii_alphanumeric() => {
+                len += 1;
+                alpha |= c.is_ascii_alphabetic();
+            }
+            _ => return false,
+        }
+        if len > 63 {
+            return false;
+        }
+        prev = c;
+    }
+    labels >= 1 && len > 0 && prev != b'-' && alpha
 }
 
 impl<'a> Compiler<'a, '_> {
@@ -488,6 +569,17 @@ impl Node {
             && self.props.is_empty()
             && self.additional.is_none()
             && (self.min_props, self.max_props) == (plain.min_props, plain.max_props)
+    }
+
+    /// The index of the property named `name`, searched from `from` on, then from the start.
+    fn find(&self, name: &[u8], from: usize) -> Option<usize> {
+        let at = |k: usize| {
+            let p = self.props[k].0.as_bytes();
+            p.len() == name.len() && p == name
+        };
+        (from..self.props.len())
+            .find(|&k| at(k))
+            .or_else(|| (0..from.min(self.props.len())).find(|&k| at(k)))
     }
 
     /// The index of member `name` in `props`, added (with no schema yet) if new.

@@ -303,3 +303,54 @@ fn most_of_a_real_apis_request_bodies_get_a_plan() {
     eprintln!("{planned} of {bodies} request body schemas have a plan");
     assert!(bodies > 50 && planned * 2 > bodies, "{planned} of {bodies}");
 }
+
+#[test]
+fn short_numbers_are_read_as_the_full_parser_reads_them() {
+    let mut next = numbers(0x0f64_f64f_0000_0007);
+    for _ in 0..50_000 {
+        let digits = 1 + next() % 15;
+        let mut text: String = (0..digits)
+            .map(|_| char::from(b'0' + (next() % 10) as u8))
+            .collect();
+        if next() % 2 == 0 {
+            let at = (next() % digits) as usize;
+            text.insert(at.max(1), '.');
+        }
+        if next() % 3 == 0 {
+            text.insert(0, '-');
+        }
+        let want: f64 = text.parse().expect("a number");
+        assert_eq!(fast_f64(&text), Some(want), "{text}");
+    }
+    for text in ["1e5", "1234567890123456", "--1", "1.2.3", ""] {
+        assert_eq!(fast_f64(text), None, "{text}");
+    }
+}
+
+/// `cargo test --release -p rampart-inspect -- --ignored plan_speed --nocapture`: the
+/// bench's order through the plan and through the full validator.
+#[test]
+#[ignore]
+fn plan_speed() {
+    let schema = order_schema();
+    let validator = build::<TapeJson>(&schema).expect("compiles");
+    let plan = plan(&schema).expect("a plan");
+    let t = tape(&order());
+    let rounds = 200_000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert!(plan.accepts(std::hint::black_box(&t)));
+    }
+    let planned = started.elapsed();
+    let started = std::time::Instant::now();
+    let full_rounds = if std::env::var_os("PLAN_ONLY").is_some() { 0 } else { rounds };
+    for _ in 0..full_rounds {
+        assert!(validator.is_valid(std::hint::black_box(&t).root()));
+    }
+    let full = started.elapsed();
+    eprintln!(
+        "plan {:?} per order, jsonschema {:?}",
+        planned / rounds,
+        full / rounds.max(1)
+    );
+}
