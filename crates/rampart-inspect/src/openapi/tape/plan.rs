@@ -53,6 +53,15 @@ const NUMBER: u8 = 8;
 const STRING: u8 = 16;
 const ARRAY: u8 = 32;
 const OBJECT: u8 = 64;
+const ANY: u8 = 127;
+
+/// What a node checks beyond the type (`Node::flags`).
+const ALSO: u8 = 1;
+const ENUM: u8 = 2;
+const STR: u8 = 4;
+const NUM: u8 = 8;
+const ARR: u8 = 16;
+const OBJ: u8 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Cmp {
@@ -71,12 +80,12 @@ enum Lit {
 
 #[derive(Default)]
 struct Node {
-    /// `false`: nothing is valid.
-    never: bool,
     /// A `$ref`: that node's checks apply too.
     also: Option<u32>,
-    /// Allowed types; 0 allows any.
+    /// Allowed types (none: the schema `false`).
     types: u8,
+    /// Which checks beyond the type the node has (set once compiled).
+    flags: u8,
     enums: Option<Vec<Lit>>,
     min_len: usize,
     max_len: usize,
@@ -137,60 +146,49 @@ impl Plan {
 
     fn check(&self, n: u32, tape: &Tape, i: usize, depth: u32) -> bool {
         let node = &self.nodes[n as usize];
-        if node.never || depth > MAX_DEPTH {
+        let entry = tape.entries[i];
+        let allowed = match entry {
+            Entry::Null => node.types & NULL != 0,
+            Entry::Bool(_) => node.types & BOOL != 0,
+            // `integer` alone: a number with a fraction or an exponent is left to the
+            // full validator (`1.0` is an integer to it).
+            Entry::Number(s, e) => {
+                node.types & NUMBER != 0
+                    || node.types & INTEGER != 0
+                        && !tape
+                            .bytes_at(s, e, false)
+                            .iter()
+                            .any(|b| matches!(b, b'.' | b'e' | b'E'))
+            }
+            Entry::Str { .. } => node.types & STRING != 0,
+            Entry::Array { .. } => node.types & ARRAY != 0,
+            Entry::Object { .. } => node.types & OBJECT != 0,
+        };
+        if !allowed {
             return false;
         }
-        if let Some(a) = node.also {
-            if !self.check(a, tape, i, depth + 1) {
+        // Most leaves: a type and nothing more.
+        if node.flags == 0 {
+            return true;
+        }
+        if node.flags & ALSO != 0 {
+            let also = node.also.unwrap_or(n);
+            if depth > MAX_DEPTH || !self.check(also, tape, i, depth + 1) {
                 return false;
             }
         }
-        let entry = tape.entries[i];
-        if let Some(enums) = &node.enums {
-            let hit = match entry {
-                Entry::Str {
-                    start,
-                    end,
-                    escaped,
-                } => {
-                    let s = tape.str_at(start, end, escaped);
-                    enums.iter().any(|l| matches!(l, Lit::Str(e) if **e == *s))
-                }
-                Entry::Bool(b) => enums.contains(&Lit::Bool(b)),
-                Entry::Null => enums.contains(&Lit::Null),
-                _ => false,
-            };
-            if !hit {
-                return false;
-            }
-        }
-        let kind = match entry {
-            Entry::Null => NULL,
-            Entry::Bool(_) => BOOL,
-            Entry::Number(s, e) => {
-                let text = tape.str_at(s, e, false);
-                let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-                if node.types != 0
-                    && node.types & NUMBER == 0
-                    && (node.types & INTEGER == 0 || !integer)
-                {
-                    return false;
-                }
-                return node.bounds.is_empty() || number_in(text, integer, &node.bounds);
-            }
-            Entry::Str { .. } => STRING,
-            Entry::Array { .. } => ARRAY,
-            Entry::Object { .. } => OBJECT,
-        };
-        if node.types != 0 && node.types & kind == 0 {
+        if node.flags & ENUM != 0 && !node.in_enum(tape, entry) {
             return false;
         }
         match entry {
+            Entry::Number(s, e) if node.flags & NUM != 0 => {
+                number_in(tape.str_at(s, e, false), &node.bounds)
+            }
             Entry::Str {
                 start,
                 end,
                 escaped,
-            } => {
+            } if node.flags & STR != 0 => {
                 let s = tape.str_at(start, end, escaped);
                 if (node.min_len > 0 || s.len() > node.max_len)
                     && !(node.min_len..=node.max_len).contains(&s.chars().count())
@@ -207,9 +205,9 @@ impl Plan {
                 }
                 node.checks.iter().all(|v| v.is_valid(at))
             }
-            Entry::Array { len, end } => {
+            Entry::Array { len, end } if node.flags & ARR != 0 => {
                 let len = len as usize;
-                if !(node.min_items..=node.max_items).contains(&len) {
+                if !(node.min_items..=node.max_items).contains(&len) || depth > MAX_DEPTH {
                     return false;
                 }
                 if let Some(items) = node.items {
@@ -230,8 +228,9 @@ impl Plan {
                 }
                 true
             }
-            Entry::Object { len, end } => {
-                if !(node.min_props..=node.max_props).contains(&(len as usize)) {
+            Entry::Object { len, end } if node.flags & OBJ != 0 => {
+                if !(node.min_props..=node.max_props).contains(&(len as usize)) || depth > MAX_DEPTH
+                {
                     return false;
                 }
                 let mut seen = 0u64;
@@ -308,7 +307,8 @@ fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<bool> {
 
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
 /// be: a magnitude where `f64` is no longer exact).
-fn number_in(text: &str, integer: bool, bounds: &[(Cmp, f64)]) -> bool {
+fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
+    let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
     let Some(v) = fast_f64(text).or_else(|| text.parse::<f64>().ok()) else {
         return false;
     };
@@ -382,9 +382,11 @@ pub(crate) fn quick_email(s: &str) -> bool {
     }
     let mut prev = 0u8;
     for &c in local {
-        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'+' | b'-'))
-            && !(c == b'.' && prev != b'.')
-        {
+        let ok = match c {
+            b'.' => prev != b'.',
+            c => c.is_ascii_alphanumeric() || matches!(c, b'_' | b'+' | b'-'),
+        };
+        if !ok {
             return false;
         }
         prev = c;
@@ -423,12 +425,7 @@ impl<'a> Compiler<'a, '_> {
     fn node(&mut self, schema: &'a Value, root: bool) -> Option<Node> {
         let obj = match schema {
             Value::Bool(true) => return Some(Node::any()),
-            Value::Bool(false) => {
-                return Some(Node {
-                    never: true,
-                    ..Node::any()
-                })
-            }
+            Value::Bool(false) => return Some(Node::default()),
             Value::Object(o) => o,
             _ => return None,
         };
@@ -500,6 +497,7 @@ impl<'a> Compiler<'a, '_> {
                 };
             }
         }
+        n.flags = n.flags_of();
         Some(n)
     }
 
@@ -543,6 +541,7 @@ impl<'a> Compiler<'a, '_> {
 impl Node {
     fn any() -> Node {
         Node {
+            types: ANY,
             max_len: usize::MAX,
             max_items: usize::MAX,
             max_props: usize::MAX,
@@ -552,23 +551,58 @@ impl Node {
 
     /// Nothing but a `$ref`.
     fn is_alias(&self) -> bool {
-        let plain = Node {
-            also: self.also,
-            ..Node::any()
+        self.flags == ALSO && self.types == ANY
+    }
+
+    /// The checks beyond the type this node has.
+    fn flags_of(&self) -> u8 {
+        let mut f = 0;
+        if self.also.is_some() {
+            f |= ALSO;
+        }
+        if self.enums.is_some() {
+            f |= ENUM;
+        }
+        if self.min_len > 0 || self.max_len < usize::MAX || self.email || !self.checks.is_empty() {
+            f |= STR;
+        }
+        if !self.bounds.is_empty() {
+            f |= NUM;
+        }
+        if self.min_items > 0 || self.max_items < usize::MAX || self.items.is_some() || self.unique
+        {
+            f |= ARR;
+        }
+        if self.min_props > 0
+            || self.max_props < usize::MAX
+            || !self.props.is_empty()
+            || self.additional.is_some()
+        {
+            f |= OBJ;
+        }
+        f
+    }
+
+    /// Whether a scalar is one of the `enum` (or the `const`).
+    fn in_enum(&self, tape: &Tape, entry: Entry) -> bool {
+        let Some(enums) = &self.enums else {
+            return true;
         };
-        self.never == plain.never
-            && self.types == 0
-            && self.enums.is_none()
-            && (self.min_len, self.max_len) == (plain.min_len, plain.max_len)
-            && !self.email
-            && self.checks.is_empty()
-            && self.bounds.is_empty()
-            && self.items.is_none()
-            && (self.min_items, self.max_items) == (plain.min_items, plain.max_items)
-            && !self.unique
-            && self.props.is_empty()
-            && self.additional.is_none()
-            && (self.min_props, self.max_props) == (plain.min_props, plain.max_props)
+        match entry {
+            Entry::Str {
+                start,
+                end,
+                escaped,
+            } => {
+                let s = tape.bytes_at(start, end, escaped);
+                enums
+                    .iter()
+                    .any(|l| matches!(l, Lit::Str(e) if e.as_bytes() == s))
+            }
+            Entry::Bool(b) => enums.contains(&Lit::Bool(b)),
+            Entry::Null => enums.contains(&Lit::Null),
+            _ => false,
+        }
     }
 
     /// The index of the property named `name`, searched from `from` on, then from the start.

@@ -343,7 +343,11 @@ fn plan_speed() {
     }
     let planned = started.elapsed();
     let started = std::time::Instant::now();
-    let full_rounds = if std::env::var_os("PLAN_ONLY").is_some() { 0 } else { rounds };
+    let full_rounds = if std::env::var_os("PLAN_ONLY").is_some() {
+        0
+    } else {
+        rounds
+    };
     for _ in 0..full_rounds {
         assert!(validator.is_valid(std::hint::black_box(&t).root()));
     }
