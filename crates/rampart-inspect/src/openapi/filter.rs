@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use super::params::{In, Kind};
 use super::responses::{self, Pending, ResponseCheck, ResponseCounts};
 use super::tape::{Entry, Tape};
-use super::{Api, BodyCheck, Operation};
+use super::{Api, BodyCheck, JsonBody, Operation};
 use crate::json_filter::RecordedTape;
 
 /// At most this many violations are listed in one refusal.
@@ -171,8 +171,9 @@ impl<'a> RequestView<'a> {
 /// A request's operation and its raw path parameters.
 type Matched<'a> = (&'a Operation, Vec<(&'a str, &'a str)>);
 
-/// Left in the exchange by the body phase: the head checks passed already.
-struct HeadChecked;
+/// Left in the exchange by the body phase: the head checks passed already, and the
+/// JSON body's schema when the body has one (so it is not looked up again).
+struct HeadChecked(Option<Arc<JsonBody>>);
 
 /// A refusal being built.
 pub(crate) struct Violation {
@@ -353,34 +354,7 @@ impl Validation {
         let mut v = Violation::new(Reason::ValidationBody);
         match check {
             BodyCheck::Opaque => return Ok(()),
-            BodyCheck::Json(validator) => {
-                // Parsed once: the tape the JSON limits recorded, when they did (they
-                // refused duplicate names as they read); else parsed here.
-                let (tape, limits_ran) = match cx.recorded.take() {
-                    Some(entries) => (Tape::recorded(body, entries), true),
-                    None => (Tape::parse(body), false),
-                };
-                let Ok(tape) = tape else {
-                    return Err(v.field("body", "", "is not valid JSON".into()));
-                };
-                if !limits_ran && tape.has_duplicate_names() {
-                    let why = "has an object that names a member twice";
-                    return Err(v.field("body", "", why.into()));
-                }
-                // The common case, a valid body, walks the schema once without building
-                // errors; only an invalid one is walked again for its violations.
-                if validator.is_valid(&tape) {
-                    return Ok(());
-                }
-                for e in validator
-                    .validator
-                    .iter_errors(tape.root())
-                    .take(MAX_ERRORS)
-                {
-                    let pointer = e.instance_path().to_string();
-                    v = v.field("body", &pointer, super::schema::reason(e.kind()));
-                }
-            }
+            BodyCheck::Json(json) => return check_json(json, body, cx.recorded.take()),
             BodyCheck::Form(props, validator) => {
                 let value = form_object(body, props)?;
                 if validator.is_valid(&value) {
@@ -417,6 +391,38 @@ impl Validation {
         }
         Some(d)
     }
+}
+
+/// A JSON body against its schema.
+fn check_json(
+    json: &JsonBody,
+    body: &bytes::Bytes,
+    recorded: Option<Vec<Entry>>,
+) -> Result<(), Violation> {
+    let mut v = Violation::new(Reason::ValidationBody);
+    // Parsed once: the tape the JSON limits recorded, when they did (they refused
+    // duplicate names as they read); else parsed here.
+    let (tape, limits_ran) = match recorded {
+        Some(entries) => (Tape::recorded(body, entries), true),
+        None => (Tape::parse(body), false),
+    };
+    let Ok(tape) = tape else {
+        return Err(v.field("body", "", "is not valid JSON".into()));
+    };
+    if !limits_ran && tape.has_duplicate_names() {
+        let why = "has an object that names a member twice";
+        return Err(v.field("body", "", why.into()));
+    }
+    // The common case, a valid body, is settled by the plan or one validator walk that
+    // builds no errors; only an invalid one is walked again for its violations.
+    if json.is_valid(&tape) {
+        return Ok(());
+    }
+    for e in json.validator.iter_errors(tape.root()).take(MAX_ERRORS) {
+        let pointer = e.instance_path().to_string();
+        v = v.field("body", &pointer, super::schema::reason(e.kind()));
+    }
+    Err(v)
 }
 
 /// The operation's body check for the request's `Content-Type`: exact media type first,
@@ -484,23 +490,28 @@ impl Filter for Validation {
         // A request with a body: the head is checked now, before the body is read.
         let checked = self
             .check_head(&RequestView::of(cx), true)
-            .map(|check| matches!(check, Some(BodyCheck::Json(_))));
-        match checked {
+            .map(|check| match check {
+                Some(BodyCheck::Json(json)) => Some(json.clone()),
+                _ => None,
+            });
+        let json = match checked {
             // A JSON body checked against a schema: the JSON limits record its tape as
             // they scan it, so it is parsed once.
-            Ok(true) => {
+            Ok(Some(json)) => {
                 if let Some(slot) = cx.extensions.get::<RecordedTape>() {
                     slot.want();
                 }
+                Some(json)
             }
-            Ok(false) => {}
+            Ok(None) => None,
             Err(v) => {
                 if let Some(d) = self.decide(cx, v) {
                     return Err(d);
                 }
+                None
             }
-        }
-        cx.extensions.insert(HeadChecked);
+        };
+        cx.extensions.insert(HeadChecked(json));
         Ok(None)
     }
 
@@ -509,12 +520,14 @@ impl Filter for Validation {
             .extensions
             .get::<RecordedTape>()
             .and_then(RecordedTape::take);
-        let mut view = RequestView::of(cx);
-        view.recorded = recorded;
-        let result = if cx.extensions.get::<HeadChecked>().is_some() {
-            self.check_body(&mut view)
-        } else {
-            self.check_head(&view, false).map(|_| ())
+        let result = match (cx.extensions.get::<HeadChecked>(), cx.body) {
+            (Some(HeadChecked(Some(json))), Some(body)) => check_json(json, body, recorded),
+            (Some(_), _) => {
+                let mut view = RequestView::of(cx);
+                view.recorded = recorded;
+                self.check_body(&mut view)
+            }
+            (None, _) => self.check_head(&RequestView::of(cx), false).map(|_| ()),
         };
         let flow = match result {
             Ok(()) => Flow::Continue,

@@ -12,6 +12,7 @@ mod schema;
 pub(crate) mod tape;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -193,7 +194,7 @@ impl JsonBody {
 /// How a request body of one media type is checked.
 enum BodyCheck {
     /// Parsed as JSON (into a tape) and validated.
-    Json(JsonBody),
+    Json(Arc<JsonBody>),
     /// `application/x-www-form-urlencoded`: read into an object (each field as the
     /// schema's property type) and validated.
     Form(Vec<(String, params::Kind)>, Validator),
@@ -352,7 +353,9 @@ fn compile_operation(
                 let schema = m.get("schema");
                 let check = match schema {
                     None => BodyCheck::Opaque,
-                    Some(s) if is_json(range) => BodyCheck::Json(schemas.compile_body(s, &at)?),
+                    Some(s) if is_json(range) => {
+                        BodyCheck::Json(Arc::new(schemas.compile_body(s, &at)?))
+                    }
                     Some(s) if range.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
                         let props = doc
                             .resolve(s)?

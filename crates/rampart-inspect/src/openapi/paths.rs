@@ -5,8 +5,6 @@
 //! counterparts"); templates are grouped by segment count so a request compares only
 //! templates of its own length.
 
-use std::collections::HashMap;
-
 use super::Operation;
 
 /// One segment of a template.
@@ -82,7 +80,8 @@ impl PathItem {
 /// All templates, by segment count, most specific first within each count.
 #[derive(Default)]
 pub(crate) struct PathMatcher {
-    by_len: HashMap<usize, Vec<PathItem>>,
+    /// Path items by their number of segments.
+    by_len: Vec<Vec<PathItem>>,
 }
 
 /// A matched path: its item and the raw (still percent-encoded) parameter values.
@@ -108,20 +107,20 @@ impl PathMatcher {
         let mut methods: Vec<&str> = operations.iter().map(|(m, _)| m.as_str()).collect();
         methods.sort_unstable();
         let allow = methods.join(", ");
-        self.by_len
-            .entry(segments.len())
-            .or_default()
-            .push(PathItem {
-                segments,
-                operations,
-                allow,
-            });
+        if self.by_len.len() <= segments.len() {
+            self.by_len.resize_with(segments.len() + 1, Vec::new);
+        }
+        self.by_len[segments.len()].push(PathItem {
+            segments,
+            operations,
+            allow,
+        });
         Ok(())
     }
 
     /// Orders each group: literal segments before templated ones, position by position.
     pub(crate) fn finish(&mut self) {
-        for items in self.by_len.values_mut() {
+        for items in &mut self.by_len {
             items.sort_by_key(|i| {
                 i.segments
                     .iter()
@@ -133,11 +132,12 @@ impl PathMatcher {
 
     /// The most specific template matching `path` (which starts with '/').
     pub(crate) fn find<'a>(&'a self, path: &'a str) -> Option<PathMatch<'a>> {
-        let parts: Vec<&str> = path.split('/').skip(1).collect();
-        let items = self.by_len.get(&parts.len())?;
+        // Nothing allocated unless a template captures a parameter.
+        let len = path.bytes().filter(|&b| b == b'/').count();
+        let items = self.by_len.get(len)?;
         'items: for item in items {
             let mut params = Vec::new();
-            for (seg, part) in item.segments.iter().zip(&parts) {
+            for (seg, part) in item.segments.iter().zip(path.split('/').skip(1)) {
                 if !seg.matches(part, &mut params) {
                     continue 'items;
                 }

@@ -86,7 +86,9 @@ fn compile_all(
         {
             let at = format!("{at}.content.{range}");
             let check = match m.get("schema") {
-                Some(s) if is_json(range) => BodyCheck::Json(schemas.compile_body(s, &at)?),
+                Some(s) if is_json(range) => {
+                    BodyCheck::Json(std::sync::Arc::new(schemas.compile_body(s, &at)?))
+                }
                 _ => BodyCheck::Opaque,
             };
             media.push(Media {

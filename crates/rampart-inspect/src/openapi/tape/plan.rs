@@ -308,9 +308,13 @@ fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<bool> {
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
 /// be: a magnitude where `f64` is no longer exact).
 fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
-    let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-    let Some(v) = fast_f64(text).or_else(|| text.parse::<f64>().ok()) else {
-        return false;
+    let (v, integer) = match fast_f64(text) {
+        Some(v) => (v, !text.contains('.')),
+        None => match text.parse::<f64>() {
+            // With an exponent or over 15 digits: never taken as exact.
+            Ok(v) => (v, false),
+            Err(_) => return false,
+        },
     };
     if !v.is_finite() || v.abs() >= EXACT {
         return false;
@@ -608,8 +612,9 @@ impl Node {
     /// The index of the property named `name`, searched from `from` on, then from the start.
     fn find(&self, name: &[u8], from: usize) -> Option<usize> {
         let at = |k: usize| {
+            // Lengths first, then the bytes without a call (names are short).
             let p = self.props[k].0.as_bytes();
-            p.len() == name.len() && p == name
+            p.len() == name.len() && p.iter().zip(name).all(|(a, b)| a == b)
         };
         (from..self.props.len())
             .find(|&k| at(k))

@@ -335,7 +335,12 @@ fn plan_speed() {
     let schema = order_schema();
     let validator = build::<TapeJson>(&schema).expect("compiles");
     let plan = plan(&schema).expect("a plan");
-    let t = tape(&order());
+    // PLAN_DOC=FILE: another order (the bench's `small.json`).
+    let doc = match std::env::var_os("PLAN_DOC") {
+        Some(f) => serde_json::from_slice(&std::fs::read(f).expect("PLAN_DOC")).expect("JSON"),
+        None => order(),
+    };
+    let t = tape(&doc);
     let rounds = 200_000;
     let started = std::time::Instant::now();
     for _ in 0..rounds {
