@@ -78,6 +78,26 @@ enum Lit {
     Null,
 }
 
+/// A `pattern`: jsonschema's sequence matcher when the pattern is one, the one-keyword
+/// validator for the strings it cannot decide (and for other patterns).
+struct Pattern {
+    sequence: Option<jsonschema_regex::Sequence>,
+    full: Validator<TapeJson>,
+}
+
+impl Pattern {
+    fn matches(&self, s: &str, at: TapeNode<'_>) -> bool {
+        match self
+            .sequence
+            .as_ref()
+            .and_then(|q| q.is_match(s.as_bytes()))
+        {
+            Some(m) => m,
+            None => self.full.is_valid(at),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Node {
     /// A `$ref`: that node's checks apply too.
@@ -91,7 +111,9 @@ struct Node {
     max_len: usize,
     /// `format: email`: the quick check first, then `checks`.
     email: bool,
-    /// One-keyword validators (patterns, formats) a string must pass.
+    /// Patterns a string must match.
+    patterns: Vec<Pattern>,
+    /// One-keyword validators (formats) a string must pass.
     checks: Vec<Validator<TapeJson>>,
     email_check: Option<Validator<TapeJson>>,
     bounds: Vec<(Cmp, f64)>,
@@ -168,9 +190,12 @@ impl Plan {
             return false;
         }
         // Most leaves: a type and nothing more.
-        if node.flags == 0 {
-            return true;
-        }
+        node.flags == 0 || self.deep(node, n, tape, i, entry, depth)
+    }
+
+    /// The checks beyond the type (out of line: the type test above stays small).
+    #[inline(never)]
+    fn deep(&self, node: &Node, n: u32, tape: &Tape, i: usize, entry: Entry, depth: u32) -> bool {
         if node.flags & ALSO != 0 {
             let also = node.also.unwrap_or(n);
             if depth > MAX_DEPTH || !self.check(also, tape, i, depth + 1) {
@@ -182,7 +207,7 @@ impl Plan {
         }
         match entry {
             Entry::Number(s, e) if node.flags & NUM != 0 => {
-                number_in(tape.str_at(s, e, false), &node.bounds)
+                number_in(tape.bytes_at(s, e, false), &node.bounds)
             }
             Entry::Str {
                 start,
@@ -203,7 +228,8 @@ impl Plan {
                         }
                     }
                 }
-                node.checks.iter().all(|v| v.is_valid(at))
+                node.patterns.iter().all(|p| p.matches(s, at))
+                    && node.checks.iter().all(|v| v.is_valid(at))
             }
             Entry::Array { len, end } if node.flags & ARR != 0 => {
                 let len = len as usize;
@@ -307,13 +333,16 @@ fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<bool> {
 
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
 /// be: a magnitude where `f64` is no longer exact).
-fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
+fn number_in(text: &[u8], bounds: &[(Cmp, f64)]) -> bool {
     let (v, integer) = match fast_f64(text) {
-        Some(v) => (v, !text.contains('.')),
-        None => match text.parse::<f64>() {
-            // With an exponent or over 15 digits: never taken as exact.
-            Ok(v) => (v, false),
-            Err(_) => return false,
+        Some(read) => read,
+        // With an exponent or over 15 digits: never taken as exact.
+        None => match std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            Some(v) => (v, false),
+            None => return false,
         },
     };
     if !v.is_finite() || v.abs() >= EXACT {
@@ -334,17 +363,20 @@ fn number_in(text: &str, bounds: &[(Cmp, f64)]) -> bool {
     })
 }
 
-/// The `f64` of a plain number of at most 15 digits (`-12`, `19.99`): its digits and the
-/// power of ten are both exact in `f64`, so one division rounds as the full parser does.
-/// Anything else (exponents, more digits) is `None`.
-fn fast_f64(text: &str) -> Option<f64> {
+/// The `f64` of a plain number of at most 15 digits (`-12`, `19.99`), and whether it is
+/// an integer: its digits and the power of ten are both exact in `f64`, so one division
+/// rounds as the full parser does. Anything else (exponents, more digits) is `None`.
+fn fast_f64(text: &[u8]) -> Option<(f64, bool)> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
-    let (neg, digits) = match text.as_bytes() {
+    let (neg, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         all => (false, all),
     };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
     let (mut m, mut n, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
     for &c in digits {
         match c {
@@ -356,15 +388,12 @@ fn fast_f64(text: &str) -> Option<f64> {
             b'.' if !dot => dot = true,
             _ => return None,
         }
-        if n > 15 {
-            return None;
-        }
     }
-    if n == 0 {
+    if n == 0 || n > 15 {
         return None;
     }
     let v = m as f64 / POW10[scale];
-    Some(if neg { -v } else { v })
+    Some((if neg { -v } else { v }, !dot))
 }
 
 /// A plain e-mail address (`local@domain.tld`, letters, digits and `._+-` before the
@@ -434,7 +463,10 @@ impl<'a> Compiler<'a, '_> {
             _ => return None,
         };
         let mut n = Node::any();
-        for (k, v) in obj {
+        // `properties` first, so members are listed in the schema's order (the lookup
+        // starts after the last member found).
+        let props = obj.iter().filter(|(k, _)| *k == "properties");
+        for (k, v) in props.chain(obj.iter().filter(|(k, _)| *k != "properties")) {
             match k.as_str() {
                 "$defs" if root => {}
                 // With siblings (3.1), both apply.
@@ -453,7 +485,13 @@ impl<'a> Compiler<'a, '_> {
                 "const" => n.enums = Some(vec![lit(v)?]),
                 "minLength" => n.min_len = count(v)?,
                 "maxLength" => n.max_len = count(v)?,
-                "pattern" => n.checks.push(self.one(k, v)?),
+                "pattern" => n.patterns.push(Pattern {
+                    // jsonschema's own fast path for anchored sequences of classes.
+                    sequence: jsonschema_regex::to_rust_regex(v.as_str()?)
+                        .ok()
+                        .and_then(|t| jsonschema_regex::Sequence::compile(&t)),
+                    full: self.one(k, v)?,
+                }),
                 "format" => match v.as_str()? {
                     f if OPENAPI_FORMATS.contains(&f) => {}
                     "email" => {
@@ -567,7 +605,12 @@ impl Node {
         if self.enums.is_some() {
             f |= ENUM;
         }
-        if self.min_len > 0 || self.max_len < usize::MAX || self.email || !self.checks.is_empty() {
+        if self.min_len > 0
+            || self.max_len < usize::MAX
+            || self.email
+            || !self.patterns.is_empty()
+            || !self.checks.is_empty()
+        {
             f |= STR;
         }
         if !self.bounds.is_empty() {

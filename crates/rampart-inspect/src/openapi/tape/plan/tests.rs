@@ -320,10 +320,11 @@ fn short_numbers_are_read_as_the_full_parser_reads_them() {
             text.insert(0, '-');
         }
         let want: f64 = text.parse().expect("a number");
-        assert_eq!(fast_f64(&text), Some(want), "{text}");
+        let read = fast_f64(text.as_bytes()).map(|(v, _)| v);
+        assert_eq!(read, Some(want), "{text}");
     }
     for text in ["1e5", "1234567890123456", "--1", "1.2.3", ""] {
-        assert_eq!(fast_f64(text), None, "{text}");
+        assert_eq!(fast_f64(text.as_bytes()), None, "{text}");
     }
 }
 
