@@ -45,8 +45,9 @@ pub(crate) enum Entry {
 /// A parsed body.
 #[derive(Debug)]
 pub(crate) struct Tape {
-    /// The body, checked as UTF-8 once (a copy: slicing a `str` then costs nothing).
-    text: String,
+    /// The body, valid UTF-8 (checked whole by [`Tape::parse`]; a recorded body was
+    /// checked by the JSON limits as it arrived), shared, not copied.
+    text: Bytes,
     entries: Vec<Entry>,
     /// Strings with escapes, decoded.
     decoded: String,
@@ -58,12 +59,13 @@ pub(crate) struct NotJson;
 
 impl Tape {
     pub(crate) fn parse(body: &Bytes) -> Result<Tape, NotJson> {
-        let text = String::from_utf8(body.to_vec()).map_err(|_| NotJson)?;
+        std::str::from_utf8(body).map_err(|_| NotJson)?;
+        let text = body.clone();
         if text.len() > u32::MAX as usize {
             return Err(NotJson);
         }
         let mut p = Parser {
-            b: text.as_bytes(),
+            b: &text,
             at: 0,
             entries: Vec::with_capacity(text.len() / 8 + 4),
             decoded: String::new(),
@@ -85,12 +87,14 @@ impl Tape {
     /// arrived ([`crate::JsonScanner::record`]): no second parse, only the strings with
     /// escapes decoded.
     pub(crate) fn recorded(body: &Bytes, mut entries: Vec<Entry>) -> Result<Tape, NotJson> {
-        let text = String::from_utf8(body.to_vec()).map_err(|_| NotJson)?;
+        // Its strings' UTF-8 was checked as they arrived, and nothing else but ASCII
+        // passes the scanner: the body is not checked again here.
+        let text = body.clone();
         if text.len() > u32::MAX as usize || entries.is_empty() {
             return Err(NotJson);
         }
         let mut p = Parser {
-            b: text.as_bytes(),
+            b: &text,
             at: 0,
             entries: Vec::new(),
             decoded: String::new(),
@@ -121,17 +125,25 @@ impl Tape {
 
     fn str_at(&self, start: u32, end: u32, escaped: bool) -> &str {
         let (s, e) = (start as usize, end as usize);
-        // Ranges start and end at ASCII (quotes, digits), so always on char boundaries.
-        let all = if escaped { &self.decoded } else { &self.text };
-        all.get(s..e).unwrap_or("")
+        if escaped {
+            return self.decoded.get(s..e).unwrap_or("");
+        }
+        // Ranges start and end at ASCII (quotes, digits) of a valid UTF-8 body, so the
+        // slice is valid UTF-8 too (checked again, as it costs little: no `unsafe`).
+        self.text
+            .get(s..e)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// The bytes of a string (see [`Tape::str_at`]).
     fn bytes_at(&self, start: u32, end: u32, escaped: bool) -> &[u8] {
-        let all = if escaped { &self.decoded } else { &self.text };
-        all.as_bytes()
-            .get(start as usize..end as usize)
-            .unwrap_or(b"")
+        let all = if escaped {
+            self.decoded.as_bytes()
+        } else {
+            &self.text
+        };
+        all.get(start as usize..end as usize).unwrap_or(b"")
     }
 
     /// Whether an object of the document names a member twice (parsers disagree on

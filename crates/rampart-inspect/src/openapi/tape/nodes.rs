@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use jsonschema::json::{Array, Json, JsonNumber, Node, NodeIdentity, Object};
 use jsonschema::types::JsonType;
 use serde_json::Value;
@@ -33,7 +34,7 @@ impl Json for TapeJson {
 
     fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(TapeNode<'_>) -> T) -> T {
         let tape = Tape {
-            text: String::new(),
+            text: Bytes::new(),
             entries: vec![Entry::Str {
                 start: 0,
                 end: string.len() as u32,

@@ -86,12 +86,8 @@ struct Pattern {
 }
 
 impl Pattern {
-    fn matches(&self, s: &str, at: TapeNode<'_>) -> bool {
-        match self
-            .sequence
-            .as_ref()
-            .and_then(|q| q.is_match(s.as_bytes()))
-        {
+    fn matches(&self, s: &[u8], at: TapeNode<'_>) -> bool {
+        match self.sequence.as_ref().and_then(|q| q.is_match(s)) {
             Some(m) => m,
             None => self.full.is_valid(at),
         }
@@ -169,24 +165,7 @@ impl Plan {
     fn check(&self, n: u32, tape: &Tape, i: usize, depth: u32) -> bool {
         let node = &self.nodes[n as usize];
         let entry = tape.entries[i];
-        let allowed = match entry {
-            Entry::Null => node.types & NULL != 0,
-            Entry::Bool(_) => node.types & BOOL != 0,
-            // `integer` alone: a number with a fraction or an exponent is left to the
-            // full validator (`1.0` is an integer to it).
-            Entry::Number(s, e) => {
-                node.types & NUMBER != 0
-                    || node.types & INTEGER != 0
-                        && !tape
-                            .bytes_at(s, e, false)
-                            .iter()
-                            .any(|b| matches!(b, b'.' | b'e' | b'E'))
-            }
-            Entry::Str { .. } => node.types & STRING != 0,
-            Entry::Array { .. } => node.types & ARRAY != 0,
-            Entry::Object { .. } => node.types & OBJECT != 0,
-        };
-        if !allowed {
+        if !admits(node.types, tape, entry) {
             return false;
         }
         // Most leaves: a type and nothing more.
@@ -214,9 +193,11 @@ impl Plan {
                 end,
                 escaped,
             } if node.flags & STR != 0 => {
-                let s = tape.str_at(start, end, escaped);
+                let s = tape.bytes_at(start, end, escaped);
+                // Lengths in characters: the bytes that do not continue one.
                 if (node.min_len > 0 || s.len() > node.max_len)
-                    && !(node.min_len..=node.max_len).contains(&s.chars().count())
+                    && !(node.min_len..=node.max_len)
+                        .contains(&s.iter().filter(|&&b| (b as i8) >= -0x40).count())
                 {
                     return false;
                 }
@@ -294,6 +275,28 @@ impl Plan {
             }
             _ => true,
         }
+    }
+}
+
+/// Whether a value of `entry`'s type is allowed by `types`.
+#[inline(always)]
+fn admits(types: u8, tape: &Tape, entry: Entry) -> bool {
+    match entry {
+        Entry::Null => types & NULL != 0,
+        Entry::Bool(_) => types & BOOL != 0,
+        // `integer` alone: a number with a fraction or an exponent is left to the full
+        // validator (`1.0` is an integer to it).
+        Entry::Number(s, e) => {
+            types & NUMBER != 0
+                || types & INTEGER != 0
+                    && !tape
+                        .bytes_at(s, e, false)
+                        .iter()
+                        .any(|b| matches!(b, b'.' | b'e' | b'E'))
+        }
+        Entry::Str { .. } => types & STRING != 0,
+        Entry::Array { .. } => types & ARRAY != 0,
+        Entry::Object { .. } => types & OBJECT != 0,
     }
 }
 
@@ -400,8 +403,7 @@ fn fast_f64(text: &[u8]) -> Option<(f64, bool)> {
 /// `@`, hostname labels after it): certainly valid under JSON Schema's `email`. Anything
 /// else (quoted local parts, IP literals, IDNs, other symbols) is `false` and goes to the
 /// full check.
-pub(crate) fn quick_email(s: &str) -> bool {
-    let b = s.as_bytes();
+pub(crate) fn quick_email(b: &[u8]) -> bool {
     if b.len() > 254 {
         return false;
     }

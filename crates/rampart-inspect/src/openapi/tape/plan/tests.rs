@@ -266,7 +266,7 @@ fn the_quick_email_check_is_stricter_than_the_format() {
         cases.push(format!("{local}@{host}.{tld}"));
     }
     for s in &cases {
-        if quick_email(s) {
+        if quick_email(s.as_bytes()) {
             accepted += 1;
             let t = tape(&Value::String(s.clone()));
             assert!(format.is_valid(t.root()), "quick check accepted {s:?}");
