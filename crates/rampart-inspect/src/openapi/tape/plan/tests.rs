@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::openapi::schema::build;
+use crate::openapi::tape::tests::numbers;
 
 /// The bench's order contract, as the schema compiler leaves it (2020-12, `$defs`,
 /// `nullable` as a type list, exclusive bounds as numbers, `int32` as bounds).
@@ -52,16 +53,6 @@ fn tape(v: &Value) -> Tape {
 
 fn plan(schema: &Value) -> Option<Plan> {
     Plan::compile(schema, &mut |one| build(one).ok())
-}
-
-fn numbers(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
 }
 
 /// Values near every edge the order's schema has.
