@@ -105,7 +105,7 @@ impl<'d> SchemaCompiler<'d> {
     }
 
     /// `schema` as a self-contained JSON Schema 2020-12 document.
-    fn document(&mut self, schema: &Value) -> Result<Value, String> {
+    pub(crate) fn document(&mut self, schema: &Value) -> Result<Value, String> {
         let mut unit = Unit {
             names: BTreeMap::new(),
             defs: Map::new(),
