@@ -132,14 +132,13 @@ impl Plan {
             return false;
         }
         // Most leaves: a type and nothing more.
-        node.flags == 0 || self.deep(node, n, tape, i, entry, depth)
+        node.flags == 0 || self.deep(node, tape, i, entry, depth)
     }
 
     /// The checks beyond the type (out of line: the type test above stays small).
     #[inline(never)]
-    fn deep(&self, node: &Node, n: u32, tape: &Tape, i: usize, entry: Entry, depth: u32) -> bool {
-        if node.flags & ALSO != 0 {
-            let also = node.also.unwrap_or(n);
+    fn deep(&self, node: &Node, tape: &Tape, i: usize, entry: Entry, depth: u32) -> bool {
+        if let Some(also) = node.also {
             if depth > MAX_DEPTH || !self.check(also, tape, i, depth + 1) {
                 return false;
             }
