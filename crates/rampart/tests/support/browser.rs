@@ -110,6 +110,12 @@ impl Browser {
 
     /// Sends a command and waits for its answer, noting the events that come meanwhile.
     pub fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// A command's answer, or the error DevTools gave for it.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -131,9 +137,9 @@ impl Browser {
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["id"] == json!(id) {
                 if let Some(e) = v.get("error") {
-                    panic!("{method}: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
             self.note(&v);
         }
@@ -183,12 +189,16 @@ impl Browser {
     pub fn wait_for(&mut self, condition: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let r = self.call(
+            // While a form's answer loads, the page being left cannot evaluate: not yet.
+            let r = self.try_call(
                 "Runtime.evaluate",
                 json!({"expression": format!("!!({condition})"), "returnByValue": true}),
             );
-            if r["result"]["value"] == json!(true) {
-                return;
+            match r {
+                Ok(r) if r["result"]["value"] == json!(true) => return,
+                Ok(_) => {}
+                Err(e) if e.to_string().contains("navigated or closed") => {}
+                Err(e) => panic!("Runtime.evaluate: {e}"),
             }
             assert!(
                 Instant::now() < deadline,
