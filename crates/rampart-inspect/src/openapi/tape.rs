@@ -136,6 +136,16 @@ impl Tape {
             .unwrap_or("")
     }
 
+    /// The bytes the strings' ranges point into: the body, or (`escaped`) the decoded
+    /// strings.
+    fn source(&self, escaped: bool) -> &[u8] {
+        if escaped {
+            self.decoded.as_bytes()
+        } else {
+            &self.text
+        }
+    }
+
     /// The bytes of a string (see [`Tape::str_at`]).
     fn bytes_at(&self, start: u32, end: u32, escaped: bool) -> &[u8] {
         let all = if escaped {

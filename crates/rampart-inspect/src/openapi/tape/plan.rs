@@ -96,6 +96,9 @@ struct Node {
     max_items: usize,
     unique: bool,
     props: Vec<(Box<str>, u32)>,
+    /// Each of `props`' names as its length and its first eight bytes (see [`head`]),
+    /// for a comparison that is mostly two integers.
+    heads: Vec<(usize, u64)>,
     /// Bit `i`: `props[i]` is required.
     required: u64,
     /// `additionalProperties` (None: any member is allowed).
@@ -122,24 +125,25 @@ impl Plan {
 
     /// Whether the body is certainly valid (`false`: not valid, or not sure).
     pub(crate) fn accepts(&self, tape: &Tape) -> bool {
-        !tape.entries.is_empty() && self.check(0, tape, 0, 0)
-    }
-
-    fn check(&self, n: u32, tape: &Tape, i: usize, depth: u32) -> bool {
-        let node = &self.nodes[n as usize];
-        let entry = tape.entries[i];
-        if !admits(node.types, tape, entry) {
-            return false;
+        match tape.entries.first() {
+            Some(&e) => self.check(&self.nodes[0], tape, 0, e, 0),
+            None => false,
         }
-        // Most leaves: a type and nothing more.
-        node.flags == 0 || self.deep(node, tape, i, entry, depth)
     }
 
-    /// The checks beyond the type (out of line: the type test above stays small).
+    /// Entry `i` (which is `e`) against `node`: the type here, the rest out of line only
+    /// when the node has more to check (most leaves have a type and nothing more).
+    #[inline(always)]
+    fn check(&self, node: &Node, tape: &Tape, i: usize, e: Entry, depth: u32) -> bool {
+        admits(node.types, tape, e) && (node.flags == 0 || self.deep(node, tape, i, e, depth))
+    }
+
+    /// The checks beyond the type.
     #[inline(never)]
     fn deep(&self, node: &Node, tape: &Tape, i: usize, entry: Entry, depth: u32) -> bool {
         if let Some(also) = node.also {
-            if depth > MAX_DEPTH || !self.check(also, tape, i, depth + 1) {
+            let also = &self.nodes[also as usize];
+            if depth > MAX_DEPTH || !self.check(also, tape, i, entry, depth + 1) {
                 return false;
             }
         }
@@ -154,89 +158,163 @@ impl Plan {
                 start,
                 end,
                 escaped,
-            } if node.flags & STR != 0 => {
-                let s = tape.bytes_at(start, end, escaped);
-                // Lengths in characters: the bytes that do not continue one.
-                if (node.min_len > 0 || s.len() > node.max_len)
-                    && !(node.min_len..=node.max_len)
-                        .contains(&s.iter().filter(|&&b| (b as i8) >= -0x40).count())
-                {
-                    return false;
-                }
-                let at = TapeNode { tape, i };
-                if node.email && !quick_email(s) {
-                    if let Some(v) = &node.email_check {
-                        if !v.is_valid(at) {
-                            return false;
-                        }
-                    }
-                }
-                node.patterns.iter().all(|p| p.matches(s, at))
-                    && node.checks.iter().all(|v| v.is_valid(at))
-            }
+            } if node.flags & STR != 0 => self.string(node, tape, i, start, end, escaped),
             Entry::Array { len, end } if node.flags & ARR != 0 => {
-                let len = len as usize;
-                if !(node.min_items..=node.max_items).contains(&len) || depth > MAX_DEPTH {
-                    return false;
-                }
-                if let Some(items) = node.items {
-                    let mut j = i + 1;
-                    while j < end as usize {
-                        if !self.check(items, tape, j, depth + 1) {
-                            return false;
-                        }
-                        j = tape.after(j);
-                    }
-                }
-                if node.unique && len > 1 {
-                    return unique_strings(tape, i + 1, end as usize).unwrap_or_else(|| {
-                        (TapeNode { tape, i })
-                            .as_array()
-                            .is_some_and(|a| a.is_unique())
-                    });
-                }
-                true
+                self.array(node, tape, i, len as usize, end as usize, depth)
             }
             Entry::Object { len, end } if node.flags & OBJ != 0 => {
-                if !(node.min_props..=node.max_props).contains(&(len as usize)) || depth > MAX_DEPTH
-                {
-                    return false;
-                }
-                let mut seen = 0u64;
-                // Members mostly come in the schema's order: the search starts after
-                // the last one found.
-                let mut from = 0;
-                let mut j = i + 1;
-                while j < end as usize {
-                    let Entry::Str {
-                        start,
-                        end: name_end,
-                        escaped,
-                    } = tape.entries[j]
-                    else {
-                        return false;
-                    };
-                    let name = tape.bytes_at(start, name_end, escaped);
-                    let schema = match node.find(name, from) {
-                        Some(k) => {
-                            seen |= 1 << k;
-                            from = k + 1;
-                            Some(node.props[k].1)
-                        }
-                        None => node.additional,
-                    };
-                    if let Some(s) = schema {
-                        if !self.check(s, tape, j + 1, depth + 1) {
-                            return false;
-                        }
-                    }
-                    j = tape.after(j + 1);
-                }
-                // Names are unique here (a body naming a member twice was refused).
-                seen & node.required == node.required
+                self.object(node, tape, i, len as usize, end as usize, depth)
             }
             _ => true,
         }
+    }
+
+    /// A string's length, patterns and formats.
+    fn string(
+        &self,
+        node: &Node,
+        tape: &Tape,
+        i: usize,
+        start: u32,
+        end: u32,
+        escaped: bool,
+    ) -> bool {
+        let s = tape.bytes_at(start, end, escaped);
+        // Lengths in characters: the bytes that do not continue one.
+        if (node.min_len > 0 || s.len() > node.max_len)
+            && !(node.min_len..=node.max_len)
+                .contains(&s.iter().filter(|&&b| (b as i8) >= -0x40).count())
+        {
+            return false;
+        }
+        let at = TapeNode { tape, i };
+        if node.email && !quick_email(s) {
+            if let Some(v) = &node.email_check {
+                if !v.is_valid(at) {
+                    return false;
+                }
+            }
+        }
+        node.patterns.iter().all(|p| p.matches(s, at)) && node.checks.iter().all(|v| v.is_valid(at))
+    }
+
+    fn array(
+        &self,
+        node: &Node,
+        tape: &Tape,
+        i: usize,
+        len: usize,
+        end: usize,
+        depth: u32,
+    ) -> bool {
+        if !(node.min_items..=node.max_items).contains(&len) || depth > MAX_DEPTH {
+            return false;
+        }
+        let entries = tape.entries.get(..end).unwrap_or_default();
+        if let Some(items) = node.items {
+            let items = &self.nodes[items as usize];
+            let mut j = i + 1;
+            while let Some(&e) = entries.get(j) {
+                if !self.check(items, tape, j, e, depth + 1) {
+                    return false;
+                }
+                j = after(j, e);
+            }
+        }
+        if node.unique && len > 1 {
+            return unique_strings(tape, i + 1, end).unwrap_or_else(|| {
+                (TapeNode { tape, i })
+                    .as_array()
+                    .is_some_and(|a| a.is_unique())
+            });
+        }
+        true
+    }
+
+    fn object(
+        &self,
+        node: &Node,
+        tape: &Tape,
+        i: usize,
+        len: usize,
+        end: usize,
+        depth: u32,
+    ) -> bool {
+        if !(node.min_props..=node.max_props).contains(&len) || depth > MAX_DEPTH {
+            return false;
+        }
+        let entries = tape.entries.get(..end).unwrap_or_default();
+        let mut seen = 0u64;
+        // Members mostly come in the schema's order: the search starts after the last
+        // one found.
+        let mut from = 0;
+        let mut j = i + 1;
+        while let (Some(&name), Some(&e)) = (entries.get(j), entries.get(j + 1)) {
+            let Entry::Str {
+                start,
+                end: name_end,
+                escaped,
+            } = name
+            else {
+                return false;
+            };
+            let source = tape.source(escaped);
+            let (start, name_end) = (start as usize, name_end as usize);
+            let name = source.get(start..name_end).unwrap_or_default();
+            // The name's head read as one word when eight bytes follow its start (a
+            // member name is followed by more of the document, mostly).
+            let head = match source.get(start..start + 8).map(<[u8; 8]>::try_from) {
+                Some(Ok(w)) => u64::from_le_bytes(w) & HEAD_MASK[name.len().min(8)],
+                _ => head(name).1,
+            };
+            let schema = match node.find(name, head, from) {
+                Some(k) => {
+                    seen |= 1 << k;
+                    from = k + 1;
+                    Some(node.props[k].1)
+                }
+                None => node.additional,
+            };
+            if let Some(s) = schema {
+                if !self.check(&self.nodes[s as usize], tape, j + 1, e, depth + 1) {
+                    return false;
+                }
+            }
+            j = after(j + 1, e);
+        }
+        // Names are unique here (a body naming a member twice was refused).
+        j == end && seen & node.required == node.required
+    }
+}
+
+/// `HEAD_MASK[n]` keeps the first `n` bytes of a little-endian word.
+const HEAD_MASK: [u64; 9] = {
+    let mut m = [0u64; 9];
+    let mut n = 1;
+    while n < 8 {
+        m[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    m[8] = u64::MAX;
+    m
+};
+
+/// A member name's length and its first eight bytes as a little-endian word (zeros
+/// past its end).
+fn head(name: &[u8]) -> (usize, u64) {
+    let mut w = [0u8; 8];
+    for (d, s) in w.iter_mut().zip(name) {
+        *d = *s;
+    }
+    (name.len(), u64::from_le_bytes(w))
+}
+
+/// The index just past entry `j` (which is `e`) and its subtree.
+#[inline(always)]
+fn after(j: usize, e: Entry) -> usize {
+    match e {
+        Entry::Array { end, .. } | Entry::Object { end, .. } => end as usize,
+        _ => j + 1,
     }
 }
 
@@ -313,15 +391,23 @@ impl Node {
     }
 
     /// The index of the property named `name`, searched from `from` on, then from the start.
-    fn find(&self, name: &[u8], from: usize) -> Option<usize> {
-        let at = |k: usize| {
-            // Lengths first, then the bytes without a call (names are short).
-            let p = self.props[k].0.as_bytes();
-            p.len() == name.len() && p.iter().zip(name).all(|(a, b)| a == b)
-        };
-        (from..self.props.len())
-            .find(|&k| at(k))
-            .or_else(|| (0..from.min(self.props.len())).find(|&k| at(k)))
+    fn find(&self, name: &[u8], head: u64, from: usize) -> Option<usize> {
+        let (len, n) = (name.len(), self.heads.len());
+        let mut k = from;
+        for _ in 0..n {
+            if k >= n {
+                k = 0;
+            }
+            let (l, h) = self.heads[k];
+            if h == head
+                && l == len
+                && (len <= 8 || self.props[k].0.as_bytes().get(8..) == name.get(8..))
+            {
+                return Some(k);
+            }
+            k += 1;
+        }
+        None
     }
 
     /// The index of member `name` in `props`, added (with no schema yet) if new.

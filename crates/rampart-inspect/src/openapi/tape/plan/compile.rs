@@ -137,6 +137,7 @@ impl<'a> Compiler<'a, '_> {
             }
         }
         n.flags = n.flags_of();
+        n.heads = n.props.iter().map(|(p, _)| head(p.as_bytes())).collect();
         Some(n)
     }
 

@@ -29,35 +29,33 @@ pub(super) fn admits(types: u8, tape: &Tape, entry: Entry) -> bool {
 /// Whether the elements `from..end` are distinct, when they are a few strings (`None`
 /// otherwise: the full comparison decides).
 pub(super) fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<bool> {
-    let items = &tape.entries[from..end];
+    let items = tape.entries.get(from..end)?;
     if items.len() > 16 {
         return None;
     }
-    for (k, a) in items.iter().enumerate() {
-        let Entry::Str {
+    let text = |e: &Entry| match *e {
+        Entry::Str {
             start,
             end,
             escaped,
-        } = *a
-        else {
-            return None;
-        };
-        let a = tape.bytes_at(start, end, escaped);
-        for b in &items[k + 1..] {
-            let Entry::Str {
-                start,
-                end,
-                escaped,
-            } = *b
-            else {
-                return None;
-            };
-            if tape.bytes_at(start, end, escaped) == a {
+        } => Some(tape.bytes_at(start, end, escaped)),
+        _ => None,
+    };
+    for (k, a) in items.iter().enumerate().skip(1) {
+        let a = text(a)?;
+        for b in &items[..k] {
+            // Lengths first, then the bytes without a call (tags are short).
+            let b = text(b)?;
+            if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y) {
                 return Some(false);
             }
         }
     }
-    Some(true)
+    // A lone item is distinct, but must still be a string for `Some`.
+    match items.first() {
+        Some(e) => text(e).map(|_| true),
+        None => Some(true),
+    }
 }
 
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
