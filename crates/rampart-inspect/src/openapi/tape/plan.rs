@@ -40,6 +40,8 @@ const STR: u8 = 4;
 const NUM: u8 = 8;
 const ARR: u8 = 16;
 const OBJ: u8 = 32;
+/// With `STR`: the only string check is `maxLength` (a string no longer in bytes passes).
+const MAX_ONLY: u8 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Cmp {
@@ -135,7 +137,20 @@ impl Plan {
     /// when the node has more to check (most leaves have a type and nothing more).
     #[inline(always)]
     fn check(&self, node: &Node, tape: &Tape, i: usize, e: Entry, depth: u32) -> bool {
-        admits(node.types, tape, e) && (node.flags == 0 || self.deep(node, tape, i, e, depth))
+        if !admits(node.types, tape, e) {
+            return false;
+        }
+        match e {
+            _ if node.flags == 0 => true,
+            // A string within `maxLength` in bytes is within it in characters.
+            Entry::Str { start, end, .. }
+                if node.flags == STR | MAX_ONLY
+                    && end.saturating_sub(start) as usize <= node.max_len =>
+            {
+                true
+            }
+            _ => self.deep(node, tape, i, e, depth),
+        }
     }
 
     /// The checks beyond the type.
@@ -350,6 +365,13 @@ impl Node {
             || !self.checks.is_empty()
         {
             f |= STR;
+            if self.min_len == 0
+                && !self.email
+                && self.patterns.is_empty()
+                && self.checks.is_empty()
+            {
+                f |= MAX_ONLY;
+            }
         }
         if !self.bounds.is_empty() {
             f |= NUM;
