@@ -293,3 +293,30 @@ fn agrees_with_serde_json_on_what_is_json() {
         assert_eq!(ours, theirs, "{doc}");
     }
 }
+
+/// Not a test: the scanner's speed on the bench's 64 KB array of orders, for profiling
+/// (`cargo test --release -p rampart-inspect -- --ignored scanner_speed --nocapture`,
+/// after `bash bench/inspect.sh` wrote the body).
+#[test]
+#[ignore]
+fn scanner_speed() {
+    let Ok(body) = std::fs::read("../../bench/out-inspect/big.json") else {
+        return;
+    };
+    let rounds = 500;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut s = JsonScanner::new(JsonLimits::default());
+        // In 16 KB frames, as a body arrives.
+        for frame in body.chunks(16 * 1024) {
+            s.feed(std::hint::black_box(frame)).expect("valid");
+        }
+        s.finish().expect("complete");
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
+    eprintln!(
+        "{} bytes: {ns:.0} ns per body, {:.2} ns/byte",
+        body.len(),
+        ns / body.len() as f64
+    );
+}
