@@ -206,14 +206,6 @@ struct JsonInspector {
     skipped: u64,
 }
 
-/// A body the JSON limits scanned whole and passed: one valid JSON document, valid
-/// UTF-8, no member named twice.
-#[derive(Debug)]
-pub(crate) struct Scanned {
-    /// Its tape, when the validation asked for one.
-    pub(crate) tape: Option<Vec<Entry>>,
-}
-
 /// The tape the JSON limits record of a request body for the route's schema validation,
 /// when the validation asks for it (its operation has a JSON body schema); set once the
 /// whole body has passed the limits.
@@ -223,8 +215,7 @@ pub(crate) struct RecordedTape(Arc<Recorded>);
 #[derive(Debug, Default)]
 pub(crate) struct Recorded {
     wanted: AtomicBool,
-    /// Set once the whole body has passed the limits.
-    scanned: Mutex<Option<Scanned>>,
+    tape: Mutex<Option<Vec<Entry>>>,
     /// The body's declared length, to size the tape once.
     declared: usize,
 }
@@ -235,10 +226,8 @@ impl RecordedTape {
         self.0.wanted.store(true, Ordering::Relaxed);
     }
 
-    /// What the limits left, once the whole body passed them (`None`: it did not, or they
-    /// did not scan it).
-    pub(crate) fn take(&self) -> Option<Scanned> {
-        self.0.scanned.lock().ok()?.take()
+    pub(crate) fn take(&self) -> Option<Vec<Entry>> {
+        self.0.tape.lock().ok()?.take()
     }
 }
 
@@ -298,11 +287,9 @@ impl BodyInspector for JsonInspector {
         match std::mem::replace(&mut self.state, State::Passing) {
             State::Scanning(mut s) => match s.finish() {
                 Ok(()) => {
-                    if let Some(slot) = &self.recorded {
-                        if let Ok(mut t) = slot.0.scanned.lock() {
-                            *t = Some(Scanned {
-                                tape: s.into_tape(),
-                            });
+                    if let (Some(slot), Some(tape)) = (&self.recorded, s.into_tape()) {
+                        if let Ok(mut t) = slot.0.tape.lock() {
+                            *t = Some(tape);
                         }
                     }
                     Ok(())

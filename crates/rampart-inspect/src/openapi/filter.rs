@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 
 use super::params::{In, Kind};
 use super::responses::{self, Pending, ResponseCheck, ResponseCounts};
-use super::tape::Tape;
+use super::tape::{Entry, Tape};
 use super::{Api, BodyCheck, JsonBody, Operation};
-use crate::json_filter::{RecordedTape, Scanned};
+use crate::json_filter::RecordedTape;
 
 /// At most this many violations are listed in one refusal.
 const MAX_ERRORS: usize = 20;
@@ -152,7 +152,7 @@ pub(crate) struct RequestView<'a> {
     pub(crate) headers: &'a http::HeaderMap,
     pub(crate) body: Option<&'a bytes::Bytes>,
     /// The body's tape as the JSON limits recorded it while the body was read.
-    pub(crate) recorded: Option<Scanned>,
+    pub(crate) recorded: Option<Vec<Entry>>,
 }
 
 impl<'a> RequestView<'a> {
@@ -397,22 +397,13 @@ impl Validation {
 fn check_json(
     json: &JsonBody,
     body: &bytes::Bytes,
-    scanned: Option<Scanned>,
+    recorded: Option<Vec<Entry>>,
 ) -> Result<(), Violation> {
-    // A body the JSON limits passed whole: the plan reads it where it lies.
-    if let (Some(_), Some(plan)) = (&scanned, &json.plan) {
-        if plan.accepts_text(body) {
-            return Ok(());
-        }
-    }
     let mut v = Violation::new(Reason::ValidationBody);
     // Parsed once: the tape the JSON limits recorded, when they did (they refused
     // duplicate names as they read); else parsed here.
-    let (tape, limits_ran) = match scanned {
-        Some(Scanned {
-            tape: Some(entries),
-        }) => (Tape::recorded(body, entries), true),
-        Some(Scanned { tape: None }) => (Tape::parse(body), true),
+    let (tape, limits_ran) = match recorded {
+        Some(entries) => (Tape::recorded(body, entries), true),
         None => (Tape::parse(body), false),
     };
     let Ok(tape) = tape else {
@@ -504,10 +495,10 @@ impl Filter for Validation {
                 _ => None,
             });
         let json = match checked {
-            // A JSON body checked against a schema: with no plan, the JSON limits record
-            // its tape as they scan it, so it is parsed once (a plan reads the text).
+            // A JSON body checked against a schema: the JSON limits record its tape as
+            // they scan it, so it is parsed once.
             Ok(Some(json)) => {
-                if let (Some(slot), None) = (cx.extensions.get::<RecordedTape>(), &json.plan) {
+                if let Some(slot) = cx.extensions.get::<RecordedTape>() {
                     slot.want();
                 }
                 Some(json)

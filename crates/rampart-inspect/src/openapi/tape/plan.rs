@@ -390,11 +390,6 @@ impl Node {
         f
     }
 
-    /// Whether a literal is one of the `enum` (or the `const`), when there is one.
-    fn in_enum_lit(&self, l: &Lit) -> bool {
-        self.enums.as_ref().is_none_or(|e| e.contains(l))
-    }
-
     /// Whether a scalar is one of the `enum` (or the `const`).
     fn in_enum(&self, tape: &Tape, entry: Entry) -> bool {
         let Some(enums) = &self.enums else {
@@ -451,7 +446,6 @@ impl Node {
 }
 
 mod compile;
-mod direct;
 mod values;
 
 use compile::Compiler;
