@@ -175,10 +175,10 @@ impl Plan {
                 escaped,
             } if node.flags & STR != 0 => self.string(node, tape, i, start, end, escaped),
             Entry::Array { len, end } if node.flags & ARR != 0 => {
-                self.array(node, tape, i, len as usize, end as usize, depth)
+                self.array(node, tape, Container::new(i, len, end, depth))
             }
             Entry::Object { len, end } if node.flags & OBJ != 0 => {
-                self.object(node, tape, i, len as usize, end as usize, depth)
+                self.object(node, tape, Container::new(i, len, end, depth))
             }
             _ => true,
         }
@@ -213,19 +213,11 @@ impl Plan {
         node.patterns.iter().all(|p| p.matches(s, at)) && node.checks.iter().all(|v| v.is_valid(at))
     }
 
-    fn array(
-        &self,
-        node: &Node,
-        tape: &Tape,
-        i: usize,
-        len: usize,
-        end: usize,
-        depth: u32,
-    ) -> bool {
-        if !(node.min_items..=node.max_items).contains(&len) || depth > MAX_DEPTH {
+    fn array(&self, node: &Node, tape: &Tape, c: Container) -> bool {
+        let Container { i, len, end, depth } = c;
+        let Some(entries) = c.entries(tape, node.min_items, node.max_items) else {
             return false;
-        }
-        let entries = tape.entries.get(..end).unwrap_or_default();
+        };
         if let Some(items) = node.items {
             let items = &self.nodes[items as usize];
             let mut j = i + 1;
@@ -246,19 +238,11 @@ impl Plan {
         true
     }
 
-    fn object(
-        &self,
-        node: &Node,
-        tape: &Tape,
-        i: usize,
-        len: usize,
-        end: usize,
-        depth: u32,
-    ) -> bool {
-        if !(node.min_props..=node.max_props).contains(&len) || depth > MAX_DEPTH {
+    fn object(&self, node: &Node, tape: &Tape, c: Container) -> bool {
+        let Container { i, end, depth, .. } = c;
+        let Some(entries) = c.entries(tape, node.min_props, node.max_props) else {
             return false;
-        }
-        let entries = tape.entries.get(..end).unwrap_or_default();
+        };
         let mut seen = 0u64;
         // Members mostly come in the schema's order: the search starts after the last
         // one found.
@@ -299,6 +283,36 @@ impl Plan {
         }
         // Names are unique here (a body naming a member twice was refused).
         j == end && seen & node.required == node.required
+    }
+}
+
+/// An array or object of the tape: its entry, its size, the index past its subtree, and
+/// its nesting.
+#[derive(Clone, Copy)]
+struct Container {
+    i: usize,
+    len: usize,
+    end: usize,
+    depth: u32,
+}
+
+impl Container {
+    fn new(i: usize, len: u32, end: u32, depth: u32) -> Container {
+        Container {
+            i,
+            len: len as usize,
+            end: end as usize,
+            depth,
+        }
+    }
+
+    /// The tape up to the container's end, when its size is within `min..=max` and it
+    /// is not nested too deep to follow.
+    fn entries<'t>(&self, tape: &'t Tape, min: usize, max: usize) -> Option<&'t [Entry]> {
+        if !(min..=max).contains(&self.len) || self.depth > MAX_DEPTH {
+            return None;
+        }
+        Some(tape.entries.get(..self.end).unwrap_or_default())
     }
 }
 
