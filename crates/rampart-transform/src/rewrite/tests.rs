@@ -381,7 +381,8 @@ proptest! {
 }
 
 /// Not a test: the rewriter's speed on a 10 KB response, for profiling
-/// (`cargo test --release -p rampart-transform -- --ignored speed --nocapture`).
+/// (`cargo test --release -p rampart-transform -- --ignored speed --nocapture`;
+/// `SPEED_ONLY=fields`, `masked` or `allow` runs one case, for callgrind).
 #[test]
 #[ignore]
 fn speed() {
