@@ -148,12 +148,9 @@ impl Tape {
 
     /// The bytes of a string (see [`Tape::str_at`]).
     fn bytes_at(&self, start: u32, end: u32, escaped: bool) -> &[u8] {
-        let all = if escaped {
-            self.decoded.as_bytes()
-        } else {
-            &self.text
-        };
-        all.get(start as usize..end as usize).unwrap_or(b"")
+        self.source(escaped)
+            .get(start as usize..end as usize)
+            .unwrap_or(b"")
     }
 
     /// Whether an object of the document names a member twice (parsers disagree on

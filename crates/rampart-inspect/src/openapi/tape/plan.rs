@@ -99,7 +99,7 @@ struct Node {
     unique: bool,
     props: Vec<(Box<str>, u32)>,
     /// Each of `props`' names as its length and its first eight bytes (see [`head`]),
-    /// for a comparison that is mostly two integers.
+    /// for a comparison that is mostly two integers; kept by [`Node::prop`].
     heads: Vec<(usize, u64)>,
     /// Bit `i`: `props[i]` is required.
     required: u64,
@@ -455,6 +455,7 @@ impl Node {
             return None;
         }
         self.props.push((name.into(), u32::MAX));
+        self.heads.push(head(name.as_bytes()));
         Some(self.props.len() - 1)
     }
 }

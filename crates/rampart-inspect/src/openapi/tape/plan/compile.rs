@@ -111,8 +111,7 @@ impl<'a> Compiler<'a, '_> {
                 "properties" => {
                     for (name, s) in v.as_object()? {
                         let child = self.child(s)?;
-                        n.prop(name)?;
-                        let at = n.props.iter().position(|(p, _)| **p == **name)?;
+                        let at = n.prop(name)?;
                         n.props[at].1 = child;
                     }
                 }
@@ -137,7 +136,6 @@ impl<'a> Compiler<'a, '_> {
             }
         }
         n.flags = n.flags_of();
-        n.heads = n.props.iter().map(|(p, _)| head(p.as_bytes())).collect();
         Some(n)
     }
 

@@ -51,11 +51,9 @@ pub(super) fn unique_strings(tape: &Tape, from: usize, end: usize) -> Option<boo
             }
         }
     }
-    // A lone item is distinct, but must still be a string for `Some`.
-    match items.first() {
-        Some(e) => text(e).map(|_| true),
-        None => Some(true),
-    }
+    // Every item was read as a string above (the first as the others' `b`), or there
+    // is at most one, which is distinct.
+    Some(true)
 }
 
 /// Whether the number `text` meets every bound, compared exactly (`false` when it cannot
