@@ -13,7 +13,7 @@ use rampart_core::{
     RequestCtx,
 };
 
-use crate::openapi::tape::Entry;
+use crate::openapi::tape::TapeEntries;
 use crate::{JsonLimits, JsonScanner, JsonViolation};
 
 /// Every violation, in the order of the shadow counters.
@@ -215,7 +215,7 @@ pub(crate) struct RecordedTape(Arc<Recorded>);
 #[derive(Debug, Default)]
 pub(crate) struct Recorded {
     wanted: AtomicBool,
-    tape: Mutex<Option<Vec<Entry>>>,
+    tape: Mutex<Option<TapeEntries>>,
     /// The body's declared length, to size the tape once.
     declared: usize,
 }
@@ -226,7 +226,7 @@ impl RecordedTape {
         self.0.wanted.store(true, Ordering::Relaxed);
     }
 
-    pub(crate) fn take(&self) -> Option<Vec<Entry>> {
+    pub(crate) fn take(&self) -> Option<TapeEntries> {
         self.0.tape.lock().ok()?.take()
     }
 }

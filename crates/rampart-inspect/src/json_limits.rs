@@ -184,8 +184,6 @@ pub struct JsonScanner {
     started: bool,
     /// Set by [`JsonScanner::record`].
     recording: Option<Box<Recording>>,
-    /// Offset of the current byte in the whole body (kept while recording).
-    at: u64,
 }
 
 fn is_space(b: u8) -> bool {
@@ -204,7 +202,6 @@ impl JsonScanner {
             failed: None,
             started: false,
             recording: None,
-            at: 0,
         }
     }
 
@@ -234,6 +231,8 @@ impl JsonScanner {
     /// plain string characters, digits and whitespace go by in bulk, everything else a
     /// byte at a time through the grammar.
     fn scan(&mut self, bytes: &[u8]) -> Result<(), JsonViolation> {
+        // The offset in the whole body of this piece's first byte (the tape's offsets).
+        let base = self.recording.as_ref().map_or(0, |r| r.base);
         let mut i = 0;
         while i < bytes.len() {
             let rest = &bytes[i..];
@@ -252,10 +251,7 @@ impl JsonScanner {
             };
             i += run;
             if let Some(&b) = bytes.get(i) {
-                if let Some(r) = &self.recording {
-                    self.at = r.base + i as u64;
-                }
-                self.byte(b)?;
+                self.byte(b, base + i as u64)?;
                 i += 1;
             }
         }
@@ -277,8 +273,7 @@ impl JsonScanner {
             }
             self.token = Token::None;
             if let Some(r) = &self.recording {
-                self.at = r.base;
-                self.number_done();
+                self.number_done(r.base);
             }
             self.value_done();
         }
@@ -291,7 +286,8 @@ impl JsonScanner {
         }
     }
 
-    fn byte(&mut self, b: u8) -> Result<(), JsonViolation> {
+    /// One byte, at offset `at` of the body (for the tape).
+    fn byte(&mut self, b: u8, at: u64) -> Result<(), JsonViolation> {
         match &mut self.token {
             Token::String(s) => {
                 if b == b'\\' {
@@ -305,7 +301,7 @@ impl JsonScanner {
                         let (name, hash) = (s.name, s.hash);
                         self.token = Token::None;
                         if self.recording.is_some() {
-                            self.string_done();
+                            self.string_done(at);
                         }
                         if name {
                             self.name_done(hash)
@@ -346,7 +342,7 @@ impl JsonScanner {
                 // The byte ends the number; it is read as structure below.
                 self.token = Token::None;
                 if self.recording.is_some() {
-                    self.number_done();
+                    self.number_done(at);
                 }
                 self.value_done();
             }
@@ -361,12 +357,12 @@ impl JsonScanner {
                 if b == b']' && self.expect == Expect::ValueOrClose {
                     return self.close(false);
                 }
-                self.value_start(b)
+                self.value_start(b, at)
             }
             Expect::NameOrClose | Expect::Name => match b {
                 b'"' => {
                     self.token = Token::String(StringToken::new(true));
-                    self.token_start(1);
+                    self.token_start(at, 1);
                     Ok(())
                 }
                 b'}' if self.expect == Expect::NameOrClose => self.close(true),
@@ -401,7 +397,7 @@ impl JsonScanner {
     }
 
     /// The first byte of a value.
-    fn value_start(&mut self, b: u8) -> Result<(), JsonViolation> {
+    fn value_start(&mut self, b: u8, at: u64) -> Result<(), JsonViolation> {
         match b {
             b'{' | b'[' => {
                 if self.stack.len() >= self.limits.max_depth as usize {
@@ -428,7 +424,7 @@ impl JsonScanner {
             }
             b'"' => {
                 self.token = Token::String(StringToken::new(false));
-                self.token_start(1);
+                self.token_start(at, 1);
                 Ok(())
             }
             b'-' | b'0'..=b'9' => {
@@ -436,7 +432,7 @@ impl JsonScanner {
                     len: 1,
                     state: NumberState::start(b),
                 };
-                self.token_start(0);
+                self.token_start(at, 0);
                 Ok(())
             }
             b't' | b'f' | b'n' => {

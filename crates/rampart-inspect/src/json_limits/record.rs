@@ -3,7 +3,7 @@
 //! parse the body again ([`crate::openapi::tape::Tape::recorded`]).
 
 use super::JsonScanner;
-use crate::openapi::tape::Entry;
+use crate::openapi::tape::{Entry, TapeEntries};
 
 /// The tape of the document, recorded as it is scanned (for schema validation, which
 /// then need not parse the body again): one entry per value, in document order, with
@@ -11,6 +11,8 @@ use crate::openapi::tape::Entry;
 #[derive(Debug, Default)]
 pub(super) struct Recording {
     pub(super) entries: Vec<Entry>,
+    /// The indexes in `entries` of the strings with escapes.
+    pub(super) escapes: Vec<u32>,
     /// Offset in the body of the first byte of the piece being scanned.
     pub(super) base: u64,
     /// Where the open string's characters or the open number start.
@@ -34,13 +36,16 @@ impl JsonScanner {
     }
 
     /// The recorded tape of a complete, valid document ([`JsonScanner::finish`] passed).
-    pub(crate) fn into_tape(self) -> Option<Vec<Entry>> {
-        self.recording.map(|r| r.entries)
+    pub(crate) fn into_tape(self) -> Option<TapeEntries> {
+        self.recording.map(|r| TapeEntries {
+            entries: r.entries,
+            escaped: r.escapes,
+        })
     }
 
-    /// The current byte's offset as a tape offset; stops recording past 4 GiB.
-    pub(super) fn pos(&mut self) -> u32 {
-        match u32::try_from(self.at) {
+    /// A body offset as a tape offset; stops recording past 4 GiB.
+    pub(super) fn pos(&mut self, at: u64) -> u32 {
+        match u32::try_from(at) {
             Ok(p) => p,
             Err(_) => {
                 self.recording = None;
@@ -55,10 +60,10 @@ impl JsonScanner {
         }
     }
 
-    /// A string (`skip` 1: after its quote) or number starts at the current byte.
-    pub(super) fn token_start(&mut self, skip: u32) {
+    /// A string (`skip` 1: after its quote) or number starts at body offset `at`.
+    pub(super) fn token_start(&mut self, at: u64, skip: u32) {
         if self.recording.is_some() {
-            let p = self.pos().saturating_add(skip);
+            let p = self.pos(at).saturating_add(skip);
             if let Some(r) = &mut self.recording {
                 r.token_start = p;
                 r.escaped = false;
@@ -66,24 +71,28 @@ impl JsonScanner {
         }
     }
 
-    /// The open number ended just before the current byte.
-    pub(super) fn number_done(&mut self) {
-        let end = self.pos();
+    /// The open number ended just before body offset `at`.
+    pub(super) fn number_done(&mut self, at: u64) {
+        let end = self.pos(at);
         if let Some(r) = &mut self.recording {
             let e = Entry::Number(r.token_start, end);
             r.entries.push(e);
         }
     }
 
-    /// The open string ended at the current byte (its closing quote).
-    pub(super) fn string_done(&mut self) {
-        let end = self.pos();
+    /// The open string ended at body offset `at` (its closing quote).
+    pub(super) fn string_done(&mut self, at: u64) {
+        let end = self.pos(at);
         if let Some(r) = &mut self.recording {
             let e = Entry::Str {
                 start: r.token_start,
                 end,
                 escaped: r.escaped,
             };
+            if r.escaped {
+                r.escapes
+                    .push(u32::try_from(r.entries.len()).unwrap_or(u32::MAX));
+            }
             r.entries.push(e);
         }
     }

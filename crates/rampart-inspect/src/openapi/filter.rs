@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::params::{In, Kind};
 use super::responses::{self, Pending, ResponseCheck, ResponseCounts};
-use super::tape::{Entry, Tape};
+use super::tape::{Tape, TapeEntries};
 use super::{Api, BodyCheck, JsonBody, Operation};
 use crate::json_filter::RecordedTape;
 
@@ -152,7 +152,7 @@ pub(crate) struct RequestView<'a> {
     pub(crate) headers: &'a http::HeaderMap,
     pub(crate) body: Option<&'a bytes::Bytes>,
     /// The body's tape as the JSON limits recorded it while the body was read.
-    pub(crate) recorded: Option<Vec<Entry>>,
+    pub(crate) recorded: Option<TapeEntries>,
 }
 
 impl<'a> RequestView<'a> {
@@ -397,7 +397,7 @@ impl Validation {
 fn check_json(
     json: &JsonBody,
     body: &bytes::Bytes,
-    recorded: Option<Vec<Entry>>,
+    recorded: Option<TapeEntries>,
 ) -> Result<(), Violation> {
     let mut v = Violation::new(Reason::ValidationBody);
     // Parsed once: the tape the JSON limits recorded, when they did (they refused

@@ -114,12 +114,17 @@ impl Document {
 
 /// Whether a media type is JSON (`application/json`, `*/*+json`).
 pub(crate) fn is_json(media: &str) -> bool {
-    let essence = media.split(';').next().unwrap_or("").trim();
-    let Some((_, sub)) = essence.split_once('/') else {
+    let essence = essence(media);
+    let Some(slash) = essence.bytes().position(|b| b == b'/') else {
         return false;
     };
+    let sub = essence.get(slash + 1..).unwrap_or("");
+    // `get`: a media type from a document may end in a character of several bytes.
     sub.eq_ignore_ascii_case("json")
-        || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json")
+        || sub.len() > 5
+            && sub
+                .get(sub.len() - 5..)
+                .is_some_and(|t| t.eq_ignore_ascii_case("+json"))
 }
 
 /// What `rampart openapi import` prints a config from: the document's paths and their
@@ -209,11 +214,21 @@ struct Media {
     check: BodyCheck,
 }
 
+/// A media type without its parameters: what comes before any `;`, trimmed (a byte
+/// search: this runs for every request with a body).
+fn essence(media: &str) -> &str {
+    let end = media.bytes().position(|b| b == b';').unwrap_or(media.len());
+    media.get(..end).unwrap_or("").trim_ascii()
+}
+
 /// The media entry for a `Content-Type`: the exact media type first, then `type/*`, then
 /// `*/*` (request bodies and responses alike).
 fn pick_media<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let top = essence.split_once('/').map_or("", |(t, _)| t);
+    let essence = essence(content_type);
+    let top = essence
+        .bytes()
+        .position(|b| b == b'/')
+        .map_or("", |at| essence.get(..at).unwrap_or(""));
     let exact = |m: &&Media| !essence.starts_with('/') && m.range.eq_ignore_ascii_case(essence);
     let family = |m: &&Media| {
         !top.is_empty()
@@ -393,4 +408,36 @@ fn compile_operation(
 /// The operation object of `method` in a path item.
 fn op_value<'a>(item: &'a Value, method: &str) -> &'a Value {
     item.get(method).unwrap_or(&Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{essence, is_json};
+
+    #[test]
+    fn reads_a_media_type_without_its_parameters() {
+        assert_eq!(
+            essence(" application/json ; charset=utf-8"),
+            "application/json"
+        );
+        assert_eq!(essence("text/plain"), "text/plain");
+        assert_eq!(essence(";x"), "");
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "a/vnd.x+json",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        // A name of several-byte characters near its end is not JSON, and no panic.
+        for other in [
+            "application/aéjson",
+            "application/é+jsonx",
+            "json",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
+    }
 }

@@ -42,6 +42,14 @@ pub(crate) enum Entry {
     },
 }
 
+/// A tape as the JSON limits scanner recorded it: the entries, and the indexes of the
+/// strings among them with escapes (still to decode, see [`Tape::recorded`]).
+#[derive(Debug, Default)]
+pub(crate) struct TapeEntries {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) escaped: Vec<u32>,
+}
+
 /// A parsed body.
 #[derive(Debug)]
 pub(crate) struct Tape {
@@ -49,8 +57,8 @@ pub(crate) struct Tape {
     /// checked by the JSON limits as it arrived), shared, not copied.
     text: Bytes,
     entries: Vec<Entry>,
-    /// Strings with escapes, decoded.
-    decoded: String,
+    /// Strings with escapes, decoded (valid UTF-8: decoded from a valid body).
+    decoded: Vec<u8>,
 }
 
 /// The body is not JSON.
@@ -68,7 +76,7 @@ impl Tape {
             b: &text,
             at: 0,
             entries: Vec::with_capacity(text.len() / 8 + 4),
-            decoded: String::new(),
+            decoded: Vec::new(),
         };
         p.value(0)?;
         p.space();
@@ -86,7 +94,11 @@ impl Tape {
     /// The tape of a body whose entries the JSON limits scanner recorded as the body
     /// arrived ([`crate::JsonScanner::record`]): no second parse, only the strings with
     /// escapes decoded.
-    pub(crate) fn recorded(body: &Bytes, mut entries: Vec<Entry>) -> Result<Tape, NotJson> {
+    pub(crate) fn recorded(body: &Bytes, recorded: TapeEntries) -> Result<Tape, NotJson> {
+        let TapeEntries {
+            mut entries,
+            escaped,
+        } = recorded;
         // Its strings' UTF-8 was checked as they arrived, and nothing else but ASCII
         // passes the scanner: the body is not checked again here.
         let text = body.clone();
@@ -97,19 +109,16 @@ impl Tape {
             b: &text,
             at: 0,
             entries: Vec::new(),
-            decoded: String::new(),
+            decoded: Vec::new(),
         };
-        for e in &mut entries {
-            if let Entry::Str {
-                start,
-                escaped: true,
-                ..
-            } = *e
-            {
-                // From the opening quote.
-                p.at = (start as usize).checked_sub(1).ok_or(NotJson)?;
-                *e = p.string()?;
-            }
+        for i in escaped {
+            let e = entries.get_mut(i as usize).ok_or(NotJson)?;
+            let Entry::Str { start, .. } = *e else {
+                return Err(NotJson);
+            };
+            // From the opening quote.
+            p.at = (start as usize).checked_sub(1).ok_or(NotJson)?;
+            *e = p.string()?;
         }
         let decoded = p.decoded;
         Ok(Tape {
@@ -126,7 +135,11 @@ impl Tape {
     fn str_at(&self, start: u32, end: u32, escaped: bool) -> &str {
         let (s, e) = (start as usize, end as usize);
         if escaped {
-            return self.decoded.get(s..e).unwrap_or("");
+            return self
+                .decoded
+                .get(s..e)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("");
         }
         // Ranges start and end at ASCII (quotes, digits) of a valid UTF-8 body, so the
         // slice is valid UTF-8 too (checked again, as it costs little: no `unsafe`).
@@ -140,7 +153,7 @@ impl Tape {
     /// strings.
     fn source(&self, escaped: bool) -> &[u8] {
         if escaped {
-            self.decoded.as_bytes()
+            &self.decoded
         } else {
             &self.text
         }

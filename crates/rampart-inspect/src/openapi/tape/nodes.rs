@@ -40,7 +40,7 @@ impl Json for TapeJson {
                 end: string.len() as u32,
                 escaped: true,
             }],
-            decoded: string.to_owned(),
+            decoded: string.as_bytes().to_vec(),
         };
         f(tape.root())
     }

@@ -23,7 +23,7 @@ pub(super) struct Parser<'b> {
     pub(super) b: &'b [u8],
     pub(super) at: usize,
     pub(super) entries: Vec<Entry>,
-    pub(super) decoded: String,
+    pub(super) decoded: Vec<u8>,
 }
 
 impl Parser<'_> {
@@ -176,18 +176,20 @@ impl Parser<'_> {
             b'\\' => {}
             _ => return Err(NotJson),
         }
-        // Escapes: decode the whole string into the tape's side buffer.
+        // Escapes: decode the whole string into the tape's side buffer, a run of plain
+        // characters at a time (the body is valid UTF-8, so the runs between ASCII
+        // delimiters are too).
         let from = self.decoded.len();
-        let plain = std::str::from_utf8(&self.b[start..self.at]).map_err(|_| NotJson)?;
-        self.decoded.push_str(plain);
+        self.decoded.extend_from_slice(&self.b[start..self.at]);
         loop {
-            let c = self.b.get(self.at).copied().ok_or(NotJson)?;
-            self.at += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let e = self.b.get(self.at).copied().ok_or(NotJson)?;
+            match self.b.get(self.at).copied().ok_or(NotJson)? {
+                b'"' => {
                     self.at += 1;
+                    break;
+                }
+                b'\\' => {
+                    let e = self.b.get(self.at + 1).copied().ok_or(NotJson)?;
+                    self.at += 2;
                     let ch = match e {
                         b'"' => '"',
                         b'\\' => '\\',
@@ -200,21 +202,19 @@ impl Parser<'_> {
                         b'u' => self.unicode()?,
                         _ => return Err(NotJson),
                     };
-                    self.decoded.push(ch);
+                    let mut buf = [0u8; 4];
+                    self.decoded
+                        .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
                 0..=0x1f => return Err(NotJson),
                 _ => {
-                    // Copy the run up to the next quote or backslash.
-                    let run_start = self.at - 1;
-                    while !matches!(self.b.get(self.at), Some(b'"' | b'\\') | None) {
-                        self.at += 1;
-                    }
-                    let run = &self.b[run_start..self.at];
-                    if run.iter().any(|b| *b < 0x20) {
-                        return Err(NotJson);
-                    }
+                    let run = self.b[self.at..]
+                        .iter()
+                        .position(|&b| STOP[usize::from(b)])
+                        .ok_or(NotJson)?;
                     self.decoded
-                        .push_str(std::str::from_utf8(run).map_err(|_| NotJson)?);
+                        .extend_from_slice(&self.b[self.at..self.at + run]);
+                    self.at += run;
                 }
             }
         }
