@@ -113,9 +113,11 @@ impl Tape {
         };
         for i in escaped {
             let e = entries.get_mut(i as usize).ok_or(NotJson)?;
-            let Entry::Str { start, .. } = *e else {
+            let Entry::Str { start, end, .. } = *e else {
                 return Err(NotJson);
             };
+            // Decoding never lengthens a string: one allocation, mostly.
+            p.decoded.reserve(end.saturating_sub(start) as usize);
             // From the opening quote.
             p.at = (start as usize).checked_sub(1).ok_or(NotJson)?;
             *e = p.string()?;

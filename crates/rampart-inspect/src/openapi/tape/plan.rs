@@ -97,16 +97,24 @@ struct Node {
     min_items: usize,
     max_items: usize,
     unique: bool,
-    props: Vec<(Box<str>, u32)>,
-    /// Each of `props`' names as its length and its first eight bytes (see [`head`]),
-    /// for a comparison that is mostly two integers; kept by [`Node::prop`].
-    heads: Vec<(usize, u64)>,
+    props: Vec<Prop>,
     /// Bit `i`: `props[i]` is required.
     required: u64,
     /// `additionalProperties` (None: any member is allowed).
     additional: Option<u32>,
     min_props: usize,
     max_props: usize,
+}
+
+/// A member of `properties`.
+struct Prop {
+    /// The name's length and its first eight bytes (see [`head`]), for a comparison
+    /// that is mostly two integers.
+    len: usize,
+    head: u64,
+    name: Box<str>,
+    /// Its schema's node (`u32::MAX` while compiling: not given yet).
+    schema: u32,
 }
 
 /// A compiled body schema.
@@ -267,10 +275,10 @@ impl Plan {
                 _ => head(name).1,
             };
             let schema = match node.find(name, head, from) {
-                Some(k) => {
+                Some((k, schema)) => {
                     seen |= 1 << k;
                     from = k + 1;
-                    Some(node.props[k].1)
+                    Some(schema)
                 }
                 None => node.additional,
             };
@@ -426,20 +434,21 @@ impl Node {
         }
     }
 
-    /// The index of the property named `name`, searched from `from` on, then from the start.
-    fn find(&self, name: &[u8], head: u64, from: usize) -> Option<usize> {
-        let (len, n) = (name.len(), self.heads.len());
+    /// The index and schema of the property named `name`, searched from `from` on, then
+    /// from the start.
+    fn find(&self, name: &[u8], head: u64, from: usize) -> Option<(usize, u32)> {
+        let (len, n) = (name.len(), self.props.len());
         let mut k = from;
         for _ in 0..n {
             if k >= n {
                 k = 0;
             }
-            let (l, h) = self.heads[k];
-            if h == head
-                && l == len
-                && (len <= 8 || self.props[k].0.as_bytes().get(8..) == name.get(8..))
+            let p = &self.props[k];
+            if p.head == head
+                && p.len == len
+                && (len <= 8 || p.name.as_bytes().get(8..) == name.get(8..))
             {
-                return Some(k);
+                return Some((k, p.schema));
             }
             k += 1;
         }
@@ -448,14 +457,19 @@ impl Node {
 
     /// The index of member `name` in `props`, added (with no schema yet) if new.
     fn prop(&mut self, name: &str) -> Option<usize> {
-        if let Some(at) = self.props.iter().position(|(p, _)| **p == *name) {
+        if let Some(at) = self.props.iter().position(|p| *p.name == *name) {
             return Some(at);
         }
         if self.props.len() == 64 {
             return None;
         }
-        self.props.push((name.into(), u32::MAX));
-        self.heads.push(head(name.as_bytes()));
+        let (len, head) = head(name.as_bytes());
+        self.props.push(Prop {
+            len,
+            head,
+            name: name.into(),
+            schema: u32::MAX,
+        });
         Some(self.props.len() - 1)
     }
 }

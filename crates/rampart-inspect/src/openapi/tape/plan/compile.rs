@@ -112,7 +112,7 @@ impl<'a> Compiler<'a, '_> {
                     for (name, s) in v.as_object()? {
                         let child = self.child(s)?;
                         let at = n.prop(name)?;
-                        n.props[at].1 = child;
+                        n.props[at].schema = child;
                     }
                 }
                 "required" => {
@@ -128,8 +128,8 @@ impl<'a> Compiler<'a, '_> {
         // A required name with no schema of its own: any value (or what
         // `additionalProperties` says, as `jsonschema` applies it).
         for k in 0..n.props.len() {
-            if n.props[k].1 == u32::MAX {
-                n.props[k].1 = match n.additional {
+            if n.props[k].schema == u32::MAX {
+                n.props[k].schema = match n.additional {
                     Some(a) => a,
                     None => self.any(),
                 };
