@@ -1,8 +1,11 @@
 //! JSON paths (`$.card.number`, `$..ssn`, `$.items[*].email`, `$['odd key'][0]`) compiled
 //! into one small automaton per rule set, so a streaming body is matched as it is read:
-//! each open container holds the set of automaton states its members start from, and a
-//! member name or array index moves that set one step. No path is interpreted per
-//! request, and nothing is allocated per value.
+//! each open container holds the automaton state its members start from, and a member
+//! name or array index moves it one step. The rules are compiled to a nondeterministic
+//! automaton, then, at load, to a deterministic one over the names and indexes the rules
+//! mention (any other name, or index, is one symbol): a step is a lookup of the name
+//! among those and one table read. No path is interpreted per request, and nothing is
+//! allocated per value.
 //!
 //! Supported: `$`, `.name`, `['name']` / `["name"]`, `[n]`, `.*` and `[*]` (any member or
 //! element), and `..` before a name or `*` (at any depth below). Filter expressions,
@@ -11,24 +14,24 @@
 /// At most this many automaton states per rule set (shared prefixes count once).
 pub(crate) const MAX_STATES: usize = 128;
 
-/// A set of automaton states.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct States(u128);
+/// A set of states of the nondeterministic automaton.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Set(u128);
 
-impl States {
-    fn with(self, i: usize) -> States {
-        States(self.0 | 1 << i)
+impl Set {
+    fn with(self, i: usize) -> Set {
+        Set(self.0 | 1 << i)
     }
 
-    fn or(self, other: States) -> States {
-        States(self.0 | other.0)
+    fn or(self, other: Set) -> Set {
+        Set(self.0 | other.0)
     }
 
-    fn and(self, other: States) -> States {
-        States(self.0 & other.0)
+    fn and(self, other: Set) -> Set {
+        Set(self.0 & other.0)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.0 == 0
     }
 
@@ -44,6 +47,22 @@ impl States {
         })
     }
 }
+
+/// A state of the deterministic automaton: where a value stands against every rule at
+/// once. The default, 0, is the state from which no rule can match any more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct States(u32);
+
+impl States {
+    /// No rule can match here or below.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// At most this many deterministic states per rule set (each is one set of the
+/// nondeterministic automaton's states that some document can reach).
+pub(crate) const MAX_DFA_STATES: usize = 4096;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,21 +80,6 @@ pub(crate) enum Seg<'a> {
     Index(u32),
 }
 
-impl Step {
-    fn matches(&self, seg: Seg<'_>) -> bool {
-        match (self, seg) {
-            (Step::Any, _) => true,
-            // Lengths first: most names differ in length from a rule's, and the byte
-            // comparison then needs no call.
-            (Step::Key(k), Seg::Key(s)) => {
-                k.len() == s.len() && k.iter().zip(s).all(|(a, b)| a == b)
-            }
-            (Step::Index(i), Seg::Index(n)) => *i == n,
-            _ => false,
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Node {
     edges: Vec<(Step, u16)>,
@@ -86,14 +90,24 @@ struct Node {
     /// Rules that end here (indices into the rule set), first one first.
     accepts: Vec<u16>,
     /// This node and every node reached from it without consuming anything.
-    closure: States,
+    closure: Set,
 }
 
 /// A compiled rule set.
 #[derive(Debug)]
 pub(crate) struct Paths {
     nodes: Vec<Node>,
-    accepting: States,
+    accepting: Set,
+    /// The member names the rules mention (symbols `2..2 + names.len()`), then the
+    /// indexes (the symbols after); symbol 0 is any other name, 1 any other index.
+    names: Vec<Box<[u8]>>,
+    indexes: Vec<u32>,
+    /// Each deterministic state's set of nondeterministic states (0: the empty set).
+    sets: Vec<Set>,
+    /// `table[state * width + symbol]`: the state a step leads to.
+    table: Vec<u32>,
+    width: usize,
+    root: States,
 }
 
 impl Paths {
@@ -101,7 +115,13 @@ impl Paths {
     pub(crate) fn compile(paths: &[&str]) -> Result<Paths, (usize, String)> {
         let mut p = Paths {
             nodes: vec![Node::default()],
-            accepting: States::default(),
+            accepting: Set::default(),
+            names: Vec::new(),
+            indexes: Vec::new(),
+            sets: Vec::new(),
+            table: Vec::new(),
+            width: 2,
+            root: States::default(),
         };
         for (rule, path) in paths.iter().enumerate() {
             let steps = parse(path).map_err(|e| (rule, e))?;
@@ -133,13 +153,94 @@ impl Paths {
         for i in (0..p.nodes.len()).rev() {
             // A `..` node is always created after the node it hangs from, so walking
             // backwards finds its closure complete.
-            let mut c = States::default().with(i);
+            let mut c = Set::default().with(i);
             if let Some(d) = p.nodes[i].descend {
                 c = c.or(p.nodes[d as usize].closure);
             }
             p.nodes[i].closure = c;
         }
+        p.determinize()
+            .map_err(|e| (paths.len().saturating_sub(1), e))?;
         Ok(p)
+    }
+
+    /// Builds the deterministic automaton: every set of states some sequence of names
+    /// and indexes reaches from the root, and its step on each symbol.
+    fn determinize(&mut self) -> Result<(), String> {
+        for n in &self.nodes {
+            for (step, _) in &n.edges {
+                match step {
+                    Step::Key(k) if !self.names.contains(k) => self.names.push(k.clone()),
+                    Step::Index(i) if !self.indexes.contains(i) => self.indexes.push(*i),
+                    _ => {}
+                }
+            }
+        }
+        self.width = 2 + self.names.len() + self.indexes.len();
+        let mut ids: std::collections::HashMap<Set, u32> = std::collections::HashMap::new();
+        let mut todo = Vec::new();
+        // State 0, the empty set, steps to itself on every symbol.
+        self.intern(Set::default(), &mut ids, &mut todo)?;
+        self.root = States(self.intern(self.nodes[0].closure, &mut ids, &mut todo)?);
+        while let Some(state) = todo.pop() {
+            let set = self.sets[state as usize];
+            for symbol in 0..self.width {
+                let next = self.intern(self.nfa_step(set, symbol), &mut ids, &mut todo)?;
+                self.table[state as usize * self.width + symbol] = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// The deterministic state of `set`, added (to be stepped from) if new.
+    fn intern(
+        &mut self,
+        set: Set,
+        ids: &mut std::collections::HashMap<Set, u32>,
+        todo: &mut Vec<u32>,
+    ) -> Result<u32, String> {
+        if let Some(&id) = ids.get(&set) {
+            return Ok(id);
+        }
+        if self.sets.len() == MAX_DFA_STATES {
+            return Err(format!(
+                "the paths of this list together need more than {MAX_DFA_STATES} automaton \
+                 states; split the list or use fewer `..`"
+            ));
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(set);
+        self.table.extend(std::iter::repeat_n(0, self.width));
+        ids.insert(set, id);
+        if id > 0 {
+            todo.push(id);
+        }
+        Ok(id)
+    }
+
+    /// The nondeterministic step from `set` on `symbol`.
+    fn nfa_step(&self, set: Set, symbol: usize) -> Set {
+        let names = self.names.len();
+        let matches = |step: &Step| match step {
+            Step::Any => true,
+            Step::Key(k) => symbol >= 2 && self.names.get(symbol - 2) == Some(k),
+            Step::Index(i) => {
+                symbol >= 2 + names && self.indexes.get(symbol - 2 - names) == Some(i)
+            }
+        };
+        let mut out = Set::default();
+        for i in set.iter() {
+            let n = &self.nodes[i];
+            if n.looping {
+                out = out.or(n.closure);
+            }
+            for (step, t) in &n.edges {
+                if matches(step) {
+                    out = out.or(self.nodes[*t as usize].closure);
+                }
+            }
+        }
+        out
     }
 
     fn push(&mut self) -> Result<usize, String> {
@@ -153,41 +254,52 @@ impl Paths {
         Ok(self.nodes.len() - 1)
     }
 
-    /// The states of the document's root value.
+    /// The state of the document's root value.
     pub(crate) fn root(&self) -> States {
-        self.nodes[0].closure
+        self.root
     }
 
-    /// The states of a child `seg` of a container whose members start from `from`.
+    /// The state of a child `seg` of a container whose members start from `from`.
     pub(crate) fn step(&self, from: States, seg: Seg<'_>) -> States {
-        let mut out = States::default();
-        let mut bits = from.0;
-        while bits != 0 {
-            let n = &self.nodes[bits.trailing_zeros() as usize];
-            bits &= bits - 1;
-            if n.looping {
-                out = out.or(n.closure);
-            }
-            for (step, t) in &n.edges {
-                if step.matches(seg) {
-                    out = out.or(self.nodes[*t as usize].closure);
-                }
-            }
+        if from.is_empty() {
+            return from;
         }
-        out
+        let symbol = match seg {
+            // Lengths first: most names differ in length from every rule's, and the
+            // byte comparison then needs no call.
+            Seg::Key(k) => self
+                .names
+                .iter()
+                .position(|n| n.len() == k.len() && n.iter().zip(k).all(|(a, b)| a == b))
+                .map_or(0, |p| 2 + p),
+            Seg::Index(i) => self
+                .indexes
+                .iter()
+                .position(|&n| n == i)
+                .map_or(1, |p| 2 + self.names.len() + p),
+        };
+        let at = from.0 as usize * self.width + symbol;
+        States(self.table.get(at).copied().unwrap_or(0))
     }
 
-    /// The rules that end at a value with `states`, in no particular order.
+    fn set(&self, states: States) -> Set {
+        self.sets
+            .get(states.0 as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The rules that end at a value in state `states`, in no particular order.
     pub(crate) fn accepted(&self, states: States) -> impl Iterator<Item = usize> + '_ {
-        states
+        self.set(states)
             .and(self.accepting)
             .iter()
             .flat_map(|i| self.nodes[i].accepts.iter().map(|r| *r as usize))
     }
 
-    /// Whether a value with `states` is the end of a rule.
+    /// Whether a value in state `states` is the end of a rule.
     pub(crate) fn accepts(&self, states: States) -> bool {
-        !states.and(self.accepting).is_empty()
+        !self.set(states).and(self.accepting).is_empty()
     }
 }
 
@@ -277,86 +389,4 @@ fn bracket(path: &str, i: usize) -> Result<(Step, usize), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(p: &Paths, segs: &[Seg<'_>]) -> Vec<usize> {
-        let mut s = p.root();
-        for seg in segs {
-            s = p.step(s, *seg);
-        }
-        let mut r: Vec<usize> = p.accepted(s).collect();
-        r.sort_unstable();
-        r
-    }
-
-    #[test]
-    fn names_indices_wildcards_and_descent() {
-        let p = Paths::compile(&[
-            "$.card.number",
-            "$..ssn",
-            "$.items[*].email",
-            "$['odd key'][1]",
-            "$.a.*",
-            "$",
-        ])
-        .unwrap();
-        use Seg::*;
-        assert_eq!(at(&p, &[]), vec![5]);
-        assert_eq!(at(&p, &[Key(b"card"), Key(b"number")]), vec![0]);
-        assert_eq!(at(&p, &[Key(b"card")]), Vec::<usize>::new());
-        assert_eq!(
-            at(&p, &[Key(b"x"), Key(b"card"), Key(b"number")]),
-            Vec::<usize>::new()
-        );
-        assert_eq!(at(&p, &[Key(b"ssn")]), vec![1]);
-        assert_eq!(at(&p, &[Key(b"a"), Index(3), Key(b"ssn")]), vec![1]);
-        assert_eq!(at(&p, &[Key(b"a"), Key(b"ssn")]), vec![1, 4]);
-        assert_eq!(at(&p, &[Key(b"items"), Index(7), Key(b"email")]), vec![2]);
-        assert_eq!(at(&p, &[Key(b"items"), Key(b"k"), Key(b"email")]), vec![2]);
-        assert_eq!(at(&p, &[Key(b"odd key"), Index(1)]), vec![3]);
-        assert_eq!(at(&p, &[Key(b"odd key"), Index(0)]), Vec::<usize>::new());
-        assert_eq!(at(&p, &[Key(b"a"), Key(b"b")]), vec![4]);
-        assert_eq!(
-            at(&p, &[Key(b"a"), Key(b"b"), Key(b"c")]),
-            Vec::<usize>::new()
-        );
-    }
-
-    #[test]
-    fn a_descent_does_not_leak_into_sibling_rules() {
-        // `$.a` must not match `x.a` because `$..b` keeps the root's `..` node alive.
-        let p = Paths::compile(&["$.a", "$..b"]).unwrap();
-        use Seg::*;
-        assert_eq!(at(&p, &[Key(b"x"), Key(b"a")]), Vec::<usize>::new());
-        assert_eq!(at(&p, &[Key(b"x"), Key(b"b")]), vec![1]);
-        assert_eq!(at(&p, &[Key(b"a")]), vec![0]);
-        let p = Paths::compile(&["$..a..b", "$..*"]).unwrap();
-        assert_eq!(
-            at(&p, &[Key(b"q"), Key(b"a"), Index(2), Key(b"b")]),
-            vec![0, 1]
-        );
-        assert!(!p.step(p.root(), Key(b"q")).is_empty());
-    }
-
-    #[test]
-    fn unsupported_and_malformed_paths_are_refused_with_a_reason() {
-        for (path, want) in [
-            ("card.number", "starts with `$`"),
-            ("$.items[?(@.x)]", "not supported"),
-            ("$.items[0:2]", "not supported"),
-            ("$.a[", "not closed"),
-            ("$.", "missing"),
-            ("$.a b", "quote odd names"),
-            ("$[]", "empty"),
-            ("$.a.[0]", "without the dot"),
-        ] {
-            let e = Paths::compile(&["$.ok", path]).unwrap_err();
-            assert_eq!(e.0, 1, "{path}");
-            assert!(e.1.contains(want), "{path}: {}", e.1);
-        }
-        let many: Vec<String> = (0..130).map(|i| format!("$.f{i}")).collect();
-        let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-        assert!(Paths::compile(&many).unwrap_err().1.contains("128"));
-    }
-}
+mod tests;
