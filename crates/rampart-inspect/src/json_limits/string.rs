@@ -71,9 +71,10 @@ impl StringToken {
         }
     }
 
-    /// Takes the run of plain characters (printable ASCII other than `"` and `\`) at the
-    /// start of `bytes` in one step, when no escape or UTF-8 sequence is open; returns
-    /// how many bytes it took (the rest go through [`StringToken::byte`]).
+    /// Takes the run of plain characters (printable ASCII other than `"` and `\`, and
+    /// whole UTF-8 sequences) at the start of `bytes` in one step, when no escape or UTF-8
+    /// sequence is open; returns how many bytes it took (the rest go through
+    /// [`StringToken::byte`], which also reads a sequence split across pieces).
     pub(super) fn plain_run(
         &mut self,
         bytes: &[u8],
@@ -82,10 +83,13 @@ impl StringToken {
         if self.utf8_left > 0 || self.escape != Escape::None || self.high.is_some() {
             return Ok(0);
         }
-        let n = bytes
+        let mut n = bytes
             .iter()
             .position(|&b| !PLAIN[usize::from(b)])
             .unwrap_or(bytes.len());
+        if bytes.get(n).is_some_and(|&b| b >= 0x80) {
+            n = utf8_run(bytes, n);
+        }
         self.decoded(&bytes[..n], limits)?;
         Ok(n)
     }
@@ -215,4 +219,43 @@ impl StringToken {
         let mut buf = [0u8; 4];
         self.decoded(c.encode_utf8(&mut buf).as_bytes(), limits)
     }
+}
+
+/// Where a run of plain characters that reached a byte of a multi-byte character at `n`
+/// ends: whole, valid UTF-8 sequences and printable ASCII go on, anything else (a broken
+/// or cut-off sequence, an escape, the closing quote) ends it and is read byte by byte,
+/// which gives the same first fault and the same count.
+#[inline(never)]
+fn utf8_run(bytes: &[u8], mut n: usize) -> usize {
+    while let Some(&b) = bytes.get(n) {
+        if PLAIN[usize::from(b)] {
+            n += 1;
+            continue;
+        }
+        match utf8_char(bytes.get(n..).unwrap_or_default()) {
+            Some(len) => n += len,
+            None => break,
+        }
+    }
+    n
+}
+
+/// The length of the valid UTF-8 sequence of two to four bytes that `bytes` starts with
+/// (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF), when it is whole.
+#[inline]
+fn utf8_char(bytes: &[u8]) -> Option<usize> {
+    let (&lead, rest) = bytes.split_first()?;
+    let (more, lo, hi) = match lead {
+        0xC2..=0xDF => (1, 0x80, 0xBF),
+        0xE0 => (2, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+        0xED => (2, 0x80, 0x9F),
+        0xF0 => (3, 0x90, 0xBF),
+        0xF1..=0xF3 => (3, 0x80, 0xBF),
+        0xF4 => (3, 0x80, 0x8F),
+        _ => return None,
+    };
+    let tail = rest.get(..more)?;
+    let ok = (lo..=hi).contains(&tail[0]) && tail[1..].iter().all(|&b| (0x80..=0xBF).contains(&b));
+    ok.then_some(1 + more)
 }

@@ -159,6 +159,65 @@ fn refuses_invalid_utf8() {
 }
 
 #[test]
+fn reads_utf8_runs_as_byte_by_byte_does() {
+    // Strings and names of random bytes, most of them UTF-8 (valid, cut short, or not
+    // UTF-8 at all), under tight and loose limits: the run taken whole and the same
+    // bytes fed one at a time (`scan_with` compares them) agree, and a string within the
+    // limits is accepted exactly when it is UTF-8.
+    let pieces: [&[u8]; 14] = [
+        b"a",
+        b" ",
+        "\u{e9}".as_bytes(),
+        "\u{4e2d}".as_bytes(),
+        "\u{1F600}".as_bytes(),
+        b"\xc3",
+        b"\xe4\xb8",
+        b"\x80",
+        b"\xff",
+        b"\xed\xa0\x80",
+        b"\xc0",
+        b"\xe0\x80",
+        b"\xf4\x90\x80",
+        b"\xf0\x9f",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..6000 {
+        let mut text = Vec::new();
+        for _ in 0..next(12) {
+            text.extend_from_slice(pieces[next(14) as usize]);
+        }
+        let limits = JsonLimits {
+            max_string_bytes: 1 + next(40) as u32,
+            max_name_bytes: 1 + next(40) as u32,
+            ..JsonLimits::default()
+        };
+        for doc in [
+            [&b"[\""[..], &text, b"\"]"].concat(),
+            [&b"{\""[..], &text, b"\":1}"].concat(),
+        ] {
+            let got = scan_with(limits, &doc);
+            if std::str::from_utf8(&text).is_err() {
+                assert_ne!(got, Ok(()), "{text:?}");
+            } else if text.len() <= 1 {
+                assert_eq!(got, Ok(()), "{text:?}");
+            }
+            let loose = scan_with(JsonLimits::default(), &doc);
+            let want = match std::str::from_utf8(&text) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(JsonViolation::InvalidUtf8),
+            };
+            assert_eq!(loose, want, "{text:?}");
+        }
+    }
+}
+
+#[test]
 fn refuses_lone_surrogates() {
     for doc in [
         r#""\uD800""#,
