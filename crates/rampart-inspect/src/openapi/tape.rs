@@ -8,7 +8,7 @@ mod nodes;
 mod parse;
 mod plan;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -26,7 +26,7 @@ fn reads_what_serde_json_reads() {
 }
 
 /// A pseudo-random number source for generated documents.
-pub(super) fn numbers(seed: u64) -> impl FnMut() -> u64 {
+pub(crate) fn numbers(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed;
     move || {
         x ^= x << 13;
