@@ -160,14 +160,7 @@ impl StringToken {
             // RFC 8259 §7: control characters must be escaped.
             0x00..=0x1F => return Err(JsonViolation::Syntax),
             0x20..=0x7F => None,
-            0xC2..=0xDF => Some((1, 0x80, 0xBF)),
-            0xE0 => Some((2, 0xA0, 0xBF)),
-            0xE1..=0xEC | 0xEE..=0xEF => Some((2, 0x80, 0xBF)),
-            0xED => Some((2, 0x80, 0x9F)),
-            0xF0 => Some((3, 0x90, 0xBF)),
-            0xF1..=0xF3 => Some((3, 0x80, 0xBF)),
-            0xF4 => Some((3, 0x80, 0x8F)),
-            _ => return Err(JsonViolation::InvalidUtf8),
+            _ => Some(utf8_lead(b).ok_or(JsonViolation::InvalidUtf8)?),
         };
         if let Some((left, lo, hi)) = lead {
             self.expect_utf8(left, lo, hi);
@@ -245,7 +238,18 @@ fn utf8_run(bytes: &[u8], mut n: usize) -> usize {
 #[inline]
 fn utf8_char(bytes: &[u8]) -> Option<usize> {
     let (&lead, rest) = bytes.split_first()?;
-    let (more, lo, hi) = match lead {
+    let (more, lo, hi) = utf8_lead(lead)?;
+    let tail = rest.get(..usize::from(more))?;
+    let ok = (lo..=hi).contains(&tail[0]) && tail[1..].iter().all(|&b| (0x80..=0xBF).contains(&b));
+    ok.then_some(1 + usize::from(more))
+}
+
+/// For a UTF-8 lead byte (RFC 3629 §4): how many continuation bytes follow, and the range
+/// the first of them must be in (the others are 0x80..=0xBF), which rules out overlongs,
+/// surrogates and code points above U+10FFFF; `None` for a byte that cannot lead.
+#[inline]
+fn utf8_lead(b: u8) -> Option<(u8, u8, u8)> {
+    Some(match b {
         0xC2..=0xDF => (1, 0x80, 0xBF),
         0xE0 => (2, 0xA0, 0xBF),
         0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
@@ -254,8 +258,5 @@ fn utf8_char(bytes: &[u8]) -> Option<usize> {
         0xF1..=0xF3 => (3, 0x80, 0xBF),
         0xF4 => (3, 0x80, 0x8F),
         _ => return None,
-    };
-    let tail = rest.get(..more)?;
-    let ok = (lo..=hi).contains(&tail[0]) && tail[1..].iter().all(|&b| (0x80..=0xBF).contains(&b));
-    ok.then_some(1 + more)
+    })
 }
