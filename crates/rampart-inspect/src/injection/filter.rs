@@ -323,7 +323,7 @@ impl Inspect {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim();
+        let essence = crate::openapi::essence(ct);
         let starts_json = body
             .iter()
             .find(|c| !c.is_ascii_whitespace())

@@ -114,11 +114,9 @@ impl Document {
 
 /// Whether a media type is JSON (`application/json`, `*/*+json`).
 pub(crate) fn is_json(media: &str) -> bool {
-    let essence = essence(media);
-    let Some(slash) = essence.bytes().position(|b| b == b'/') else {
+    let Some((_, sub)) = split_type(essence(media)) else {
         return false;
     };
-    let sub = essence.get(slash + 1..).unwrap_or("");
     // `get`: a media type from a document may end in a character of several bytes.
     sub.eq_ignore_ascii_case("json")
         || sub.len() > 5
@@ -216,19 +214,22 @@ struct Media {
 
 /// A media type without its parameters: what comes before any `;`, trimmed (a byte
 /// search: this runs for every request with a body).
-fn essence(media: &str) -> &str {
+pub(crate) fn essence(media: &str) -> &str {
     let end = media.bytes().position(|b| b == b';').unwrap_or(media.len());
     media.get(..end).unwrap_or("").trim_ascii()
+}
+
+/// A media type's essence split at its `/` into type and subtype (a byte search too).
+fn split_type(essence: &str) -> Option<(&str, &str)> {
+    let slash = essence.bytes().position(|b| b == b'/')?;
+    Some((essence.get(..slash)?, essence.get(slash + 1..)?))
 }
 
 /// The media entry for a `Content-Type`: the exact media type first, then `type/*`, then
 /// `*/*` (request bodies and responses alike).
 fn pick_media<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
     let essence = essence(content_type);
-    let top = essence
-        .bytes()
-        .position(|b| b == b'/')
-        .map_or("", |at| essence.get(..at).unwrap_or(""));
+    let top = split_type(essence).map_or("", |(t, _)| t);
     let exact = |m: &&Media| !essence.starts_with('/') && m.range.eq_ignore_ascii_case(essence);
     let family = |m: &&Media| {
         !top.is_empty()

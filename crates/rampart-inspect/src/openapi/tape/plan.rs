@@ -108,9 +108,8 @@ struct Node {
 
 /// A member of `properties`.
 struct Prop {
-    /// The name's length and its first eight bytes (see [`head`]), for a comparison
-    /// that is mostly two integers.
-    len: usize,
+    /// The name's first eight bytes (see [`head`]): with its length, a comparison that
+    /// is mostly two integers.
     head: u64,
     name: Box<str>,
     /// Its schema's node (`u32::MAX` while compiling: not given yet).
@@ -272,7 +271,7 @@ impl Plan {
             // member name is followed by more of the document, mostly).
             let head = match source.get(start..start + 8).map(<[u8; 8]>::try_from) {
                 Some(Ok(w)) => u64::from_le_bytes(w) & HEAD_MASK[name.len().min(8)],
-                _ => head(name).1,
+                _ => head(name),
             };
             let schema = match node.find(name, head, from) {
                 Some((k, schema)) => {
@@ -336,14 +335,13 @@ const HEAD_MASK: [u64; 9] = {
     m
 };
 
-/// A member name's length and its first eight bytes as a little-endian word (zeros
-/// past its end).
-fn head(name: &[u8]) -> (usize, u64) {
+/// A member name's first eight bytes as a little-endian word (zeros past its end).
+fn head(name: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     for (d, s) in w.iter_mut().zip(name) {
         *d = *s;
     }
-    (name.len(), u64::from_le_bytes(w))
+    u64::from_le_bytes(w)
 }
 
 /// The index just past entry `j` (which is `e`) and its subtree.
@@ -445,7 +443,7 @@ impl Node {
             }
             let p = &self.props[k];
             if p.head == head
-                && p.len == len
+                && p.name.len() == len
                 && (len <= 8 || p.name.as_bytes().get(8..) == name.get(8..))
             {
                 return Some((k, p.schema));
@@ -463,10 +461,8 @@ impl Node {
         if self.props.len() == 64 {
             return None;
         }
-        let (len, head) = head(name.as_bytes());
         self.props.push(Prop {
-            len,
-            head,
+            head: head(name.as_bytes()),
             name: name.into(),
             schema: u32::MAX,
         });
