@@ -41,6 +41,9 @@ pub(crate) fn write(
 /// remains readable (`************1111`, `****-****-****-1111`). A value with four or
 /// fewer letters and digits is starred whole: its last four would be all of it.
 fn last4(out: &mut Vec<u8>, text: &str) {
+    if text.is_ascii() {
+        return last4_ascii(out, text.as_bytes());
+    }
     let total = text.chars().filter(|c| c.is_alphanumeric()).count();
     let keep_from = if total > 4 { total - 4 } else { usize::MAX };
     let mut seen = 0;
@@ -59,6 +62,23 @@ fn last4(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// [`last4`] of ASCII text, a byte at a time (letters and digits need no escaping).
+fn last4_ascii(out: &mut Vec<u8>, b: &[u8]) {
+    let total = b.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+    let keep_from = if total > 4 { total - 4 } else { usize::MAX };
+    let mut seen = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_alphanumeric() {
+            out.push(if seen >= keep_from { c } else { b'*' });
+            seen += 1;
+        } else if c < 0x20 || c == b'"' || c == b'\\' {
+            escape_bytes(out, &b[i..=i]);
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 /// `hash:` and the first 16 bytes of HMAC-SHA-256(key, value), base64url.
 fn hash(out: &mut Vec<u8>, key: &hmac::Key, value: &[u8]) {
     let tag = hmac::sign(key, value);
@@ -73,7 +93,11 @@ fn hash(out: &mut Vec<u8>, key: &hmac::Key, value: &[u8]) {
 
 /// Appends `s` JSON-escaped (without quotes).
 pub(crate) fn escape(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
+    escape_bytes(out, s.as_bytes());
+}
+
+/// [`escape`] over bytes (UTF-8 sequences go through as they are).
+fn escape_bytes(out: &mut Vec<u8>, b: &[u8]) {
     let mut at = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {

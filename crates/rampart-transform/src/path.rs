@@ -64,6 +64,11 @@ impl States {
 /// nondeterministic automaton's states that some document can reach).
 pub(crate) const MAX_DFA_STATES: usize = 4096;
 
+/// A name length's bit in [`Paths::lengths`].
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -102,8 +107,13 @@ pub(crate) struct Paths {
     /// indexes (the symbols after); symbol 0 is any other name, 1 any other index.
     names: Vec<Box<[u8]>>,
     indexes: Vec<u32>,
+    /// Bit `n` is set when some name in `names` is `n` bytes long (`n` < 64; bit 63
+    /// stands for every longer name): most member names are ruled out by their length.
+    lengths: u64,
     /// Each deterministic state's set of nondeterministic states (0: the empty set).
     sets: Vec<Set>,
+    /// Whether each deterministic state ends some rule.
+    finals: Vec<bool>,
     /// `table[state * width + symbol]`: the state a step leads to.
     table: Vec<u32>,
     width: usize,
@@ -118,7 +128,9 @@ impl Paths {
             accepting: Set::default(),
             names: Vec::new(),
             indexes: Vec::new(),
+            lengths: 0,
             sets: Vec::new(),
+            finals: Vec::new(),
             table: Vec::new(),
             width: 2,
             root: States::default(),
@@ -177,6 +189,7 @@ impl Paths {
             }
         }
         self.width = 2 + self.names.len() + self.indexes.len();
+        self.lengths = self.names.iter().fold(0, |m, n| m | length_bit(n.len()));
         let mut ids: std::collections::HashMap<Set, u32> = std::collections::HashMap::new();
         let mut todo = Vec::new();
         // State 0, the empty set, steps to itself on every symbol.
@@ -189,6 +202,11 @@ impl Paths {
                 self.table[state as usize * self.width + symbol] = next;
             }
         }
+        self.finals = self
+            .sets
+            .iter()
+            .map(|s| !s.and(self.accepting).is_empty())
+            .collect();
         Ok(())
     }
 
@@ -267,6 +285,7 @@ impl Paths {
         let symbol = match seg {
             // Lengths first: most names differ in length from every rule's, and the
             // byte comparison then needs no call.
+            Seg::Key(k) if self.lengths & length_bit(k.len()) == 0 => 0,
             Seg::Key(k) => self
                 .names
                 .iter()
@@ -299,7 +318,7 @@ impl Paths {
 
     /// Whether a value in state `states` is the end of a rule.
     pub(crate) fn accepts(&self, states: States) -> bool {
-        !self.set(states).and(self.accepting).is_empty()
+        self.finals.get(states.0 as usize).copied().unwrap_or(false)
     }
 }
 

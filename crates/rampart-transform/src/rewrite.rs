@@ -123,6 +123,9 @@ pub(crate) struct Rewriter {
     /// Where the member or element about to be decided begins in the current frame (its
     /// comma, or its name's quote): what is cut if it is dropped.
     pending: Option<usize>,
+    /// Tests compare the fast path with the state machine alone.
+    #[cfg(test)]
+    slow_only: bool,
 }
 
 impl Rewriter {
@@ -159,6 +162,8 @@ impl Rewriter {
             key_at: None,
             key_end: 0,
             pending: None,
+            #[cfg(test)]
+            slow_only: false,
         }
     }
 
@@ -387,6 +392,12 @@ impl Rewriter {
     fn feed(&mut self, data: &[u8]) -> Result<(), (&'static str, usize)> {
         let mut i = 0;
         while i < data.len() {
+            if self.fast_ready() {
+                i = self.fast(data, i);
+                if i == data.len() {
+                    break;
+                }
+            }
             let c = data[i];
             match self.st {
                 St::Raw => {
@@ -590,6 +601,7 @@ impl BodyRewriter for Rewriter {
     }
 }
 
+mod fast;
 mod values;
 
 #[cfg(test)]

@@ -56,18 +56,18 @@ impl Rewriter {
                 self.count(r);
                 let tok = std::mem::take(&mut self.tok);
                 let raw = from.map_or(&tok[..], |p| &data[p..q]);
+                let decoded;
                 let text = if self.escaped {
-                    action::unescape(raw).ok_or(UNPARSEABLE)?
+                    decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
+                    decoded.as_str()
                 } else {
-                    std::str::from_utf8(raw)
-                        .map_err(|_| UNPARSEABLE)?
-                        .to_owned()
+                    std::str::from_utf8(raw).map_err(|_| UNPARSEABLE)?
                 };
                 if let Some(p) = from {
                     self.stop(data, p);
                 }
-                let m = self.mask.clone().ok_or(UNPARSEABLE)?;
-                action::write(&mut self.out, action, &text, None, m.key.as_ref());
+                let key = self.mask.as_ref().ok_or(UNPARSEABLE)?.key.as_ref();
+                action::write(&mut self.out, action, text, None, key);
                 self.tok = tok;
                 self.resume(q);
             }

@@ -1,0 +1,164 @@
+//! The fast path against the state machine alone: byte for byte the same output, the
+//! same refusal and the same counts, on valid and broken bodies, whole or in frames.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rampart_core::{BodyCounts, BodyRewriter};
+use serde_json::{json, Value};
+
+use super::super::tests::{list, mask, value};
+use super::super::Rewriter;
+use crate::{FieldList, MaskPlan};
+
+type Rules = (Option<Arc<MaskPlan>>, Option<Arc<FieldList>>);
+
+/// Rule sets that pass, mask (by path and by detector), drop and keep members whose
+/// names the generated documents use.
+fn rules(which: usize) -> Rules {
+    let fields = || {
+        mask(json!({ "fields": [
+            { "path": "$..a", "action": "redact" },
+            { "path": "$..b.c", "action": "last4" },
+            { "path": "$.d[*]", "action": "remove" },
+            { "path": "$[1].e", "action": "redact" },
+        ] }))
+    };
+    let detect = || {
+        mask(json!({
+            "fields": [{ "path": "$..a", "action": "last4" }],
+            "detect": [{ "kind": "card", "action": "last4" }, { "kind": "email", "action": "redact" }],
+        }))
+    };
+    match which % 6 {
+        0 => (Some(fields()), None),
+        1 => (Some(detect()), None),
+        2 => (
+            None,
+            Some(list(
+                json!({ "allow": ["$.a", "$..b", "$[*].c", "$.d[0]"] }),
+            )),
+        ),
+        3 => (
+            None,
+            Some(list(json!({ "deny": ["$..a", "$.b.c", "$[0]"] }))),
+        ),
+        4 => (
+            Some(fields()),
+            Some(list(json!({ "allow": ["$..a", "$.b", "$[*]"] }))),
+        ),
+        _ => (
+            Some(mask(
+                json!({ "fields": [{ "path": "$..nothing", "action": "redact" }] }),
+            )),
+            None,
+        ),
+    }
+}
+
+/// The output (or refusal) and the counts of one run.
+fn run(
+    rules: &Rules,
+    frames: &[&[u8]],
+    max: usize,
+    pass: bool,
+    slow_only: bool,
+) -> (Result<Vec<u8>, &'static str>, Vec<u32>) {
+    let names: Arc<[Box<str>]> = (0..8).map(|i| i.to_string().into_boxed_str()).collect();
+    let counts = Arc::new(BodyCounts::new("mask", names));
+    let mut rw = Rewriter::new(
+        rules.0.clone(),
+        rules.1.clone(),
+        Some(counts.clone()),
+        max,
+        pass,
+    );
+    rw.slow_only = slow_only;
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    for (i, f) in frames.iter().enumerate() {
+        match rw.on_data(Bytes::copy_from_slice(f), i + 1 == frames.len()) {
+            Ok(b) => out.extend_from_slice(&b),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let mut seen = vec![0; 8];
+    for (i, _, n) in counts.nonzero() {
+        seen[i] = n;
+    }
+    (result.map(|()| out), seen)
+}
+
+/// A document: generated values under names the rules use, written compact or pretty,
+/// then perhaps broken at one byte.
+fn document() -> impl Strategy<Value = Vec<u8>> {
+    let named = || {
+        prop::collection::vec(("[a-e]|[a-z]{2,5}", value()), 0..6)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    };
+    let doc = prop_oneof![
+        named(),
+        prop::collection::vec(named(), 0..4).prop_map(Value::from),
+        value()
+    ];
+    let breaks = prop::sample::select(
+        &[
+            None,
+            None,
+            Some(b'"'),
+            Some(b'\\'),
+            Some(b'{'),
+            Some(b'}'),
+            Some(b'['),
+            Some(b']'),
+            Some(b':'),
+            Some(b','),
+            Some(b' '),
+            Some(b'x'),
+            Some(b'1'),
+            Some(0xff),
+        ][..],
+    );
+    (doc, any::<bool>(), breaks, any::<prop::sample::Index>()).prop_map(|(v, pretty, b, at)| {
+        let mut text = match pretty {
+            true => serde_json::to_vec_pretty(&v),
+            false => serde_json::to_vec(&v),
+        }
+        .unwrap_or_default();
+        if let (Some(b), false) = (b, text.is_empty()) {
+            let i = at.index(text.len());
+            text[i] = b;
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_fast_path_answers_as_the_state_machine_does(
+        text in document(),
+        which in 0usize..6,
+        split in any::<prop::sample::Index>(),
+        pass in any::<bool>(),
+        // Small enough that some values are too large to hold.
+        max in prop::sample::select(&[12usize, 1 << 20][..]),
+    ) {
+        let rules = rules(which);
+        let at = split.index(text.len() + 1);
+        for frames in [vec![&text[..]], vec![&text[..at], &text[at..]]] {
+            let fast = run(&rules, &frames, max, pass, false);
+            let slow = run(&rules, &frames, max, pass, true);
+            prop_assert_eq!(
+                &fast, &slow,
+                "rules {}, frames {:?}", which,
+                frames.iter().map(|f| String::from_utf8_lossy(f)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
