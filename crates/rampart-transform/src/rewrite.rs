@@ -378,6 +378,8 @@ impl Rewriter {
     fn hold(&mut self, b: &[u8]) -> Result<(), &'static str> {
         let into = match self.st {
             St::InKey if self.key_at.is_none() => &mut self.key,
+            // A removed string is passed over, never held (whatever its size).
+            St::Str(Disp::Mask(MaskAction::Remove, _)) => return Ok(()),
             St::Str(Disp::Mask(..) | Disp::Inspect) if self.from.is_none() => &mut self.tok,
             _ => return Ok(()),
         };
@@ -393,7 +395,7 @@ impl Rewriter {
         let mut i = 0;
         while i < data.len() {
             if self.fast_ready() {
-                i = self.fast(data, i);
+                i = self.fast(data, i)?;
                 if i == data.len() {
                     break;
                 }

@@ -63,126 +63,184 @@ fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
     }
 }
 
+/// Where a member's value is decided: pass it on the spot, or hand it to the state
+/// machine's own steps.
+enum Plan {
+    /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors).
+    Pass(Child),
+    /// Anything else: masked, dropped, written anew after a drop, scanned.
+    Steps,
+}
+
 impl Rewriter {
-    /// Whether the fast path may take over here: the input is being copied and nothing
-    /// is held or undecided, between two tokens.
+    /// Whether the fast path may take over here: nothing is held or undecided, between
+    /// two tokens.
     pub(super) fn fast_ready(&self) -> bool {
         #[cfg(test)]
         if self.slow_only {
             return false;
         }
-        self.copying
-            && self.pending.is_none()
+        self.pending.is_none()
             && self.key_at.is_none()
             && match self.st {
                 St::AfterValue | St::ObjectStart | St::ArrayStart => true,
-                St::Value => self.stack.is_empty(),
+                St::Value => self.stack.is_empty() && self.copying,
                 _ => false,
             }
     }
 
     /// Reads from `data[i]` on (see [`Rewriter::fast_ready`]) for as long as it can:
-    /// where the state machine goes on.
-    pub(super) fn fast(&mut self, data: &[u8], mut i: usize) -> usize {
+    /// where the state machine goes on, or why the body cannot be followed and where.
+    pub(super) fn fast(
+        &mut self,
+        data: &[u8],
+        mut i: usize,
+    ) -> Result<usize, (&'static str, usize)> {
         if self.st == St::Value {
-            // The document's own value.
+            // The document's own value, when it goes out as it is.
             let j = skip_ws(data, i);
             let Some(&c) = data.get(j) else {
-                return j;
+                return Ok(j);
             };
             let (disp, below) = self.decide(self.next, c == b'{' || c == b'[');
-            match self.value(data, j, disp, below) {
+            if disp != Disp::Pass {
+                return Ok(j);
+            }
+            match self.pass(data, j, below) {
                 Some(e) => i = e,
-                None => return j,
+                None => return Ok(j),
             }
         }
         loop {
             let j = skip_ws(data, i);
             let Some(&c) = data.get(j) else {
-                return j;
+                return Ok(j);
             };
             let st = self.st;
             let Some(top) = self.stack.last() else {
-                return j;
+                return Ok(j);
             };
             if c == b'}' || c == b']' {
                 if top.array != (c == b']') {
-                    return j;
+                    return Ok(j);
                 }
                 self.stack.pop();
+                self.resume(j);
                 self.end_value();
                 i = j + 1;
                 continue;
             }
-            let k = match st {
-                St::AfterValue if c == b',' => skip_ws(data, j + 1),
-                St::ObjectStart | St::ArrayStart => j,
-                _ => return j,
+            let (k, from) = match st {
+                St::AfterValue if c == b',' => (skip_ws(data, j + 1), Some(j)),
+                St::ObjectStart => (j, Some(j)),
+                St::ArrayStart => (j, None),
+                _ => return Ok(j),
             };
-            match self.item(data, k) {
+            match self.item(data, k, from)? {
                 Some(e) => i = e,
-                None => return j,
+                None => return Ok(j),
+            }
+            if matches!(self.st, St::Skip(_)) {
+                // A dropped or replaced container: passed over by the state machine.
+                return Ok(i);
             }
         }
     }
 
     /// The member (its name, colon and value) or element at `data[j]` of the innermost
-    /// container, when it goes out as it is and ends in this frame.
+    /// container, whose comma (or, first in an object, name) is at `from`: where it ends,
+    /// or `None` (nothing changed) when the state machine is to read it.
     #[inline(always)]
-    fn item(&mut self, data: &[u8], mut j: usize) -> Option<usize> {
-        let top = self.stack.last()?;
+    fn item(
+        &mut self,
+        data: &[u8],
+        mut j: usize,
+        from: Option<usize>,
+    ) -> Result<Option<usize>, (&'static str, usize)> {
+        let Some(top) = self.stack.last() else {
+            return Ok(None);
+        };
         let parent = top.child;
+        let mut name = None;
         let seg = if top.array {
             Seg::Index(top.index)
         } else {
             if data.get(j) != Some(&b'"') {
-                return None;
+                return Ok(None);
             }
             let k = j + 1;
-            let n = string_end(data.get(k..)?);
+            let n = string_end(&data[k..]);
             // An escaped name (or one the frame cuts) is the state machine's.
             if data.get(k + n) != Some(&b'"') {
-                return None;
+                return Ok(None);
             }
+            name = Some((j, k + n));
             j = skip_ws(data, k + n + 1);
             if data.get(j) != Some(&b':') {
-                return None;
+                return Ok(None);
             }
             j = skip_ws(data, j + 1);
             Seg::Key(&data[k..k + n])
         };
-        let &c = data.get(j)?;
-        let (disp, below) = match &self.mask {
+        let Some(&c) = data.get(j) else {
+            return Ok(None);
+        };
+        let plan = match &self.mask {
             // Masking only (no field list deciding here): the common case, in short.
-            Some(m) if !parent.list_on => {
+            Some(m) if !parent.list_on && self.copying => {
                 let mask = m.paths.step(parent.mask, seg);
-                if m.paths.accepts(mask) {
-                    return None;
-                }
                 let below = Child {
                     mask,
                     list: States::default(),
                     list_on: false,
                 };
-                match m.detect.is_empty() {
-                    true => (Disp::Pass, below),
-                    false => (Disp::Inspect, below),
+                match m.paths.accepts(mask) {
+                    false if m.detect.is_empty() => Plan::Pass(below),
+                    false => match self.clean(data, j) {
+                        Some(true) => Plan::Pass(below),
+                        Some(false) => Plan::Steps,
+                        None => return Ok(None),
+                    },
+                    true => Plan::Steps,
                 }
             }
-            _ => self.decide(self.child(seg), c == b'{' || c == b'['),
+            _ => match self.decide(self.child(seg), c == b'{' || c == b'[') {
+                (Disp::Pass, below) if self.copying => Plan::Pass(below),
+                _ => Plan::Steps,
+            },
         };
-        self.value(data, j, disp, below)
+        match plan {
+            Plan::Pass(below) => Ok(self.pass(data, j, below)),
+            Plan::Steps => self.steps(data, j, seg, from, name),
+        }
     }
 
-    /// The value at `data[j]` under `disp`, when it goes out as it is and (unless it
-    /// opens a container) ends in this frame.
+    /// Whether the string, number or literal at `data[j]` holds nothing the detectors
+    /// could find (`Some(true)`: it goes out as it is); `None` when it does not end in
+    /// this frame. Containers are "clean": their members are looked at one by one.
+    fn clean(&self, data: &[u8], j: usize) -> Option<bool> {
+        match data[j] {
+            b'{' | b'[' => Some(true),
+            b'"' => {
+                let (end, escaped) = string(data, j + 1)?;
+                Some(
+                    !escaped
+                        && end - j - 2 <= self.max_value
+                        && !self.may_hold(&data[j + 1..end - 1]),
+                )
+            }
+            _ => {
+                let (end, number) = scalar(data, j, self.max_value)?;
+                Some(!number || !self.may_hold(&data[j..end]))
+            }
+        }
+    }
+
+    /// The value at `data[j]`, which goes out as it came (the input is being copied):
+    /// where it ends (a container: just after it opens), or `None` when it does not end
+    /// in this frame or is malformed (the state machine finds out which).
     #[inline(always)]
-    fn value(&mut self, data: &[u8], j: usize, disp: Disp, below: Child) -> Option<usize> {
-        let inspect = match disp {
-            Disp::Pass => false,
-            Disp::Inspect => true,
-            Disp::Drop | Disp::Mask(..) => return None,
-        };
+    fn pass(&mut self, data: &[u8], j: usize, below: Child) -> Option<usize> {
         let end = match data[j] {
             c @ (b'{' | b'[') => {
                 if self.stack.len() >= MAX_DEPTH {
@@ -205,30 +263,72 @@ impl Rewriter {
                 };
                 return Some(j + 1);
             }
-            b'"' => {
-                let (end, escaped) = string(data, j + 1)?;
-                if inspect
-                    && (escaped
-                        || end - j - 2 > self.max_value
-                        || self.may_hold(&data[j + 1..end - 1]))
-                {
-                    return None;
-                }
-                end
-            }
-            _ => {
-                let (end, number) = scalar(data, j, self.max_value)?;
-                if inspect && number && self.may_hold(&data[j..end]) {
-                    return None;
-                }
-                end
-            }
+            b'"' => string(data, j + 1)?.0,
+            _ => scalar(data, j, self.max_value)?.0,
         };
         if let Some(top) = self.stack.last_mut() {
             top.wrote = true;
         }
         self.end_value();
         Some(end)
+    }
+
+    /// The value at `data[j]` taken through the state machine's own steps, as it
+    /// would have read them (its decision, the comma and name it cuts or writes anew,
+    /// the mask, the counts), once the value is known to end in this frame.
+    fn steps(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        seg: Seg<'_>,
+        from: Option<usize>,
+        name: Option<(usize, usize)>,
+    ) -> Result<Option<usize>, (&'static str, usize)> {
+        // How far the value reaches (nothing is changed until it is known to end here).
+        let extent = match data[j] {
+            b'{' | b'[' => None,
+            b'"' => match string(data, j + 1) {
+                Some(e) => Some(e),
+                None => return Ok(None),
+            },
+            _ => {
+                let run = data[j + 1..]
+                    .iter()
+                    .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')));
+                match run {
+                    Some(n) => Some((j + 1 + n, false)),
+                    None => return Ok(None),
+                }
+            }
+        };
+        self.next = self.child(seg);
+        self.pending = from;
+        if let Some((q, e)) = name {
+            self.key.clear();
+            self.key_at = Some(q);
+            self.key_end = e;
+            self.escaped = false;
+        }
+        self.st = St::Value;
+        self.start_value(data, j).map_err(|e| (e, j))?;
+        match (self.st, extent) {
+            (St::Str(disp), Some((end, escaped))) => {
+                self.escaped = escaped;
+                self.end_string(disp, data, end - 1)
+                    .map_err(|e| (e, end - 1))?;
+                Ok(Some(end))
+            }
+            (St::Scalar(disp), Some((end, _))) => {
+                if end - j > self.max_value {
+                    return Err((super::TOO_LARGE, j + 1));
+                }
+                self.tok.extend_from_slice(&data[j + 1..end]);
+                self.end_scalar(disp, end).map_err(|e| (e, end))?;
+                Ok(Some(end))
+            }
+            // A container opened, or is passed over (`Skip`).
+            _ => Ok(Some(j + 1)),
+        }
     }
 
     /// Whether the detectors could find anything in `raw` (most values are ruled out by
