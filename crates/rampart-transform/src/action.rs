@@ -41,9 +41,14 @@ pub(crate) fn write(
 /// remains readable (`************1111`, `****-****-****-1111`). A value with four or
 /// fewer letters and digits is starred whole: its last four would be all of it.
 fn last4(out: &mut Vec<u8>, text: &str) {
-    if text.is_ascii() {
-        return last4_ascii(out, text.as_bytes());
+    match text.is_ascii() {
+        true => last4_ascii(out, text.as_bytes()),
+        false => last4_chars(out, text),
     }
+}
+
+/// [`last4`] a character at a time.
+fn last4_chars(out: &mut Vec<u8>, text: &str) {
     let total = text.chars().filter(|c| c.is_alphanumeric()).count();
     let keep_from = if total > 4 { total - 4 } else { usize::MAX };
     let mut seen = 0;
@@ -62,19 +67,40 @@ fn last4(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// [`last4`] of ASCII text, a byte at a time (letters and digits need no escaping).
+/// [`last4`] of ASCII text. Printable text without a quote or backslash (most values)
+/// is copied once and starred in place from its end; anything else a byte at a time,
+/// escaped.
 fn last4_ascii(out: &mut Vec<u8>, b: &[u8]) {
-    let total = b.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+    let alnum = |c: &u8| c.is_ascii_alphanumeric();
+    if b.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        let start = out.len();
+        out.extend_from_slice(b);
+        let mut seen = 0;
+        for c in out[start..].iter_mut().rev().filter(|c| alnum(c)) {
+            seen += 1;
+            if seen > 4 {
+                *c = b'*';
+            }
+        }
+        if seen <= 4 {
+            out[start..]
+                .iter_mut()
+                .filter(|c| alnum(c))
+                .for_each(|c| *c = b'*');
+        }
+        return;
+    }
+    let total = b.iter().filter(|c| alnum(c)).count();
     let keep_from = if total > 4 { total - 4 } else { usize::MAX };
     let mut seen = 0;
     for (i, &c) in b.iter().enumerate() {
-        if c.is_ascii_alphanumeric() {
+        if alnum(&c) {
             out.push(if seen >= keep_from { c } else { b'*' });
             seen += 1;
-        } else if c < 0x20 || c == b'"' || c == b'\\' {
-            escape_bytes(out, &b[i..=i]);
         } else {
-            out.push(c);
+            escape_bytes(out, &b[i..=i]);
         }
     }
 }
@@ -232,6 +258,24 @@ mod tests {
         assert_eq!(masked(MaskAction::Last4, "DE89 3704", None), "**** 3704");
         assert_eq!(masked(MaskAction::Last4, "1234", None), "****");
         assert_eq!(masked(MaskAction::Last4, "a\"bcde", None), "*\\\"bcde");
+        assert_eq!(masked(MaskAction::Last4, "ab\ncd\"e", None), "*b\\ncd\\\"e");
+        // The ASCII paths write what the character path writes.
+        let mut seed = 7u64;
+        for _ in 0..5000 {
+            let len = (seed % 24) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(b"a1Z9 -/\"\\\n\t\x01~"[(seed % 13) as usize])
+                })
+                .collect();
+            let (mut fast, mut chars) = (Vec::new(), Vec::new());
+            last4_ascii(&mut fast, text.as_bytes());
+            last4_chars(&mut chars, &text);
+            assert_eq!(fast, chars, "{text:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,6 @@ use rampart_core::pii;
 
 use super::values::string_end;
 use super::{Child, Disp, Frame, Rewriter, St, MAX_DEPTH};
-use crate::action;
 use crate::path::{Seg, States};
 
 /// The first byte at or after `data[i]` that is not whitespace (at most one space is
@@ -46,21 +45,65 @@ fn string(data: &[u8], mut i: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// The number or literal at `data[i]`: the offset past it, when it ends in this frame
-/// and is one; whether it is a number.
+/// The number or literal at `data[i]`: the offset past it, and whether it is a number;
+/// `None` when it is malformed, longer than `max`, or may go on in the next frame (the
+/// state machine reads a run of letters, digits, `-`, `+` and `.` as one token, so a
+/// token followed by more of them is its to refuse).
 fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
-    let run = data[i..]
-        .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')))?;
-    let tok = &data[i..i + run];
-    if run > max {
+    let (end, number) = match data[i] {
+        c @ (b't' | b'f' | b'n') => {
+            let lit: &[u8] = match c {
+                b't' => b"true",
+                b'f' => b"false",
+                _ => b"null",
+            };
+            if data.get(i..i + lit.len())? != lit {
+                return None;
+            }
+            (i + lit.len(), false)
+        }
+        _ => (number_end(data, i)?, true),
+    };
+    let &next = data.get(end)?;
+    if next.is_ascii_alphanumeric() || matches!(next, b'-' | b'+' | b'.') || end - i > max {
         return None;
     }
-    match tok {
-        b"true" | b"false" | b"null" => Some((i + run, false)),
-        t if action::is_number(t) => Some((i + run, true)),
-        _ => None,
+    Some((end, number))
+}
+
+/// Where the JSON number at `data[i]` ends (RFC 8259's grammar, as `action::is_number`).
+fn number_end(data: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while data.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - s
+    };
+    if data.get(i) == Some(&b'-') {
+        i += 1;
     }
+    match data.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => _ = digits(&mut i),
+        _ => return None,
+    }
+    if data.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if matches!(data.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(data.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    Some(i)
 }
 
 /// Where a member's value is decided: pass it on the spot, or hand it to the state

@@ -97,7 +97,12 @@ fn run(
 /// then perhaps broken at one byte.
 fn document() -> impl Strategy<Value = Vec<u8>> {
     let named = || {
-        prop::collection::vec(("[a-e]|[a-z]{2,5}", value()), 0..6)
+        let member = prop_oneof![
+            4 => value(),
+            1 => any::<f64>().prop_map(|f| json!(f)),
+            1 => any::<u64>().prop_map(|n| json!(n)),
+        ];
+        prop::collection::vec(("[a-e]|[a-z]{2,5}", member), 0..6)
             .prop_map(|m| Value::Object(m.into_iter().collect()))
     };
     let doc = prop_oneof![
@@ -120,6 +125,10 @@ fn document() -> impl Strategy<Value = Vec<u8>> {
             Some(b' '),
             Some(b'x'),
             Some(b'1'),
+            Some(b'0'),
+            Some(b'.'),
+            Some(b'e'),
+            Some(b'-'),
             Some(0xff),
         ][..],
     );
@@ -159,6 +168,72 @@ proptest! {
                 "rules {}, frames {:?}", which,
                 frames.iter().map(|f| String::from_utf8_lossy(f)).collect::<Vec<_>>()
             );
+        }
+    }
+}
+
+/// Numbers and literals, valid or not, in every place a value can stand.
+#[test]
+fn scalars_are_read_as_the_state_machine_reads_them() {
+    let tokens = [
+        "0",
+        "-0",
+        "01",
+        "-01",
+        "00",
+        "1.",
+        "1.5",
+        ".5",
+        "-.5",
+        "1e",
+        "1e+",
+        "1e+5",
+        "1E-5",
+        "1.5e3",
+        "-",
+        "--1",
+        "1.5.5",
+        "1e5e5",
+        "+1",
+        "0x1",
+        "1-2",
+        "1+2",
+        "true",
+        "false",
+        "null",
+        "tru",
+        "truex",
+        "nul",
+        "null1",
+        "nullx",
+        "True",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "123456789012345678901234567890",
+        "1e999",
+        "2.",
+        "0.0e0",
+    ];
+    for which in 0..6 {
+        let rules = rules(which);
+        for t in tokens {
+            for doc in [
+                t.to_string(),
+                format!(" {t} "),
+                format!("{{\"a\":{t}}}"),
+                format!("{{\"x\": {t}, \"b\": {{\"c\": {t}}}}}"),
+                format!("[{t},{t} ,\n{t}]"),
+                format!("{{\"d\":[{t}],\"e\":{t}}}"),
+            ] {
+                for max in [12, 1 << 20] {
+                    for pass in [false, true] {
+                        let fast = run(&rules, &[doc.as_bytes()], max, pass, false);
+                        let slow = run(&rules, &[doc.as_bytes()], max, pass, true);
+                        assert_eq!(fast, slow, "rules {which}, {doc:?}");
+                    }
+                }
+            }
         }
     }
 }
