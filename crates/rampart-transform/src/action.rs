@@ -10,19 +10,20 @@ use rampart_config::MaskAction;
 /// an array.
 pub(crate) const REDACTED: &str = "[redacted]";
 
-/// Writes the masked form of `text` (a decoded value) under `action`, JSON-escaped,
-/// without quotes. `kind` names a detector's finding (`[card]`); `None` for a field.
+/// Writes the masked form of `text` (a decoded value, UTF-8) under `action`,
+/// JSON-escaped, without quotes. `kind` names a detector's finding (`[card]`); `None`
+/// for a field.
 pub(crate) fn write(
     out: &mut Vec<u8>,
     action: MaskAction,
-    text: &str,
+    text: &[u8],
     kind: Option<&str>,
     key: Option<&hmac::Key>,
 ) {
     match action {
         MaskAction::Last4 => last4(out, text),
         MaskAction::Hash => match key {
-            Some(key) => hash(out, key, text.as_bytes()),
+            Some(key) => hash(out, key, text),
             // Unreachable: the compiler refuses `hash` without a key. Fail closed anyway.
             None => out.extend_from_slice(REDACTED.as_bytes()),
         },
@@ -40,10 +41,11 @@ pub(crate) fn write(
 /// Every letter or digit but the last four becomes `*`; separators stay, so the shape
 /// remains readable (`************1111`, `****-****-****-1111`). A value with four or
 /// fewer letters and digits is starred whole: its last four would be all of it.
-fn last4(out: &mut Vec<u8>, text: &str) {
+fn last4(out: &mut Vec<u8>, text: &[u8]) {
     match text.is_ascii() {
-        true => last4_ascii(out, text.as_bytes()),
-        false => last4_chars(out, text),
+        true => last4_ascii(out, text),
+        // UTF-8 (the caller's word), so borrowed as it is.
+        false => last4_chars(out, &String::from_utf8_lossy(text)),
     }
 }
 
@@ -67,28 +69,45 @@ fn last4_chars(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// Per byte: [`ALNUM`] for an ASCII letter or digit, [`PLAIN`] for printable ASCII that
+/// JSON needs no escape for.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0x20;
+    while c < 0x7f {
+        if c != b'"' as usize && c != b'\\' as usize {
+            t[c] |= PLAIN;
+        }
+        if (c as u8).is_ascii_alphanumeric() {
+            t[c] |= ALNUM;
+        }
+        c += 1;
+    }
+    t
+};
+const ALNUM: u8 = 1;
+const PLAIN: u8 = 2;
+
 /// [`last4`] of ASCII text. Printable text without a quote or backslash (most values)
 /// is copied once and starred in place from its end; anything else a byte at a time,
 /// escaped.
 fn last4_ascii(out: &mut Vec<u8>, b: &[u8]) {
-    let alnum = |c: &u8| c.is_ascii_alphanumeric();
-    if b.iter()
-        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
-    {
+    let alnum = |c: &u8| CLASS[usize::from(*c)] & ALNUM != 0;
+    if b.iter().all(|&c| CLASS[usize::from(c)] & PLAIN != 0) {
         let start = out.len();
         out.extend_from_slice(b);
+        let dst = &mut out[start..];
         let mut seen = 0;
-        for c in out[start..].iter_mut().rev().filter(|c| alnum(c)) {
-            seen += 1;
-            if seen > 4 {
-                *c = b'*';
+        for c in dst.iter_mut().rev() {
+            if alnum(c) {
+                seen += 1;
+                if seen > 4 {
+                    *c = b'*';
+                }
             }
         }
         if seen <= 4 {
-            out[start..]
-                .iter_mut()
-                .filter(|c| alnum(c))
-                .for_each(|c| *c = b'*');
+            dst.iter_mut().filter(|c| alnum(c)).for_each(|c| *c = b'*');
         }
         return;
     }
@@ -241,7 +260,7 @@ mod tests {
     fn masked(action: MaskAction, text: &str, kind: Option<&str>) -> String {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef");
         let mut o = Vec::new();
-        write(&mut o, action, text, kind, Some(&key));
+        write(&mut o, action, text.as_bytes(), kind, Some(&key));
         String::from_utf8(o).unwrap()
     }
 
@@ -289,7 +308,7 @@ mod tests {
         write(
             &mut o,
             MaskAction::Hash,
-            "alice@example.com",
+            b"alice@example.com",
             None,
             Some(&other),
         );

@@ -19,10 +19,21 @@ use crate::path::{Seg, States};
 /// the common case: one comparison).
 #[inline(always)]
 fn skip_ws(data: &[u8], mut i: usize) -> usize {
-    while let Some(&b) = data.get(i) {
-        if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            break;
-        }
+    // One space (after a comma or colon) is the common case.
+    if data.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    match data.get(i) {
+        Some(&b) if b <= b' ' => skip_ws_run(data, i),
+        _ => i,
+    }
+}
+
+fn skip_ws_run(data: &[u8], mut i: usize) -> usize {
+    while data
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         i += 1;
     }
     i
@@ -30,6 +41,7 @@ fn skip_ws(data: &[u8], mut i: usize) -> usize {
 
 /// The string whose content begins at `data[i]`: the offset past its closing quote, and
 /// whether it has an escape; `None` when the frame ends first.
+#[inline(always)]
 fn string(data: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
