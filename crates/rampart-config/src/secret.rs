@@ -149,15 +149,16 @@ mod tests {
 
     #[test]
     fn resolves_files_relative_to_base_and_trims_newline() {
-        let dir = std::env::temp_dir().join(format!("rampart-secret-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // Removed when the test ends.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(dir.join("token"), "s3cret\n").unwrap();
-        let s = SecretRef::File("token".into()).resolve(&dir).unwrap();
+        let s = SecretRef::File("token".into()).resolve(dir).unwrap();
         assert_eq!(s.expose(), "s3cret");
-        let err = SecretRef::File("missing".into()).resolve(&dir).unwrap_err();
+        let err = SecretRef::File("missing".into()).resolve(dir).unwrap_err();
         assert!(err.contains("cannot read secret file"));
         let err = SecretRef::Env("RAMPART_TEST_SURELY_UNSET_VAR".into())
-            .resolve(&dir)
+            .resolve(dir)
             .unwrap_err();
         assert_eq!(
             err,
