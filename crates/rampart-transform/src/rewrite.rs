@@ -288,7 +288,19 @@ impl Rewriter {
 
     /// Starts the value whose first byte is `data[i]`.
     fn start_value(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
-        let r = self.start_value_at(data, i);
+        let c = data[i];
+        let decided = self.decide(self.next, c == b'{' || c == b'[');
+        self.start_decided(data, i, decided)
+    }
+
+    /// [`Rewriter::start_value`] with the value's decision made already.
+    fn start_decided(
+        &mut self,
+        data: &[u8],
+        i: usize,
+        decided: (Disp, Child),
+    ) -> Result<(), &'static str> {
+        let r = self.start_value_at(data, i, decided);
         self.pending = None;
         self.key_at = None;
         r
@@ -301,10 +313,13 @@ impl Rewriter {
         self.stop(data, from);
     }
 
-    fn start_value_at(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
+    fn start_value_at(
+        &mut self,
+        data: &[u8],
+        i: usize,
+        (disp, below): (Disp, Child),
+    ) -> Result<(), &'static str> {
         let c = data[i];
-        let container = c == b'{' || c == b'[';
-        let (disp, below) = self.decide(self.next, container);
         match c {
             b'{' | b'[' => match disp {
                 Disp::Drop | Disp::Mask(MaskAction::Remove, _) => {

@@ -123,8 +123,9 @@ fn number_end(data: &[u8], mut i: usize) -> Option<usize> {
 enum Plan {
     /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors).
     Pass(Child),
-    /// Anything else: masked, dropped, written anew after a drop, scanned.
-    Steps,
+    /// Anything else (masked, dropped, written anew after a drop, scanned): the states
+    /// it starts from, and its decision when it was made here already.
+    Steps(Child, Option<(Disp, Child)>),
 }
 
 impl Rewriter {
@@ -253,20 +254,23 @@ impl Rewriter {
                     false if m.detect.is_empty() => Plan::Pass(below),
                     false => match self.clean(data, j) {
                         Some(true) => Plan::Pass(below),
-                        Some(false) => Plan::Steps,
+                        Some(false) => Plan::Steps(below, None),
                         None => return Ok(None),
                     },
-                    true => Plan::Steps,
+                    true => Plan::Steps(below, None),
                 }
             }
-            _ => match self.decide(self.child(seg), c == b'{' || c == b'[') {
-                (Disp::Pass, below) if self.copying => Plan::Pass(below),
-                _ => Plan::Steps,
-            },
+            _ => {
+                let child = self.child(seg);
+                match self.decide(child, c == b'{' || c == b'[') {
+                    (Disp::Pass, below) if self.copying => Plan::Pass(below),
+                    decided => Plan::Steps(child, Some(decided)),
+                }
+            }
         };
         match plan {
             Plan::Pass(below) => Ok(self.pass(data, j, below)),
-            Plan::Steps => self.steps(data, j, seg, from, name),
+            Plan::Steps(child, decided) => self.steps(data, j, child, decided, from, name),
         }
     }
 
@@ -335,7 +339,8 @@ impl Rewriter {
         &mut self,
         data: &[u8],
         j: usize,
-        seg: Seg<'_>,
+        child: Child,
+        decided: Option<(Disp, Child)>,
         from: Option<usize>,
         name: Option<(usize, usize)>,
     ) -> Result<Option<usize>, (&'static str, usize)> {
@@ -356,7 +361,7 @@ impl Rewriter {
                 }
             }
         };
-        self.next = self.child(seg);
+        self.next = child;
         self.pending = from;
         if let Some((q, e)) = name {
             self.key.clear();
@@ -365,7 +370,11 @@ impl Rewriter {
             self.escaped = false;
         }
         self.st = St::Value;
-        self.start_value(data, j).map_err(|e| (e, j))?;
+        match decided {
+            Some(d) => self.start_decided(data, j, d),
+            None => self.start_value(data, j),
+        }
+        .map_err(|e| (e, j))?;
         match (self.st, extent) {
             (St::Str(disp), Some((end, escaped))) => {
                 self.escaped = escaped;
