@@ -222,35 +222,43 @@ fn hex4(b: &[u8]) -> Option<u32> {
 
 /// A JSON number (RFC 8259 §6).
 pub(crate) fn is_number(t: &[u8]) -> bool {
-    let mut i = usize::from(t.first() == Some(&b'-'));
+    number_end(t, 0) == Some(t.len())
+}
+
+/// Where the JSON number at `data[i]` ends (RFC 8259's grammar), `None` when none starts
+/// there.
+pub(crate) fn number_end(data: &[u8], mut i: usize) -> Option<usize> {
     let digits = |i: &mut usize| {
         let s = *i;
-        while *i < t.len() && t[*i].is_ascii_digit() {
+        while data.get(*i).is_some_and(u8::is_ascii_digit) {
             *i += 1;
         }
         *i - s
     };
-    let start = i;
-    let n = digits(&mut i);
-    if n == 0 || (n > 1 && t[start] == b'0') {
-        return false;
+    if data.get(i) == Some(&b'-') {
+        i += 1;
     }
-    if t.get(i) == Some(&b'.') {
+    match data.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => _ = digits(&mut i),
+        _ => return None,
+    }
+    if data.get(i) == Some(&b'.') {
         i += 1;
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
-    if matches!(t.get(i), Some(b'e' | b'E')) {
+    if matches!(data.get(i), Some(b'e' | b'E')) {
         i += 1;
-        if matches!(t.get(i), Some(b'+' | b'-')) {
+        if matches!(data.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
-    i == t.len()
+    Some(i)
 }
 
 #[cfg(test)]

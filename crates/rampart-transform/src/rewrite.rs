@@ -29,6 +29,12 @@ const TOO_DEEP: &str = "mask.too_deep";
 /// of brackets cannot make the rewriter hold many times its size).
 const MAX_DEPTH: usize = 512;
 
+/// Whether `b` belongs to a number or literal's run: the state machine reads a run of
+/// letters, digits, `-`, `+` and `.` as one token, then checks it.
+fn in_scalar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
+}
+
 /// What happens to the value about to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Disp {
@@ -343,18 +349,7 @@ impl Rewriter {
                         return Err(TOO_DEEP);
                     }
                     self.begin(data, i);
-                    let array = c == b'[';
-                    self.stack.push(Frame {
-                        array,
-                        index: 0,
-                        wrote: false,
-                        child: below,
-                    });
-                    self.st = if array {
-                        St::ArrayStart
-                    } else {
-                        St::ObjectStart
-                    };
+                    self.open(c == b'[', below);
                 }
             },
             b'"' => {
@@ -387,6 +382,20 @@ impl Rewriter {
             _ => return Err(UNPARSEABLE),
         }
         Ok(())
+    }
+
+    /// An object or array (`array`) opens; its members start from `below`.
+    fn open(&mut self, array: bool, below: Child) {
+        self.stack.push(Frame {
+            array,
+            index: 0,
+            wrote: false,
+            child: below,
+        });
+        self.st = match array {
+            true => St::ArrayStart,
+            false => St::ObjectStart,
+        };
     }
 
     /// Bytes of a held string (a member name, or a value that began in an earlier frame).
@@ -478,9 +487,7 @@ impl Rewriter {
                     // The rest of the number or literal in this frame, in one run.
                     let run = data[i..]
                         .iter()
-                        .position(|&b| {
-                            !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
-                        })
+                        .position(|&b| !in_scalar(b))
                         .unwrap_or(data.len() - i);
                     if self.tok.len() + run > self.max_value {
                         return Err((TOO_LARGE, i));

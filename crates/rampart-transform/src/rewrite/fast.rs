@@ -1,7 +1,8 @@
-//! The rewriter's fast path: whole members and elements whose values go out as they
-//! came, read straight off the frame while the input is being copied. Most of a body is
-//! such members; the byte-at-a-time state machine is left for the rest (a value to mask
-//! or drop, an escaped member name, a token the frame's end cuts, anything malformed).
+//! The rewriter's fast path: whole members and elements read straight off the frame.
+//! Most of a body is members whose values go out as they came, passed over in one go;
+//! a value to mask, drop or scan is handed to the state machine's own steps once it is
+//! known to end in the frame. The byte-at-a-time state machine is left for the rest: an
+//! escaped member name, a token the frame's end cuts, anything malformed.
 //!
 //! It parses exactly what the state machine would: member names, colons, commas,
 //! brackets, strings to their closing quote, and numbers and literals validated whole.
@@ -12,14 +13,14 @@
 use rampart_core::pii;
 
 use super::values::string_end;
-use super::{Child, Disp, Frame, Rewriter, St, MAX_DEPTH};
+use super::{in_scalar, Child, Disp, Rewriter, St, MAX_DEPTH};
+use crate::action;
 use crate::path::{Seg, States};
 
-/// The first byte at or after `data[i]` that is not whitespace (at most one space is
-/// the common case: one comparison).
+/// The first byte at or after `data[i]` that is not whitespace.
 #[inline(always)]
 fn skip_ws(data: &[u8], mut i: usize) -> usize {
-    // One space (after a comma or colon) is the common case.
+    // One space (after a comma or colon) is the common case: no loop for it.
     if data.get(i) == Some(&b' ') {
         i += 1;
     }
@@ -74,48 +75,13 @@ fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
             }
             (i + lit.len(), false)
         }
-        _ => (number_end(data, i)?, true),
+        _ => (action::number_end(data, i)?, true),
     };
     let &next = data.get(end)?;
-    if next.is_ascii_alphanumeric() || matches!(next, b'-' | b'+' | b'.') || end - i > max {
+    if in_scalar(next) || end - i > max {
         return None;
     }
     Some((end, number))
-}
-
-/// Where the JSON number at `data[i]` ends (RFC 8259's grammar, as `action::is_number`).
-fn number_end(data: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |i: &mut usize| {
-        let s = *i;
-        while data.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i - s
-    };
-    if data.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    match data.get(i)? {
-        b'0' => i += 1,
-        b'1'..=b'9' => _ = digits(&mut i),
-        _ => return None,
-    }
-    if data.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    if matches!(data.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(data.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    Some(i)
 }
 
 /// Where a member's value is decided: pass it on the spot, or hand it to the state
@@ -308,18 +274,7 @@ impl Rewriter {
                 if let Some(top) = self.stack.last_mut() {
                     top.wrote = true;
                 }
-                let array = c == b'[';
-                self.stack.push(Frame {
-                    array,
-                    index: 0,
-                    wrote: false,
-                    child: below,
-                });
-                self.st = if array {
-                    St::ArrayStart
-                } else {
-                    St::ObjectStart
-                };
+                self.open(c == b'[', below);
                 return Some(j + 1);
             }
             b'"' => string(data, j + 1)?.0,
@@ -352,9 +307,7 @@ impl Rewriter {
                 None => return Ok(None),
             },
             _ => {
-                let run = data[j + 1..]
-                    .iter()
-                    .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')));
+                let run = data[j + 1..].iter().position(|&b| !in_scalar(b));
                 match run {
                     Some(n) => Some((j + 1 + n, false)),
                     None => return Ok(None),
