@@ -89,8 +89,8 @@ fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
 enum Plan {
     /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors).
     Pass(Child),
-    /// Anything else (masked, dropped, written anew after a drop, scanned): the states
-    /// it starts from, and its decision when it was made here already.
+    /// Anything else (masked, scanned): the states it starts from, and its decision
+    /// when it was made here already.
     Steps(Child, Option<(Disp, Child)>),
 }
 
@@ -204,9 +204,9 @@ impl Rewriter {
             j = skip_ws(data, j + 1);
             Seg::Key(&data[k..k + n])
         };
-        let Some(&c) = data.get(j) else {
+        if j >= data.len() {
             return Ok(None);
-        };
+        }
         let plan = match &self.mask {
             // Masking only (no field list deciding here): the common case, in short.
             Some(m) if !parent.list_on && self.copying => {
@@ -226,17 +226,32 @@ impl Rewriter {
                     true => Plan::Steps(below, None),
                 }
             }
-            _ => {
-                let child = self.child(seg);
-                match self.decide(child, c == b'{' || c == b'[') {
-                    (Disp::Pass, below) if self.copying => Plan::Pass(below),
-                    decided => Plan::Steps(child, Some(decided)),
-                }
-            }
+            _ => return self.listed(data, j, seg, from, name),
         };
         match plan {
             Plan::Pass(below) => Ok(self.pass(data, j, below)),
             Plan::Steps(child, decided) => self.steps(data, j, child, decided, from, name),
+        }
+    }
+
+    /// [`Rewriter::item`]'s value at `data[j]` when a field list decides or the input is
+    /// not being copied (out of line: the common case does without it).
+    #[inline(never)]
+    fn listed(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        seg: Seg<'_>,
+        from: Option<usize>,
+        name: Option<(usize, usize)>,
+    ) -> Result<Option<usize>, (&'static str, usize)> {
+        let child = self.child(seg);
+        let container = matches!(data[j], b'{' | b'[');
+        match self.decide(child, container) {
+            (Disp::Pass, below) if self.copying => Ok(self.pass(data, j, below)),
+            (Disp::Pass, below) => Ok(self.anew(data, j, below, name)),
+            (Disp::Drop, _) if !container => Ok(self.cut_value(data, j, from)),
+            decided => self.steps(data, j, child, Some(decided), from, name),
         }
     }
 
@@ -283,6 +298,54 @@ impl Rewriter {
         if let Some(top) = self.stack.last_mut() {
             top.wrote = true;
         }
+        self.end_value();
+        Some(end)
+    }
+
+    /// The value at `data[j]`, which goes out as it came while the input is not being
+    /// copied (a member before it was cut): its comma and name (`name`: its quotes) are
+    /// written anew, as [`Rewriter::begin`] does for the state machine. `None` (nothing
+    /// changed) when it does not end in this frame or is malformed.
+    fn anew(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        below: Child,
+        name: Option<(usize, usize)>,
+    ) -> Option<usize> {
+        let end = match data[j] {
+            b'{' | b'[' if self.stack.len() < MAX_DEPTH => None,
+            b'{' | b'[' => return None,
+            b'"' => Some(string(data, j + 1)?.0),
+            _ => Some(scalar(data, j, self.max_value)?.0),
+        };
+        if let Some((q, e)) = name {
+            self.key_at = Some(q);
+            self.key_end = e;
+        }
+        self.begin(data, j);
+        self.key_at = None;
+        match end {
+            None => {
+                self.open(data[j] == b'[', below);
+                Some(j + 1)
+            }
+            Some(e) => {
+                self.end_value();
+                Some(e)
+            }
+        }
+    }
+
+    /// The string, number or literal at `data[j]`, kept out by a field list: cut from
+    /// its comma or name (`from`), or from itself when first in an array, as
+    /// [`Rewriter::cut`] does. `None` (nothing changed) as for [`Rewriter::anew`].
+    fn cut_value(&mut self, data: &[u8], j: usize, from: Option<usize>) -> Option<usize> {
+        let end = match data[j] {
+            b'"' => string(data, j + 1)?.0,
+            _ => scalar(data, j, self.max_value)?.0,
+        };
+        self.stop(data, from.unwrap_or(j));
         self.end_value();
         Some(end)
     }
