@@ -35,6 +35,11 @@ fn in_scalar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
+/// JSON whitespace (RFC 8259 §2).
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// What happens to the value about to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Disp {
@@ -450,7 +455,7 @@ impl Rewriter {
                     // The byte that ended the scalar is read again in the new state.
                     continue;
                 }
-                _ if matches!(c, b' ' | b'\t' | b'\n' | b'\r') => {}
+                _ if is_ws(c) => {}
                 St::Value => self.start_value(data, i).map_err(|e| (e, i))?,
                 St::ArrayStart if c == b']' => self.close(data, i).map_err(|e| (e, i))?,
                 St::ArrayStart => {

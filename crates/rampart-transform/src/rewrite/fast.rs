@@ -10,10 +10,8 @@
 //! member, element, bracket or run of whitespace has been read, so where it stops the
 //! state machine goes on from the same place as if it had read everything itself.
 
-use rampart_core::pii;
-
 use super::values::string_end;
-use super::{in_scalar, Child, Disp, Rewriter, St, MAX_DEPTH};
+use super::{in_scalar, is_ws, Child, Disp, Rewriter, St, MAX_DEPTH};
 use crate::action;
 use crate::path::{Seg, States};
 
@@ -31,10 +29,7 @@ fn skip_ws(data: &[u8], mut i: usize) -> usize {
 }
 
 fn skip_ws_run(data: &[u8], mut i: usize) -> usize {
-    while data
-        .get(i)
-        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+    while data.get(i).is_some_and(|&b| is_ws(b)) {
         i += 1;
     }
     i
@@ -84,11 +79,22 @@ fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
     Some((end, number))
 }
 
+/// Where the string, number or literal at `data[j]` ends, when it ends in this frame and
+/// is well formed (the state machine finds out which when not).
+#[inline(always)]
+fn value_end(data: &[u8], j: usize, max: usize) -> Option<usize> {
+    match data[j] {
+        b'"' => Some(string(data, j + 1)?.0),
+        _ => Some(scalar(data, j, max)?.0),
+    }
+}
+
 /// Where a member's value is decided: pass it on the spot, or hand it to the state
 /// machine's own steps.
 enum Plan {
-    /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors).
-    Pass(Child),
+    /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors); where
+    /// it ends when that is known already.
+    Pass(Child, Option<usize>),
     /// Anything else (masked, scanned): the states it starts from, and its decision
     /// when it was made here already.
     Steps(Child, Option<(Disp, Child)>),
@@ -128,7 +134,7 @@ impl Rewriter {
             if disp != Disp::Pass {
                 return Ok(j);
             }
-            match self.pass(data, j, below) {
+            match self.pass(data, j, below, None) {
                 Some(e) => i = e,
                 None => return Ok(j),
             }
@@ -217,10 +223,10 @@ impl Rewriter {
                     list_on: false,
                 };
                 match m.paths.accepts(mask) {
-                    false if m.detect.is_empty() => Plan::Pass(below),
+                    false if m.detect.is_empty() => Plan::Pass(below, None),
                     false => match self.clean(data, j) {
-                        Some(true) => Plan::Pass(below),
-                        Some(false) => Plan::Steps(below, None),
+                        Some((true, end)) => Plan::Pass(below, end),
+                        Some((false, _)) => Plan::Steps(below, None),
                         None => return Ok(None),
                     },
                     true => Plan::Steps(below, None),
@@ -229,7 +235,7 @@ impl Rewriter {
             _ => return self.listed(data, j, seg, from, name),
         };
         match plan {
-            Plan::Pass(below) => Ok(self.pass(data, j, below)),
+            Plan::Pass(below, end) => Ok(self.pass(data, j, below, end)),
             Plan::Steps(child, decided) => self.steps(data, j, child, decided, from, name),
         }
     }
@@ -248,7 +254,7 @@ impl Rewriter {
         let child = self.child(seg);
         let container = matches!(data[j], b'{' | b'[');
         match self.decide(child, container) {
-            (Disp::Pass, below) if self.copying => Ok(self.pass(data, j, below)),
+            (Disp::Pass, below) if self.copying => Ok(self.pass(data, j, below, None)),
             (Disp::Pass, below) => Ok(self.anew(data, j, below, name)),
             (Disp::Drop, _) if !container => Ok(self.cut_value(data, j, from)),
             decided => self.steps(data, j, child, Some(decided), from, name),
@@ -256,31 +262,34 @@ impl Rewriter {
     }
 
     /// Whether the string, number or literal at `data[j]` holds nothing the detectors
-    /// could find (`Some(true)`: it goes out as it is); `None` when it does not end in
-    /// this frame. Containers are "clean": their members are looked at one by one.
-    fn clean(&self, data: &[u8], j: usize) -> Option<bool> {
-        match data[j] {
-            b'{' | b'[' => Some(true),
+    /// could find (`true`: it goes out as it is), and where it ends; `None` when it does
+    /// not end in this frame. Containers are "clean": their members are looked at one by
+    /// one.
+    fn clean(&self, data: &[u8], j: usize) -> Option<(bool, Option<usize>)> {
+        let (clean, end) = match data[j] {
+            b'{' | b'[' => return Some((true, None)),
             b'"' => {
                 let (end, escaped) = string(data, j + 1)?;
-                Some(
-                    !escaped
-                        && end - j - 2 <= self.max_value
-                        && !self.may_hold(&data[j + 1..end - 1]),
+                let raw = &data[j + 1..end - 1];
+                (
+                    !escaped && raw.len() <= self.max_value && !self.may_hold(raw),
+                    end,
                 )
             }
             _ => {
                 let (end, number) = scalar(data, j, self.max_value)?;
-                Some(!number || !self.may_hold(&data[j..end]))
+                (!number || !self.may_hold(&data[j..end]), end)
             }
-        }
+        };
+        Some((clean, Some(end)))
     }
 
     /// The value at `data[j]`, which goes out as it came (the input is being copied):
-    /// where it ends (a container: just after it opens), or `None` when it does not end
-    /// in this frame or is malformed (the state machine finds out which).
+    /// where it ends (a container: just after it opens; `known` when it was read
+    /// already), or `None` when it does not end in this frame or is malformed (the state
+    /// machine finds out which).
     #[inline(always)]
-    fn pass(&mut self, data: &[u8], j: usize, below: Child) -> Option<usize> {
+    fn pass(&mut self, data: &[u8], j: usize, below: Child, known: Option<usize>) -> Option<usize> {
         let end = match data[j] {
             c @ (b'{' | b'[') => {
                 if self.stack.len() >= MAX_DEPTH {
@@ -292,8 +301,10 @@ impl Rewriter {
                 self.open(c == b'[', below);
                 return Some(j + 1);
             }
-            b'"' => string(data, j + 1)?.0,
-            _ => scalar(data, j, self.max_value)?.0,
+            _ => match known {
+                Some(end) => end,
+                None => value_end(data, j, self.max_value)?,
+            },
         };
         if let Some(top) = self.stack.last_mut() {
             top.wrote = true;
@@ -316,8 +327,7 @@ impl Rewriter {
         let end = match data[j] {
             b'{' | b'[' if self.stack.len() < MAX_DEPTH => None,
             b'{' | b'[' => return None,
-            b'"' => Some(string(data, j + 1)?.0),
-            _ => Some(scalar(data, j, self.max_value)?.0),
+            _ => Some(value_end(data, j, self.max_value)?),
         };
         if let Some((q, e)) = name {
             self.key_at = Some(q);
@@ -341,10 +351,7 @@ impl Rewriter {
     /// its comma or name (`from`), or from itself when first in an array, as
     /// [`Rewriter::cut`] does. `None` (nothing changed) as for [`Rewriter::anew`].
     fn cut_value(&mut self, data: &[u8], j: usize, from: Option<usize>) -> Option<usize> {
-        let end = match data[j] {
-            b'"' => string(data, j + 1)?.0,
-            _ => scalar(data, j, self.max_value)?.0,
-        };
+        let end = value_end(data, j, self.max_value)?;
         self.stop(data, from.unwrap_or(j));
         self.end_value();
         Some(end)
@@ -409,14 +416,6 @@ impl Rewriter {
             // A container opened, or is passed over (`Skip`).
             _ => Ok(Some(j + 1)),
         }
-    }
-
-    /// Whether the detectors could find anything in `raw` (most values are ruled out by
-    /// one counting pass, as [`Rewriter::inspect`] does first).
-    fn may_hold(&self, raw: &[u8]) -> bool {
-        self.mask
-            .as_ref()
-            .is_none_or(|m| pii::Shape::of(raw).may_hold_any(&m.kinds))
     }
 }
 

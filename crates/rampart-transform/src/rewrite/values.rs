@@ -143,7 +143,7 @@ impl Rewriter {
         let text = if quoted && self.escaped {
             decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
             decoded.as_str()
-        } else if pii::Shape::of(raw).may_hold_any(&m.kinds) {
+        } else if self.may_hold(raw) {
             std::str::from_utf8(raw).map_err(|_| UNPARSEABLE)?
         } else {
             return Ok(Vec::new());
@@ -171,6 +171,15 @@ impl Rewriter {
         }
         action::escape(&mut out, &text[at..]);
         Ok(out)
+    }
+
+    /// Whether the detectors could find anything in `raw`: most values are ruled out by
+    /// one counting pass ([`Rewriter::inspect`] first, and the fast path before it passes
+    /// a value on).
+    pub(super) fn may_hold(&self, raw: &[u8]) -> bool {
+        self.mask
+            .as_ref()
+            .is_none_or(|m| pii::Shape::of(raw).may_hold_any(&m.kinds))
     }
 
     /// A number or literal (in `tok`) ended before offset `i` of the frame.
