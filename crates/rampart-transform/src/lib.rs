@@ -37,7 +37,7 @@ pub use cors::Cors;
 pub use credentials::UpstreamCredential;
 pub use filter::DataProtection;
 pub use headers::HeaderTransform;
-use path::Paths;
+use path::{Paths, States};
 #[doc(hidden)]
 pub use xml::fuzz_xml;
 
@@ -54,9 +54,45 @@ pub(crate) struct MaskPlan {
     detect: Vec<(PiiKind, MaskAction)>,
     kinds: Vec<PiiKind>,
     key: Option<hmac::Key>,
+    /// Per automaton state, the rule a value there is masked by: the strongest action
+    /// among the rules that end there (`remove` over the others), the first such rule
+    /// on a tie.
+    strongest: Vec<Option<(MaskAction, usize)>>,
 }
 
 impl MaskPlan {
+    fn new(
+        paths: Paths,
+        actions: Vec<MaskAction>,
+        detect: Vec<(PiiKind, MaskAction)>,
+        kinds: Vec<PiiKind>,
+        key: Option<hmac::Key>,
+    ) -> MaskPlan {
+        let strongest = paths
+            .states()
+            .map(|s| {
+                paths
+                    .accepted(s)
+                    .map(|r| (actions[r], std::cmp::Reverse(r)))
+                    .max()
+                    .map(|(a, r)| (a, r.0))
+            })
+            .collect();
+        MaskPlan {
+            paths,
+            actions,
+            detect,
+            kinds,
+            key,
+            strongest,
+        }
+    }
+
+    /// The rule a value in state `states` is masked by, if any ends there.
+    fn strongest(&self, states: States) -> Option<(MaskAction, usize)> {
+        self.strongest.get(states.id()).copied().flatten()
+    }
+
     /// The count index and action of a detector's kind (only configured kinds are found).
     fn rule_of(&self, kind: PiiKind) -> (usize, MaskAction) {
         let j = self
@@ -381,13 +417,13 @@ fn compile_mask(
     }
     let kinds = detect.iter().map(|(k, _)| *k).collect();
     Some((
-        MaskPlan {
-            paths: compiled?,
-            actions: m.fields.iter().map(|f| f.action).collect(),
+        MaskPlan::new(
+            compiled?,
+            m.fields.iter().map(|f| f.action).collect(),
             detect,
             kinds,
             key,
-        },
+        ),
         exempt,
     ))
 }
@@ -507,22 +543,22 @@ pub fn fuzz_rewrite(
         "$..secret",
         "$.a.*",
     ];
-    let mask = MaskPlan {
-        paths: Paths::compile(&paths).map_err(|_| "paths")?,
-        actions: vec![
+    let mask = MaskPlan::new(
+        Paths::compile(&paths).map_err(|_| "paths")?,
+        vec![
             MaskAction::Redact,
             MaskAction::Last4,
             MaskAction::Hash,
             MaskAction::Remove,
             MaskAction::Redact,
         ],
-        detect: PiiKind::ALL
+        PiiKind::ALL
             .iter()
             .map(|k| (*k, MaskAction::Redact))
             .collect(),
-        kinds: PiiKind::ALL.to_vec(),
-        key: Some(hmac::Key::new(hmac::HMAC_SHA256, b"fuzzing key 0123")),
-    };
+        PiiKind::ALL.to_vec(),
+        Some(hmac::Key::new(hmac::HMAC_SHA256, b"fuzzing key 0123")),
+    );
     let list = FieldList {
         paths: Paths::compile(&["$..password", "$.x[0]"]).map_err(|_| "paths")?,
         allow: false,

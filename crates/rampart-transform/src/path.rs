@@ -58,6 +58,11 @@ impl States {
     pub(crate) fn is_empty(&self) -> bool {
         self.0 == 0
     }
+
+    /// The state's number, for tables indexed by state.
+    pub(crate) fn id(self) -> usize {
+        self.0 as usize
+    }
 }
 
 /// At most this many deterministic states per rule set (each is one set of the
@@ -314,6 +319,11 @@ impl Paths {
             .and(self.accepting)
             .iter()
             .flat_map(|i| self.nodes[i].accepts.iter().map(|r| *r as usize))
+    }
+
+    /// Every deterministic state, by number.
+    pub(crate) fn states(&self) -> impl Iterator<Item = States> {
+        (0..self.sets.len() as u32).map(States)
     }
 
     /// Whether a value in state `states` is the end of a rule.

@@ -224,17 +224,9 @@ impl Rewriter {
         let Some(m) = &self.mask else {
             return (Disp::Pass, below);
         };
-        let strongest = if m.paths.accepts(c.mask) {
-            m.paths
-                .accepted(c.mask)
-                .map(|r| (m.actions[r], std::cmp::Reverse(r)))
-                .max()
-        } else {
-            None
-        };
+        let strongest = m.strongest(c.mask);
         match strongest {
-            Some((MaskAction::Remove, r)) => (Disp::Mask(MaskAction::Remove, r.0), below),
-            Some((a, r)) => (Disp::Mask(a, r.0), below),
+            Some((a, r)) => (Disp::Mask(a, r), below),
             None if m.detect.is_empty() => (Disp::Pass, below),
             None => (Disp::Inspect, below),
         }

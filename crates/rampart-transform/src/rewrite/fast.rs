@@ -14,6 +14,7 @@ use super::values::string_end;
 use super::{in_scalar, is_ws, Child, Disp, Rewriter, St, MAX_DEPTH};
 use crate::action;
 use crate::path::{Seg, States};
+use rampart_config::MaskAction;
 
 /// The first byte at or after `data[i]` that is not whitespace.
 #[inline(always)]
@@ -229,7 +230,7 @@ impl Rewriter {
                         Some((false, _)) => Plan::Steps(below, None),
                         None => return Ok(None),
                     },
-                    true => Plan::Steps(below, None),
+                    true => return self.masked(data, j, mask, from, name),
                 }
             }
             _ => return self.listed(data, j, seg, from, name),
@@ -282,6 +283,67 @@ impl Rewriter {
             }
         };
         Some((clean, Some(end)))
+    }
+
+    /// [`Rewriter::item`]'s value at `data[j]` when a path rule masks it (masking only,
+    /// the input being copied; out of line, as few values are): a string in place, the
+    /// rest through the state machine's steps.
+    #[inline(never)]
+    fn masked(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        mask: States,
+        from: Option<usize>,
+        name: Option<(usize, usize)>,
+    ) -> Result<Option<usize>, (&'static str, usize)> {
+        let below = Child {
+            mask,
+            list: States::default(),
+            list_on: false,
+        };
+        let rule = self.mask.as_ref().and_then(|m| m.strongest(mask));
+        if let Some((action, r)) = rule {
+            if action != MaskAction::Remove && data[j] == b'"' {
+                if let Some(end) = self.mask_string(data, j, action, r) {
+                    return Ok(Some(end));
+                }
+            }
+        }
+        let decided = rule.map(|(a, r)| (Disp::Mask(a, r), below));
+        self.steps(data, j, below, decided, from, name)
+    }
+
+    /// The string at `data[j]`, masked in place under `action` (rule `r`) while the input
+    /// is being copied, as the state machine's steps would (`start_decided`, then
+    /// `end_string`): where it ends, or `None` (nothing changed) when those steps are to
+    /// take it (an escape, a value over the bound, bytes that are not UTF-8, the frame
+    /// ends first).
+    fn mask_string(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        action: MaskAction,
+        r: usize,
+    ) -> Option<usize> {
+        let (end, escaped) = string(data, j + 1)?;
+        let raw = &data[j + 1..end - 1];
+        if escaped
+            || raw.len() > self.max_value
+            || !(raw.is_ascii() || std::str::from_utf8(raw).is_ok())
+        {
+            return None;
+        }
+        self.count(r);
+        self.stop(data, j + 1);
+        let key = self.mask.as_ref().and_then(|m| m.key.as_ref());
+        action::write(&mut self.out, action, raw, None, key);
+        self.resume(end - 1);
+        if let Some(top) = self.stack.last_mut() {
+            top.wrote = true;
+        }
+        self.end_value();
+        Some(end)
     }
 
     /// The value at `data[j]`, which goes out as it came (the input is being copied):

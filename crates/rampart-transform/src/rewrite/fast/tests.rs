@@ -172,6 +172,39 @@ proptest! {
     }
 }
 
+/// Strings masked in place by the fast path: over the bound, escaped, not UTF-8, at
+/// the frame's end; each answered as the state machine answers it.
+#[test]
+fn masked_strings_are_held_to_the_state_machines_answers() {
+    let docs: [&[u8]; 7] = [
+        br#"{"a":"4111 1111 1111 1111"}"#,
+        br#"{"x":1,"a":"4111 1111 1111"}"#,
+        br#"{"a":"41\"11 11"}"#,
+        b"{\"a\":\"41\xff11\"}",
+        br#"{"b":{"c":"4111-1111"},"a":"12345678901"}"#,
+        br#"[{"a":"123456789012"},{"a":"1234567890123"}]"#,
+        br#"{"a":"4111 1111"#,
+    ];
+    for which in 0..6 {
+        let rules = rules(which);
+        for doc in docs {
+            for at in [0, doc.len() / 2, doc.len()] {
+                let frames = [&doc[..at], &doc[at..]];
+                for max in [12, 1 << 20] {
+                    let fast = run(&rules, &frames, max, false, false);
+                    let slow = run(&rules, &frames, max, false, true);
+                    assert_eq!(
+                        fast,
+                        slow,
+                        "rules {which}, {:?}",
+                        String::from_utf8_lossy(doc)
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Numbers and literals, valid or not, in every place a value can stand.
 #[test]
 fn scalars_are_read_as_the_state_machine_reads_them() {
