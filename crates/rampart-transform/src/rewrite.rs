@@ -543,8 +543,10 @@ impl BodyRewriter for Rewriter {
 }
 
 mod fast;
+mod index;
 mod output;
 mod values;
+mod walk;
 
 #[cfg(test)]
 mod tests;

@@ -54,11 +54,15 @@ fn string(data: &[u8], mut i: usize) -> Option<(usize, bool)> {
     }
 }
 
+/// A string value's end (past its closing quote) and whether it holds an escape, when
+/// they were found already.
+pub(super) type Known = Option<(usize, bool)>;
+
 /// The number or literal at `data[i]`: the offset past it, and whether it is a number;
 /// `None` when it is malformed, longer than `max`, or may go on in the next frame (the
 /// state machine reads a run of letters, digits, `-`, `+` and `.` as one token, so a
 /// token followed by more of them is its to refuse).
-fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
+pub(super) fn scalar(data: &[u8], i: usize, max: usize) -> Option<(usize, bool)> {
     let (end, number) = match data[i] {
         c @ (b't' | b'f' | b'n') => {
             let lit: &[u8] = match c {
@@ -88,17 +92,6 @@ fn value_end(data: &[u8], j: usize, max: usize) -> Option<usize> {
         b'"' => Some(string(data, j + 1)?.0),
         _ => Some(scalar(data, j, max)?.0),
     }
-}
-
-/// Where a member's value is decided: pass it on the spot, or hand it to the state
-/// machine's own steps.
-enum Plan {
-    /// Goes out as it came (or, `Disp::Inspect`, nothing in it for the detectors); where
-    /// it ends when that is known already.
-    Pass(Child, Option<usize>),
-    /// Anything else (masked, scanned): the states it starts from, and its decision
-    /// when it was made here already.
-    Steps(Child, Option<(Disp, Child)>),
 }
 
 impl Rewriter {
@@ -139,6 +132,13 @@ impl Rewriter {
                 Some(e) => i = e,
                 None => return Ok(j),
             }
+        }
+        // Masking by path alone: from token to token.
+        if self.list.is_none()
+            && self.copying
+            && self.mask.as_ref().is_some_and(|m| m.detect.is_empty())
+        {
+            return self.walk(data, i);
         }
         loop {
             let j = skip_ws(data, i);
@@ -214,8 +214,8 @@ impl Rewriter {
         if j >= data.len() {
             return Ok(None);
         }
-        let plan = match &self.mask {
-            // Masking only (no field list deciding here): the common case, in short.
+        match &self.mask {
+            // Only masking decides here (no field list, or none below this point).
             Some(m) if !parent.list_on && self.copying => {
                 let mask = m.paths.step(parent.mask, seg);
                 let below = Child {
@@ -224,20 +224,11 @@ impl Rewriter {
                     list_on: false,
                 };
                 match m.paths.accepts(mask) {
-                    false if m.detect.is_empty() => Plan::Pass(below, None),
-                    false => match self.clean(data, j) {
-                        Some((true, end)) => Plan::Pass(below, end),
-                        Some((false, _)) => Plan::Steps(below, None),
-                        None => return Ok(None),
-                    },
-                    true => return self.masked(data, j, mask, from, name),
+                    false if m.detect.is_empty() => Ok(self.pass(data, j, below, None)),
+                    _ => self.decided(data, j, mask, from, name),
                 }
             }
-            _ => return self.listed(data, j, seg, from, name),
-        };
-        match plan {
-            Plan::Pass(below, end) => Ok(self.pass(data, j, below, end)),
-            Plan::Steps(child, decided) => self.steps(data, j, child, decided, from, name),
+            _ => self.listed(data, j, seg, from, name),
         }
     }
 
@@ -285,17 +276,48 @@ impl Rewriter {
         Some((clean, Some(end)))
     }
 
-    /// [`Rewriter::item`]'s value at `data[j]` when a path rule masks it (masking only,
-    /// the input being copied; out of line, as few values are): a string in place, the
-    /// rest through the state machine's steps.
+    /// [`Rewriter::item`]'s value at `data[j]` (states `mask`) when a path rule masks it
+    /// or the detectors are to scan it (masking only, the input being copied; out of
+    /// line): where it ends, or `None` (nothing changed) when the state machine is to
+    /// read it.
     #[inline(never)]
-    fn masked(
+    fn decided(
         &mut self,
         data: &[u8],
         j: usize,
         mask: States,
         from: Option<usize>,
         name: Option<(usize, usize)>,
+    ) -> Result<Option<usize>, (&'static str, usize)> {
+        if self.mask.as_ref().is_some_and(|m| m.paths.accepts(mask)) {
+            return self.masked(data, j, mask, from, name, None);
+        }
+        let below = Child {
+            mask,
+            list: States::default(),
+            list_on: false,
+        };
+        match self.clean(data, j) {
+            Some((true, end)) => Ok(self.pass(data, j, below, end)),
+            Some((false, _)) => self.steps(data, j, below, None, from, name),
+            None => Ok(None),
+        }
+    }
+
+    /// The value at `data[j]` (states `mask`) when a path rule masks it (masking only,
+    /// the input being copied; out of line, as few values are): a string in place
+    /// (`known`: its end and escapes, when found already), the rest through the state
+    /// machine's steps. Where it ends, or `None` (nothing changed) when the state
+    /// machine is to read it.
+    #[inline(never)]
+    pub(super) fn masked(
+        &mut self,
+        data: &[u8],
+        j: usize,
+        mask: States,
+        from: Option<usize>,
+        name: Option<(usize, usize)>,
+        known: Known,
     ) -> Result<Option<usize>, (&'static str, usize)> {
         let below = Child {
             mask,
@@ -305,7 +327,7 @@ impl Rewriter {
         let rule = self.mask.as_ref().and_then(|m| m.strongest(mask));
         if let Some((action, r)) = rule {
             if action != MaskAction::Remove && data[j] == b'"' {
-                if let Some(end) = self.mask_string(data, j, action, r) {
+                if let Some(end) = self.mask_string(data, j, action, r, known) {
                     return Ok(Some(end));
                 }
             }
@@ -325,8 +347,9 @@ impl Rewriter {
         j: usize,
         action: MaskAction,
         r: usize,
+        known: Known,
     ) -> Option<usize> {
-        let (end, escaped) = string(data, j + 1)?;
+        let (end, escaped) = known.or_else(|| string(data, j + 1))?;
         let raw = &data[j + 1..end - 1];
         if escaped
             || raw.len() > self.max_value
