@@ -270,3 +270,53 @@ fn scalars_are_read_as_the_state_machine_reads_them() {
         }
     }
 }
+
+/// Bodies like an API's (records with nested objects and arrays, numbers, literals,
+/// escapes, non-ASCII text and strings longer than a 64-byte block), compact and
+/// pretty, whole and split at many places, and broken in a few: answered as the state
+/// machine answers them.
+#[test]
+fn longer_bodies_split_anywhere() {
+    let record = |i: u64| {
+        json!({
+            "id": format!("cus_{i:06}"),
+            "a": "4111 1111 1111 1111",
+            "name": "Zoë \"Q\" Müller\\",
+            "b": { "c": "078-05-1120", "x": [1, 2.5, -300.0, true, null, i], "c2": {} },
+            "d": ["x", { "a": i }, []],
+            "e": "plain",
+            "note": "Prefers e-mail contact; call before delivery. Then again, perhaps not.",
+            "balance": 1520.75 + i as f64,
+        })
+    };
+    let doc = json!({ "data": (0..5).map(record).collect::<Vec<_>>(), "page": 1 });
+    let compact = serde_json::to_vec(&doc).unwrap_or_default();
+    let pretty = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    // A masked name escaped, a control character outside a string, a number cut short.
+    let escaped = String::from_utf8_lossy(&compact).replacen("\"a\"", "\"\\u0061\"", 3);
+    let control = String::from_utf8_lossy(&compact).replacen(",\"e\"", ",\u{1}\"e\"", 1);
+    let cut = String::from_utf8_lossy(&compact).replacen("1520.75", "1520.", 1);
+    let bodies = [
+        compact.clone(),
+        pretty,
+        escaped.into_bytes(),
+        control.into_bytes(),
+        cut.into_bytes(),
+    ];
+    for (n, body) in bodies.iter().enumerate() {
+        for which in 0..6 {
+            let rules = rules(which);
+            for at in (0..=body.len()).step_by(7) {
+                let frames = [&body[..at], &body[at..]];
+                for max in [12, 1 << 20] {
+                    let fast = run(&rules, &frames, max, false, false);
+                    let slow = run(&rules, &frames, max, false, true);
+                    assert_eq!(
+                        fast, slow,
+                        "body {n}, rules {which}, split at {at}, max {max}"
+                    );
+                }
+            }
+        }
+    }
+}
