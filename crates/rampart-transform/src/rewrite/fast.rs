@@ -225,7 +225,12 @@ impl Rewriter {
                 };
                 match m.paths.accepts(mask) {
                     false if m.detect.is_empty() => Ok(self.pass(data, j, below, None)),
-                    _ => self.decided(data, j, mask, from, name),
+                    false => match self.clean(data, j) {
+                        Some((true, end)) => Ok(self.pass(data, j, below, end)),
+                        Some((false, _)) => self.steps(data, j, below, None, from, name),
+                        None => Ok(None),
+                    },
+                    true => self.masked(data, j, mask, from, name, None),
                 }
             }
             _ => self.listed(data, j, seg, from, name),
@@ -274,34 +279,6 @@ impl Rewriter {
             }
         };
         Some((clean, Some(end)))
-    }
-
-    /// [`Rewriter::item`]'s value at `data[j]` (states `mask`) when a path rule masks it
-    /// or the detectors are to scan it (masking only, the input being copied; out of
-    /// line): where it ends, or `None` (nothing changed) when the state machine is to
-    /// read it.
-    #[inline(never)]
-    fn decided(
-        &mut self,
-        data: &[u8],
-        j: usize,
-        mask: States,
-        from: Option<usize>,
-        name: Option<(usize, usize)>,
-    ) -> Result<Option<usize>, (&'static str, usize)> {
-        if self.mask.as_ref().is_some_and(|m| m.paths.accepts(mask)) {
-            return self.masked(data, j, mask, from, name, None);
-        }
-        let below = Child {
-            mask,
-            list: States::default(),
-            list_on: false,
-        };
-        match self.clean(data, j) {
-            Some((true, end)) => Ok(self.pass(data, j, below, end)),
-            Some((false, _)) => self.steps(data, j, below, None, from, name),
-            None => Ok(None),
-        }
     }
 
     /// The value at `data[j]` (states `mask`) when a path rule masks it (masking only,
