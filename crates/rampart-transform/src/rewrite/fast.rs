@@ -145,21 +145,14 @@ impl Rewriter {
             let Some(&c) = data.get(j) else {
                 return Ok(j);
             };
-            let st = self.st;
-            let Some(top) = self.stack.last() else {
-                return Ok(j);
-            };
             if c == b'}' || c == b']' {
-                if top.array != (c == b']') {
+                if !self.closes(c, j) {
                     return Ok(j);
                 }
-                self.stack.pop();
-                self.resume(j);
-                self.end_value();
                 i = j + 1;
                 continue;
             }
-            let (k, from) = match st {
+            let (k, from) = match self.st {
                 St::AfterValue if c == b',' => (skip_ws(data, j + 1), Some(j)),
                 St::ObjectStart => (j, Some(j)),
                 St::ArrayStart => (j, None),
@@ -173,6 +166,21 @@ impl Rewriter {
                 // A dropped or replaced container: passed over by the state machine.
                 return Ok(i);
             }
+        }
+    }
+
+    /// The closing bracket `c` at `data[j]` ends the innermost container; `false`
+    /// (nothing changed) when there is none or it is of the other kind.
+    #[inline(always)]
+    pub(super) fn closes(&mut self, c: u8, j: usize) -> bool {
+        match self.stack.last() {
+            Some(top) if top.array == (c == b']') => {
+                self.stack.pop();
+                self.resume(j);
+                self.end_value();
+                true
+            }
+            _ => false,
         }
     }
 

@@ -37,19 +37,16 @@ impl Rewriter {
                 return Ok(data.len());
             };
             let c = data[j];
-            let st = self.st;
-            let Some(top) = self.stack.last_mut() else {
-                return Ok(j);
-            };
             if c == b'}' || c == b']' {
-                if top.array != (c == b']') {
+                if !self.closes(c, j) {
                     return Ok(j);
                 }
-                self.stack.pop();
-                self.resume(j);
-                self.end_value();
                 continue;
             }
+            let st = self.st;
+            let Some(top) = self.stack.last() else {
+                return Ok(j);
+            };
             let (k, from) = match st {
                 St::AfterValue if c == b',' => match cur.next() {
                     Some(k) => (k, Some(j)),
