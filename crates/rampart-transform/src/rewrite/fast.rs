@@ -9,6 +9,10 @@
 //! Its state is the state machine's own (the stack, the copy), changed only when a whole
 //! member, element, bracket or run of whitespace has been read, so where it stops the
 //! state machine goes on from the same place as if it had read everything itself.
+//!
+//! With path rules alone (no detectors, no field list) it reads from token to token
+//! instead ([`Rewriter::walk`]); this byte-wise reader takes the other rule sets, and a
+//! member written anew after one was removed.
 
 use super::values::string_end;
 use super::{in_scalar, is_ws, Child, Disp, Rewriter, St, MAX_DEPTH};

@@ -95,10 +95,10 @@ impl Rewriter {
                 };
                 // A number or literal must end where a token starts or whitespace does
                 // (the state machine refuses anything else after it).
-                let scalar = !matches!(data[v], b'"' | b'{' | b'[');
+                let literal = !matches!(data[v], b'"' | b'{' | b'[');
                 if !self.copying
                     || matches!(self.st, St::Skip(_))
-                    || (scalar && data.get(end).is_some_and(|&b| is_other(b)))
+                    || (literal && data.get(end).is_some_and(|&b| is_other(b)))
                 {
                     return Ok(end);
                 }
