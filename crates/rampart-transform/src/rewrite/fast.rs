@@ -14,7 +14,7 @@
 //! instead ([`Rewriter::walk`]); this byte-wise reader takes the other rule sets, and a
 //! member written anew after one was removed.
 
-use super::values::string_end;
+use super::values::{is_text, string_end};
 use super::{in_scalar, is_ws, Child, Disp, Rewriter, St, MAX_DEPTH};
 use crate::action;
 use crate::path::{Seg, States};
@@ -340,17 +340,11 @@ impl Rewriter {
     ) -> Option<usize> {
         let (end, escaped) = known.or_else(|| string(data, j + 1))?;
         let raw = &data[j + 1..end - 1];
-        if escaped
-            || raw.len() > self.max_value
-            || !(raw.is_ascii() || std::str::from_utf8(raw).is_ok())
-        {
+        if escaped || raw.len() > self.max_value || !is_text(raw) {
             return None;
         }
         self.count(r);
-        self.stop(data, j + 1);
-        let key = self.mask.as_ref().and_then(|m| m.key.as_ref());
-        action::write(&mut self.out, action, raw, None, key);
-        self.resume(end - 1);
+        self.write_mask(data, Some(j + 1), end - 1, action, raw);
         if let Some(top) = self.stack.last_mut() {
             top.wrote = true;
         }

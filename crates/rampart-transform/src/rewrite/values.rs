@@ -59,6 +59,11 @@ pub(super) fn string_end(b: &[u8]) -> usize {
         .unwrap_or(b.len() - i)
 }
 
+/// Whether a string's raw content is text (UTF-8); ASCII needs no decoding pass.
+pub(super) fn is_text(raw: &[u8]) -> bool {
+    raw.is_ascii() || std::str::from_utf8(raw).is_ok()
+}
+
 impl Rewriter {
     /// A string value ends with the quote at `data[q]`; its content is `data[from..q]`
     /// or, when it began in an earlier frame, held in `tok` (and then nothing of it
@@ -85,18 +90,13 @@ impl Rewriter {
                 let text = if self.escaped {
                     decoded = action::unescape(raw).ok_or(UNPARSEABLE)?;
                     decoded.as_bytes()
-                } else if raw.is_ascii() || std::str::from_utf8(raw).is_ok() {
+                } else if is_text(raw) {
                     raw
                 } else {
                     return Err(UNPARSEABLE);
                 };
-                if let Some(p) = from {
-                    self.stop(data, p);
-                }
-                let key = self.mask.as_ref().ok_or(UNPARSEABLE)?.key.as_ref();
-                action::write(&mut self.out, action, text, None, key);
+                self.write_mask(data, from, q, action, text);
                 self.tok = tok;
-                self.resume(q);
             }
             Disp::Inspect => {
                 let tok = std::mem::take(&mut self.tok);
@@ -171,6 +171,26 @@ impl Rewriter {
         }
         action::escape(&mut out, &text[at..]);
         Ok(out)
+    }
+
+    /// Writes `text`, the decoded value of the string that ends with the quote at
+    /// `data[q]`, masked under `action` in place of its content, which began at `from`
+    /// in this frame (`None`: held, so nothing of it was written but the opening quote).
+    #[inline(always)]
+    pub(super) fn write_mask(
+        &mut self,
+        data: &[u8],
+        from: Option<usize>,
+        q: usize,
+        action: MaskAction,
+        text: &[u8],
+    ) {
+        if let Some(p) = from {
+            self.stop(data, p);
+        }
+        let key = self.mask.as_ref().and_then(|m| m.key.as_ref());
+        action::write(&mut self.out, action, text, None, key);
+        self.resume(q);
     }
 
     /// Whether the detectors could find anything in `raw`: most values are ruled out by
