@@ -22,7 +22,7 @@ use rampart_config::MaskAction;
 
 /// The first byte at or after `data[i]` that is not whitespace.
 #[inline(always)]
-fn skip_ws(data: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_ws(data: &[u8], mut i: usize) -> usize {
     // One space (after a comma or colon) is the common case: no loop for it.
     if data.get(i) == Some(&b' ') {
         i += 1;

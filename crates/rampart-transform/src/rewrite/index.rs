@@ -1,75 +1,36 @@
-//! The fast path's tokens, found 64 bytes at a time: a cursor that classifies a block of
-//! the frame at once (SSE2 on x86_64) and hands out, in order, the offset of every byte
-//! where a token starts. Walking from token to token is a bit scan, with no loop over
-//! a string's bytes or a run of whitespace, and no branch that depends on their length.
-//!
-//! A token starts at every quote that is not escaped (the opening and the closing quote
-//! of each string), at every bracket, colon and comma outside strings, and at the first
-//! byte of every run of other bytes outside strings (a number or literal; or something
-//! malformed, which the walker refuses to follow). Between two tokens outside a string
-//! there is only whitespace (space, tab, line feed, carriage return), or more of the run
-//! a token began: the walker reads a number or literal whole and checks where it ends.
+//! The fast path's quotes, found 64 bytes at a time: a cursor that classifies a block of
+//! the frame at once (SSE2 on x86_64) and hands out, in order, the offset of every quote
+//! that is not escaped. The walker reads the bytes between strings itself (brackets,
+//! colons, commas, whitespace, numbers and literals are short); a string's end is then a
+//! bit scan, with no loop over its bytes and no branch that depends on its length.
 //!
 //! A cursor starts at a byte outside any string that is not escaped, with nothing carried
-//! from before it (the rewriter's state machine stands between two tokens there), so a
-//! cursor's view of which bytes are inside strings is the state machine's.
+//! from before it (the rewriter's state machine stands between two tokens there). The
+//! walker takes each opening quote from the cursor at the offset where it read one, so a
+//! quote the cursor saw that the walker did not (after something malformed the walker
+//! stopped at) is never taken as a string's end.
 
-/// Where each byte of a block falls, one bit per byte: quotes, backslashes, brackets,
-/// colons and commas, spaces, and controls (below space).
+/// Where each byte of a block falls, one bit per byte: quotes and backslashes.
 #[derive(Default)]
 struct Classes {
     quote: u64,
     backslash: u64,
-    op: u64,
-    space: u64,
-    control: u64,
-}
-
-/// `x ^ x << 1 ^ x << 2 ^ ...`: bit `k` is the parity of bits `0..=k`.
-fn prefix_xor(mut x: u64) -> u64 {
-    x ^= x << 1;
-    x ^= x << 2;
-    x ^= x << 4;
-    x ^= x << 8;
-    x ^= x << 16;
-    x ^= x << 32;
-    x
 }
 
 /// The classes of the 64 bytes of `b`.
 #[cfg(target_arch = "x86_64")]
 fn classify(b: &[u8; 64]) -> Classes {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, m128i, max_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let splat = |c: u8| set_splat_i8_m128i(c as i8);
+    use safe_arch::{cmp_eq_mask_i8_m128i, m128i, move_mask_i8_m128i, set_splat_i8_m128i};
+    let quote = set_splat_i8_m128i(b'"' as i8);
+    let backslash = set_splat_i8_m128i(b'\\' as i8);
     let mut c = Classes::default();
     for (k, chunk) in b.chunks_exact(16).enumerate() {
         let mut w = [0u8; 16];
         w.copy_from_slice(chunk);
         let v = m128i::from(w);
         let bits = |m: m128i| u64::from(move_mask_i8_m128i(m) as u16) << (16 * k);
-        c.quote |= bits(cmp_eq_mask_i8_m128i(v, splat(b'"')));
-        c.backslash |= bits(cmp_eq_mask_i8_m128i(v, splat(b'\\')));
-        // `[` and `{`, `]` and `}` differ only in bit 5.
-        let folded = bitor_m128i(v, splat(0x20));
-        let op = bitor_m128i(
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(folded, splat(b'{')),
-                cmp_eq_mask_i8_m128i(folded, splat(b'}')),
-            ),
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, splat(b':')),
-                cmp_eq_mask_i8_m128i(v, splat(b',')),
-            ),
-        );
-        c.op |= bits(op);
-        c.space |= bits(cmp_eq_mask_i8_m128i(v, splat(b' ')));
-        c.control |= bits(cmp_eq_mask_i8_m128i(
-            max_u8_m128i(v, splat(0x1f)),
-            splat(0x1f),
-        ));
+        c.quote |= bits(cmp_eq_mask_i8_m128i(v, quote));
+        c.backslash |= bits(cmp_eq_mask_i8_m128i(v, backslash));
     }
     c
 }
@@ -79,13 +40,9 @@ fn classify(b: &[u8; 64]) -> Classes {
 fn classify(b: &[u8; 64]) -> Classes {
     let mut c = Classes::default();
     for (k, &x) in b.iter().enumerate() {
-        let bit = 1u64 << k;
         match x {
-            b'"' => c.quote |= bit,
-            b'\\' => c.backslash |= bit,
-            b'{' | b'}' | b'[' | b']' | b':' | b',' => c.op |= bit,
-            b' ' => c.space |= bit,
-            0..0x20 => c.control |= bit,
+            b'"' => c.quote |= 1 << k,
+            b'\\' => c.backslash |= 1 << k,
             _ => {}
         }
     }
@@ -117,18 +74,14 @@ fn escaped(backslashes: u64, carry: &mut bool) -> u64 {
 /// What one block passes on to the next.
 #[derive(Default)]
 struct Carry {
-    /// The last byte is inside a string (all ones) or not.
-    inside: u64,
     /// The last byte escapes the next.
     escape: bool,
-    /// The last byte is in a run of other bytes.
-    run: u64,
-    /// The end of the last block with a backslash inside a string: a string that began
-    /// before it may hold an escape.
+    /// The end of the last block with a backslash: a string that began before it may
+    /// hold an escape.
     escapes_to: usize,
 }
 
-/// The token starts of the block of 64 bytes from `at` (past the frame's end,
+/// The unescaped quotes of the block of 64 bytes from `at` (past the frame's end,
 /// spaces).
 fn block(data: &[u8], at: usize, carry: &mut Carry) -> u64 {
     let pad;
@@ -144,39 +97,21 @@ fn block(data: &[u8], at: usize, carry: &mut Carry) -> u64 {
         }
     };
     let c = classify(b);
-    let esc = match c.backslash {
-        0 if !carry.escape => 0,
-        bs => escaped(bs, &mut carry.escape),
-    };
-    let quotes = c.quote & !esc;
-    let inside = prefix_xor(quotes) ^ carry.inside;
-    carry.inside = ((inside as i64) >> 63) as u64;
-    let mut ws = c.space;
-    // Of the controls outside strings, tab, line feed and carriage return are
-    // whitespace; any other is a run of other bytes (something malformed).
-    let mut controls = c.control & !inside;
-    while controls != 0 {
-        let k = controls.trailing_zeros() as usize;
-        if matches!(b[k], b'\t' | b'\n' | b'\r') {
-            ws |= 1 << k;
-        }
-        controls &= controls - 1;
+    if c.backslash == 0 && !carry.escape {
+        return c.quote;
     }
-    let other = !(c.op | ws | c.quote);
-    let starts = other & !(other << 1 | carry.run);
-    carry.run = other >> 63;
-    if c.backslash & inside != 0 {
+    if c.backslash != 0 {
         carry.escapes_to = at + 64;
     }
-    ((c.op | starts) & !inside) | quotes
+    c.quote & !escaped(c.backslash, &mut carry.escape)
 }
 
-/// Hands out a frame's token starts in order (see the module's documentation).
+/// Hands out a frame's unescaped quotes in order (see the module's documentation).
 pub(super) struct Cursor<'a> {
     data: &'a [u8],
     /// The frame offset of the current block's first byte.
     at: usize,
-    /// The current block's token starts not yet handed out.
+    /// The current block's quotes not yet handed out.
     bits: u64,
     carry: Carry,
 }
@@ -194,7 +129,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The next token's offset in the frame, or `None` when the frame has no more.
+    /// The next quote's offset in the frame, or `None` when the frame has no more.
     #[inline(always)]
     pub(super) fn next(&mut self) -> Option<usize> {
         while self.bits == 0 {
@@ -209,7 +144,7 @@ impl<'a> Cursor<'a> {
         Some(p)
     }
 
-    /// Passes over the tokens before `to` (the end of a value read without the cursor).
+    /// Passes over the quotes before `to` (the end of a value read without the cursor).
     pub(super) fn skip_to(&mut self, to: usize) {
         loop {
             while self.bits == 0 {
