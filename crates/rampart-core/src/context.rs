@@ -130,8 +130,14 @@ impl BodyCounts {
 
     /// Counts one more action of rule `i`.
     pub fn add(&self, i: usize) {
+        self.add_n(i, 1);
+    }
+
+    /// Counts `n` more actions of rule `i` (a rewriter that tallies as it goes adds them
+    /// at once).
+    pub fn add_n(&self, i: usize, n: u32) {
         if let Some(c) = self.counts.get(i) {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

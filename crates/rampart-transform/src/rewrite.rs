@@ -35,6 +35,22 @@ fn in_scalar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
+/// How many rules' counts a rewriter tallies itself (the rest go straight to the
+/// exchange's counts).
+const TALLY: usize = 8;
+
+/// Counts one action of `rule` in `tally`, or in `counts` past the tally's end.
+fn tally(tally: &mut [u32; TALLY], counts: Option<&BodyCounts>, rule: usize) {
+    match tally.get_mut(rule) {
+        Some(n) => *n += 1,
+        None => {
+            if let Some(c) = counts {
+                c.add(rule);
+            }
+        }
+    }
+}
+
 /// JSON whitespace (RFC 8259 §2).
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -106,6 +122,10 @@ pub(crate) struct Rewriter {
     mask: Option<Arc<MaskPlan>>,
     list: Option<Arc<FieldList>>,
     counts: Option<Arc<BodyCounts>>,
+    /// The first rules' counts, tallied here and added to `counts` at the body's end (or
+    /// when the rewriter is dropped first): an atomic add per masked value cost more
+    /// than writing the mask.
+    tally: [u32; TALLY],
     max_value: usize,
     pass: bool,
     st: St,
@@ -156,6 +176,7 @@ impl Rewriter {
             mask,
             list,
             counts,
+            tally: [0; TALLY],
             max_value,
             pass,
             st: St::Value,
@@ -178,9 +199,18 @@ impl Rewriter {
         }
     }
 
-    fn count(&self, rule: usize) {
+    fn count(&mut self, rule: usize) {
+        tally(&mut self.tally, self.counts.as_deref(), rule);
+    }
+
+    /// Adds the tallied counts to the exchange's.
+    fn flush_counts(&mut self) {
         if let Some(c) = &self.counts {
-            c.add(rule);
+            for (i, n) in self.tally.iter_mut().enumerate() {
+                if *n > 0 {
+                    c.add_n(i, std::mem::take(n));
+                }
+            }
         }
     }
 
@@ -538,7 +568,17 @@ impl BodyRewriter for Rewriter {
             self.give_up(code, &data, at)?;
             self.end_frame(&data).map_err(|(c, _)| c)?;
         }
+        if end {
+            self.flush_counts();
+        }
         Ok(Bytes::from(std::mem::take(&mut self.out)))
+    }
+}
+
+impl Drop for Rewriter {
+    /// A body cut short still counts what was masked in it.
+    fn drop(&mut self) {
+        self.flush_counts();
     }
 }
 

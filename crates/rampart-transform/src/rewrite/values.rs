@@ -164,9 +164,7 @@ impl Rewriter {
                 Some(f.kind.name()),
                 m.key.as_ref(),
             );
-            if let Some(c) = &self.counts {
-                c.add(i);
-            }
+            super::tally(&mut self.tally, self.counts.as_deref(), i);
             at = f.end;
         }
         action::escape(&mut out, &text[at..]);
