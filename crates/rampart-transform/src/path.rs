@@ -49,9 +49,14 @@ impl Set {
 }
 
 /// A state of the deterministic automaton: where a value stands against every rule at
-/// once. The default, 0, is the state from which no rule can match any more.
+/// once. The default, 0, is the state from which no rule can match any more. The top
+/// bit says whether the state ends a rule (so the reader's test per member needs no
+/// table), the rest is the state's number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct States(u32);
+
+/// The bit of a [`States`] that says it ends a rule.
+const FINAL: u32 = 1 << 31;
 
 impl States {
     /// No rule can match here or below.
@@ -61,7 +66,7 @@ impl States {
 
     /// The state's number, for tables indexed by state.
     pub(crate) fn id(self) -> usize {
-        self.0 as usize
+        (self.0 & !FINAL) as usize
     }
 }
 
@@ -117,9 +122,8 @@ pub(crate) struct Paths {
     lengths: u64,
     /// Each deterministic state's set of nondeterministic states (0: the empty set).
     sets: Vec<Set>,
-    /// Whether each deterministic state ends some rule.
-    finals: Vec<bool>,
-    /// `table[state * width + symbol]`: the state a step leads to.
+    /// `table[state * width + symbol]`: the state a step leads to (with its [`FINAL`]
+    /// bit).
     table: Vec<u32>,
     width: usize,
     root: States,
@@ -135,7 +139,6 @@ impl Paths {
             indexes: Vec::new(),
             lengths: 0,
             sets: Vec::new(),
-            finals: Vec::new(),
             table: Vec::new(),
             width: 2,
             root: States::default(),
@@ -207,12 +210,21 @@ impl Paths {
                 self.table[state as usize * self.width + symbol] = next;
             }
         }
-        self.finals = self
-            .sets
-            .iter()
-            .map(|s| !s.and(self.accepting).is_empty())
-            .collect();
+        // Each state carries whether it ends some rule.
+        self.root = self.flagged(self.root.0);
+        for i in 0..self.table.len() {
+            self.table[i] = self.flagged(self.table[i]).0;
+        }
         Ok(())
+    }
+
+    /// State number `id`, with its [`FINAL`] bit when it ends some rule.
+    fn flagged(&self, id: u32) -> States {
+        let ends = self
+            .sets
+            .get(id as usize)
+            .is_some_and(|s| !s.and(self.accepting).is_empty());
+        States(if ends { id | FINAL } else { id })
     }
 
     /// The deterministic state of `set`, added (to be stepped from) if new.
@@ -302,15 +314,12 @@ impl Paths {
                 .position(|&n| n == i)
                 .map_or(1, |p| 2 + self.names.len() + p),
         };
-        let at = from.0 as usize * self.width + symbol;
+        let at = from.id() * self.width + symbol;
         States(self.table.get(at).copied().unwrap_or(0))
     }
 
     fn set(&self, states: States) -> Set {
-        self.sets
-            .get(states.0 as usize)
-            .copied()
-            .unwrap_or_default()
+        self.sets.get(states.id()).copied().unwrap_or_default()
     }
 
     /// The rules that end at a value in state `states`, in no particular order.
@@ -322,13 +331,13 @@ impl Paths {
     }
 
     /// Every deterministic state, by number.
-    pub(crate) fn states(&self) -> impl Iterator<Item = States> {
-        (0..self.sets.len() as u32).map(States)
+    pub(crate) fn states(&self) -> impl Iterator<Item = States> + '_ {
+        (0..self.sets.len() as u32).map(|id| self.flagged(id))
     }
 
     /// Whether a value in state `states` is the end of a rule.
     pub(crate) fn accepts(&self, states: States) -> bool {
-        self.finals.get(states.0 as usize).copied().unwrap_or(false)
+        states.0 & FINAL != 0
     }
 }
 

@@ -275,6 +275,22 @@ impl Rewriter {
         }
     }
 
+    /// [`Rewriter::end_value`] for a value that was sent: its container has written a
+    /// member or element (one stack lookup for both).
+    #[inline(always)]
+    fn end_written(&mut self) {
+        match self.stack.last_mut() {
+            Some(top) => {
+                top.wrote = true;
+                if top.array {
+                    top.index += 1;
+                }
+                self.st = St::AfterValue;
+            }
+            None => self.st = St::Done,
+        }
+    }
+
     /// Starts the value whose first byte is `data[i]`.
     fn start_value(&mut self, data: &[u8], i: usize) -> Result<(), &'static str> {
         let c = data[i];

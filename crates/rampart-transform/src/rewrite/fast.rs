@@ -348,10 +348,7 @@ impl Rewriter {
         }
         self.count(r);
         self.write_mask(data, Some(j + 1), end - 1, action, raw);
-        if let Some(top) = self.stack.last_mut() {
-            top.wrote = true;
-        }
-        self.end_value();
+        self.end_written();
         Some(end)
     }
 
@@ -377,10 +374,7 @@ impl Rewriter {
                 None => value_end(data, j, self.max_value)?,
             },
         };
-        if let Some(top) = self.stack.last_mut() {
-            top.wrote = true;
-        }
-        self.end_value();
+        self.end_written();
         Some(end)
     }
 

@@ -130,10 +130,7 @@ impl Rewriter {
                     None => return Ok(j),
                 },
             };
-            if let Some(top) = self.stack.last_mut() {
-                top.wrote = true;
-            }
-            self.end_value();
+            self.end_written();
         }
     }
 }
