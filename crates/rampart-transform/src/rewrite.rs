@@ -18,7 +18,7 @@ use rampart_core::{BodyCounts, BodyRewriter};
 use crate::action::{self, REDACTED};
 use crate::path::{Seg, States};
 use crate::{FieldList, MaskPlan};
-use values::string_end;
+use values::{string_end, TALLY};
 
 /// The abort codes (the access log's `code`).
 const UNPARSEABLE: &str = "mask.unparseable";
@@ -33,22 +33,6 @@ const MAX_DEPTH: usize = 512;
 /// letters, digits, `-`, `+` and `.` as one token, then checks it.
 fn in_scalar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
-}
-
-/// How many rules' counts a rewriter tallies itself (the rest go straight to the
-/// exchange's counts).
-const TALLY: usize = 8;
-
-/// Counts one action of `rule` in `tally`, or in `counts` past the tally's end.
-fn tally(tally: &mut [u32; TALLY], counts: Option<&BodyCounts>, rule: usize) {
-    match tally.get_mut(rule) {
-        Some(n) => *n += 1,
-        None => {
-            if let Some(c) = counts {
-                c.add(rule);
-            }
-        }
-    }
 }
 
 /// JSON whitespace (RFC 8259 §2).
@@ -196,21 +180,6 @@ impl Rewriter {
             pending: None,
             #[cfg(test)]
             slow_only: false,
-        }
-    }
-
-    fn count(&mut self, rule: usize) {
-        tally(&mut self.tally, self.counts.as_deref(), rule);
-    }
-
-    /// Adds the tallied counts to the exchange's.
-    fn flush_counts(&mut self) {
-        if let Some(c) = &self.counts {
-            for (i, n) in self.tally.iter_mut().enumerate() {
-                if *n > 0 {
-                    c.add_n(i, std::mem::take(n));
-                }
-            }
         }
     }
 

@@ -252,6 +252,24 @@ fn counts_record_rules_never_values() {
 }
 
 #[test]
+fn a_body_cut_short_still_counts_what_was_masked() {
+    let m = mask(json!({ "fields": [{ "path": "$..ssn", "action": "redact" }] }));
+    let counts = Arc::new(BodyCounts::new("mask", vec!["$..ssn".into()].into()));
+    let mut rw = Rewriter::new(Some(m), None, Some(counts.clone()), 1 << 20, false);
+    let out = rw
+        .on_data(
+            Bytes::from_static(br#"[{"ssn":"1"},{"ssn":"2"},{"ss"#),
+            false,
+        )
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out).contains(r#""1""#));
+    // The client's connection ends here: the rewriter is dropped mid-body.
+    drop(rw);
+    let got: Vec<u32> = counts.nonzero().map(|(_, _, c)| c).collect();
+    assert_eq!(got, vec![2]);
+}
+
+#[test]
 fn what_cannot_be_followed_is_refused_or_passed_as_configured() {
     let m = mask(json!({ "detect": [{ "kind": "email", "action": "redact" }] }));
     for bad in [

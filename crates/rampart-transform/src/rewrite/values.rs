@@ -2,7 +2,7 @@
 //! numbers and literals; the scan for a string's end; and giving up on a body.
 
 use rampart_config::MaskAction;
-use rampart_core::pii;
+use rampart_core::{pii, BodyCounts};
 
 use super::{Disp, Rewriter, St, TOO_LARGE, UNPARSEABLE};
 use crate::action;
@@ -64,7 +64,39 @@ pub(super) fn is_text(raw: &[u8]) -> bool {
     raw.is_ascii() || std::str::from_utf8(raw).is_ok()
 }
 
+/// How many rules' counts a rewriter tallies itself (the rest go straight to the
+/// exchange's counts).
+pub(super) const TALLY: usize = 8;
+
+/// Counts one action of `rule` in `tally`, or in `counts` past the tally's end.
+pub(super) fn tally(tally: &mut [u32; TALLY], counts: Option<&BodyCounts>, rule: usize) {
+    match tally.get_mut(rule) {
+        Some(n) => *n += 1,
+        None => {
+            if let Some(c) = counts {
+                c.add(rule);
+            }
+        }
+    }
+}
+
 impl Rewriter {
+    /// Counts one action of `rule`.
+    pub(super) fn count(&mut self, rule: usize) {
+        tally(&mut self.tally, self.counts.as_deref(), rule);
+    }
+
+    /// Adds the tallied counts to the exchange's.
+    pub(super) fn flush_counts(&mut self) {
+        if let Some(c) = &self.counts {
+            for (i, n) in self.tally.iter_mut().enumerate() {
+                if *n > 0 {
+                    c.add_n(i, std::mem::take(n));
+                }
+            }
+        }
+    }
+
     /// A string value ends with the quote at `data[q]`; its content is `data[from..q]`
     /// or, when it began in an earlier frame, held in `tok` (and then nothing of it
     /// has been written but the opening quote).
@@ -164,7 +196,7 @@ impl Rewriter {
                 Some(f.kind.name()),
                 m.key.as_ref(),
             );
-            super::tally(&mut self.tally, self.counts.as_deref(), i);
+            tally(&mut self.tally, self.counts.as_deref(), i);
             at = f.end;
         }
         action::escape(&mut out, &text[at..]);
