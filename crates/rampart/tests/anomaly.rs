@@ -214,9 +214,17 @@ routes:
         }
     }
     next_second().await;
-    // The request that closes the window is answered; from then on, the address has
-    // a budget of 2 and then one a minute, whatever key it sends.
+    // The request that closes the window is answered. The window is scored in that
+    // request's log phase, just after its answer is sent (a request on another
+    // worker may come first), so the test waits for the flag to be counted; from
+    // then on, the address has a budget of 2 and then one a minute, whatever key it
+    // sends.
     assert_eq!(get_with(gw.http(), "/api/x", &wrong).await.status, 401);
+    let flagged = "rampart_anomaly_flags_total{signal=\"auth_failures\"} 1";
+    assert!(
+        eventually(async || gw.feature_metrics().contains(flagged)).await,
+        "the window was never flagged"
+    );
     let key = [("x-api-key", good.key.as_str())];
     assert_eq!(get_with(gw.http(), "/api/x", &key).await.status, 200);
     assert_eq!(get_with(gw.http(), "/api/x", &key).await.status, 200);
