@@ -117,9 +117,15 @@ async fn a_consumer_walking_ids_is_banned_on_every_instance_and_a_steady_one_is_
     next_second().await;
     ordinary(a.http(), &steady).await;
     batch(a.http(), &walker, 1000..1030).await;
-    // The walker's next request closes that window: flagged, and banned from then on.
+    // The walker's next request closes that window: flagged, and banned from then on
+    // (once that request's log phase, just after its answer, has scored the window).
     next_second().await;
     assert_eq!(order(a.http(), &walker, 1).await.status, 200);
+    let flagged = "rampart_anomaly_flags_total{signal=\"distinct_ids\"} 1";
+    assert!(
+        eventually(async || a.feature_metrics().contains(flagged)).await,
+        "the window was never flagged"
+    );
     let refused = order(a.http(), &walker, 1).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
     assert!(refused.header("retry-after").is_some());
